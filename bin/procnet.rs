@@ -1,0 +1,130 @@
+//! The `procnet` command: parses arguments, calls the library, prints errors once, and maps
+//! results to the exit codes in `procnet::exit_codes`.
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::mpsc;
+use std::time::Duration;
+
+use clap::{Parser, Subcommand};
+use procnet::exit_codes;
+use procnet::launch::{self, RunError, RunOptions};
+use procnet::topology::{self, LoadError, Topology};
+
+/// Brokerless process networks over ZeroMQ.
+#[derive(Parser)]
+#[command(name = "procnet", version, about, long_about = None)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run a topology: start every node, wire them, and wait until every record went through.
+    Run {
+        /// The topology file.
+        file: PathBuf,
+        /// Seconds every node may take to join the network before the run fails.
+        #[arg(long, default_value_t = 30.0, value_name = "SECONDS")]
+        startup_timeout: f64,
+    },
+    /// Validate a topology and print a summary, without starting anything.
+    Check {
+        /// The topology file.
+        file: PathBuf,
+    },
+    /// Print a topology as a Graphviz DOT graph.
+    Graph {
+        /// The topology file.
+        file: PathBuf,
+    },
+    /// Run one built-in node replica (started by `procnet run`; reads its environment).
+    #[command(hide = true)]
+    Node,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    ExitCode::from(match cli.command {
+        Command::Run { file, startup_timeout } => run(&file, startup_timeout),
+        Command::Check { file } => with_topology(&file, |t| print!("{}", topology::summary(t))),
+        Command::Graph { file } => with_topology(&file, |t| print!("{}", topology::dot(t))),
+        Command::Node => node(),
+    })
+}
+
+/// Load a topology, printing its diagnostics; None (after printing) if it is invalid.
+fn load(file: &Path) -> Option<Topology> {
+    match topology::load(file) {
+        Ok((t, warnings)) => {
+            if !warnings.diagnostics.is_empty() {
+                eprint!("{warnings}");
+            }
+            Some(t)
+        }
+        Err(e) => {
+            if let LoadError::Invalid(report) = &e {
+                eprintln!("{report}");
+            }
+            eprintln!("procnet: {e}");
+            None
+        }
+    }
+}
+
+fn with_topology(file: &Path, f: impl FnOnce(&Topology)) -> u8 {
+    match load(file) {
+        Some(t) => {
+            f(&t);
+            exit_codes::OK
+        }
+        None => exit_codes::INVALID_TOPOLOGY,
+    }
+}
+
+fn run(file: &Path, startup_timeout: f64) -> u8 {
+    let Some(t) = load(file) else { return exit_codes::INVALID_TOPOLOGY };
+    let (tx, rx) = mpsc::channel();
+    // The handler only reports the signal; the supervisor's loop decides what to do.
+    if let Err(e) = ctrlc::set_handler(move || {
+        let _ = tx.send(libc::SIGINT);
+    }) {
+        eprintln!("procnet: failed to install the Ctrl-C handler: {e}");
+        return exit_codes::NODE_FAILED;
+    }
+    let opts = RunOptions { startup_timeout: Duration::from_secs_f64(startup_timeout.max(0.0)) };
+    match launch::run(&t, &opts, &rx) {
+        Ok(outcome) => {
+            let dropped = outcome.drop_report();
+            for line in &dropped {
+                eprintln!("procnet: {line}");
+            }
+            if dropped.is_empty() {
+                exit_codes::OK
+            } else {
+                eprintln!("procnet: run `{}` finished, but dropped {} invalid frames or records: results are incomplete", t.name, outcome.dropped());
+                exit_codes::DATA_DROPPED
+            }
+        }
+        Err(e) => {
+            eprintln!("procnet: {e}");
+            match e {
+                RunError::Interrupted { signal } if signal == libc::SIGTERM => exit_codes::TERMINATED,
+                RunError::Interrupted { .. } => exit_codes::INTERRUPTED,
+                _ => exit_codes::NODE_FAILED,
+            }
+        }
+    }
+}
+
+fn node() -> u8 {
+    match procnet::runtime::run_builtin_from_env() {
+        Ok(procnet::runtime::Ending::Finished) => exit_codes::OK,
+        Ok(procnet::runtime::Ending::FailedReported) => exit_codes::NODE_FAILED,
+        Err(e) => {
+            eprintln!("procnet: node failed: {e}");
+            exit_codes::NODE_FAILED
+        }
+    }
+}

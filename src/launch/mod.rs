@@ -1,0 +1,9 @@
+//! The launcher: starts one process per node replica, wires them over the control channel,
+//! supervises them, and leaves nothing behind.
+
+mod outcome;
+mod spawn;
+mod supervisor;
+
+pub use outcome::{Outcome, ReplicaReport, RunError};
+pub use supervisor::{run, RunOptions};

@@ -1,0 +1,104 @@
+//! What a run produced: per-replica counters on success, or why it failed.
+
+use std::fmt;
+use std::time::Duration;
+
+use crate::wire::Stats;
+
+/// One replica's final report.
+#[derive(Debug, Clone)]
+pub struct ReplicaReport {
+    /// `name.replica`.
+    pub id: String,
+    /// What it counted.
+    pub stats: Stats,
+    /// Why it dropped frames or records, if it did (the first few reasons).
+    pub notes: Vec<String>,
+}
+
+/// A run in which every node finished its stream and exited 0.
+#[derive(Debug, Clone)]
+pub struct Outcome {
+    /// From the first spawn to the last exit.
+    pub elapsed: Duration,
+    /// From the first spawn to every node ready (the start barrier).
+    pub startup: Duration,
+    /// Every replica, in topology order.
+    pub replicas: Vec<ReplicaReport>,
+}
+
+impl Outcome {
+    /// Frames and records dropped anywhere in the run.
+    pub fn dropped(&self) -> u64 {
+        self.replicas.iter().map(|r| r.stats.invalid_frames + r.stats.bad_records).sum()
+    }
+
+    /// One line per replica that dropped anything, naming it, counting, and giving reasons.
+    pub fn drop_report(&self) -> Vec<String> {
+        let mut lines = Vec::new();
+        for r in self.replicas.iter().filter(|r| r.stats.invalid_frames + r.stats.bad_records > 0) {
+            let mut parts = Vec::new();
+            if r.stats.invalid_frames > 0 {
+                parts.push(format!("{} invalid frame{}", r.stats.invalid_frames, if r.stats.invalid_frames == 1 { "" } else { "s" }));
+            }
+            if r.stats.bad_records > 0 {
+                parts.push(format!("{} bad record{}", r.stats.bad_records, if r.stats.bad_records == 1 { "" } else { "s" }));
+            }
+            lines.push(format!("node `{}` dropped {}", r.id, parts.join(" and ")));
+            lines.extend(r.notes.iter().map(|n| format!("  {n}")));
+        }
+        lines
+    }
+}
+
+/// Why a run did not complete.
+#[derive(Debug)]
+pub enum RunError {
+    /// The launcher could not set up (run directory, control socket).
+    Setup(String),
+    /// A replica could not be started.
+    Spawn {
+        /// `name.replica`.
+        id: String,
+        /// Why, in words.
+        cause: String,
+    },
+    /// A replica failed: reported an error, exited non-zero, was killed, or quit early.
+    NodeFailed {
+        /// `name.replica`.
+        id: String,
+        /// What it said, or how it ended.
+        cause: String,
+    },
+    /// Some replicas did not join or get ready in time.
+    Startup {
+        /// The replicas still not ready.
+        waiting: Vec<String>,
+        /// The limit that passed.
+        timeout: Duration,
+    },
+    /// The run was interrupted by a signal (SIGINT or SIGTERM).
+    Interrupted {
+        /// The signal number.
+        signal: i32,
+    },
+}
+
+impl fmt::Display for RunError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            RunError::Setup(msg) => f.write_str(msg),
+            RunError::Spawn { id, cause } => write!(f, "failed to start node `{id}`: {cause}"),
+            RunError::NodeFailed { id, cause } => write!(f, "node `{id}` failed: {cause}"),
+            RunError::Startup { waiting, timeout } => write!(
+                f,
+                "nodes did not join the network within {} s: {} (do they speak the procnet protocol?)",
+                timeout.as_secs_f64(),
+                waiting.join(", ")
+            ),
+            RunError::Interrupted { signal } => write!(f, "interrupted by {}", super::spawn::signal_name(*signal)),
+        }
+    }
+}
+
+impl std::error::Error for RunError {}

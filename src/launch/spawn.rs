@@ -1,0 +1,127 @@
+//! Starting one node replica as an OS process: the procnet binary itself for a built-in kind,
+//! the declared command otherwise; in its own process group, with stdin from /dev/null, its
+//! identity in the environment, and a death signal so it never outlives the launcher.
+
+use std::io;
+use std::os::unix::process::CommandExt;
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+
+use crate::runtime::vars;
+use crate::topology::{NodeId, Runner, Topology};
+
+/// What the launcher tells one replica through its environment.
+pub struct Launch<'a> {
+    /// The node.
+    pub node: NodeId,
+    /// The replica index.
+    pub replica: u32,
+    /// The launcher's control endpoint.
+    pub control: &'a str,
+    /// Where the replica binds its input, if it has inputs.
+    pub bind: Option<&'a str>,
+    /// The run's private directory.
+    pub run_dir: &'a Path,
+}
+
+/// Start the replica. The child leads its own process group, so a terminal's Ctrl-C reaches
+/// only the launcher, which decides, and the launcher can kill the node with everything it
+/// started by signalling the group.
+pub fn spawn(t: &Topology, l: &Launch<'_>) -> io::Result<Child> {
+    let node = &t.nodes[l.node];
+    let mut cmd = match &node.runner {
+        Runner::Builtin(kind) => {
+            let mut c = Command::new(std::env::current_exe()?);
+            c.arg("node");
+            c.env(vars::CONFIG, serde_json::to_string(kind).expect("a kind serializes"));
+            c
+        }
+        Runner::Command(argv) => {
+            let mut c = Command::new(&argv[0]);
+            c.args(&argv[1..]);
+            c
+        }
+    };
+    cmd.current_dir(&t.base_dir)
+        .stdin(Stdio::null())
+        .env(vars::PROTOCOL, crate::wire::VERSION.to_string())
+        .env(vars::NODE, &node.name)
+        .env(vars::REPLICA, l.replica.to_string())
+        .env(vars::REPLICAS, node.replicas.to_string())
+        .env(vars::CONTROL, l.control)
+        .env(vars::TOPOLOGY, &t.name)
+        .env(vars::RUN_DIR, l.run_dir)
+        .env_remove(vars::BIND)
+        .process_group(0);
+    if let Some(bind) = l.bind {
+        cmd.env(vars::BIND, bind);
+    }
+    let launcher = std::process::id() as libc::pid_t;
+    // SAFETY: only async-signal-safe calls (prctl, getppid, _exit) between fork and exec.
+    unsafe {
+        cmd.pre_exec(move || {
+            // If the launcher dies, even by SIGKILL, the kernel kills this node.
+            if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) != 0 {
+                return Err(io::Error::last_os_error());
+            }
+            // The launcher may have died before prctl took effect.
+            if libc::getppid() != launcher {
+                libc::_exit(1);
+            }
+            Ok(())
+        });
+    }
+    cmd.spawn()
+}
+
+/// Why a program could not be started, in words.
+pub fn describe_spawn_error(t: &Topology, node: NodeId, e: &io::Error) -> String {
+    let program = match &t.nodes[node].runner {
+        Runner::Command(argv) => argv[0].clone(),
+        Runner::Builtin(_) => "the procnet binary".to_string(),
+    };
+    match e.kind() {
+        io::ErrorKind::NotFound => format!("command `{program}` not found"),
+        io::ErrorKind::PermissionDenied => format!("command `{program}` is not executable"),
+        _ => format!("failed to start `{program}`: {e}"),
+    }
+}
+
+/// Send `signal` to the process group led by `pid`; a group that is gone already is fine.
+pub fn signal_group(pid: u32, signal: libc::c_int) {
+    // SAFETY: kill has no memory-safety preconditions.
+    unsafe {
+        libc::kill(-(pid as libc::pid_t), signal);
+    }
+}
+
+/// A process's exit status in words: "exited with status 3", "was killed by SIGSEGV".
+pub fn describe_status(status: std::process::ExitStatus) -> String {
+    use std::os::unix::process::ExitStatusExt;
+    if let Some(code) = status.code() {
+        return format!("exited with status {code}");
+    }
+    match status.signal() {
+        Some(sig) => format!("was killed by {}", signal_name(sig)),
+        None => format!("ended with {status}"),
+    }
+}
+
+/// A signal's conventional name.
+pub fn signal_name(sig: i32) -> String {
+    let name = match sig {
+        libc::SIGHUP => "SIGHUP",
+        libc::SIGINT => "SIGINT",
+        libc::SIGQUIT => "SIGQUIT",
+        libc::SIGILL => "SIGILL",
+        libc::SIGABRT => "SIGABRT",
+        libc::SIGBUS => "SIGBUS",
+        libc::SIGFPE => "SIGFPE",
+        libc::SIGKILL => "SIGKILL",
+        libc::SIGSEGV => "SIGSEGV",
+        libc::SIGPIPE => "SIGPIPE",
+        libc::SIGTERM => "SIGTERM",
+        _ => return format!("signal {sig}"),
+    };
+    name.to_string()
+}

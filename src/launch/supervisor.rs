@@ -1,0 +1,268 @@
+//! The launcher's one event loop: spawn every replica, run the start barrier over the control
+//! channel (hello -> wire -> ready -> start), watch for `done`, `failed` and exits, and on any
+//! failure or interrupt kill every process group and reap every child. Nothing of a run
+//! outlives `run`.
+
+use std::collections::HashMap;
+use std::process::Child;
+use std::sync::mpsc::Receiver;
+use std::time::{Duration, Instant};
+
+use super::outcome::{Outcome, ReplicaReport, RunError};
+use super::spawn::{describe_spawn_error, describe_status, signal_group, spawn, Launch};
+use crate::topology::{NodeId, Topology, Transport};
+use crate::wire::{self, Downstream, Message, Stats, Upstream};
+
+/// Options of one run.
+#[derive(Debug, Clone)]
+pub struct RunOptions {
+    /// How long every replica may take to join and get ready.
+    pub startup_timeout: Duration,
+}
+
+impl Default for RunOptions {
+    fn default() -> Self {
+        RunOptions { startup_timeout: Duration::from_secs(30) }
+    }
+}
+
+/// Where a replica is in its life; the supervisor owns it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+enum Phase {
+    Spawned,
+    Joined,
+    Ready,
+    Started,
+    Done,
+    Exited,
+}
+
+struct Replica {
+    node: NodeId,
+    id: String,
+    child: Child,
+    phase: Phase,
+    endpoint: Option<String>,
+    report: Option<(Stats, Vec<String>)>,
+}
+
+/// The control socket and every replica of one run.
+struct Supervisor<'t> {
+    topology: &'t Topology,
+    control: zmq::Socket,
+    replicas: Vec<Replica>,
+    by_id: HashMap<String, usize>,
+    started: Instant,
+    ready_at: Option<Duration>,
+}
+
+/// Run `topology` to the end. `interrupt` delivers the signal number of a Ctrl-C or SIGTERM.
+pub fn run(topology: &Topology, opts: &RunOptions, interrupt: &Receiver<i32>) -> Result<Outcome, RunError> {
+    let dir = run_dir()?;
+    let ctx = zmq::Context::new();
+    let control_ep = format!("ipc://{}/control", dir.path().display());
+    let control = ctx.socket(zmq::ROUTER).map_err(|e| RunError::Setup(format!("failed to create the control socket: {e}")))?;
+    control.set_linger(0).map_err(|e| RunError::Setup(format!("failed to configure the control socket: {e}")))?;
+    control.bind(&control_ep).map_err(|e| RunError::Setup(format!("failed to bind `{control_ep}`: {e}")))?;
+    let mut sup = Supervisor {
+        topology,
+        control,
+        replicas: Vec::new(),
+        by_id: HashMap::new(),
+        started: Instant::now(),
+        ready_at: None,
+    };
+    let result = sup.spawn_all(&control_ep, dir.path()).and_then(|()| sup.supervise(opts, interrupt));
+    sup.kill_and_reap();
+    result
+}
+
+fn run_dir() -> Result<tempfile::TempDir, RunError> {
+    let base = std::env::var_os("XDG_RUNTIME_DIR").map(std::path::PathBuf::from).filter(|p| p.is_dir()).unwrap_or_else(std::env::temp_dir);
+    tempfile::Builder::new()
+        .prefix("procnet-")
+        .tempdir_in(&base)
+        .map_err(|e| RunError::Setup(format!("failed to create a run directory in `{}`: {e}", base.display())))
+}
+
+impl Supervisor<'_> {
+    fn spawn_all(&mut self, control: &str, dir: &std::path::Path) -> Result<(), RunError> {
+        for (node_id, node) in self.topology.nodes.iter().enumerate() {
+            for index in 0..node.replicas {
+                let id = format!("{}.{index}", node.name);
+                let bind = (!node.inputs.is_empty()).then(|| match node.transport {
+                    Transport::Ipc => format!("ipc://{}/{id}", dir.display()),
+                    Transport::Tcp => "tcp://127.0.0.1:*".to_string(),
+                });
+                let launch = Launch { node: node_id, replica: index, control, bind: bind.as_deref(), run_dir: dir };
+                let child = spawn(self.topology, &launch)
+                    .map_err(|e| RunError::Spawn { id: id.clone(), cause: describe_spawn_error(self.topology, node_id, &e) })?;
+                self.by_id.insert(id.clone(), self.replicas.len());
+                self.replicas.push(Replica { node: node_id, id, child, phase: Phase::Spawned, endpoint: None, report: None });
+            }
+        }
+        Ok(())
+    }
+
+    fn supervise(&mut self, opts: &RunOptions, interrupt: &Receiver<i32>) -> Result<Outcome, RunError> {
+        loop {
+            if let Ok(signal) = interrupt.try_recv() {
+                return Err(RunError::Interrupted { signal });
+            }
+            let all_done = self.replicas.iter().all(|r| r.phase >= Phase::Done);
+            self.receive(if all_done { 5 } else { 50 })?;
+            self.reap_exited()?;
+            if self.replicas.iter().all(|r| r.phase == Phase::Exited) {
+                return Ok(self.outcome());
+            }
+            if self.ready_at.is_none() && self.started.elapsed() > opts.startup_timeout {
+                let waiting = self.replicas.iter().filter(|r| r.phase < Phase::Ready).map(|r| r.id.clone()).collect();
+                return Err(RunError::Startup { waiting, timeout: opts.startup_timeout });
+            }
+        }
+    }
+
+    /// Handle every control message that arrives within `timeout_ms`.
+    fn receive(&mut self, timeout_ms: i64) -> Result<(), RunError> {
+        let mut timeout = timeout_ms;
+        loop {
+            let n = self.control.poll(zmq::POLLIN, timeout).map_err(|e| RunError::Setup(format!("failed to poll the control socket: {e}")))?;
+            if n == 0 {
+                return Ok(());
+            }
+            timeout = 0;
+            let parts = self.control.recv_multipart(0).map_err(|e| RunError::Setup(format!("failed to read the control socket: {e}")))?;
+            let [identity, frame] = parts.as_slice() else { continue };
+            let Some(&i) = std::str::from_utf8(identity).ok().and_then(|id| self.by_id.get(id)) else { continue };
+            let msg = wire::decode(frame).map_err(|e| RunError::NodeFailed {
+                id: self.replicas[i].id.clone(),
+                cause: format!("sent an invalid control message: {e}"),
+            })?;
+            self.handle(i, msg)?;
+        }
+    }
+
+    fn handle(&mut self, i: usize, msg: Message) -> Result<(), RunError> {
+        let r = &mut self.replicas[i];
+        match msg {
+            Message::Hello { input, .. } if r.phase == Phase::Spawned => {
+                r.phase = Phase::Joined;
+                r.endpoint = input;
+                if self.replicas.iter().all(|r| r.phase >= Phase::Joined) {
+                    self.send_wiring()?;
+                }
+            }
+            Message::Ready if r.phase == Phase::Joined => {
+                r.phase = Phase::Ready;
+                if self.replicas.iter().all(|r| r.phase >= Phase::Ready) {
+                    self.ready_at = Some(self.started.elapsed());
+                    for j in 0..self.replicas.len() {
+                        self.replicas[j].phase = self.replicas[j].phase.max(Phase::Started);
+                        self.tell(j, &Message::Start)?;
+                    }
+                }
+            }
+            Message::Done { stats, notes } if r.phase == Phase::Started => {
+                r.phase = Phase::Done;
+                r.report = Some((stats, notes));
+            }
+            Message::Failed { error } => return Err(RunError::NodeFailed { id: r.id.clone(), cause: error }),
+            other => {
+                return Err(RunError::NodeFailed {
+                    id: r.id.clone(),
+                    cause: format!("sent `{}` out of turn (it was {:?})", other.type_name(), r.phase),
+                })
+            }
+        }
+        Ok(())
+    }
+
+    /// Every replica has bound its input: tell each whom it reads from and where to send.
+    fn send_wiring(&mut self) -> Result<(), RunError> {
+        let t = self.topology;
+        let endpoints = |node: NodeId| -> Vec<String> {
+            self.replicas.iter().filter(|r| r.node == node).map(|r| r.endpoint.clone().unwrap_or_default()).collect()
+        };
+        let wiring: Vec<Message> = self
+            .replicas
+            .iter()
+            .map(|r| Message::Wire {
+                inputs: t.nodes[r.node]
+                    .inputs
+                    .iter()
+                    .map(|&u| Upstream { node: t.nodes[u].name.clone(), replicas: t.nodes[u].replicas })
+                    .collect(),
+                outputs: t
+                    .consumers(r.node)
+                    .into_iter()
+                    .map(|d| Downstream { node: t.nodes[d].name.clone(), endpoints: endpoints(d) })
+                    .collect(),
+            })
+            .collect();
+        for (i, msg) in wiring.iter().enumerate() {
+            self.tell(i, msg)?;
+        }
+        Ok(())
+    }
+
+    fn tell(&self, i: usize, msg: &Message) -> Result<(), RunError> {
+        let id = self.replicas[i].id.as_bytes();
+        self.control
+            .send_multipart([id, &wire::encode(msg)], 0)
+            .map_err(|e| RunError::Setup(format!("failed to send `{}` to node `{}`: {e}", msg.type_name(), self.replicas[i].id)))
+    }
+
+    /// Notice replicas that exited; any exit other than 0 after `done` fails the run.
+    fn reap_exited(&mut self) -> Result<(), RunError> {
+        for i in 0..self.replicas.len() {
+            if self.replicas[i].phase == Phase::Exited {
+                continue;
+            }
+            let status = match self.replicas[i].child.try_wait() {
+                Ok(Some(status)) => status,
+                Ok(None) => continue,
+                Err(e) => return Err(RunError::Setup(format!("failed to wait for node `{}`: {e}", self.replicas[i].id))),
+            };
+            if status.success() && self.replicas[i].phase == Phase::Done {
+                self.replicas[i].phase = Phase::Exited;
+                continue;
+            }
+            // A failing node sends `failed` just before it exits: give the message a moment
+            // to arrive so the cause, not just the status, is reported.
+            self.receive(200)?;
+            let r = &mut self.replicas[i];
+            r.phase = Phase::Exited;
+            let cause = if status.success() {
+                "exited before finishing its stream (status 0 without `done`: does it speak the procnet protocol?)".to_string()
+            } else {
+                describe_status(status)
+            };
+            return Err(RunError::NodeFailed { id: r.id.clone(), cause });
+        }
+        Ok(())
+    }
+
+    fn outcome(&mut self) -> Outcome {
+        let replicas = self
+            .replicas
+            .iter_mut()
+            .map(|r| {
+                let (stats, notes) = r.report.take().expect("every exited replica reported done");
+                ReplicaReport { id: r.id.clone(), stats, notes }
+            })
+            .collect();
+        Outcome { elapsed: self.started.elapsed(), startup: self.ready_at.unwrap_or_default(), replicas }
+    }
+
+    /// Kill every replica's process group (what a command node started goes with it) and
+    /// reap every child. Groups of replicas that already exited are signalled too, for the
+    /// grandchildren they may have left.
+    fn kill_and_reap(&mut self) {
+        for r in &self.replicas {
+            signal_group(r.child.id(), libc::SIGKILL);
+        }
+        for r in &mut self.replicas {
+            let _ = r.child.wait();
+        }
+    }
+}

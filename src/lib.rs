@@ -1,0 +1,24 @@
+//! procnet: brokerless process networks over ZeroMQ.
+//!
+//! A topology file declares nodes (built-in kinds or commands), their replica counts and the
+//! edges between them; the launcher starts one OS process per replica and the nodes exchange
+//! MessagePack records directly over PUSH/PULL sockets, with no broker in the data path.
+//!
+//! Module map:
+//! - [`topology`]: the topology file, from spanned TOML to a validated [`topology::Topology`],
+//!   with every problem reported at once as file:line:column.
+//! - [`record`]: records, MessagePack maps with string keys, and their JSON conversions.
+//! - [`wire`]: the versioned wire protocol, one `encode` and one `decode` for every message.
+//! - [`runtime`]: the node side: identity from the environment, joining the network, and the
+//!   `recv`/`send`/`finish` loop with exact end of stream.
+//! - [`nodes`]: the built-in node kinds (lines, filter, tally, sink), one file each.
+//! - [`launch`]: the launcher: spawn, start barrier, supervision, clean teardown.
+//! - [`exit_codes`]: the process exit codes, documented in one place.
+
+pub mod exit_codes;
+pub mod launch;
+pub mod nodes;
+pub mod record;
+pub mod runtime;
+pub mod topology;
+pub mod wire;

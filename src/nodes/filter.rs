@@ -1,0 +1,96 @@
+//! `filter`: passes on the records whose field matches (a substring or a regex), or with
+//! `invert`, those that do not. A record without the field does not match.
+
+use serde::{Deserialize, Serialize};
+
+use crate::record::text_of;
+use crate::runtime::{Node, NodeError};
+use crate::topology::diagnostic::{Diagnostic, Diagnostics};
+use crate::topology::raw::Table;
+
+/// What a filter looks for.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Pattern {
+    /// A substring.
+    Contains(String),
+    /// A regular expression (Rust `regex` syntax).
+    Regex(String),
+}
+
+/// Options of a `filter` node.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FilterConfig {
+    /// The field to test.
+    pub field: String,
+    /// What to look for in it.
+    pub pattern: Pattern,
+    /// Match regardless of case.
+    pub ignore_case: bool,
+    /// Pass the records that do not match instead.
+    pub invert: bool,
+}
+
+impl FilterConfig {
+    /// Option keys this kind accepts.
+    pub const KEYS: &'static [&'static str] = &["field", "contains", "regex", "ignore_case", "invert"];
+
+    /// Validate the options in `t`.
+    pub fn from_table(t: &Table<'_, '_>, diags: &mut Diagnostics) -> Option<Self> {
+        t.require("field", "name the record field to test, e.g. `field = \"body\"`", diags);
+        let field = t.str("field", diags);
+        let ignore_case = t.bool("ignore_case", diags).is_some_and(|b| *b.get_ref());
+        let invert = t.bool("invert", diags).is_some_and(|b| *b.get_ref());
+        let pattern = match (t.str("contains", diags), t.str("regex", diags)) {
+            (Some(_), Some(r)) => {
+                diags.push(
+                    Diagnostic::error(r.span(), format!("{} has both `contains` and `regex`", t.what()))
+                        .with_help("give exactly one of them"),
+                );
+                None
+            }
+            (None, None) => {
+                if t.get("contains").is_none() && t.get("regex").is_none() {
+                    t.require("contains", "give exactly one of `contains = \"text\"` or `regex = \"pattern\"`", diags);
+                }
+                None
+            }
+            (Some(c), None) => Some(Pattern::Contains(c.into_inner())),
+            (None, Some(r)) => match build(&Pattern::Regex(r.get_ref().clone()), ignore_case) {
+                Ok(_) => Some(Pattern::Regex(r.into_inner())),
+                Err(e) => {
+                    diags.error(r.span(), format!("`regex` in {} is not a valid regular expression: {}", t.what(), first_line(&e)));
+                    None
+                }
+            },
+        };
+        Some(FilterConfig { field: field?.into_inner(), pattern: pattern?, ignore_case, invert })
+    }
+
+    /// Pass on the matching records.
+    pub fn run(&self, node: &mut Node) -> Result<(), NodeError> {
+        let re = build(&self.pattern, self.ignore_case).map_err(|e| NodeError::Env(format!("invalid pattern: {e}")))?;
+        while let Some(rec) = node.recv()? {
+            let hit = rec.get(&self.field).is_some_and(|v| re.is_match(&text_of(v)));
+            if hit != self.invert {
+                node.send(&rec)?;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// A substring search is a regex of the escaped text: the regex engine's literal search is
+/// as fast as a hand-written one, and case folding is then Unicode-correct for both.
+fn build(pattern: &Pattern, ignore_case: bool) -> Result<regex::Regex, String> {
+    let source = match pattern {
+        Pattern::Contains(s) => regex::escape(s),
+        Pattern::Regex(r) => r.clone(),
+    };
+    regex::RegexBuilder::new(&source).case_insensitive(ignore_case).build().map_err(|e| e.to_string())
+}
+
+fn first_line(s: &str) -> String {
+    s.lines().filter(|l| !l.trim().is_empty()).last().unwrap_or(s).trim().to_string()
+}

@@ -1,0 +1,66 @@
+//! `tally`: counts its input and, at end of stream, writes one JSON object
+//! `{"count": N, "by": {"<value>": n, ...}}` (`by` only when configured), keys sorted.
+
+use std::collections::BTreeMap;
+use std::fs::File;
+use std::io::Write;
+use std::path::PathBuf;
+
+use serde::{Deserialize, Serialize};
+
+use crate::record::text_of;
+use crate::runtime::{Node, NodeError};
+use crate::topology::compile::resolve;
+use crate::topology::diagnostic::Diagnostics;
+use crate::topology::raw::Table;
+
+/// The group of records that lack the `by` field.
+pub const MISSING: &str = "(missing)";
+
+/// Options of a `tally` node.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TallyConfig {
+    /// Group counts by this field's value.
+    pub by: Option<String>,
+    /// Where to write the result; None means stdout.
+    pub output: Option<PathBuf>,
+}
+
+/// The result a tally writes.
+#[derive(Debug, Serialize)]
+struct Tally {
+    count: u64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    by: Option<BTreeMap<String, u64>>,
+}
+
+impl TallyConfig {
+    /// Option keys this kind accepts.
+    pub const KEYS: &'static [&'static str] = &["by", "output"];
+
+    /// Validate the options in `t`.
+    pub fn from_table(t: &Table<'_, '_>, base_dir: &std::path::Path, diags: &mut Diagnostics) -> Option<Self> {
+        let by = t.str("by", diags).map(|s| s.into_inner());
+        let output = t.str("output", diags).map(|s| s.into_inner()).filter(|p| p != "-").map(|p| resolve(base_dir, &p));
+        Some(TallyConfig { by, output })
+    }
+
+    /// Count everything, then write the result once.
+    pub fn run(&self, node: &mut Node) -> Result<(), NodeError> {
+        let mut out: Box<dyn Write> = match &self.output {
+            Some(p) => Box::new(File::create(p).map_err(NodeError::io(format!("create `{}`", p.display())))?),
+            None => Box::new(std::io::stdout()),
+        };
+        let mut tally = Tally { count: 0, by: self.by.as_ref().map(|_| BTreeMap::new()) };
+        while let Some(rec) = node.recv()? {
+            tally.count += 1;
+            if let (Some(field), Some(groups)) = (&self.by, &mut tally.by) {
+                let key = rec.get(field).map_or_else(|| MISSING.to_string(), |v| text_of(v).into_owned());
+                *groups.entry(key).or_default() += 1;
+            }
+        }
+        let json = serde_json::to_string(&tally).expect("a tally serializes");
+        writeln!(out, "{json}").and_then(|()| out.flush()).map_err(NodeError::io("write the tally"))
+    }
+}

@@ -1,0 +1,69 @@
+//! Who a node process is and where its launcher listens: read from the environment variables
+//! the launcher sets (documented in `docs/protocol.md`).
+
+use super::error::NodeError;
+
+/// Environment variable names, shared by the launcher (which sets them) and nodes.
+pub mod vars {
+    /// Protocol version the launcher speaks (`1`).
+    pub const PROTOCOL: &str = "PROCNET_PROTOCOL";
+    /// Node name.
+    pub const NODE: &str = "PROCNET_NODE";
+    /// Replica index, from 0.
+    pub const REPLICA: &str = "PROCNET_REPLICA";
+    /// Replica count of this node.
+    pub const REPLICAS: &str = "PROCNET_REPLICAS";
+    /// The launcher's control endpoint (connect a DEALER to it).
+    pub const CONTROL: &str = "PROCNET_CONTROL";
+    /// Where to bind the input PULL socket; unset for a node without inputs.
+    pub const BIND: &str = "PROCNET_BIND";
+    /// The topology's name.
+    pub const TOPOLOGY: &str = "PROCNET_TOPOLOGY";
+    /// The run's private directory (ipc endpoints live there).
+    pub const RUN_DIR: &str = "PROCNET_RUN_DIR";
+    /// Built-in nodes only: the validated options as JSON.
+    pub const CONFIG: &str = "PROCNET_CONFIG";
+}
+
+/// A node replica's identity and endpoints.
+#[derive(Debug, Clone)]
+pub struct Identity {
+    /// Node name.
+    pub node: String,
+    /// Replica index, from 0.
+    pub replica: u32,
+    /// Replica count.
+    pub replicas: u32,
+    /// The launcher's control endpoint.
+    pub control: String,
+    /// Where to bind the input socket, if the node has inputs.
+    pub bind: Option<String>,
+}
+
+impl Identity {
+    /// `name.replica`, the name used in messages and logs.
+    pub fn id(&self) -> String {
+        format!("{}.{}", self.node, self.replica)
+    }
+
+    /// Read the identity the launcher put in the environment.
+    pub fn from_env() -> Result<Identity, NodeError> {
+        let get = |name: &str| {
+            std::env::var(name).map_err(|_| NodeError::Env(format!("environment variable {name} is not set; procnet nodes are started by `procnet run`")))
+        };
+        let num = |name: &str| -> Result<u32, NodeError> {
+            get(name)?.parse().map_err(|_| NodeError::Env(format!("environment variable {name} is not a number")))
+        };
+        let protocol = get(vars::PROTOCOL)?;
+        if protocol != crate::wire::VERSION.to_string() {
+            return Err(NodeError::Env(format!("launcher speaks protocol {protocol}, this node {}", crate::wire::VERSION)));
+        }
+        Ok(Identity {
+            node: get(vars::NODE)?,
+            replica: num(vars::REPLICA)?,
+            replicas: num(vars::REPLICAS)?,
+            control: get(vars::CONTROL)?,
+            bind: std::env::var(vars::BIND).ok().filter(|s| !s.is_empty()),
+        })
+    }
+}

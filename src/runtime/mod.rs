@@ -1,0 +1,15 @@
+//! The node side of the protocol: identity from the environment, joining the network, and
+//! the record loop (`recv`, `send`, `finish`) that built-in and Rust command nodes share.
+
+mod entry;
+mod error;
+mod identity;
+mod input;
+mod node;
+mod output;
+
+pub use entry::{run_builtin, run_builtin_from_env, Ending};
+pub use error::NodeError;
+pub use identity::{vars, Identity};
+pub use node::Node;
+pub use output::{BATCH_BYTES, BATCH_RECORDS, HWM};

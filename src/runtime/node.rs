@@ -1,0 +1,251 @@
+//! A running node as its code sees it: join the network (hello, wire, ready, start), then
+//! `recv` records until end of stream, `send` records downstream, and `finish`.
+//!
+//! Fork safety: `Node::join` creates this process's ZeroMQ context; nothing before it may,
+//! so a node can be forked from a process that never had one.
+
+use std::time::{Duration, Instant};
+
+use super::error::NodeError;
+use super::identity::Identity;
+use super::input::{Input, MAX_NOTES};
+use super::output::Output;
+use crate::record::Record;
+use crate::wire::{self, Message, Stats};
+
+/// How long a node waits for the launcher's `wire` and `start` before giving up.
+pub const JOIN_TIMEOUT: Duration = Duration::from_secs(120);
+/// How often a blocked node looks at its control socket.
+const CONTROL_TICK_MS: i64 = 1000;
+
+/// One node replica connected to its network.
+pub struct Node {
+    id: String,
+    identity: Identity,
+    // Field order matters: sockets must drop before the context.
+    control: zmq::Socket,
+    input: Option<Input>,
+    outputs: Vec<Output>,
+    scratch: Vec<u8>,
+    bad_records: u64,
+    notes: Vec<String>,
+    stop_requested: bool,
+    ctx: zmq::Context,
+}
+
+impl Node {
+    /// Join the network described by `identity`: bind the input, say hello, connect the
+    /// outputs the launcher names, say ready, and wait for start.
+    pub fn join(identity: &Identity) -> Result<Node, NodeError> {
+        let ctx = zmq::Context::new();
+        let id = identity.id();
+        let control = ctx.socket(zmq::DEALER).map_err(NodeError::zmq("create the control socket"))?;
+        control.set_identity(id.as_bytes()).map_err(NodeError::zmq("set the control identity"))?;
+        control.set_linger(2000).map_err(NodeError::zmq("set the control linger"))?;
+        control
+            .connect(&identity.control)
+            .map_err(NodeError::zmq(format!("connect to the launcher at `{}`", identity.control)))?;
+        let input = identity.bind.as_deref().map(|ep| Input::bind(&ctx, ep)).transpose()?;
+        let mut node = Node {
+            id,
+            identity: identity.clone(),
+            control,
+            input,
+            outputs: Vec::new(),
+            scratch: Vec::new(),
+            bad_records: 0,
+            notes: Vec::new(),
+            stop_requested: false,
+            ctx,
+        };
+        node.handshake()?;
+        Ok(node)
+    }
+
+    fn handshake(&mut self) -> Result<(), NodeError> {
+        self.tell(&Message::Hello {
+            node: self.identity.node.clone(),
+            replica: self.identity.replica,
+            pid: std::process::id(),
+            input: self.input.as_ref().map(|i| i.endpoint.clone()),
+        })?;
+        let Message::Wire { inputs, outputs } = self.await_control("wire")? else { unreachable!("await_control checks the type") };
+        if let Some(input) = &mut self.input {
+            input.expect_eos(inputs.iter().map(|u| u64::from(u.replicas)).sum());
+        }
+        for d in &outputs {
+            self.outputs.push(Output::connect(&self.ctx, &d.node, &d.endpoints)?);
+        }
+        self.tell(&Message::Ready)?;
+        self.await_control("start")?;
+        Ok(())
+    }
+
+    /// Wait for the control message of type `want`, remembering a `stop` that comes first.
+    fn await_control(&mut self, want: &str) -> Result<Message, NodeError> {
+        let deadline = Instant::now() + JOIN_TIMEOUT;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return Err(NodeError::Protocol(format!("no `{want}` from the launcher within {} s", JOIN_TIMEOUT.as_secs())));
+            }
+            let ready = self.control.poll(zmq::POLLIN, left.as_millis() as i64).map_err(NodeError::zmq("poll the control socket"))?;
+            if ready == 0 {
+                continue;
+            }
+            let frame = self.control.recv_bytes(0).map_err(NodeError::zmq("receive from the launcher"))?;
+            match wire::decode(&frame) {
+                Ok(m) if m.type_name() == want => return Ok(m),
+                Ok(Message::Stop) => self.stop_requested = true,
+                Ok(m) => return Err(NodeError::Protocol(format!("expected `{want}` from the launcher, got `{}`", m.type_name()))),
+                Err(e) => return Err(NodeError::Protocol(format!("bad message from the launcher: {e}"))),
+            }
+        }
+    }
+
+    fn tell(&self, msg: &Message) -> Result<(), NodeError> {
+        self.control.send(wire::encode(msg), 0).map_err(NodeError::zmq("send to the launcher"))
+    }
+
+    /// `name.replica`.
+    pub fn id(&self) -> &str {
+        &self.id
+    }
+
+    /// This replica's identity.
+    pub fn identity(&self) -> &Identity {
+        &self.identity
+    }
+
+    /// Read any control messages that have arrived, without waiting.
+    fn poll_control(&mut self) -> Result<(), NodeError> {
+        loop {
+            match self.control.recv_bytes(zmq::DONTWAIT) {
+                Ok(frame) => {
+                    if let Ok(Message::Stop) = wire::decode(&frame) {
+                        self.stop_requested = true;
+                    }
+                }
+                Err(zmq::Error::EAGAIN) => return Ok(()),
+                Err(e) => return Err(NodeError::Zmq { what: "receive from the launcher".into(), source: e }),
+            }
+        }
+    }
+
+    /// Whether the launcher asked this node to stop; sources check it and end early.
+    pub fn stop_requested(&mut self) -> Result<bool, NodeError> {
+        self.poll_control()?;
+        Ok(self.stop_requested)
+    }
+
+    /// The next input record, or None at end of stream (every upstream replica ended and
+    /// every record they sent arrived). Pending output is flushed before waiting.
+    pub fn recv(&mut self) -> Result<Option<Record>, NodeError> {
+        loop {
+            let Some(input) = self.input.as_mut() else { return Ok(None) };
+            if let Some(r) = input.pop() {
+                return Ok(Some(r));
+            }
+            if input.all_ended() {
+                input.verify_complete()?;
+                return Ok(None);
+            }
+            match input.socket.recv_bytes(zmq::DONTWAIT) {
+                Ok(frame) => {
+                    input.accept(&frame);
+                }
+                Err(zmq::Error::EAGAIN) => {
+                    self.flush()?;
+                    self.wait_for_input()?;
+                }
+                Err(e) => return Err(NodeError::Zmq { what: "receive a record".into(), source: e }),
+            }
+        }
+    }
+
+    fn wait_for_input(&mut self) -> Result<(), NodeError> {
+        let input = self.input.as_ref().expect("only called with an input");
+        let mut items = [input.socket.as_poll_item(zmq::POLLIN), self.control.as_poll_item(zmq::POLLIN)];
+        zmq::poll(&mut items, CONTROL_TICK_MS).map_err(NodeError::zmq("poll for input"))?;
+        if items[1].is_readable() {
+            self.poll_control()?;
+        }
+        Ok(())
+    }
+
+    /// Send a record to every downstream node (load-balanced over each one's replicas).
+    pub fn send(&mut self, record: &Record) -> Result<(), NodeError> {
+        if self.outputs.is_empty() {
+            return Ok(());
+        }
+        self.scratch.clear();
+        wire::write_record(&mut self.scratch, record);
+        for i in 0..self.outputs.len() {
+            if self.outputs[i].push_encoded(&self.scratch) {
+                self.flush_output(i)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Send every pending batch now.
+    pub fn flush(&mut self) -> Result<(), NodeError> {
+        for i in 0..self.outputs.len() {
+            self.flush_output(i)?;
+        }
+        Ok(())
+    }
+
+    fn flush_output(&mut self, i: usize) -> Result<(), NodeError> {
+        let Some((frame, n)) = self.outputs[i].take_frame() else { return Ok(()) };
+        while !self.outputs[i].try_send(&frame, n)? {
+            // Every peer is full: this is backpressure. Wait for room, watching control.
+            let out = &self.outputs[i];
+            let mut items = out.poll_items();
+            items.push(self.control.as_poll_item(zmq::POLLIN));
+            zmq::poll(&mut items, CONTROL_TICK_MS).map_err(NodeError::zmq("poll for room downstream"))?;
+            let control_ready = items.last().is_some_and(|c| c.is_readable());
+            drop(items);
+            if control_ready {
+                self.poll_control()?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Count a record this node could not process and dropped, keeping the first reasons.
+    pub fn bad_record(&mut self, note: String) {
+        self.bad_records += 1;
+        if self.notes.len() < MAX_NOTES {
+            self.notes.push(note);
+        }
+    }
+
+    /// What this node has counted so far.
+    pub fn stats(&self) -> Stats {
+        let input = self.input.as_ref();
+        Stats {
+            received: input.map_or(0, Input::received),
+            sent: self.outputs.iter().map(Output::sent_total).sum(),
+            invalid_frames: input.map_or(0, |i| i.invalid_frames),
+            bad_records: self.bad_records,
+        }
+    }
+
+    /// End this node's stream: flush, send `eos` on every pipe, report `done`.
+    pub fn finish(&mut self) -> Result<(), NodeError> {
+        self.flush()?;
+        let id = self.id.clone();
+        for out in &mut self.outputs {
+            out.end(&id)?;
+        }
+        let mut notes = self.input.as_ref().map(|i| i.notes.clone()).unwrap_or_default();
+        notes.extend(self.notes.iter().cloned());
+        self.tell(&Message::Done { stats: self.stats(), notes })
+    }
+
+    /// Tell the launcher this node failed and why.
+    pub fn fail(&self, error: &NodeError) -> Result<(), NodeError> {
+        self.tell(&Message::Failed { error: error.to_string() })
+    }
+}

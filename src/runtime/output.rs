@@ -1,0 +1,103 @@
+//! One output edge: a PUSH socket per replica of the downstream node, records batched into
+//! `data` frames and load-balanced over the replicas, and one `eos` per replica at the end.
+//!
+//! Why a socket per peer instead of one PUSH connected to all: a single PUSH socket skips
+//! peers whose pipe is full, so one end-of-stream token per peer can reach one peer twice and
+//! another never. With a socket per peer, each pipe carries exactly one `eos`, after every
+//! record sent on it, and the `eos` says how many that was.
+
+use super::error::NodeError;
+use crate::wire::{self, Message};
+
+/// A batch is sent once it holds this many records...
+pub const BATCH_RECORDS: usize = 256;
+/// ...or this many bytes, whichever comes first (and whenever the node is about to wait).
+pub const BATCH_BYTES: usize = 64 * 1024;
+/// Frames queued per pipe on each side before a sender blocks: bounds memory per pipe to
+/// about 2 x HWM x BATCH_BYTES.
+pub const HWM: i32 = 16;
+
+/// Sockets to every replica of one downstream node.
+pub struct Output {
+    /// Downstream node name.
+    pub node: String,
+    peers: Vec<zmq::Socket>,
+    sent: Vec<u64>,
+    next: usize,
+    batch: Vec<u8>,
+    batch_len: usize,
+}
+
+impl Output {
+    /// Connect one PUSH socket to each endpoint (one per downstream replica).
+    pub fn connect(ctx: &zmq::Context, node: &str, endpoints: &[String]) -> Result<Output, NodeError> {
+        let mut peers = Vec::with_capacity(endpoints.len());
+        for ep in endpoints {
+            let s = ctx.socket(zmq::PUSH).map_err(NodeError::zmq("create a PUSH socket"))?;
+            s.set_sndhwm(HWM).map_err(NodeError::zmq("set the send high-water mark"))?;
+            s.connect(ep).map_err(NodeError::zmq(format!("connect to `{ep}`")))?;
+            peers.push(s);
+        }
+        Ok(Output { node: node.to_string(), sent: vec![0; peers.len()], peers, next: 0, batch: Vec::new(), batch_len: 0 })
+    }
+
+    /// Add one encoded record; returns true when the batch is full and should be flushed.
+    pub fn push_encoded(&mut self, record: &[u8]) -> bool {
+        self.batch.extend_from_slice(record);
+        self.batch_len += 1;
+        self.batch_len >= BATCH_RECORDS || self.batch.len() >= BATCH_BYTES
+    }
+
+    /// Records sent so far, over all peers.
+    pub fn sent_total(&self) -> u64 {
+        self.sent.iter().sum::<u64>() + self.batch_len as u64
+    }
+
+    /// The pending batch as a `data` frame, or None if it is empty. Clears the batch.
+    pub fn take_frame(&mut self) -> Option<(Vec<u8>, usize)> {
+        if self.batch_len == 0 {
+            return None;
+        }
+        let mut frame = Vec::with_capacity(self.batch.len() + 32);
+        wire::write_data_header(&mut frame, self.batch_len);
+        frame.extend_from_slice(&self.batch);
+        let n = self.batch_len;
+        self.batch.clear();
+        self.batch_len = 0;
+        Some((frame, n))
+    }
+
+    /// Try to hand `frame` to the next peer with room, round-robin. Returns false if every
+    /// peer's pipe is full (the caller waits with [`Output::poll_items`] and retries).
+    pub fn try_send(&mut self, frame: &[u8], records: usize) -> Result<bool, NodeError> {
+        let n = self.peers.len();
+        for k in 0..n {
+            let i = (self.next + k) % n;
+            match self.peers[i].send(frame, zmq::DONTWAIT) {
+                Ok(()) => {
+                    self.sent[i] += records as u64;
+                    self.next = (i + 1) % n;
+                    return Ok(true);
+                }
+                Err(zmq::Error::EAGAIN) => continue,
+                Err(e) => return Err(NodeError::Zmq { what: format!("send to node `{}`", self.node), source: e }),
+            }
+        }
+        Ok(false)
+    }
+
+    /// Poll items that become ready when some peer has room.
+    pub fn poll_items(&self) -> Vec<zmq::PollItem<'_>> {
+        self.peers.iter().map(|p| p.as_poll_item(zmq::POLLOUT)).collect()
+    }
+
+    /// Send `eos` on every pipe, blocking until each is queued. Call after the last flush.
+    pub fn end(&mut self, from: &str) -> Result<(), NodeError> {
+        debug_assert_eq!(self.batch_len, 0, "flush before ending");
+        for (peer, &sent) in self.peers.iter().zip(&self.sent) {
+            let eos = wire::encode(&Message::Eos { from: from.to_string(), sent });
+            peer.send(eos, 0).map_err(NodeError::zmq(format!("send end of stream to node `{}`", self.node)))?;
+        }
+        Ok(())
+    }
+}

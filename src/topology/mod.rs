@@ -1,0 +1,13 @@
+//! Topology files: the spanned raw stage, the one compile step into a validated
+//! [`Topology`], and diagnostics with file:line:column.
+
+pub mod compile;
+pub mod diagnostic;
+mod load;
+mod model;
+pub mod raw;
+mod summary;
+
+pub use load::{load, LoadError};
+pub use model::{Node, NodeId, Runner, Topology, Transport};
+pub use summary::{dot, summary};

@@ -1,0 +1,92 @@
+//! Human views of a validated topology: the `check` summary and the Graphviz DOT graph.
+
+use std::fmt::Write;
+
+use super::model::{Runner, Topology, Transport};
+
+/// The `procnet check` summary: nodes with their replicas, and each edge with its sockets
+/// and the endpoints its consumer replicas bind.
+pub fn summary(t: &Topology) -> String {
+    let mut s = String::new();
+    let edges = t.edges();
+    let _ = writeln!(
+        s,
+        "topology `{}`: {} node{}, {} process{}, {} edge{}",
+        t.name,
+        t.nodes.len(),
+        plural(t.nodes.len(), "s"),
+        t.process_count(),
+        plural(t.process_count() as usize, "es"),
+        edges.len(),
+        plural(edges.len(), "s")
+    );
+    let width = t.nodes.iter().map(|n| n.name.len()).max().unwrap_or(0);
+    let _ = writeln!(s, "nodes:");
+    for n in &t.nodes {
+        let what = match &n.runner {
+            Runner::Builtin(k) => format!("kind {}", k.name()),
+            Runner::Command(argv) => format!("command {}", argv.join(" ")),
+        };
+        let _ = writeln!(s, "  {:width$}  x{}  {what}", n.name, n.replicas);
+    }
+    if !edges.is_empty() {
+        let _ = writeln!(s, "edges:");
+    }
+    for (u, d) in edges {
+        let (up, down) = (&t.nodes[u], &t.nodes[d]);
+        let endpoint = match down.transport {
+            Transport::Ipc => format!("ipc://<run dir>/{}.{{0..{}}}", down.name, down.replicas - 1),
+            Transport::Tcp => "tcp://127.0.0.1:<port chosen by the OS>".to_string(),
+        };
+        let _ = writeln!(
+            s,
+            "  {} -> {}  PUSH x{} -> PULL x{} (load-balanced)  {endpoint}",
+            up.name, down.name, up.replicas, down.replicas
+        );
+    }
+    s
+}
+
+fn plural(n: usize, suffix: &str) -> &str {
+    if n == 1 {
+        ""
+    } else {
+        suffix
+    }
+}
+
+/// The topology as a Graphviz digraph: a box per node with its kind or command and replicas,
+/// an edge per input labelled with its socket pattern.
+pub fn dot(t: &Topology) -> String {
+    let mut s = String::new();
+    let _ = writeln!(s, "digraph {} {{", quote(&t.name));
+    let _ = writeln!(s, "  rankdir=LR;");
+    let _ = writeln!(s, "  node [shape=box];");
+    for n in &t.nodes {
+        let what = match &n.runner {
+            Runner::Builtin(k) => k.name().to_string(),
+            Runner::Command(argv) => argv.join(" "),
+        };
+        let label = format!("{}\n{what}\nx{}", n.name, n.replicas);
+        let _ = writeln!(s, "  {} [label={}];", quote(&n.name), quote(&label));
+    }
+    for (u, d) in t.edges() {
+        let _ = writeln!(s, "  {} -> {} [label=\"push/pull\"];", quote(&t.nodes[u].name), quote(&t.nodes[d].name));
+    }
+    s.push_str("}\n");
+    s
+}
+
+fn quote(text: &str) -> String {
+    let mut q = String::from("\"");
+    for c in text.chars() {
+        match c {
+            '"' => q.push_str("\\\""),
+            '\\' => q.push_str("\\\\"),
+            '\n' => q.push_str("\\n"),
+            c => q.push(c),
+        }
+    }
+    q.push('"');
+    q
+}

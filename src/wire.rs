@@ -1,0 +1,403 @@
+//! The procnet wire protocol, version 1: every ZeroMQ message is one frame holding one
+//! MessagePack map with string keys, `"v"` (the protocol version) and `"t"` (the message type)
+//! first. One `encode` and one `decode`; `docs/protocol.md` is the specification and
+//! `tests/golden/` pins the bytes.
+
+use std::fmt;
+
+use crate::record::{kind_of, Record, Value};
+
+/// The protocol version this build speaks.
+pub const VERSION: u64 = 1;
+
+/// A node that feeds this one: its name and how many replicas will each send an `eos`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Upstream {
+    /// Node name.
+    pub node: String,
+    /// Its replica count.
+    pub replicas: u32,
+}
+
+/// A node this one feeds, and the input endpoint of each of its replicas (index = replica).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Downstream {
+    /// Node name.
+    pub node: String,
+    /// One endpoint per replica.
+    pub endpoints: Vec<String>,
+}
+
+/// What a node counted, reported in `done`.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Stats {
+    /// Records received on the input.
+    pub received: u64,
+    /// Records sent, summed over every output edge and peer.
+    pub sent: u64,
+    /// Input frames that could not be decoded and were dropped.
+    pub invalid_frames: u64,
+    /// Records the node could not process and dropped (for example a line that is not JSON).
+    pub bad_records: u64,
+}
+
+/// Every message of the protocol, data and control alike.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Message {
+    /// A batch of records (data socket).
+    Data(Vec<Record>),
+    /// End of stream on one pipe, from one upstream replica, with the records it sent on it.
+    Eos {
+        /// `name.replica` of the sender.
+        from: String,
+        /// Records it sent on this pipe.
+        sent: u64,
+    },
+    /// Node to launcher: started, input bound.
+    Hello {
+        /// Node name.
+        node: String,
+        /// Replica index.
+        replica: u32,
+        /// Process id.
+        pid: u32,
+        /// The bound input endpoint, nil for a node without inputs.
+        input: Option<String>,
+    },
+    /// Launcher to node: whom it reads from and where to send.
+    Wire {
+        /// Upstream nodes and their replica counts (how many `eos` end the input).
+        inputs: Vec<Upstream>,
+        /// Downstream nodes and their replicas' endpoints.
+        outputs: Vec<Downstream>,
+    },
+    /// Node to launcher: outputs connected.
+    Ready,
+    /// Launcher to node: every node is ready; sources may begin.
+    Start,
+    /// Launcher to node: stop reading sources, drain and finish.
+    Stop,
+    /// Node to launcher: input ended, output flushed, `eos` sent; `notes` says what was dropped.
+    Done {
+        /// The node's counters.
+        stats: Stats,
+        /// The first reasons for dropped frames and records.
+        notes: Vec<String>,
+    },
+    /// Node to launcher: the node could not go on.
+    Failed {
+        /// Why, in words.
+        error: String,
+    },
+}
+
+impl Message {
+    /// The value of `"t"` for this message.
+    pub fn type_name(&self) -> &'static str {
+        match self {
+            Message::Data(_) => "data",
+            Message::Eos { .. } => "eos",
+            Message::Hello { .. } => "hello",
+            Message::Wire { .. } => "wire",
+            Message::Ready => "ready",
+            Message::Start => "start",
+            Message::Stop => "stop",
+            Message::Done { .. } => "done",
+            Message::Failed { .. } => "failed",
+        }
+    }
+}
+
+/// Why a frame could not be decoded.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DecodeError(pub String);
+
+impl fmt::Display for DecodeError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for DecodeError {}
+
+fn s(x: &str) -> Value {
+    Value::from(x)
+}
+
+fn header(t: &str) -> Vec<(Value, Value)> {
+    vec![(s("v"), Value::from(VERSION)), (s("t"), s(t))]
+}
+
+/// Encode a message as one frame.
+pub fn encode(msg: &Message) -> Vec<u8> {
+    let mut map = header(msg.type_name());
+    match msg {
+        Message::Data(records) => {
+            let mut out = Vec::new();
+            write_data_header(&mut out, records.len());
+            for r in records {
+                write_record(&mut out, r);
+            }
+            return out;
+        }
+        Message::Eos { from, sent } => {
+            map.push((s("from"), s(from)));
+            map.push((s("sent"), Value::from(*sent)));
+        }
+        Message::Hello { node, replica, pid, input } => {
+            map.push((s("node"), s(node)));
+            map.push((s("replica"), Value::from(*replica)));
+            map.push((s("pid"), Value::from(*pid)));
+            map.push((s("input"), input.as_deref().map_or(Value::Nil, s)));
+        }
+        Message::Wire { inputs, outputs } => {
+            let ins = inputs
+                .iter()
+                .map(|u| Value::Map(vec![(s("node"), s(&u.node)), (s("replicas"), Value::from(u.replicas))]))
+                .collect();
+            let outs = outputs
+                .iter()
+                .map(|d| {
+                    let eps = d.endpoints.iter().map(|e| s(e)).collect();
+                    Value::Map(vec![(s("node"), s(&d.node)), (s("endpoints"), Value::Array(eps))])
+                })
+                .collect();
+            map.push((s("inputs"), Value::Array(ins)));
+            map.push((s("outputs"), Value::Array(outs)));
+        }
+        Message::Ready | Message::Start | Message::Stop => {}
+        Message::Done { stats, notes } => {
+            map.push((s("received"), Value::from(stats.received)));
+            map.push((s("sent"), Value::from(stats.sent)));
+            map.push((s("invalid_frames"), Value::from(stats.invalid_frames)));
+            map.push((s("bad_records"), Value::from(stats.bad_records)));
+            map.push((s("notes"), Value::Array(notes.iter().map(|n| s(n)).collect())));
+        }
+        Message::Failed { error } => map.push((s("error"), s(error))),
+    }
+    let mut out = Vec::new();
+    rmpv::encode::write_value(&mut out, &Value::Map(map)).expect("writing to a Vec cannot fail");
+    out
+}
+
+/// Write the start of a `data` message holding `count` records; the records follow, each
+/// written with [`write_record`]. Lets a sender encode records once, as they come.
+pub fn write_data_header(out: &mut Vec<u8>, count: usize) {
+    let len = u32::try_from(count).expect("a batch holds fewer than 2^32 records");
+    rmp::encode::write_map_len(out, 3).expect("writing to a Vec cannot fail");
+    for v in [s("v"), Value::from(VERSION), s("t"), s("data"), s("records")] {
+        rmpv::encode::write_value(out, &v).expect("writing to a Vec cannot fail");
+    }
+    rmp::encode::write_array_len(out, len).expect("writing to a Vec cannot fail");
+}
+
+/// Append one record (a map with string keys) to `out`.
+pub fn write_record(out: &mut Vec<u8>, record: &Record) {
+    let len = u32::try_from(record.fields().len()).expect("a record has fewer than 2^32 fields");
+    rmp::encode::write_map_len(out, len).expect("writing to a Vec cannot fail");
+    for (k, v) in record.fields() {
+        rmp::encode::write_str(out, k).expect("writing to a Vec cannot fail");
+        rmpv::encode::write_value(out, v).expect("writing to a Vec cannot fail");
+    }
+}
+
+/// Decode one frame. Unknown extra fields are ignored, so later minor additions stay readable.
+pub fn decode(frame: &[u8]) -> Result<Message, DecodeError> {
+    let mut rd = frame;
+    let value = rmpv::decode::read_value(&mut rd)
+        .map_err(|e| DecodeError(format!("not a MessagePack value ({e})")))?;
+    if !rd.is_empty() {
+        return Err(DecodeError(format!("{} bytes after the message", rd.len())));
+    }
+    let Value::Map(entries) = value else {
+        return Err(DecodeError(format!("a message must be a map, found {}", kind_of(&value))));
+    };
+    let mut m = Fields { t: "message", entries };
+    match m.take("v") {
+        Some(Value::Integer(v)) if v.as_u64() == Some(VERSION) => {}
+        Some(Value::Integer(v)) => {
+            return Err(DecodeError(format!("unsupported protocol version {v} (this side speaks {VERSION})")))
+        }
+        Some(other) => return Err(DecodeError(format!("`v` must be an integer, found {}", kind_of(&other)))),
+        None => return Err(DecodeError("message is missing field `v` (the protocol version)".into())),
+    }
+    let t = m.string("t")?;
+    m.t = match t.as_str() {
+        "data" => "data",
+        "eos" => "eos",
+        "hello" => "hello",
+        "wire" => "wire",
+        "ready" => "ready",
+        "start" => "start",
+        "stop" => "stop",
+        "done" => "done",
+        "failed" => "failed",
+        other => return Err(DecodeError(format!("unknown message type `{other}`"))),
+    };
+    Ok(match m.t {
+        "data" => {
+            let records = m.array("records")?;
+            let records = records
+                .into_iter()
+                .enumerate()
+                .map(|(i, v)| Record::from_value(v).map_err(|e| DecodeError(format!("data record {i}: {e}"))))
+                .collect::<Result<_, _>>()?;
+            Message::Data(records)
+        }
+        "eos" => Message::Eos { from: m.string("from")?, sent: m.uint("sent")? },
+        "hello" => Message::Hello {
+            node: m.string("node")?,
+            replica: m.u32("replica")?,
+            pid: m.u32("pid")?,
+            input: m.opt_string("input")?,
+        },
+        "wire" => {
+            let inputs = m.array("inputs")?.into_iter().map(upstream).collect::<Result<_, _>>()?;
+            let outputs = m.array("outputs")?.into_iter().map(downstream).collect::<Result<_, _>>()?;
+            Message::Wire { inputs, outputs }
+        }
+        "ready" => Message::Ready,
+        "start" => Message::Start,
+        "stop" => Message::Stop,
+        "done" => Message::Done {
+            stats: Stats {
+                received: m.uint("received")?,
+                sent: m.uint("sent")?,
+                invalid_frames: m.uint("invalid_frames")?,
+                bad_records: m.uint("bad_records")?,
+            },
+            notes: m.array("notes")?.into_iter().map(|v| as_string("notes", v)).collect::<Result<_, _>>()?,
+        },
+        _ => Message::Failed { error: m.string("error")? },
+    })
+}
+
+fn upstream(v: Value) -> Result<Upstream, DecodeError> {
+    let mut m = Fields::of("wire input", v)?;
+    Ok(Upstream { node: m.string("node")?, replicas: m.u32("replicas")? })
+}
+
+fn downstream(v: Value) -> Result<Downstream, DecodeError> {
+    let mut m = Fields::of("wire output", v)?;
+    let endpoints = m.array("endpoints")?.into_iter().map(|e| as_string("endpoints", e)).collect::<Result<_, _>>()?;
+    Ok(Downstream { node: m.string("node")?, endpoints })
+}
+
+fn as_string(field: &str, v: Value) -> Result<String, DecodeError> {
+    match v {
+        Value::String(s) if s.is_str() => Ok(s.into_str().expect("checked utf-8")),
+        other => Err(DecodeError(format!("`{field}` must hold strings, found {}", kind_of(&other)))),
+    }
+}
+
+/// The fields of one map being decoded, with the message type for error messages.
+struct Fields {
+    t: &'static str,
+    entries: Vec<(Value, Value)>,
+}
+
+impl Fields {
+    fn of(t: &'static str, v: Value) -> Result<Fields, DecodeError> {
+        match v {
+            Value::Map(entries) => Ok(Fields { t, entries }),
+            other => Err(DecodeError(format!("{t} must be a map, found {}", kind_of(&other)))),
+        }
+    }
+
+    fn take(&mut self, key: &str) -> Option<Value> {
+        let i = self.entries.iter().position(|(k, _)| k.as_str() == Some(key))?;
+        Some(self.entries.swap_remove(i).1)
+    }
+
+    fn need(&mut self, key: &str) -> Result<Value, DecodeError> {
+        self.take(key).ok_or_else(|| DecodeError(format!("{} is missing field `{key}`", self.what())))
+    }
+
+    fn what(&self) -> String {
+        match self.t {
+            "message" => "message".to_string(),
+            t if t.contains(' ') => t.to_string(),
+            t => format!("message `{t}`"),
+        }
+    }
+
+    fn wrong(&self, key: &str, want: &str, found: &Value) -> DecodeError {
+        DecodeError(format!("field `{key}` of {} must be {want}, found {}", self.what(), kind_of(found)))
+    }
+
+    fn string(&mut self, key: &str) -> Result<String, DecodeError> {
+        match self.need(key)? {
+            Value::String(s) if s.is_str() => Ok(s.into_str().expect("checked utf-8")),
+            other => Err(self.wrong(key, "a string", &other)),
+        }
+    }
+
+    fn opt_string(&mut self, key: &str) -> Result<Option<String>, DecodeError> {
+        match self.take(key) {
+            None | Some(Value::Nil) => Ok(None),
+            Some(Value::String(s)) if s.is_str() => Ok(Some(s.into_str().expect("checked utf-8"))),
+            Some(other) => Err(self.wrong(key, "a string or nil", &other)),
+        }
+    }
+
+    fn uint(&mut self, key: &str) -> Result<u64, DecodeError> {
+        match self.need(key)? {
+            Value::Integer(i) if i.as_u64().is_some() => Ok(i.as_u64().expect("checked")),
+            other => Err(self.wrong(key, "a non-negative integer", &other)),
+        }
+    }
+
+    fn u32(&mut self, key: &str) -> Result<u32, DecodeError> {
+        let n = self.uint(key)?;
+        u32::try_from(n).map_err(|_| DecodeError(format!("field `{key}` of {} is out of range", self.what())))
+    }
+
+    fn array(&mut self, key: &str) -> Result<Vec<Value>, DecodeError> {
+        match self.need(key)? {
+            Value::Array(items) => Ok(items),
+            other => Err(self.wrong(key, "an array", &other)),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_message_round_trips() {
+        let mut rec = Record::new();
+        rec.insert("url", "http://a.test/");
+        let msgs = [
+            Message::Data(vec![rec.clone(), rec]),
+            Message::Eos { from: "a.0".into(), sent: 7 },
+            Message::Hello { node: "a".into(), replica: 1, pid: 42, input: None },
+            Message::Wire {
+                inputs: vec![Upstream { node: "u".into(), replicas: 2 }],
+                outputs: vec![Downstream { node: "d".into(), endpoints: vec!["ipc://x".into()] }],
+            },
+            Message::Ready,
+            Message::Start,
+            Message::Stop,
+            Message::Done { stats: Stats { received: 1, sent: 2, invalid_frames: 3, bad_records: 4 }, notes: vec!["n".into()] },
+            Message::Failed { error: "boom".into() },
+        ];
+        for m in msgs {
+            assert_eq!(decode(&encode(&m)).unwrap(), m);
+        }
+    }
+
+    #[test]
+    fn garbage_and_wrong_versions_are_errors_not_panics() {
+        assert!(decode(b"\xc1garbage").is_err());
+        assert!(decode(b"").is_err());
+        let mut v2 = header("start");
+        v2[0].1 = Value::from(2);
+        let mut buf = Vec::new();
+        rmpv::encode::write_value(&mut buf, &Value::Map(v2)).unwrap();
+        assert!(decode(&buf).unwrap_err().0.contains("unsupported protocol version 2"));
+        let mut eos = Vec::new();
+        rmpv::encode::write_value(&mut eos, &Value::Map(header("eos"))).unwrap();
+        assert_eq!(decode(&eos).unwrap_err().0, "message `eos` is missing field `from`");
+    }
+}
