@@ -84,7 +84,9 @@ fn with_topology(file: &Path, f: impl FnOnce(&Topology)) -> u8 {
 }
 
 fn run(file: &Path, startup_timeout: f64) -> u8 {
-    let Some(t) = load(file) else { return exit_codes::INVALID_TOPOLOGY };
+    let Some(t) = load(file) else {
+        return exit_codes::INVALID_TOPOLOGY;
+    };
     let (tx, rx) = mpsc::channel();
     // The handler only reports the signal; the supervisor's loop decides what to do.
     if let Err(e) = ctrlc::set_handler(move || {
@@ -93,7 +95,9 @@ fn run(file: &Path, startup_timeout: f64) -> u8 {
         eprintln!("procnet: failed to install the Ctrl-C handler: {e}");
         return exit_codes::NODE_FAILED;
     }
-    let opts = RunOptions { startup_timeout: Duration::from_secs_f64(startup_timeout.max(0.0)) };
+    let opts = RunOptions {
+        startup_timeout: Duration::from_secs_f64(startup_timeout.max(0.0)),
+    };
     match launch::run(&t, &opts, &rx) {
         Ok(outcome) => {
             let dropped = outcome.drop_report();
@@ -103,7 +107,11 @@ fn run(file: &Path, startup_timeout: f64) -> u8 {
             if dropped.is_empty() {
                 exit_codes::OK
             } else {
-                eprintln!("procnet: run `{}` finished, but dropped {} invalid frames or records: results are incomplete", t.name, outcome.dropped());
+                eprintln!(
+                    "procnet: run `{}` finished, but dropped {} invalid frames or records: results are incomplete",
+                    t.name,
+                    outcome.dropped()
+                );
                 exit_codes::DATA_DROPPED
             }
         }

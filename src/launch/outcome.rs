@@ -30,19 +30,34 @@ pub struct Outcome {
 impl Outcome {
     /// Frames and records dropped anywhere in the run.
     pub fn dropped(&self) -> u64 {
-        self.replicas.iter().map(|r| r.stats.invalid_frames + r.stats.bad_records).sum()
+        self.replicas
+            .iter()
+            .map(|r| r.stats.invalid_frames + r.stats.bad_records)
+            .sum()
     }
 
     /// One line per replica that dropped anything, naming it, counting, and giving reasons.
     pub fn drop_report(&self) -> Vec<String> {
         let mut lines = Vec::new();
-        for r in self.replicas.iter().filter(|r| r.stats.invalid_frames + r.stats.bad_records > 0) {
+        for r in self
+            .replicas
+            .iter()
+            .filter(|r| r.stats.invalid_frames + r.stats.bad_records > 0)
+        {
             let mut parts = Vec::new();
             if r.stats.invalid_frames > 0 {
-                parts.push(format!("{} invalid frame{}", r.stats.invalid_frames, if r.stats.invalid_frames == 1 { "" } else { "s" }));
+                parts.push(format!(
+                    "{} invalid frame{}",
+                    r.stats.invalid_frames,
+                    if r.stats.invalid_frames == 1 { "" } else { "s" }
+                ));
             }
             if r.stats.bad_records > 0 {
-                parts.push(format!("{} bad record{}", r.stats.bad_records, if r.stats.bad_records == 1 { "" } else { "s" }));
+                parts.push(format!(
+                    "{} bad record{}",
+                    r.stats.bad_records,
+                    if r.stats.bad_records == 1 { "" } else { "s" }
+                ));
             }
             lines.push(format!("node `{}` dropped {}", r.id, parts.join(" and ")));
             lines.extend(r.notes.iter().map(|n| format!("  {n}")));

@@ -22,7 +22,9 @@ pub struct RunOptions {
 
 impl Default for RunOptions {
     fn default() -> Self {
-        RunOptions { startup_timeout: Duration::from_secs(30) }
+        RunOptions {
+            startup_timeout: Duration::from_secs(30),
+        }
     }
 }
 
@@ -61,9 +63,15 @@ pub fn run(topology: &Topology, opts: &RunOptions, interrupt: &Receiver<i32>) ->
     let dir = run_dir()?;
     let ctx = zmq::Context::new();
     let control_ep = format!("ipc://{}/control", dir.path().display());
-    let control = ctx.socket(zmq::ROUTER).map_err(|e| RunError::Setup(format!("failed to create the control socket: {e}")))?;
-    control.set_linger(0).map_err(|e| RunError::Setup(format!("failed to configure the control socket: {e}")))?;
-    control.bind(&control_ep).map_err(|e| RunError::Setup(format!("failed to bind `{control_ep}`: {e}")))?;
+    let control = ctx
+        .socket(zmq::ROUTER)
+        .map_err(|e| RunError::Setup(format!("failed to create the control socket: {e}")))?;
+    control
+        .set_linger(0)
+        .map_err(|e| RunError::Setup(format!("failed to configure the control socket: {e}")))?;
+    control
+        .bind(&control_ep)
+        .map_err(|e| RunError::Setup(format!("failed to bind `{control_ep}`: {e}")))?;
     let mut sup = Supervisor {
         topology,
         control,
@@ -72,13 +80,18 @@ pub fn run(topology: &Topology, opts: &RunOptions, interrupt: &Receiver<i32>) ->
         started: Instant::now(),
         ready_at: None,
     };
-    let result = sup.spawn_all(&control_ep, dir.path()).and_then(|()| sup.supervise(opts, interrupt));
+    let result = sup
+        .spawn_all(&control_ep, dir.path())
+        .and_then(|()| sup.supervise(opts, interrupt));
     sup.kill_and_reap();
     result
 }
 
 fn run_dir() -> Result<tempfile::TempDir, RunError> {
-    let base = std::env::var_os("XDG_RUNTIME_DIR").map(std::path::PathBuf::from).filter(|p| p.is_dir()).unwrap_or_else(std::env::temp_dir);
+    let base = std::env::var_os("XDG_RUNTIME_DIR")
+        .map(std::path::PathBuf::from)
+        .filter(|p| p.is_dir())
+        .unwrap_or_else(std::env::temp_dir);
     tempfile::Builder::new()
         .prefix("procnet-")
         .tempdir_in(&base)
@@ -94,11 +107,26 @@ impl Supervisor<'_> {
                     Transport::Ipc => format!("ipc://{}/{id}", dir.display()),
                     Transport::Tcp => "tcp://127.0.0.1:*".to_string(),
                 });
-                let launch = Launch { node: node_id, replica: index, control, bind: bind.as_deref(), run_dir: dir };
-                let child = spawn(self.topology, &launch)
-                    .map_err(|e| RunError::Spawn { id: id.clone(), cause: describe_spawn_error(self.topology, node_id, &e) })?;
+                let launch = Launch {
+                    node: node_id,
+                    replica: index,
+                    control,
+                    bind: bind.as_deref(),
+                    run_dir: dir,
+                };
+                let child = spawn(self.topology, &launch).map_err(|e| RunError::Spawn {
+                    id: id.clone(),
+                    cause: describe_spawn_error(self.topology, node_id, &e),
+                })?;
                 self.by_id.insert(id.clone(), self.replicas.len());
-                self.replicas.push(Replica { node: node_id, id, child, phase: Phase::Spawned, endpoint: None, report: None });
+                self.replicas.push(Replica {
+                    node: node_id,
+                    id,
+                    child,
+                    phase: Phase::Spawned,
+                    endpoint: None,
+                    report: None,
+                });
             }
         }
         Ok(())
@@ -116,8 +144,16 @@ impl Supervisor<'_> {
                 return Ok(self.outcome());
             }
             if self.ready_at.is_none() && self.started.elapsed() > opts.startup_timeout {
-                let waiting = self.replicas.iter().filter(|r| r.phase < Phase::Ready).map(|r| r.id.clone()).collect();
-                return Err(RunError::Startup { waiting, timeout: opts.startup_timeout });
+                let waiting = self
+                    .replicas
+                    .iter()
+                    .filter(|r| r.phase < Phase::Ready)
+                    .map(|r| r.id.clone())
+                    .collect();
+                return Err(RunError::Startup {
+                    waiting,
+                    timeout: opts.startup_timeout,
+                });
             }
         }
     }
@@ -126,14 +162,22 @@ impl Supervisor<'_> {
     fn receive(&mut self, timeout_ms: i64) -> Result<(), RunError> {
         let mut timeout = timeout_ms;
         loop {
-            let n = self.control.poll(zmq::POLLIN, timeout).map_err(|e| RunError::Setup(format!("failed to poll the control socket: {e}")))?;
+            let n = self
+                .control
+                .poll(zmq::POLLIN, timeout)
+                .map_err(|e| RunError::Setup(format!("failed to poll the control socket: {e}")))?;
             if n == 0 {
                 return Ok(());
             }
             timeout = 0;
-            let parts = self.control.recv_multipart(0).map_err(|e| RunError::Setup(format!("failed to read the control socket: {e}")))?;
+            let parts = self
+                .control
+                .recv_multipart(0)
+                .map_err(|e| RunError::Setup(format!("failed to read the control socket: {e}")))?;
             let [identity, frame] = parts.as_slice() else { continue };
-            let Some(&i) = std::str::from_utf8(identity).ok().and_then(|id| self.by_id.get(id)) else { continue };
+            let Some(&i) = std::str::from_utf8(identity).ok().and_then(|id| self.by_id.get(id)) else {
+                continue;
+            };
             let msg = wire::decode(frame).map_err(|e| RunError::NodeFailed {
                 id: self.replicas[i].id.clone(),
                 cause: format!("sent an invalid control message: {e}"),
@@ -166,7 +210,12 @@ impl Supervisor<'_> {
                 r.phase = Phase::Done;
                 r.report = Some((stats, notes));
             }
-            Message::Failed { error } => return Err(RunError::NodeFailed { id: r.id.clone(), cause: error }),
+            Message::Failed { error } => {
+                return Err(RunError::NodeFailed {
+                    id: r.id.clone(),
+                    cause: error,
+                })
+            }
             other => {
                 return Err(RunError::NodeFailed {
                     id: r.id.clone(),
@@ -181,7 +230,11 @@ impl Supervisor<'_> {
     fn send_wiring(&mut self) -> Result<(), RunError> {
         let t = self.topology;
         let endpoints = |node: NodeId| -> Vec<String> {
-            self.replicas.iter().filter(|r| r.node == node).map(|r| r.endpoint.clone().unwrap_or_default()).collect()
+            self.replicas
+                .iter()
+                .filter(|r| r.node == node)
+                .map(|r| r.endpoint.clone().unwrap_or_default())
+                .collect()
         };
         let wiring: Vec<Message> = self
             .replicas
@@ -190,12 +243,18 @@ impl Supervisor<'_> {
                 inputs: t.nodes[r.node]
                     .inputs
                     .iter()
-                    .map(|&u| Upstream { node: t.nodes[u].name.clone(), replicas: t.nodes[u].replicas })
+                    .map(|&u| Upstream {
+                        node: t.nodes[u].name.clone(),
+                        replicas: t.nodes[u].replicas,
+                    })
                     .collect(),
                 outputs: t
                     .consumers(r.node)
                     .into_iter()
-                    .map(|d| Downstream { node: t.nodes[d].name.clone(), endpoints: endpoints(d) })
+                    .map(|d| Downstream {
+                        node: t.nodes[d].name.clone(),
+                        endpoints: endpoints(d),
+                    })
                     .collect(),
             })
             .collect();
@@ -207,9 +266,13 @@ impl Supervisor<'_> {
 
     fn tell(&self, i: usize, msg: &Message) -> Result<(), RunError> {
         let id = self.replicas[i].id.as_bytes();
-        self.control
-            .send_multipart([id, &wire::encode(msg)], 0)
-            .map_err(|e| RunError::Setup(format!("failed to send `{}` to node `{}`: {e}", msg.type_name(), self.replicas[i].id)))
+        self.control.send_multipart([id, &wire::encode(msg)], 0).map_err(|e| {
+            RunError::Setup(format!(
+                "failed to send `{}` to node `{}`: {e}",
+                msg.type_name(),
+                self.replicas[i].id
+            ))
+        })
     }
 
     /// Notice replicas that exited; any exit other than 0 after `done` fails the run.
@@ -221,7 +284,12 @@ impl Supervisor<'_> {
             let status = match self.replicas[i].child.try_wait() {
                 Ok(Some(status)) => status,
                 Ok(None) => continue,
-                Err(e) => return Err(RunError::Setup(format!("failed to wait for node `{}`: {e}", self.replicas[i].id))),
+                Err(e) => {
+                    return Err(RunError::Setup(format!(
+                        "failed to wait for node `{}`: {e}",
+                        self.replicas[i].id
+                    )))
+                }
             };
             if status.success() && self.replicas[i].phase == Phase::Done {
                 self.replicas[i].phase = Phase::Exited;
@@ -233,11 +301,15 @@ impl Supervisor<'_> {
             let r = &mut self.replicas[i];
             r.phase = Phase::Exited;
             let cause = if status.success() {
-                "exited before finishing its stream (status 0 without `done`: does it speak the procnet protocol?)".to_string()
+                "exited before finishing its stream (status 0 without `done`: does it speak the procnet protocol?)"
+                    .to_string()
             } else {
                 describe_status(status)
             };
-            return Err(RunError::NodeFailed { id: r.id.clone(), cause });
+            return Err(RunError::NodeFailed {
+                id: r.id.clone(),
+                cause,
+            });
         }
         Ok(())
     }
@@ -248,10 +320,18 @@ impl Supervisor<'_> {
             .iter_mut()
             .map(|r| {
                 let (stats, notes) = r.report.take().expect("every exited replica reported done");
-                ReplicaReport { id: r.id.clone(), stats, notes }
+                ReplicaReport {
+                    id: r.id.clone(),
+                    stats,
+                    notes,
+                }
             })
             .collect();
-        Outcome { elapsed: self.started.elapsed(), startup: self.ready_at.unwrap_or_default(), replicas }
+        Outcome {
+            elapsed: self.started.elapsed(),
+            startup: self.ready_at.unwrap_or_default(),
+            replicas,
+        }
     }
 
     /// Kill every replica's process group (what a command node started goes with it) and

@@ -52,7 +52,11 @@ impl FilterConfig {
             }
             (None, None) => {
                 if t.get("contains").is_none() && t.get("regex").is_none() {
-                    t.require("contains", "give exactly one of `contains = \"text\"` or `regex = \"pattern\"`", diags);
+                    t.require(
+                        "contains",
+                        "give exactly one of `contains = \"text\"` or `regex = \"pattern\"`",
+                        diags,
+                    );
                 }
                 None
             }
@@ -60,12 +64,24 @@ impl FilterConfig {
             (None, Some(r)) => match build(&Pattern::Regex(r.get_ref().clone()), ignore_case) {
                 Ok(_) => Some(Pattern::Regex(r.into_inner())),
                 Err(e) => {
-                    diags.error(r.span(), format!("`regex` in {} is not a valid regular expression: {}", t.what(), first_line(&e)));
+                    diags.error(
+                        r.span(),
+                        format!(
+                            "`regex` in {} is not a valid regular expression: {}",
+                            t.what(),
+                            first_line(&e)
+                        ),
+                    );
                     None
                 }
             },
         };
-        Some(FilterConfig { field: field?.into_inner(), pattern: pattern?, ignore_case, invert })
+        Some(FilterConfig {
+            field: field?.into_inner(),
+            pattern: pattern?,
+            ignore_case,
+            invert,
+        })
     }
 
     /// Pass on the matching records.
@@ -88,9 +104,17 @@ fn build(pattern: &Pattern, ignore_case: bool) -> Result<regex::Regex, String> {
         Pattern::Contains(s) => regex::escape(s),
         Pattern::Regex(r) => r.clone(),
     };
-    regex::RegexBuilder::new(&source).case_insensitive(ignore_case).build().map_err(|e| e.to_string())
+    regex::RegexBuilder::new(&source)
+        .case_insensitive(ignore_case)
+        .build()
+        .map_err(|e| e.to_string())
 }
 
 fn first_line(s: &str) -> String {
-    s.lines().filter(|l| !l.trim().is_empty()).last().unwrap_or(s).trim().to_string()
+    s.lines()
+        .filter(|l| !l.trim().is_empty())
+        .last()
+        .unwrap_or(s)
+        .trim()
+        .to_string()
 }

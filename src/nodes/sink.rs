@@ -25,26 +25,37 @@ impl SinkConfig {
 
     /// Validate the options in `t`.
     pub fn from_table(t: &Table<'_, '_>, base_dir: &std::path::Path, diags: &mut Diagnostics) -> Option<Self> {
-        let path = t.str("path", diags).map(|s| s.into_inner()).filter(|p| p != "-").map(|p| resolve(base_dir, &p));
+        let path = t
+            .str("path", diags)
+            .map(|s| s.into_inner())
+            .filter(|p| p != "-")
+            .map(|p| resolve(base_dir, &p));
         Some(SinkConfig { path })
     }
 
     /// Replicas writing one file would overwrite each other.
     pub fn single_replica_reason(&self) -> Option<&'static str> {
-        self.path.is_some().then_some("replicas of a sink would overwrite each other's file; write to stdout or use one replica")
+        self.path
+            .is_some()
+            .then_some("replicas of a sink would overwrite each other's file; write to stdout or use one replica")
     }
 
     /// Write each record as a JSON line.
     pub fn run(&self, node: &mut Node) -> Result<(), NodeError> {
-        let what = self.path.as_ref().map_or("stdout".to_string(), |p| format!("`{}`", p.display()));
+        let what = self
+            .path
+            .as_ref()
+            .map_or("stdout".to_string(), |p| format!("`{}`", p.display()));
         let out: Box<dyn Write> = match &self.path {
             Some(p) => Box::new(File::create(p).map_err(NodeError::io(format!("create {what}")))?),
             None => Box::new(std::io::stdout().lock()),
         };
         let mut out = BufWriter::new(out);
         while let Some(rec) = node.recv()? {
-            serde_json::to_writer(&mut out, &rec.to_json()).map_err(|e| NodeError::io(format!("write to {what}"))(e.into()))?;
-            out.write_all(b"\n").map_err(NodeError::io(format!("write to {what}")))?;
+            serde_json::to_writer(&mut out, &rec.to_json())
+                .map_err(|e| NodeError::io(format!("write to {what}"))(e.into()))?;
+            out.write_all(b"\n")
+                .map_err(NodeError::io(format!("write to {what}")))?;
         }
         out.flush().map_err(NodeError::io(format!("write to {what}")))
     }

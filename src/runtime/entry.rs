@@ -20,7 +20,8 @@ pub enum Ending {
 pub fn run_builtin_from_env() -> Result<Ending, NodeError> {
     let identity = Identity::from_env()?;
     let config = std::env::var(vars::CONFIG).map_err(|_| NodeError::Env(format!("{} is not set", vars::CONFIG)))?;
-    let kind: Kind = serde_json::from_str(&config).map_err(|e| NodeError::Env(format!("{} is not a valid node config: {e}", vars::CONFIG)))?;
+    let kind: Kind = serde_json::from_str(&config)
+        .map_err(|e| NodeError::Env(format!("{} is not a valid node config: {e}", vars::CONFIG)))?;
     run_builtin(&identity, &kind)
 }
 

@@ -49,14 +49,23 @@ impl Identity {
     /// Read the identity the launcher put in the environment.
     pub fn from_env() -> Result<Identity, NodeError> {
         let get = |name: &str| {
-            std::env::var(name).map_err(|_| NodeError::Env(format!("environment variable {name} is not set; procnet nodes are started by `procnet run`")))
+            std::env::var(name).map_err(|_| {
+                NodeError::Env(format!(
+                    "environment variable {name} is not set; procnet nodes are started by `procnet run`"
+                ))
+            })
         };
         let num = |name: &str| -> Result<u32, NodeError> {
-            get(name)?.parse().map_err(|_| NodeError::Env(format!("environment variable {name} is not a number")))
+            get(name)?
+                .parse()
+                .map_err(|_| NodeError::Env(format!("environment variable {name} is not a number")))
         };
         let protocol = get(vars::PROTOCOL)?;
         if protocol != crate::wire::VERSION.to_string() {
-            return Err(NodeError::Env(format!("launcher speaks protocol {protocol}, this node {}", crate::wire::VERSION)));
+            return Err(NodeError::Env(format!(
+                "launcher speaks protocol {protocol}, this node {}",
+                crate::wire::VERSION
+            )));
         }
         Ok(Identity {
             node: get(vars::NODE)?,

@@ -33,8 +33,12 @@ impl Input {
     /// Bind a PULL socket at `endpoint` (`tcp://127.0.0.1:*` picks a port).
     pub fn bind(ctx: &zmq::Context, endpoint: &str) -> Result<Input, NodeError> {
         let socket = ctx.socket(zmq::PULL).map_err(NodeError::zmq("create a PULL socket"))?;
-        socket.set_rcvhwm(HWM).map_err(NodeError::zmq("set the receive high-water mark"))?;
-        socket.bind(endpoint).map_err(NodeError::zmq(format!("bind `{endpoint}`")))?;
+        socket
+            .set_rcvhwm(HWM)
+            .map_err(NodeError::zmq("set the receive high-water mark"))?;
+        socket
+            .bind(endpoint)
+            .map_err(NodeError::zmq(format!("bind `{endpoint}`")))?;
         let endpoint = socket
             .get_last_endpoint()
             .map_err(NodeError::zmq("read the bound endpoint"))?

@@ -39,12 +39,19 @@ impl Node {
     pub fn join(identity: &Identity) -> Result<Node, NodeError> {
         let ctx = zmq::Context::new();
         let id = identity.id();
-        let control = ctx.socket(zmq::DEALER).map_err(NodeError::zmq("create the control socket"))?;
-        control.set_identity(id.as_bytes()).map_err(NodeError::zmq("set the control identity"))?;
-        control.set_linger(2000).map_err(NodeError::zmq("set the control linger"))?;
+        let control = ctx
+            .socket(zmq::DEALER)
+            .map_err(NodeError::zmq("create the control socket"))?;
         control
-            .connect(&identity.control)
-            .map_err(NodeError::zmq(format!("connect to the launcher at `{}`", identity.control)))?;
+            .set_identity(id.as_bytes())
+            .map_err(NodeError::zmq("set the control identity"))?;
+        control
+            .set_linger(2000)
+            .map_err(NodeError::zmq("set the control linger"))?;
+        control.connect(&identity.control).map_err(NodeError::zmq(format!(
+            "connect to the launcher at `{}`",
+            identity.control
+        )))?;
         let input = identity.bind.as_deref().map(|ep| Input::bind(&ctx, ep)).transpose()?;
         let mut node = Node {
             id,
@@ -69,7 +76,9 @@ impl Node {
             pid: std::process::id(),
             input: self.input.as_ref().map(|i| i.endpoint.clone()),
         })?;
-        let Message::Wire { inputs, outputs } = self.await_control("wire")? else { unreachable!("await_control checks the type") };
+        let Message::Wire { inputs, outputs } = self.await_control("wire")? else {
+            unreachable!("await_control checks the type")
+        };
         if let Some(input) = &mut self.input {
             input.expect_eos(inputs.iter().map(|u| u64::from(u.replicas)).sum());
         }
@@ -87,24 +96,40 @@ impl Node {
         loop {
             let left = deadline.saturating_duration_since(Instant::now());
             if left.is_zero() {
-                return Err(NodeError::Protocol(format!("no `{want}` from the launcher within {} s", JOIN_TIMEOUT.as_secs())));
+                return Err(NodeError::Protocol(format!(
+                    "no `{want}` from the launcher within {} s",
+                    JOIN_TIMEOUT.as_secs()
+                )));
             }
-            let ready = self.control.poll(zmq::POLLIN, left.as_millis() as i64).map_err(NodeError::zmq("poll the control socket"))?;
+            let ready = self
+                .control
+                .poll(zmq::POLLIN, left.as_millis() as i64)
+                .map_err(NodeError::zmq("poll the control socket"))?;
             if ready == 0 {
                 continue;
             }
-            let frame = self.control.recv_bytes(0).map_err(NodeError::zmq("receive from the launcher"))?;
+            let frame = self
+                .control
+                .recv_bytes(0)
+                .map_err(NodeError::zmq("receive from the launcher"))?;
             match wire::decode(&frame) {
                 Ok(m) if m.type_name() == want => return Ok(m),
                 Ok(Message::Stop) => self.stop_requested = true,
-                Ok(m) => return Err(NodeError::Protocol(format!("expected `{want}` from the launcher, got `{}`", m.type_name()))),
+                Ok(m) => {
+                    return Err(NodeError::Protocol(format!(
+                        "expected `{want}` from the launcher, got `{}`",
+                        m.type_name()
+                    )))
+                }
                 Err(e) => return Err(NodeError::Protocol(format!("bad message from the launcher: {e}"))),
             }
         }
     }
 
     fn tell(&self, msg: &Message) -> Result<(), NodeError> {
-        self.control.send(wire::encode(msg), 0).map_err(NodeError::zmq("send to the launcher"))
+        self.control
+            .send(wire::encode(msg), 0)
+            .map_err(NodeError::zmq("send to the launcher"))
     }
 
     /// `name.replica`.
@@ -127,7 +152,12 @@ impl Node {
                     }
                 }
                 Err(zmq::Error::EAGAIN) => return Ok(()),
-                Err(e) => return Err(NodeError::Zmq { what: "receive from the launcher".into(), source: e }),
+                Err(e) => {
+                    return Err(NodeError::Zmq {
+                        what: "receive from the launcher".into(),
+                        source: e,
+                    })
+                }
             }
         }
     }
@@ -142,7 +172,9 @@ impl Node {
     /// every record they sent arrived). Pending output is flushed before waiting.
     pub fn recv(&mut self) -> Result<Option<Record>, NodeError> {
         loop {
-            let Some(input) = self.input.as_mut() else { return Ok(None) };
+            let Some(input) = self.input.as_mut() else {
+                return Ok(None);
+            };
             if let Some(r) = input.pop() {
                 return Ok(Some(r));
             }
@@ -158,14 +190,22 @@ impl Node {
                     self.flush()?;
                     self.wait_for_input()?;
                 }
-                Err(e) => return Err(NodeError::Zmq { what: "receive a record".into(), source: e }),
+                Err(e) => {
+                    return Err(NodeError::Zmq {
+                        what: "receive a record".into(),
+                        source: e,
+                    })
+                }
             }
         }
     }
 
     fn wait_for_input(&mut self) -> Result<(), NodeError> {
         let input = self.input.as_ref().expect("only called with an input");
-        let mut items = [input.socket.as_poll_item(zmq::POLLIN), self.control.as_poll_item(zmq::POLLIN)];
+        let mut items = [
+            input.socket.as_poll_item(zmq::POLLIN),
+            self.control.as_poll_item(zmq::POLLIN),
+        ];
         zmq::poll(&mut items, CONTROL_TICK_MS).map_err(NodeError::zmq("poll for input"))?;
         if items[1].is_readable() {
             self.poll_control()?;
@@ -197,7 +237,9 @@ impl Node {
     }
 
     fn flush_output(&mut self, i: usize) -> Result<(), NodeError> {
-        let Some((frame, n)) = self.outputs[i].take_frame() else { return Ok(()) };
+        let Some((frame, n)) = self.outputs[i].take_frame() else {
+            return Ok(());
+        };
         while !self.outputs[i].try_send(&frame, n)? {
             // Every peer is full: this is backpressure. Wait for room, watching control.
             let out = &self.outputs[i];
@@ -241,11 +283,16 @@ impl Node {
         }
         let mut notes = self.input.as_ref().map(|i| i.notes.clone()).unwrap_or_default();
         notes.extend(self.notes.iter().cloned());
-        self.tell(&Message::Done { stats: self.stats(), notes })
+        self.tell(&Message::Done {
+            stats: self.stats(),
+            notes,
+        })
     }
 
     /// Tell the launcher this node failed and why.
     pub fn fail(&self, error: &NodeError) -> Result<(), NodeError> {
-        self.tell(&Message::Failed { error: error.to_string() })
+        self.tell(&Message::Failed {
+            error: error.to_string(),
+        })
     }
 }

@@ -34,11 +34,19 @@ impl Output {
         let mut peers = Vec::with_capacity(endpoints.len());
         for ep in endpoints {
             let s = ctx.socket(zmq::PUSH).map_err(NodeError::zmq("create a PUSH socket"))?;
-            s.set_sndhwm(HWM).map_err(NodeError::zmq("set the send high-water mark"))?;
+            s.set_sndhwm(HWM)
+                .map_err(NodeError::zmq("set the send high-water mark"))?;
             s.connect(ep).map_err(NodeError::zmq(format!("connect to `{ep}`")))?;
             peers.push(s);
         }
-        Ok(Output { node: node.to_string(), sent: vec![0; peers.len()], peers, next: 0, batch: Vec::new(), batch_len: 0 })
+        Ok(Output {
+            node: node.to_string(),
+            sent: vec![0; peers.len()],
+            peers,
+            next: 0,
+            batch: Vec::new(),
+            batch_len: 0,
+        })
     }
 
     /// Add one encoded record; returns true when the batch is full and should be flushed.
@@ -80,7 +88,12 @@ impl Output {
                     return Ok(true);
                 }
                 Err(zmq::Error::EAGAIN) => continue,
-                Err(e) => return Err(NodeError::Zmq { what: format!("send to node `{}`", self.node), source: e }),
+                Err(e) => {
+                    return Err(NodeError::Zmq {
+                        what: format!("send to node `{}`", self.node),
+                        source: e,
+                    })
+                }
             }
         }
         Ok(false)
@@ -95,8 +108,12 @@ impl Output {
     pub fn end(&mut self, from: &str) -> Result<(), NodeError> {
         debug_assert_eq!(self.batch_len, 0, "flush before ending");
         for (peer, &sent) in self.peers.iter().zip(&self.sent) {
-            let eos = wire::encode(&Message::Eos { from: from.to_string(), sent });
-            peer.send(eos, 0).map_err(NodeError::zmq(format!("send end of stream to node `{}`", self.node)))?;
+            let eos = wire::encode(&Message::Eos {
+                from: from.to_string(),
+                sent,
+            });
+            peer.send(eos, 0)
+                .map_err(NodeError::zmq(format!("send end of stream to node `{}`", self.node)))?;
         }
         Ok(())
     }

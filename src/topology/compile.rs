@@ -56,7 +56,10 @@ pub fn compile(source: &Source<'_>) -> Result<(Topology, Vec<Diagnostic>), Vec<D
     top.deny_unknown(TOP_KEYS, &mut diags);
 
     let name = top.str("name", &mut diags).map(Spanned::into_inner).unwrap_or_else(|| {
-        source.path.file_stem().map_or("topology".into(), |s| s.to_string_lossy().into_owned())
+        source
+            .path
+            .file_stem()
+            .map_or("topology".into(), |s| s.to_string_lossy().into_owned())
     });
     let default_transport = read_defaults(&top, &mut diags);
     let drafts = read_nodes(&top, source, default_transport, &mut diags);
@@ -77,23 +80,32 @@ pub fn compile(source: &Source<'_>) -> Result<(Topology, Vec<Diagnostic>), Vec<D
             transport: d.transport,
         })
         .collect();
-    let topology =
-        Topology { name, path: source.path.to_path_buf(), base_dir: source.base_dir.to_path_buf(), nodes };
+    let topology = Topology {
+        name,
+        path: source.path.to_path_buf(),
+        base_dir: source.base_dir.to_path_buf(),
+        nodes,
+    };
     Ok((topology, diags.into_sorted()))
 }
 
 fn read_defaults(top: &Table<'_, '_>, diags: &mut Diagnostics) -> Transport {
-    let Some(value) = top.get("defaults") else { return Transport::Ipc };
-    let Some(t) = Table::new(value, "`[defaults]`".into(), diags) else { return Transport::Ipc };
+    let Some(value) = top.get("defaults") else {
+        return Transport::Ipc;
+    };
+    let Some(t) = Table::new(value, "`[defaults]`".into(), diags) else {
+        return Transport::Ipc;
+    };
     t.deny_unknown(DEFAULT_KEYS, diags);
     transport(&t, diags).unwrap_or(Transport::Ipc)
 }
 
 fn transport(t: &Table<'_, '_>, diags: &mut Diagnostics) -> Option<Transport> {
-    t.choice("transport", TRANSPORTS, diags).map(|s| match s.get_ref().as_str() {
-        "tcp" => Transport::Tcp,
-        _ => Transport::Ipc,
-    })
+    t.choice("transport", TRANSPORTS, diags)
+        .map(|s| match s.get_ref().as_str() {
+            "tcp" => Transport::Tcp,
+            _ => Transport::Ipc,
+        })
 }
 
 fn read_nodes(top: &Table<'_, '_>, source: &Source<'_>, default: Transport, diags: &mut Diagnostics) -> Vec<Draft> {
@@ -104,11 +116,15 @@ fn read_nodes(top: &Table<'_, '_>, source: &Source<'_>, default: Transport, diag
         );
         return Vec::new();
     };
-    let Some(nodes) = Table::new(value, "`nodes`".into(), diags) else { return Vec::new() };
+    let Some(nodes) = Table::new(value, "`nodes`".into(), diags) else {
+        return Vec::new();
+    };
     let entries = nodes.entries();
     if entries.is_empty() {
         let span = top.key_span("nodes").unwrap_or(0..0);
-        diags.push(Diagnostic::error(span, "the topology declares no nodes").with_help("add a table like `[nodes.source]`"));
+        diags.push(
+            Diagnostic::error(span, "the topology declares no nodes").with_help("add a table like `[nodes.source]`"),
+        );
     }
     entries
         .into_iter()
@@ -123,7 +139,10 @@ fn read_nodes(top: &Table<'_, '_>, source: &Source<'_>, default: Transport, diag
 
 fn check_node_name(name: &Spanned<String>, diags: &mut Diagnostics) {
     let ok = !name.get_ref().is_empty()
-        && name.get_ref().chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-');
+        && name
+            .get_ref()
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-');
     if !ok {
         diags.push(
             Diagnostic::error(name.span(), format!("node name `{}` is not allowed", name.get_ref()))
@@ -132,15 +151,24 @@ fn check_node_name(name: &Spanned<String>, diags: &mut Diagnostics) {
     }
 }
 
-fn read_node(name: Spanned<String>, t: &Table<'_, '_>, source: &Source<'_>, default: Transport, diags: &mut Diagnostics) -> Draft {
+fn read_node(
+    name: Spanned<String>,
+    t: &Table<'_, '_>,
+    source: &Source<'_>,
+    default: Transport,
+    diags: &mut Diagnostics,
+) -> Draft {
     let replicas = read_replicas(t, diags);
     let runner = read_runner(t, source, diags);
     if let (Some(Runner::Builtin(kind)), Some(replicas)) = (&runner, &replicas) {
         if let Some(reason) = kind.single_replica_reason() {
             if *replicas.get_ref() > 1 {
                 diags.push(
-                    Diagnostic::error(replicas.span(), format!("node `{}` cannot have {} replicas", name.get_ref(), replicas.get_ref()))
-                        .with_help(reason),
+                    Diagnostic::error(
+                        replicas.span(),
+                        format!("node `{}` cannot have {} replicas", name.get_ref(), replicas.get_ref()),
+                    )
+                    .with_help(reason),
                 );
             }
         }
@@ -158,8 +186,15 @@ fn read_replicas(t: &Table<'_, '_>, diags: &mut Diagnostics) -> Option<Spanned<i
     let r = t.int("replicas", diags)?;
     if !(1..=MAX_REPLICAS).contains(r.get_ref()) {
         diags.push(
-            Diagnostic::error(r.span(), format!("`replicas` in {} is {}; it must be between 1 and {MAX_REPLICAS}", t.what(), r.get_ref()))
-                .with_help("remove the node, or give it at least one replica"),
+            Diagnostic::error(
+                r.span(),
+                format!(
+                    "`replicas` in {} is {}; it must be between 1 and {MAX_REPLICAS}",
+                    t.what(),
+                    r.get_ref()
+                ),
+            )
+            .with_help("remove the node, or give it at least one replica"),
         );
         return None;
     }
@@ -178,7 +213,14 @@ fn read_runner(t: &Table<'_, '_>, source: &Source<'_>, diags: &mut Diagnostics) 
             None
         }
         (None, None) => {
-            t.require("kind", &format!("give exactly one of `kind` (one of: {}) or `command`", BUILTINS.join(", ")), diags);
+            t.require(
+                "kind",
+                &format!(
+                    "give exactly one of `kind` (one of: {}) or `command`",
+                    BUILTINS.join(", ")
+                ),
+                diags,
+            );
             t.deny_unknown(&all_node_keys(), diags);
             None
         }
@@ -201,7 +243,12 @@ fn read_runner(t: &Table<'_, '_>, source: &Source<'_>, diags: &mut Diagnostics) 
 fn all_node_keys() -> Vec<&'static str> {
     let mut keys: Vec<&str> = NODE_KEYS.to_vec();
     for kind in BUILTINS {
-        keys.extend(Kind::keys(kind).iter().filter(|k| !keys.contains(k)).collect::<Vec<_>>());
+        keys.extend(
+            Kind::keys(kind)
+                .iter()
+                .filter(|k| !keys.contains(k))
+                .collect::<Vec<_>>(),
+        );
     }
     keys
 }
@@ -209,7 +256,10 @@ fn all_node_keys() -> Vec<&'static str> {
 fn read_command(t: &Table<'_, '_>, base_dir: &Path, diags: &mut Diagnostics) -> Option<Vec<String>> {
     let argv = t.str_list("command", diags)?;
     if argv.get_ref().is_empty() {
-        diags.error(argv.span(), format!("`command` in {} is empty; give the program and its arguments", t.what()));
+        diags.error(
+            argv.span(),
+            format!("`command` in {} is empty; give the program and its arguments", t.what()),
+        );
         return None;
     }
     let mut argv: Vec<String> = argv.into_inner().into_iter().map(Spanned::into_inner).collect();
@@ -233,7 +283,11 @@ pub fn resolve(base: &Path, path: &str) -> PathBuf {
 
 /// Resolve each node's input names to ids, reporting unknown, repeated and self references.
 fn resolve_inputs(drafts: &[Draft], diags: &mut Diagnostics) -> Vec<Vec<(NodeId, Span)>> {
-    let ids: HashMap<&str, NodeId> = drafts.iter().enumerate().map(|(i, d)| (d.name.get_ref().as_str(), i)).collect();
+    let ids: HashMap<&str, NodeId> = drafts
+        .iter()
+        .enumerate()
+        .map(|(i, d)| (d.name.get_ref().as_str(), i))
+        .collect();
     let known: Vec<&str> = drafts.iter().map(|d| d.name.get_ref().as_str()).collect();
     drafts
         .iter()
@@ -243,14 +297,20 @@ fn resolve_inputs(drafts: &[Draft], diags: &mut Diagnostics) -> Vec<Vec<(NodeId,
                 let wanted = input.get_ref().as_str();
                 match ids.get(wanted) {
                     Some(&id) if resolved.iter().any(|(r, _)| *r == id) => diags.push(
-                        Diagnostic::error(input.span(), format!("node `{}` lists input `{wanted}` twice", d.name.get_ref()))
-                            .with_help("each upstream node's records reach this node once; remove the repeat"),
+                        Diagnostic::error(
+                            input.span(),
+                            format!("node `{}` lists input `{wanted}` twice", d.name.get_ref()),
+                        )
+                        .with_help("each upstream node's records reach this node once; remove the repeat"),
                     ),
                     Some(&id) => resolved.push((id, input.span())),
                     None => {
                         let mut diag = Diagnostic::error(
                             input.span(),
-                            format!("node `{}` reads from `{wanted}`, which is not declared", d.name.get_ref()),
+                            format!(
+                                "node `{}` reads from `{wanted}`, which is not declared",
+                                d.name.get_ref()
+                            ),
                         );
                         let list = format!("known nodes: {}", known.join(", "));
                         diag = match did_you_mean(wanted, known.iter().copied()) {
@@ -270,23 +330,34 @@ fn resolve_inputs(drafts: &[Draft], diags: &mut Diagnostics) -> Vec<Vec<(NodeId,
 /// reads are dropped, which is worth a warning.
 fn check_roles(drafts: &[Draft], inputs: &[Vec<(NodeId, Span)>], diags: &mut Diagnostics) {
     for (i, d) in drafts.iter().enumerate() {
-        let Some(Runner::Builtin(kind)) = &d.runner else { continue };
+        let Some(Runner::Builtin(kind)) = &d.runner else {
+            continue;
+        };
         let name = d.name.get_ref();
         if kind.is_source() && !d.inputs.is_empty() {
             diags.push(
-                Diagnostic::error(d.inputs[0].span(), format!("node `{name}` is a `{}` source and takes no inputs", kind.name()))
-                    .with_help("remove `inputs`, or use a kind that reads records (filter, tally, sink)"),
+                Diagnostic::error(
+                    d.inputs[0].span(),
+                    format!("node `{name}` is a `{}` source and takes no inputs", kind.name()),
+                )
+                .with_help("remove `inputs`, or use a kind that reads records (filter, tally, sink)"),
             );
         }
         if !kind.is_source() && d.inputs.is_empty() {
             diags.push(
-                Diagnostic::error(d.name.span(), format!("node `{name}` (`{}`) has no inputs", kind.name()))
-                    .with_help("add `inputs = [\"<upstream node>\"]`"),
+                Diagnostic::error(
+                    d.name.span(),
+                    format!("node `{name}` (`{}`) has no inputs", kind.name()),
+                )
+                .with_help("add `inputs = [\"<upstream node>\"]`"),
             );
         }
         let read = inputs.iter().any(|ins| ins.iter().any(|(id, _)| *id == i));
         if kind.emits() && !read {
-            diags.push(Diagnostic::warning(d.name.span(), format!("no node reads the records of node `{name}`; they are dropped")));
+            diags.push(Diagnostic::warning(
+                d.name.span(),
+                format!("no node reads the records of node `{name}`; they are dropped"),
+            ));
         }
     }
 }
@@ -299,7 +370,13 @@ fn check_cycles(drafts: &[Draft], inputs: &[Vec<(NodeId, Span)>], diags: &mut Di
         OnStack,
         Done,
     }
-    fn visit(n: NodeId, inputs: &[Vec<(NodeId, Span)>], marks: &mut [Mark], stack: &mut Vec<NodeId>, found: &mut Vec<(Vec<NodeId>, Span)>) {
+    fn visit(
+        n: NodeId,
+        inputs: &[Vec<(NodeId, Span)>],
+        marks: &mut [Mark],
+        stack: &mut Vec<NodeId>,
+        found: &mut Vec<(Vec<NodeId>, Span)>,
+    ) {
         marks[n] = Mark::OnStack;
         stack.push(n);
         for (up, span) in &inputs[n] {

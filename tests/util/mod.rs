@@ -1,0 +1,223 @@
+//! Test harness: runs the real `procnet` binary with a deadline, captures its output, and
+//! checks that no process of the run is left behind.
+#![allow(dead_code)]
+
+use std::ffi::OsStr;
+use std::fs;
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, ExitStatus, Stdio};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+/// The environment variable that marks every process of one test run (children inherit it).
+pub const TAG_VAR: &str = "PROCNET_TEST_TAG";
+
+/// Path of the built `procnet` binary.
+pub fn bin() -> PathBuf {
+    PathBuf::from(env!("CARGO_BIN_EXE_procnet"))
+}
+
+/// The repository root.
+pub fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// A unique tag for this test process and call.
+fn new_tag() -> String {
+    static N: AtomicU64 = AtomicU64::new(0);
+    format!("{}-{}", std::process::id(), N.fetch_add(1, Ordering::SeqCst))
+}
+
+/// What a finished run printed and how it ended.
+#[derive(Debug)]
+pub struct Run {
+    pub status: ExitStatus,
+    pub stdout: String,
+    pub stderr: String,
+    pub elapsed: Duration,
+    pub tag: String,
+}
+
+impl Run {
+    pub fn code(&self) -> i32 {
+        self.status.code().unwrap_or(-1)
+    }
+
+    /// Panic with the output unless the exit code is `code`.
+    pub fn expect_code(&self, code: i32) -> &Self {
+        assert_eq!(
+            self.code(),
+            code,
+            "unexpected exit code\n--- stdout\n{}\n--- stderr\n{}",
+            self.stdout,
+            self.stderr
+        );
+        self
+    }
+
+    /// The last stdout line parsed as JSON.
+    pub fn json(&self) -> serde_json::Value {
+        let line = self
+            .stdout
+            .lines()
+            .last()
+            .unwrap_or_else(|| panic!("no stdout; stderr:\n{}", self.stderr));
+        serde_json::from_str(line)
+            .unwrap_or_else(|e| panic!("stdout is not JSON ({e}): {line}\nstderr:\n{}", self.stderr))
+    }
+}
+
+/// A `procnet` invocation under construction.
+pub struct Procnet {
+    cmd: Command,
+    timeout: Duration,
+    tag: String,
+}
+
+/// Start building `procnet ARGS...`, run from the repository root.
+pub fn procnet<I, S>(args: I) -> Procnet
+where
+    I: IntoIterator<Item = S>,
+    S: AsRef<OsStr>,
+{
+    let tag = new_tag();
+    let mut cmd = Command::new(bin());
+    cmd.args(args)
+        .current_dir(root())
+        .env(TAG_VAR, &tag)
+        .stdin(Stdio::null());
+    Procnet {
+        cmd,
+        timeout: Duration::from_secs(60),
+        tag,
+    }
+}
+
+impl Procnet {
+    pub fn timeout(mut self, t: Duration) -> Self {
+        self.timeout = t;
+        self
+    }
+
+    pub fn current_dir(mut self, dir: impl AsRef<Path>) -> Self {
+        self.cmd.current_dir(dir);
+        self
+    }
+
+    pub fn env(mut self, k: &str, v: impl AsRef<OsStr>) -> Self {
+        self.cmd.env(k, v);
+        self
+    }
+
+    /// Run to completion; panic (after killing the whole process group) past the deadline,
+    /// and if any process carrying this run's tag is still alive afterwards.
+    pub fn run(mut self) -> Run {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let (out_path, err_path) = (dir.path().join("stdout"), dir.path().join("stderr"));
+        self.cmd
+            .stdout(fs::File::create(&out_path).expect("stdout file"))
+            .stderr(fs::File::create(&err_path).expect("stderr file"))
+            .process_group(0);
+        let start = Instant::now();
+        let mut child = self.cmd.spawn().expect("spawn procnet");
+        let pid = child.id();
+        let (tx, rx) = mpsc::channel();
+        let waiter = std::thread::spawn(move || {
+            let _ = tx.send(child.wait().expect("wait for procnet"));
+        });
+        let status = match rx.recv_timeout(self.timeout) {
+            Ok(status) => status,
+            Err(_) => {
+                kill_tagged(&self.tag);
+                // SAFETY: plain kill(2) of the test's own child process group.
+                unsafe { libc::kill(-(pid as i32), libc::SIGKILL) };
+                let _ = waiter.join();
+                panic!(
+                    "procnet did not finish within {:?}\n--- stderr\n{}",
+                    self.timeout,
+                    fs::read_to_string(&err_path).unwrap_or_default()
+                );
+            }
+        };
+        let _ = waiter.join();
+        let run = Run {
+            status,
+            stdout: fs::read_to_string(&out_path).expect("read stdout"),
+            stderr: fs::read_to_string(&err_path).expect("read stderr"),
+            elapsed: start.elapsed(),
+            tag: self.tag.clone(),
+        };
+        let left = tagged_pids(&self.tag);
+        if !left.is_empty() {
+            kill_tagged(&self.tag);
+            panic!(
+                "processes of the run are still alive after it ended: {left:?}\n--- stderr\n{}",
+                run.stderr
+            );
+        }
+        run
+    }
+}
+
+/// Pids of live (non-zombie) processes whose environment carries `TAG_VAR=tag`.
+pub fn tagged_pids(tag: &str) -> Vec<u32> {
+    let needle = format!("{TAG_VAR}={tag}");
+    let mut pids = Vec::new();
+    let Ok(entries) = fs::read_dir("/proc") else {
+        return pids;
+    };
+    for e in entries.flatten() {
+        let Some(pid) = e.file_name().to_str().and_then(|s| s.parse::<u32>().ok()) else {
+            continue;
+        };
+        let Ok(env) = fs::read(format!("/proc/{pid}/environ")) else {
+            continue;
+        };
+        if env.split(|&b| b == 0).any(|kv| kv == needle.as_bytes()) {
+            let zombie = fs::read_to_string(format!("/proc/{pid}/stat"))
+                .ok()
+                .and_then(|s| s.rsplit(')').next().map(|rest| rest.trim_start().starts_with('Z')))
+                .unwrap_or(true);
+            if !zombie {
+                pids.push(pid);
+            }
+        }
+    }
+    pids
+}
+
+fn kill_tagged(tag: &str) {
+    for pid in tagged_pids(tag) {
+        // SAFETY: plain kill(2).
+        unsafe { libc::kill(pid as i32, libc::SIGKILL) };
+    }
+}
+
+/// A temporary directory holding a topology file and its data.
+pub struct Scratch {
+    pub dir: tempfile::TempDir,
+}
+
+impl Scratch {
+    pub fn new() -> Scratch {
+        Scratch {
+            dir: tempfile::tempdir().expect("temp dir"),
+        }
+    }
+
+    pub fn path(&self, name: &str) -> PathBuf {
+        self.dir.path().join(name)
+    }
+
+    /// Write `name` with `text`; returns its path.
+    pub fn write(&self, name: &str, text: &str) -> PathBuf {
+        let p = self.path(name);
+        if let Some(parent) = p.parent() {
+            fs::create_dir_all(parent).expect("mkdir");
+        }
+        fs::write(&p, text).expect("write scratch file");
+        p
+    }
+}
