@@ -84,6 +84,9 @@ pub enum Message {
         /// The first reasons for dropped frames and records.
         notes: Vec<String>,
     },
+    /// Launcher to node: every consumer of this node has finished, so its data sockets may
+    /// close and it may exit. Closing earlier can lose records (see `docs/protocol.md`).
+    Bye,
     /// Node to launcher: the node could not go on.
     Failed {
         /// Why, in words.
@@ -103,6 +106,7 @@ impl Message {
             Message::Start => "start",
             Message::Stop => "stop",
             Message::Done { .. } => "done",
+            Message::Bye => "bye",
             Message::Failed { .. } => "failed",
         }
     }
@@ -170,7 +174,7 @@ pub fn encode(msg: &Message) -> Vec<u8> {
             map.push((s("inputs"), Value::Array(ins)));
             map.push((s("outputs"), Value::Array(outs)));
         }
-        Message::Ready | Message::Start | Message::Stop => {}
+        Message::Ready | Message::Start | Message::Stop | Message::Bye => {}
         Message::Done { stats, notes } => {
             map.push((s("received"), Value::from(stats.received)));
             map.push((s("sent"), Value::from(stats.sent)));
@@ -249,6 +253,7 @@ pub fn decode(frame: &[u8]) -> Result<Message, DecodeError> {
         "start" => "start",
         "stop" => "stop",
         "done" => "done",
+        "bye" => "bye",
         "failed" => "failed",
         other => return Err(DecodeError(format!("unknown message type `{other}`"))),
     };
@@ -284,6 +289,7 @@ pub fn decode(frame: &[u8]) -> Result<Message, DecodeError> {
         "ready" => Message::Ready,
         "start" => Message::Start,
         "stop" => Message::Stop,
+        "bye" => Message::Bye,
         "done" => Message::Done {
             stats: Stats {
                 received: m.uint("received")?,
@@ -442,6 +448,7 @@ mod tests {
             Message::Ready,
             Message::Start,
             Message::Stop,
+            Message::Bye,
             Message::Done {
                 stats: Stats {
                     received: 1,

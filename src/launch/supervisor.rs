@@ -36,6 +36,8 @@ enum Phase {
     Ready,
     Started,
     Done,
+    /// `bye` sent: every consumer finished, so the replica may close its sockets and exit.
+    Released,
     Exited,
 }
 
@@ -137,7 +139,7 @@ impl Supervisor<'_> {
             if let Ok(signal) = interrupt.try_recv() {
                 return Err(RunError::Interrupted { signal });
             }
-            let all_done = self.replicas.iter().all(|r| r.phase >= Phase::Done);
+            let all_done = self.replicas.iter().all(|r| r.phase >= Phase::Released);
             self.receive(if all_done { 5 } else { 50 })?;
             self.reap_exited()?;
             if self.replicas.iter().all(|r| r.phase == Phase::Exited) {
@@ -162,10 +164,11 @@ impl Supervisor<'_> {
     fn receive(&mut self, timeout_ms: i64) -> Result<(), RunError> {
         let mut timeout = timeout_ms;
         loop {
-            let n = self
-                .control
-                .poll(zmq::POLLIN, timeout)
-                .map_err(|e| RunError::Setup(format!("failed to poll the control socket: {e}")))?;
+            let n = match self.control.poll(zmq::POLLIN, timeout) {
+                // A signal arrived; the loop picks it up from the interrupt channel.
+                Err(zmq::Error::EINTR) => return Ok(()),
+                other => other.map_err(|e| RunError::Setup(format!("failed to poll the control socket: {e}")))?,
+            };
             if n == 0 {
                 return Ok(());
             }
@@ -209,6 +212,7 @@ impl Supervisor<'_> {
             Message::Done { stats, notes } if r.phase == Phase::Started => {
                 r.phase = Phase::Done;
                 r.report = Some((stats, notes));
+                self.release_finished()?;
             }
             Message::Failed { error } => {
                 return Err(RunError::NodeFailed {
@@ -222,6 +226,27 @@ impl Supervisor<'_> {
                     cause: format!("sent `{}` out of turn (it was {:?})", other.type_name(), r.phase),
                 })
             }
+        }
+        Ok(())
+    }
+
+    /// Send `bye` to every replica that is done and whose consumers are all done too: they
+    /// have read everything it sent, so its connections can close without losing records.
+    fn release_finished(&mut self) -> Result<(), RunError> {
+        let t = self.topology;
+        let done =
+            |node: NodeId, reps: &[Replica]| reps.iter().filter(|r| r.node == node).all(|r| r.phase >= Phase::Done);
+        let releasable: Vec<usize> = (0..self.replicas.len())
+            .filter(|&i| self.replicas[i].phase == Phase::Done)
+            .filter(|&i| {
+                t.consumers(self.replicas[i].node)
+                    .into_iter()
+                    .all(|c| done(c, &self.replicas))
+            })
+            .collect();
+        for i in releasable {
+            self.replicas[i].phase = Phase::Released;
+            self.tell(i, &Message::Bye)?;
         }
         Ok(())
     }
@@ -291,7 +316,7 @@ impl Supervisor<'_> {
                     )))
                 }
             };
-            if status.success() && self.replicas[i].phase == Phase::Done {
+            if status.success() && self.replicas[i].phase == Phase::Released {
                 self.replicas[i].phase = Phase::Exited;
                 continue;
             }
@@ -299,13 +324,15 @@ impl Supervisor<'_> {
             // to arrive so the cause, not just the status, is reported.
             self.receive(200)?;
             let r = &mut self.replicas[i];
-            r.phase = Phase::Exited;
-            let cause = if status.success() {
+            let cause = if status.success() && r.phase == Phase::Done {
+                "exited before the launcher's `bye`: records it sent may be lost".to_string()
+            } else if status.success() {
                 "exited before finishing its stream (status 0 without `done`: does it speak the procnet protocol?)"
                     .to_string()
             } else {
                 describe_status(status)
             };
+            r.phase = Phase::Exited;
             return Err(RunError::NodeFailed {
                 id: r.id.clone(),
                 cause,

@@ -52,15 +52,25 @@ impl FilterConfig {
             }
             (None, None) => {
                 if t.get("contains").is_none() && t.get("regex").is_none() {
-                    t.require(
-                        "contains",
-                        "give exactly one of `contains = \"text\"` or `regex = \"pattern\"`",
-                        diags,
+                    diags.push(
+                        Diagnostic::error(
+                            t.anchor(),
+                            format!("{} needs a pattern: `contains` or `regex`", t.what()),
+                        )
+                        .with_help("give exactly one of `contains = \"text\"` or `regex = \"pattern\"`"),
                     );
                 }
                 None
             }
-            (Some(c), None) => Some(Pattern::Contains(c.into_inner())),
+            (Some(c), None) => {
+                if c.get_ref().is_empty() {
+                    diags.push(
+                        Diagnostic::warning(c.span(), format!("`contains = \"\"` in {} matches every record", t.what()))
+                            .with_help("to keep every record that has the field, this is fine; otherwise give the text to look for"),
+                    );
+                }
+                Some(Pattern::Contains(c.into_inner()))
+            }
             (None, Some(r)) => match build(&Pattern::Regex(r.get_ref().clone()), ignore_case) {
                 Ok(_) => Some(Pattern::Regex(r.into_inner())),
                 Err(e) => {
@@ -110,11 +120,8 @@ fn build(pattern: &Pattern, ignore_case: bool) -> Result<regex::Regex, String> {
         .map_err(|e| e.to_string())
 }
 
+/// The regex crate's message without its frame: the last non-empty line, minus "error: ".
 fn first_line(s: &str) -> String {
-    s.lines()
-        .filter(|l| !l.trim().is_empty())
-        .last()
-        .unwrap_or(s)
-        .trim()
-        .to_string()
+    let last = s.lines().rfind(|l| !l.trim().is_empty()).unwrap_or(s).trim();
+    last.strip_prefix("error: ").unwrap_or(last).to_string()
 }

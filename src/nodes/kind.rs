@@ -70,6 +70,16 @@ impl Kind {
         matches!(self, Kind::Lines(_) | Kind::Filter(_))
     }
 
+    /// The files the node reads (false) or writes (true), resolved.
+    pub fn files(&self) -> Vec<(&Path, bool)> {
+        match self {
+            Kind::Lines(c) => c.path.iter().map(|p| (p.as_path(), false)).collect(),
+            Kind::Tally(c) => c.output.iter().map(|p| (p.as_path(), true)).collect(),
+            Kind::Sink(c) => c.path.iter().map(|p| (p.as_path(), true)).collect(),
+            Kind::Filter(_) => Vec::new(),
+        }
+    }
+
     /// Why this configuration must run as one replica, if it must.
     pub fn single_replica_reason(&self) -> Option<&'static str> {
         match self {

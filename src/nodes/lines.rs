@@ -47,7 +47,7 @@ impl LinesConfig {
             "give the file to read, relative to the topology file, or \"-\" for stdin",
             diags,
         );
-        let path = t.str("path", diags);
+        let path = t.non_empty_str("path", diags);
         let format = match t
             .choice("format", &["text", "jsonl"], diags)
             .as_ref()

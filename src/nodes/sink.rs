@@ -26,7 +26,7 @@ impl SinkConfig {
     /// Validate the options in `t`.
     pub fn from_table(t: &Table<'_, '_>, base_dir: &std::path::Path, diags: &mut Diagnostics) -> Option<Self> {
         let path = t
-            .str("path", diags)
+            .non_empty_str("path", diags)
             .map(|s| s.into_inner())
             .filter(|p| p != "-")
             .map(|p| resolve(base_dir, &p));

@@ -43,7 +43,7 @@ impl TallyConfig {
     pub fn from_table(t: &Table<'_, '_>, base_dir: &std::path::Path, diags: &mut Diagnostics) -> Option<Self> {
         let by = t.str("by", diags).map(|s| s.into_inner());
         let output = t
-            .str("output", diags)
+            .non_empty_str("output", diags)
             .map(|s| s.into_inner())
             .filter(|p| p != "-")
             .map(|p| resolve(base_dir, &p));

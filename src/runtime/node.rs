@@ -76,7 +76,7 @@ impl Node {
             pid: std::process::id(),
             input: self.input.as_ref().map(|i| i.endpoint.clone()),
         })?;
-        let Message::Wire { inputs, outputs } = self.await_control("wire")? else {
+        let Message::Wire { inputs, outputs } = self.await_control("wire", Some(JOIN_TIMEOUT))? else {
             unreachable!("await_control checks the type")
         };
         if let Some(input) = &mut self.input {
@@ -86,25 +86,32 @@ impl Node {
             self.outputs.push(Output::connect(&self.ctx, &d.node, &d.endpoints)?);
         }
         self.tell(&Message::Ready)?;
-        self.await_control("start")?;
+        self.await_control("start", Some(JOIN_TIMEOUT))?;
         Ok(())
     }
 
-    /// Wait for the control message of type `want`, remembering a `stop` that comes first.
-    fn await_control(&mut self, want: &str) -> Result<Message, NodeError> {
-        let deadline = Instant::now() + JOIN_TIMEOUT;
+    /// Wait for the control message of type `want` (at most `timeout`), remembering a
+    /// `stop` that comes first.
+    fn await_control(&mut self, want: &str, timeout: Option<Duration>) -> Result<Message, NodeError> {
+        let deadline = timeout.map(|t| (Instant::now() + t, t));
         loop {
-            let left = deadline.saturating_duration_since(Instant::now());
-            if left.is_zero() {
-                return Err(NodeError::Protocol(format!(
-                    "no `{want}` from the launcher within {} s",
-                    JOIN_TIMEOUT.as_secs()
-                )));
-            }
-            let ready = self
-                .control
-                .poll(zmq::POLLIN, left.as_millis() as i64)
-                .map_err(NodeError::zmq("poll the control socket"))?;
+            let wait_ms = match deadline {
+                Some((at, t)) => {
+                    let left = at.saturating_duration_since(Instant::now());
+                    if left.is_zero() {
+                        return Err(NodeError::Protocol(format!(
+                            "no `{want}` from the launcher within {} s",
+                            t.as_secs()
+                        )));
+                    }
+                    left.as_millis() as i64
+                }
+                None => -1,
+            };
+            let ready = match self.control.poll(zmq::POLLIN, wait_ms) {
+                Err(zmq::Error::EINTR) => 0,
+                other => other.map_err(NodeError::zmq("poll the control socket"))?,
+            };
             if ready == 0 {
                 continue;
             }
@@ -206,7 +213,15 @@ impl Node {
             input.socket.as_poll_item(zmq::POLLIN),
             self.control.as_poll_item(zmq::POLLIN),
         ];
-        zmq::poll(&mut items, CONTROL_TICK_MS).map_err(NodeError::zmq("poll for input"))?;
+        match zmq::poll(&mut items, CONTROL_TICK_MS) {
+            Ok(_) | Err(zmq::Error::EINTR) => {}
+            Err(e) => {
+                return Err(NodeError::Zmq {
+                    what: "poll for input".into(),
+                    source: e,
+                })
+            }
+        }
         if items[1].is_readable() {
             self.poll_control()?;
         }
@@ -245,7 +260,15 @@ impl Node {
             let out = &self.outputs[i];
             let mut items = out.poll_items();
             items.push(self.control.as_poll_item(zmq::POLLIN));
-            zmq::poll(&mut items, CONTROL_TICK_MS).map_err(NodeError::zmq("poll for room downstream"))?;
+            match zmq::poll(&mut items, CONTROL_TICK_MS) {
+                Ok(_) | Err(zmq::Error::EINTR) => {}
+                Err(e) => {
+                    return Err(NodeError::Zmq {
+                        what: "poll for room downstream".into(),
+                        source: e,
+                    })
+                }
+            }
             let control_ready = items.last().is_some_and(|c| c.is_readable());
             drop(items);
             if control_ready {
@@ -274,7 +297,13 @@ impl Node {
         }
     }
 
-    /// End this node's stream: flush, send `eos` on every pipe, report `done`.
+    /// End this node's stream: flush, send `eos` on every pipe, report `done`, and wait for
+    /// the launcher's `bye`, sent once every consumer has finished reading.
+    ///
+    /// Why wait: libzmq drops what is still unread in the kernel buffer when the sending side
+    /// hangs up while the receiver's pipe is at its high-water mark (a backpressured
+    /// consumer). Linger does not help; it only covers data until it reaches the kernel. So
+    /// a producer keeps its connections open until its consumers say they have everything.
     pub fn finish(&mut self) -> Result<(), NodeError> {
         self.flush()?;
         let id = self.id.clone();
@@ -286,7 +315,9 @@ impl Node {
         self.tell(&Message::Done {
             stats: self.stats(),
             notes,
-        })
+        })?;
+        self.await_control("bye", None)?;
+        Ok(())
     }
 
     /// Tell the launcher this node failed and why.

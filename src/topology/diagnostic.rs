@@ -130,7 +130,8 @@ fn render(f: &mut fmt::Formatter<'_>, path: &Path, source: &str, d: &Diagnostic)
     let (line, col) = line_col(source, d.span.start);
     writeln!(f, "{label}: {}", d.message)?;
     writeln!(f, "  --> {}:{line}:{col}", path.display())?;
-    let text = source.lines().nth(line - 1).unwrap_or("");
+    // Tabs print as one space each, so the caret lines up under the right character.
+    let text = source.lines().nth(line - 1).unwrap_or("").replace('\t', " ");
     let gutter = " ".repeat(line.to_string().len());
     let start = floor_char_boundary(source, d.span.start.min(source.len()));
     let end = floor_char_boundary(source, d.span.end.min(source.len())).max(start);
@@ -140,7 +141,7 @@ fn render(f: &mut fmt::Formatter<'_>, path: &Path, source: &str, d: &Diagnostic)
         .map_or(0, |s| s.chars().count())
         .max(1);
     writeln!(f, "{gutter} |")?;
-    writeln!(f, "{line} | {text}")?;
+    writeln!(f, "{}", format!("{line} | {text}").trim_end())?;
     writeln!(f, "{gutter} | {}{}", " ".repeat(col - 1), "^".repeat(width))?;
     if let Some(help) = &d.help {
         writeln!(f, "{gutter} = help: {help}")?;
@@ -160,28 +161,44 @@ impl fmt::Display for Report {
     }
 }
 
-/// The closest of `candidates` to `word` by edit distance, if it is close enough to be a typo.
+/// The closest of `candidates` to `word`, if it is close enough to be a typo: the same word
+/// in another case, or a few edits away (a swap of two neighbours counts as one edit; short
+/// words allow one edit only, so `udp` does not suggest `tcp`).
 pub fn did_you_mean<'a>(word: &str, candidates: impl IntoIterator<Item = &'a str>) -> Option<&'a str> {
+    let candidates: Vec<&str> = candidates.into_iter().collect();
+    if let Some(same) = candidates.iter().find(|c| c.eq_ignore_ascii_case(word)) {
+        return Some(same);
+    }
     candidates
         .into_iter()
-        .map(|c| (edit_distance(word, c), c))
-        .filter(|&(d, c)| d <= 2.max(c.len() / 3) && d < c.len().max(word.len()))
+        .map(|c| (edit_distance(&word.to_lowercase(), c), c))
+        .filter(|&(d, c)| d <= if c.len() <= 3 { 1 } else { 2.max(c.len() / 3) } && d < c.len().max(word.len()))
         .min_by_key(|&(d, _)| d)
         .map(|(_, c)| c)
 }
 
+/// Optimal string alignment distance: insertions, deletions, substitutions and swaps of
+/// neighbouring characters each cost one.
 fn edit_distance(a: &str, b: &str) -> usize {
-    let b: Vec<char> = b.chars().collect();
-    let mut prev: Vec<usize> = (0..=b.len()).collect();
-    for (i, ca) in a.chars().enumerate() {
-        let mut cur = vec![i + 1];
-        for (j, cb) in b.iter().enumerate() {
-            let sub = prev[j] + usize::from(ca != *cb);
-            cur.push(sub.min(prev[j + 1] + 1).min(cur[j] + 1));
-        }
-        prev = cur;
+    let (a, b): (Vec<char>, Vec<char>) = (a.chars().collect(), b.chars().collect());
+    let mut d = vec![vec![0usize; b.len() + 1]; a.len() + 1];
+    for (i, row) in d.iter_mut().enumerate() {
+        row[0] = i;
     }
-    prev[b.len()]
+    for j in 0..=b.len() {
+        d[0][j] = j;
+    }
+    for i in 1..=a.len() {
+        for j in 1..=b.len() {
+            let cost = usize::from(a[i - 1] != b[j - 1]);
+            let mut best = (d[i - 1][j] + 1).min(d[i][j - 1] + 1).min(d[i - 1][j - 1] + cost);
+            if i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1] {
+                best = best.min(d[i - 2][j - 2] + 1);
+            }
+            d[i][j] = best;
+        }
+    }
+    d[a.len()][b.len()]
 }
 
 #[cfg(test)]
@@ -201,5 +218,8 @@ mod tests {
         assert_eq!(did_you_mean("replica", ["replicas", "inputs"]), Some("replicas"));
         assert_eq!(did_you_mean("filtr", ["filter", "tally"]), Some("filter"));
         assert_eq!(did_you_mean("zzz", ["filter", "tally"]), None);
+        assert_eq!(did_you_mean("TCP", ["ipc", "tcp"]), Some("tcp"));
+        assert_eq!(did_you_mean("icp", ["ipc", "tcp"]), Some("ipc"));
+        assert_eq!(did_you_mean("udp", ["ipc", "tcp"]), None);
     }
 }

@@ -1,6 +1,7 @@
 //! Topology files: the spanned raw stage, the one compile step into a validated
 //! [`Topology`], and diagnostics with file:line:column.
 
+mod checks;
 pub mod compile;
 pub mod diagnostic;
 mod load;

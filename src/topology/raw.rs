@@ -18,6 +18,7 @@ pub type Span = Range<usize>;
 pub struct Table<'a, 'i> {
     map: &'a DeTable<'i>,
     span: Span,
+    anchor: Span,
     what: String,
 }
 
@@ -28,6 +29,7 @@ impl<'a, 'i> Table<'a, 'i> {
             DeValue::Table(map) => Some(Table {
                 map,
                 span: value.span(),
+                anchor: value.span(),
                 what,
             }),
             other => {
@@ -38,6 +40,17 @@ impl<'a, 'i> Table<'a, 'i> {
                 None
             }
         }
+    }
+
+    /// Point "missing key" errors at `span` (for a node, its name) instead of the table.
+    pub fn anchored_at(mut self, span: Span) -> Self {
+        self.anchor = span;
+        self
+    }
+
+    /// Where "missing key" errors point.
+    pub fn anchor(&self) -> Span {
+        self.anchor.clone()
     }
 
     /// What this table is, for messages.
@@ -162,32 +175,52 @@ impl<'a, 'i> Table<'a, 'i> {
         None
     }
 
-    /// Record an error for every key not in `allowed`, suggesting the likely intended one.
+    /// Record an error for every key not in `allowed`, suggesting the likely intended one,
+    /// or, through `elsewhere`, saying where an unknown key does belong.
     pub fn deny_unknown(&self, allowed: &[&str], diags: &mut Diagnostics) {
+        self.deny_unknown_with(allowed, |_| None, diags);
+    }
+
+    /// [`Table::deny_unknown`], with `elsewhere(key)` giving a help line for keys that belong
+    /// to something else (for example another node kind).
+    pub fn deny_unknown_with(
+        &self,
+        allowed: &[&str],
+        elsewhere: impl Fn(&str) -> Option<String>,
+        diags: &mut Diagnostics,
+    ) {
         for (key, _) in self.entries() {
             let name = key.get_ref().as_ref();
             if allowed.contains(&name) {
                 continue;
             }
-            let mut d = Diagnostic::error(key.span(), format!("unknown key `{name}` in {}", self.what));
-            d = match did_you_mean(name, allowed.iter().copied()) {
-                Some(m) => d.with_help(format!("did you mean `{m}`? known keys: {}", allowed.join(", "))),
-                None => d.with_help(format!("known keys: {}", allowed.join(", "))),
-            };
-            diags.push(d);
+            let d = Diagnostic::error(key.span(), format!("unknown key `{name}` in {}", self.what));
+            let known = format!("known keys: {}", allowed.join(", "));
+            diags.push(match (did_you_mean(name, allowed.iter().copied()), elsewhere(name)) {
+                (Some(m), _) => d.with_help(format!("did you mean `{m}`? {known}")),
+                (None, Some(hint)) => d.with_help(format!("{hint}; {known}")),
+                (None, None) => d.with_help(known),
+            });
         }
     }
 
-    /// Record an error if `key` is absent.
+    /// Record an error at the anchor if `key` is absent.
     pub fn require(&self, key: &str, hint: &str, diags: &mut Diagnostics) {
         if self.get(key).is_none() {
             diags.push(
-                Diagnostic::error(
-                    self.span.start..self.span.start,
-                    format!("{} is missing `{key}`", self.what),
-                )
-                .with_help(hint.to_string()),
+                Diagnostic::error(self.anchor(), format!("{} is missing `{key}`", self.what))
+                    .with_help(hint.to_string()),
             );
         }
+    }
+
+    /// A string that must not be empty, such as a path.
+    pub fn non_empty_str(&self, key: &str, diags: &mut Diagnostics) -> Option<Spanned<String>> {
+        let s = self.str(key, diags)?;
+        if s.get_ref().is_empty() {
+            diags.error(s.span(), format!("`{key}` in {} is empty", self.what));
+            return None;
+        }
+        Some(s)
     }
 }

@@ -1,0 +1,206 @@
+//! Cross-node checks of a topology: input names resolve, sources and consumers are used as
+//! such, no cycles, no two nodes writing one file; and, for a valid file, the warnings.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+
+use super::compile::Draft;
+use super::diagnostic::{did_you_mean, Diagnostic, Diagnostics};
+use super::model::{NodeId, Runner};
+use super::raw::Span;
+
+/// Each node's inputs resolved to ids, with the span of each entry.
+pub type Inputs = Vec<Vec<(NodeId, Span)>>;
+
+/// Resolve each node's input names to ids, reporting unknown and repeated names.
+pub fn resolve_inputs(drafts: &[Draft], diags: &mut Diagnostics) -> Inputs {
+    let ids: HashMap<&str, NodeId> = drafts
+        .iter()
+        .enumerate()
+        .map(|(i, d)| (d.name.get_ref().as_str(), i))
+        .collect();
+    let known: Vec<&str> = drafts.iter().map(|d| d.name.get_ref().as_str()).collect();
+    drafts
+        .iter()
+        .map(|d| {
+            let mut resolved: Vec<(NodeId, Span)> = Vec::new();
+            for input in &d.inputs {
+                let wanted = input.get_ref().as_str();
+                match ids.get(wanted) {
+                    Some(&id) if resolved.iter().any(|(r, _)| *r == id) => diags.push(
+                        Diagnostic::error(
+                            input.span(),
+                            format!("node `{}` lists input `{wanted}` twice", d.name.get_ref()),
+                        )
+                        .with_help("each upstream node's records reach this node once; remove the repeat"),
+                    ),
+                    Some(&id) => resolved.push((id, input.span())),
+                    None => {
+                        let d = Diagnostic::error(
+                            input.span(),
+                            format!(
+                                "node `{}` reads from `{wanted}`, which is not declared",
+                                d.name.get_ref()
+                            ),
+                        );
+                        let list = format!("known nodes: {}", known.join(", "));
+                        diags.push(match did_you_mean(wanted, known.iter().copied()) {
+                            Some(m) => d.with_help(format!("did you mean `{m}`? {list}")),
+                            None => d.with_help(list),
+                        });
+                    }
+                }
+            }
+            resolved
+        })
+        .collect()
+}
+
+/// Built-in sources take no inputs; every other built-in needs at least one.
+pub fn check_roles(drafts: &[Draft], diags: &mut Diagnostics) {
+    for d in drafts {
+        let Some(Runner::Builtin(kind)) = &d.runner else {
+            continue;
+        };
+        let name = d.name.get_ref();
+        if kind.is_source() && !d.inputs.is_empty() {
+            diags.push(
+                Diagnostic::error(
+                    d.inputs[0].span(),
+                    format!("node `{name}` is a `{}` source and takes no inputs", kind.name()),
+                )
+                .with_help("remove `inputs`, or use a kind that reads records (filter, tally, sink)"),
+            );
+        }
+        // An `inputs` of the wrong type has its own error already.
+        if !kind.is_source() && d.inputs.is_empty() && !d.inputs_malformed {
+            let span = d.inputs_span.clone().unwrap_or_else(|| d.name.span());
+            diags.push(
+                Diagnostic::error(span, format!("node `{name}` ({}) has no inputs", kind.name()))
+                    .with_help("add `inputs = [\"<upstream node>\"]`"),
+            );
+        }
+    }
+}
+
+/// Report each cycle once, at the input entry that closes it, starting from the node that
+/// comes first in the file.
+pub fn check_cycles(drafts: &[Draft], inputs: &Inputs, diags: &mut Diagnostics) {
+    #[derive(Clone, Copy, PartialEq)]
+    enum Mark {
+        New,
+        OnStack,
+        Done,
+    }
+    fn visit(
+        n: NodeId,
+        inputs: &Inputs,
+        marks: &mut [Mark],
+        stack: &mut Vec<NodeId>,
+        found: &mut Vec<(Vec<NodeId>, Span)>,
+    ) {
+        marks[n] = Mark::OnStack;
+        stack.push(n);
+        for (up, span) in &inputs[n] {
+            match marks[*up] {
+                Mark::New => visit(*up, inputs, marks, stack, found),
+                Mark::OnStack => {
+                    let from = stack.iter().position(|x| x == up).expect("on the stack");
+                    found.push((stack[from..].to_vec(), span.clone()));
+                }
+                Mark::Done => {}
+            }
+        }
+        stack.pop();
+        marks[n] = Mark::Done;
+    }
+    let mut marks = vec![Mark::New; drafts.len()];
+    let mut found = Vec::new();
+    for n in 0..drafts.len() {
+        if marks[n] == Mark::New {
+            visit(n, inputs, &mut marks, &mut Vec::new(), &mut found);
+        }
+    }
+    for (cycle, span) in found {
+        // The stack runs downstream to upstream; records flow the other way.
+        let mut flow: Vec<NodeId> = cycle.into_iter().rev().collect();
+        let first = flow.iter().enumerate().min_by_key(|(_, &id)| id).map_or(0, |(i, _)| i);
+        flow.rotate_left(first);
+        let mut names: Vec<&str> = flow.iter().map(|&i| drafts[i].name.get_ref().as_str()).collect();
+        names.push(names[0]);
+        diags.push(
+            Diagnostic::error(span, format!("cycle: {}", names.join(" -> ")))
+                .with_help("records must flow one way; a cycle would never reach end of stream"),
+        );
+    }
+}
+
+/// No file may be written by two nodes, written by one and read by another, or be the
+/// topology file itself.
+pub fn check_files(drafts: &[Draft], topology_file: PathBuf, diags: &mut Diagnostics) {
+    let mut seen: Vec<(PathBuf, bool, &str)> = vec![(topology_file, false, "")];
+    for d in drafts {
+        let Some(Runner::Builtin(kind)) = &d.runner else {
+            continue;
+        };
+        let name = d.name.get_ref().as_str();
+        for (path, writes) in kind.files() {
+            let path = normalize(path);
+            for (other, other_writes, other_name) in &seen {
+                if *other != path || !(writes || *other_writes) {
+                    continue;
+                }
+                let message = match (writes, other_writes, other_name.is_empty()) {
+                    (true, _, true) => format!("node `{name}` would overwrite the topology file `{}`", path.display()),
+                    (true, true, _) => format!("nodes `{other_name}` and `{name}` both write `{}`", path.display()),
+                    (true, false, _) => format!(
+                        "node `{name}` writes `{}`, which node `{other_name}` reads",
+                        path.display()
+                    ),
+                    (false, _, _) => format!(
+                        "node `{name}` reads `{}`, which node `{other_name}` writes",
+                        path.display()
+                    ),
+                };
+                diags.push(Diagnostic::error(d.name.span(), message).with_help("give each output its own file"));
+            }
+            seen.push((path, writes, name));
+        }
+    }
+}
+
+fn normalize(p: &Path) -> PathBuf {
+    let mut out = PathBuf::new();
+    for c in p.components() {
+        match c {
+            std::path::Component::CurDir => {}
+            std::path::Component::ParentDir => {
+                out.pop();
+            }
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+/// Warnings for a valid topology: records nobody reads, settings without effect.
+pub fn warnings(drafts: &[Draft], inputs: &Inputs, diags: &mut Diagnostics) {
+    for (i, d) in drafts.iter().enumerate() {
+        let name = d.name.get_ref();
+        let read = inputs.iter().any(|ins| ins.iter().any(|(id, _)| *id == i));
+        if let Some(Runner::Builtin(kind)) = &d.runner {
+            if kind.emits() && !read {
+                diags.push(Diagnostic::warning(
+                    d.name.span(),
+                    format!("no node reads the records of node `{name}`; they are dropped"),
+                ));
+            }
+        }
+        if let (Some(span), true) = (&d.transport_span, d.inputs.is_empty()) {
+            diags.push(
+                Diagnostic::warning(span.clone(), format!("`transport` in node `{name}` has no effect"))
+                    .with_help("the transport is that of a node's input socket, and this node has no inputs"),
+            );
+        }
+    }
+}

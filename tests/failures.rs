@@ -1,0 +1,266 @@
+//! Runtime failures are clear and leave nothing behind: the run exits non-zero, names the
+//! node and the cause, and (checked by the harness after every run) no process remains.
+
+mod util;
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use util::{procnet, Scratch};
+
+/// The misbehaving node built from tests/nodes/rogue.rs.
+fn rogue() -> String {
+    let p: PathBuf = util::bin().parent().expect("target dir").join("examples/rogue");
+    assert!(p.exists(), "{} is missing: `cargo test` builds examples", p.display());
+    p.display().to_string()
+}
+
+fn numbers(s: &Scratch, n: usize) {
+    let text: String = (0..n).map(|i| format!("{{\"id\":\"n{i}\"}}\n")).collect();
+    s.write("in.jsonl", &text);
+}
+
+fn run(s: &Scratch, toml: &str) -> util::Run {
+    let file = s.write("t.toml", toml);
+    procnet(["run".as_ref(), file.as_os_str()])
+        .timeout(Duration::from_secs(30))
+        .run()
+}
+
+#[test]
+fn missing_input_file_names_the_node_and_the_file() {
+    let s = Scratch::new();
+    let r = run(
+        &s,
+        r#"
+        [nodes.src]
+        kind = "lines"
+        path = "no-such-file.txt"
+        [nodes.count]
+        kind = "tally"
+        inputs = ["src"]
+        "#,
+    );
+    r.expect_code(1);
+    assert!(
+        r.stderr.contains("node `src.0` failed: failed to open `"),
+        "{}",
+        r.stderr
+    );
+    assert!(
+        r.stderr.contains("no-such-file.txt`: No such file or directory"),
+        "{}",
+        r.stderr
+    );
+}
+
+#[test]
+fn command_that_does_not_exist_is_named() {
+    let s = Scratch::new();
+    let r = run(
+        &s,
+        r#"
+        [nodes.ghost]
+        command = ["procnet-test-no-such-program"]
+        "#,
+    );
+    r.expect_code(1);
+    assert!(
+        r.stderr
+            .contains("failed to start node `ghost.0`: command `procnet-test-no-such-program` not found"),
+        "{}",
+        r.stderr
+    );
+}
+
+#[test]
+fn command_that_exits_non_zero_at_once_fails_the_run() {
+    let s = Scratch::new();
+    numbers(&s, 10);
+    let r = run(
+        &s,
+        r#"
+        [nodes.src]
+        kind = "lines"
+        path = "in.jsonl"
+        [nodes.bad]
+        command = ["sh", "-c", "exit 3"]
+        inputs = ["src"]
+        replicas = 2
+        "#,
+    );
+    r.expect_code(1);
+    assert!(r.stderr.contains("failed: exited with status 3"), "{}", r.stderr);
+    assert!(r.stderr.contains("node `bad."), "{}", r.stderr);
+}
+
+#[test]
+fn node_that_crashes_mid_stream_fails_the_run_and_kills_the_rest() {
+    let s = Scratch::new();
+    numbers(&s, 20_000);
+    let r = run(
+        &s,
+        &format!(
+            r#"
+            [nodes.src]
+            kind = "lines"
+            path = "in.jsonl"
+            format = "jsonl"
+            [nodes.mid]
+            command = ["{}", "crash-after", "100"]
+            inputs = ["src"]
+            [nodes.count]
+            kind = "tally"
+            inputs = ["mid"]
+            "#,
+            rogue()
+        ),
+    );
+    r.expect_code(1);
+    assert!(
+        r.stderr.contains("node `mid.0` failed: was killed by SIGABRT"),
+        "{}",
+        r.stderr
+    );
+    assert!(
+        !r.stdout.contains("count"),
+        "a failed run must not print a tally: {}",
+        r.stdout
+    );
+}
+
+#[test]
+fn node_that_exits_zero_without_finishing_is_a_failure() {
+    let s = Scratch::new();
+    numbers(&s, 100);
+    let r = run(
+        &s,
+        &format!(
+            r#"
+            [nodes.src]
+            kind = "lines"
+            path = "in.jsonl"
+            [nodes.quitter]
+            command = ["{}", "exit-early", "0"]
+            inputs = ["src"]
+            "#,
+            rogue()
+        ),
+    );
+    r.expect_code(1);
+    assert!(
+        r.stderr
+            .contains("node `quitter.0` failed: exited before finishing its stream"),
+        "{}",
+        r.stderr
+    );
+}
+
+#[test]
+fn garbage_frames_are_dropped_counted_and_named_without_losing_good_records() {
+    let s = Scratch::new();
+    let r = run(
+        &s,
+        &format!(
+            r#"
+            [nodes.rogue]
+            command = ["{}", "garbage", "500"]
+            [nodes.count]
+            kind = "tally"
+            inputs = ["rogue"]
+            "#,
+            rogue()
+        ),
+    );
+    r.expect_code(65);
+    assert_eq!(r.json(), serde_json::json!({"count": 500}));
+    assert!(
+        r.stderr.contains("node `count.0` dropped 3 invalid frames"),
+        "{}",
+        r.stderr
+    );
+    assert!(r.stderr.contains("not a MessagePack value"), "{}", r.stderr);
+    assert!(r.stderr.contains("unsupported protocol version 2"), "{}", r.stderr);
+    assert!(
+        r.stderr.contains("message `eos` is missing field `from`"),
+        "{}",
+        r.stderr
+    );
+}
+
+#[test]
+fn bad_json_lines_are_dropped_counted_and_located() {
+    let s = Scratch::new();
+    s.write("in.jsonl", "{\"a\":1}\nnot json\n[1,2]\n{\"a\":2}\n");
+    let r = run(
+        &s,
+        r#"
+        [nodes.src]
+        kind = "lines"
+        path = "in.jsonl"
+        format = "jsonl"
+        [nodes.count]
+        kind = "tally"
+        inputs = ["src"]
+        "#,
+    );
+    r.expect_code(65);
+    assert_eq!(r.json(), serde_json::json!({"count": 2}));
+    assert!(r.stderr.contains("node `src.0` dropped 2 bad records"), "{}", r.stderr);
+    assert!(r.stderr.contains("in.jsonl:2: not JSON"), "{}", r.stderr);
+    assert!(
+        r.stderr.contains("in.jsonl:3: expected a JSON object, found an array"),
+        "{}",
+        r.stderr
+    );
+}
+
+#[test]
+fn node_that_never_joins_times_out_and_its_children_are_reaped() {
+    let s = Scratch::new();
+    let file = s.write(
+        "t.toml",
+        r#"
+        [nodes.mute]
+        command = ["sh", "-c", "sleep 300 & sleep 300"]
+        "#,
+    );
+    let r = procnet([
+        "run".as_ref(),
+        file.as_os_str(),
+        "--startup-timeout".as_ref(),
+        "1".as_ref(),
+    ])
+    .timeout(Duration::from_secs(20))
+    .run();
+    r.expect_code(1);
+    assert!(
+        r.stderr.contains("nodes did not join the network within 1 s: mute.0"),
+        "{}",
+        r.stderr
+    );
+}
+
+#[test]
+fn tally_that_cannot_write_its_output_fails() {
+    let s = Scratch::new();
+    numbers(&s, 10);
+    let r = run(
+        &s,
+        r#"
+        [nodes.src]
+        kind = "lines"
+        path = "in.jsonl"
+        [nodes.count]
+        kind = "tally"
+        inputs = ["src"]
+        output = "no-such-dir/tally.json"
+        "#,
+    );
+    r.expect_code(1);
+    assert!(
+        r.stderr.contains("node `count.0` failed: failed to create `"),
+        "{}",
+        r.stderr
+    );
+}

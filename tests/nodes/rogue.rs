@@ -1,0 +1,112 @@
+//! A misbehaving node for failure tests, run as a `command` node. It speaks the protocol by
+//! hand (not through `procnet::runtime::Node`) so it can break it on purpose.
+//!
+//! Usage: rogue MODE [ARG]
+//! - `garbage N`: a source that sends N valid records, interleaved with invalid frames
+//!   (not MessagePack, a wrong protocol version, an `eos` missing fields), then ends cleanly.
+//! - `crash-after N`: a pass-through that forwards N records, then aborts (SIGABRT).
+//! - `exit-early C`: joins the network, then exits with status C without a word.
+
+use procnet::record::Record;
+use procnet::runtime::{Identity, Node};
+use procnet::wire::{self, Message};
+
+fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    let arg = |i: usize| {
+        args.get(i)
+            .and_then(|a| a.parse::<u64>().ok())
+            .expect("numeric argument")
+    };
+    match args.get(1).map(String::as_str) {
+        Some("garbage") => garbage(arg(2)),
+        Some("crash-after") => crash_after(arg(2)),
+        Some("exit-early") => {
+            let _node = Node::join(&Identity::from_env().expect("identity")).expect("join");
+            std::process::exit(arg(2) as i32);
+        }
+        _ => panic!("usage: rogue garbage N | crash-after N | exit-early CODE"),
+    }
+}
+
+fn crash_after(n: u64) {
+    let mut node = Node::join(&Identity::from_env().expect("identity")).expect("join");
+    let mut forwarded = 0;
+    while let Some(rec) = node.recv().expect("recv") {
+        node.send(&rec).expect("send");
+        forwarded += 1;
+        if forwarded == n {
+            node.flush().expect("flush");
+            std::process::abort();
+        }
+    }
+    node.finish().expect("finish");
+}
+
+fn garbage(n: u64) {
+    let id = Identity::from_env().expect("identity");
+    let ctx = zmq::Context::new();
+    let control = ctx.socket(zmq::DEALER).expect("socket");
+    control.set_identity(id.id().as_bytes()).expect("identity");
+    control.connect(&id.control).expect("connect control");
+    let tell = |m: &Message| control.send(wire::encode(m), 0).expect("tell");
+    let hear = || wire::decode(&control.recv_bytes(0).expect("hear")).expect("decode");
+    tell(&Message::Hello {
+        node: id.node.clone(),
+        replica: id.replica,
+        pid: std::process::id(),
+        input: None,
+    });
+    let Message::Wire { outputs, .. } = hear() else {
+        panic!("expected wire")
+    };
+    let peers: Vec<zmq::Socket> = outputs
+        .iter()
+        .flat_map(|d| d.endpoints.iter())
+        .map(|ep| {
+            let s = ctx.socket(zmq::PUSH).expect("socket");
+            s.connect(ep).expect("connect");
+            s
+        })
+        .collect();
+    tell(&Message::Ready);
+    assert_eq!(hear(), Message::Start);
+    let bad_version = {
+        let mut frame = wire::encode(&Message::Data(vec![]));
+        // The encoded map starts with {"v": 1: patch the version byte to 2.
+        let at = frame.iter().position(|&b| b == 0x01).expect("version byte");
+        frame[at] = 0x02;
+        frame
+    };
+    let missing_fields = b"\x82\xa1v\x01\xa1t\xa3eos".to_vec();
+    // An array header announcing 5 items, then only one.
+    let truncated = b"\x95\x01".to_vec();
+    let garbage: [&[u8]; 3] = [&truncated, &bad_version, &missing_fields];
+    let mut sent = vec![0u64; peers.len()];
+    for i in 0..n {
+        let mut rec = Record::new();
+        rec.insert("id", format!("g{i}"));
+        let p = (i as usize) % peers.len();
+        peers[p].send(wire::encode(&Message::Data(vec![rec])), 0).expect("send");
+        sent[p] += 1;
+        if i < garbage.len() as u64 {
+            peers[p].send(garbage[i as usize], 0).expect("send garbage");
+        }
+    }
+    for (peer, &count) in peers.iter().zip(&sent) {
+        peer.send(
+            wire::encode(&Message::Eos {
+                from: id.id(),
+                sent: count,
+            }),
+            0,
+        )
+        .expect("eos");
+    }
+    let stats = wire::Stats {
+        sent: n,
+        ..Default::default()
+    };
+    tell(&Message::Done { stats, notes: vec![] });
+    assert_eq!(hear(), Message::Bye);
+}
