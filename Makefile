@@ -1,0 +1,39 @@
+# procnet: `make help` lists the targets. `make test` is exactly what CI runs (.ci/run).
+
+TOPOLOGY ?= topologies/demo.toml
+CARGO ?= cargo
+PROCNET := target/release/procnet
+
+.DEFAULT_GOAL := help
+.PHONY: help build release run-topology test lint fmt check-topologies clean
+
+help: ## List the targets
+	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  make %-18s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+	@echo "  (make run-topology TOPOLOGY=path/to/file.toml runs another topology)"
+
+build: ## Build the debug binary
+	$(CARGO) build --bin procnet
+
+release: ## Build the optimized binary
+	$(CARGO) build --release --bin procnet
+
+run-topology: release ## Run TOPOLOGY (default topologies/demo.toml) and print its result
+	$(PROCNET) check $(TOPOLOGY)
+	$(PROCNET) run $(TOPOLOGY)
+
+test: ## Build and run every test (unit, golden, integration through the real binary)
+	$(CARGO) build --all-targets
+	$(CARGO) test --all-targets --no-fail-fast
+
+lint: ## clippy with -D warnings, and rustfmt --check
+	$(CARGO) clippy --all-targets -- -D warnings
+	$(CARGO) fmt --check
+
+fmt: ## Format the code
+	$(CARGO) fmt
+
+check-topologies: build ## Validate every topology under topologies/
+	@for f in topologies/*.toml; do target/debug/procnet check $$f > /dev/null || exit 1; echo "ok $$f"; done
+
+clean: ## Remove build output
+	$(CARGO) clean
