@@ -28,6 +28,9 @@ enum Command {
         /// Seconds every node may take to join the network before the run fails.
         #[arg(long, default_value_t = 30.0, value_name = "SECONDS")]
         startup_timeout: f64,
+        /// Write a JSON report of the finished run (per replica: records in and out, drops).
+        #[arg(long, value_name = "FILE")]
+        report: Option<PathBuf>,
     },
     /// Validate a topology and print a summary, without starting anything.
     Check {
@@ -47,7 +50,11 @@ enum Command {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     ExitCode::from(match cli.command {
-        Command::Run { file, startup_timeout } => run(&file, startup_timeout),
+        Command::Run {
+            file,
+            startup_timeout,
+            report,
+        } => run(&file, startup_timeout, report.as_deref()),
         Command::Check { file } => with_topology(&file, |t| print!("{}", topology::summary(t))),
         Command::Graph { file } => with_topology(&file, |t| print!("{}", topology::dot(t))),
         Command::Node => node(),
@@ -83,7 +90,7 @@ fn with_topology(file: &Path, f: impl FnOnce(&Topology)) -> u8 {
     }
 }
 
-fn run(file: &Path, startup_timeout: f64) -> u8 {
+fn run(file: &Path, startup_timeout: f64, report: Option<&Path>) -> u8 {
     let Some(t) = load(file) else {
         return exit_codes::INVALID_TOPOLOGY;
     };
@@ -100,6 +107,12 @@ fn run(file: &Path, startup_timeout: f64) -> u8 {
     };
     match launch::run(&t, &opts, &rx) {
         Ok(outcome) => {
+            if let Some(path) = report {
+                if let Err(e) = std::fs::write(path, launch::report::to_json(&t, &outcome) + "\n") {
+                    eprintln!("procnet: failed to write the report `{}`: {e}", path.display());
+                    return exit_codes::NODE_FAILED;
+                }
+            }
             let dropped = outcome.drop_report();
             for line in &dropped {
                 eprintln!("procnet: {line}");

@@ -299,3 +299,100 @@ fn inverted_filter_and_tally_by_group_count_exactly() {
         serde_json::json!({"count": 3, "by": {"b": 1, "d": 1, "e": 1}})
     );
 }
+
+/// Sources start only once every consumer replica is connected, so the first replica to
+/// connect does not take the whole stream: each of 3 replicas gets a fair share.
+#[test]
+fn every_replica_gets_a_share_from_the_first_record_on() {
+    let s = Scratch::new();
+    corpus(&s, "in.jsonl", 0, 3000);
+    let file = s.write(
+        "t.toml",
+        r#"
+        [nodes.src]
+        kind = "lines"
+        path = "in.jsonl"
+        format = "jsonl"
+        [nodes.work]
+        kind = "filter"
+        inputs = ["src"]
+        replicas = 3
+        field = "id"
+        contains = "r"
+        [nodes.count]
+        kind = "tally"
+        inputs = ["work"]
+        "#,
+    );
+    let report = s.path("report.json");
+    let run = procnet([
+        "run".as_ref(),
+        file.as_os_str(),
+        "--report".as_ref(),
+        report.as_os_str(),
+    ])
+    .run();
+    run.expect_code(0);
+    assert_eq!(run.json(), serde_json::json!({"count": 3000}));
+    let report: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&report).expect("report")).expect("report json");
+    let shares: Vec<u64> = report["replicas"]
+        .as_array()
+        .expect("replicas")
+        .iter()
+        .filter(|r| r["node"] == "work")
+        .map(|r| r["received"].as_u64().expect("received"))
+        .collect();
+    assert_eq!(shares.len(), 3);
+    assert_eq!(shares.iter().sum::<u64>(), 3000, "{shares:?}");
+    assert!(shares.iter().all(|&n| n >= 500), "skewed shares: {shares:?}");
+}
+
+#[test]
+fn report_counts_match_the_tally() {
+    let s = Scratch::new();
+    let hits = corpus(&s, "in.jsonl", 0, 2000);
+    let file = s.write(
+        "t.toml",
+        r#"
+        [nodes.src]
+        kind = "lines"
+        path = "in.jsonl"
+        format = "jsonl"
+        [nodes.py]
+        kind = "filter"
+        inputs = ["src"]
+        replicas = 2
+        field = "body"
+        contains = "PYTHON"
+        [nodes.count]
+        kind = "tally"
+        inputs = ["py"]
+        "#,
+    );
+    let report = s.path("report.json");
+    let run = procnet([
+        "run".as_ref(),
+        file.as_os_str(),
+        "--report".as_ref(),
+        report.as_os_str(),
+    ])
+    .run();
+    run.expect_code(0);
+    let report: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&report).expect("report")).expect("report json");
+    let sum = |node: &str, field: &str| -> u64 {
+        report["replicas"]
+            .as_array()
+            .expect("replicas")
+            .iter()
+            .filter(|r| r["node"] == node)
+            .map(|r| r[field].as_u64().expect("counter"))
+            .sum()
+    };
+    assert_eq!(sum("src", "sent"), 2000);
+    assert_eq!(sum("py", "received"), 2000);
+    assert_eq!(sum("py", "sent"), hits.len() as u64);
+    assert_eq!(sum("count", "received"), hits.len() as u64);
+    assert_eq!(run.json()["count"], hits.len() as u64);
+}

@@ -2,6 +2,7 @@
 //! supervises them, and leaves nothing behind.
 
 mod outcome;
+pub mod report;
 mod spawn;
 mod supervisor;
 

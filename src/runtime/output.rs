@@ -10,9 +10,12 @@ use super::error::NodeError;
 use crate::wire::{self, Message};
 
 /// A batch is sent once it holds this many records...
-pub const BATCH_RECORDS: usize = 256;
+///
+/// Batches are the unit of load balancing, so this also bounds how unevenly a short stream
+/// spreads over the replicas of its consumer (by one batch each).
+pub const BATCH_RECORDS: usize = 32;
 /// ...or this many bytes, whichever comes first (and whenever the node is about to wait).
-pub const BATCH_BYTES: usize = 64 * 1024;
+pub const BATCH_BYTES: usize = 16 * 1024;
 /// Frames queued per pipe on each side before a sender blocks: bounds memory per pipe to
 /// about 2 x HWM x BATCH_BYTES.
 pub const HWM: i32 = 16;

@@ -1,0 +1,56 @@
+//! The run report as JSON (`procnet run --report FILE`): per replica, what it counted.
+
+use serde::Serialize;
+
+use super::outcome::Outcome;
+use crate::topology::Topology;
+
+#[derive(Serialize)]
+struct Report<'a> {
+    topology: &'a str,
+    elapsed_s: f64,
+    startup_s: f64,
+    records_dropped: u64,
+    replicas: Vec<Replica<'a>>,
+}
+
+#[derive(Serialize)]
+struct Replica<'a> {
+    id: &'a str,
+    node: &'a str,
+    replica: u32,
+    received: u64,
+    sent: u64,
+    invalid_frames: u64,
+    bad_records: u64,
+    notes: &'a [String],
+}
+
+/// The report of a finished run, as pretty JSON.
+pub fn to_json(topology: &Topology, outcome: &Outcome) -> String {
+    let replicas = outcome
+        .replicas
+        .iter()
+        .map(|r| {
+            let (node, replica) = r.id.rsplit_once('.').expect("ids are name.replica");
+            Replica {
+                id: &r.id,
+                node,
+                replica: replica.parse().expect("replica index is a number"),
+                received: r.stats.received,
+                sent: r.stats.sent,
+                invalid_frames: r.stats.invalid_frames,
+                bad_records: r.stats.bad_records,
+                notes: &r.notes,
+            }
+        })
+        .collect();
+    let report = Report {
+        topology: &topology.name,
+        elapsed_s: outcome.elapsed.as_secs_f64(),
+        startup_s: outcome.startup.as_secs_f64(),
+        records_dropped: outcome.dropped(),
+        replicas,
+    };
+    serde_json::to_string_pretty(&report).expect("a report serializes")
+}
