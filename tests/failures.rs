@@ -264,3 +264,27 @@ fn tally_that_cannot_write_its_output_fails() {
         r.stderr
     );
 }
+
+#[test]
+fn ctrl_c_stops_the_run_with_130_and_leaves_nothing() {
+    let s = Scratch::new();
+    let file = s.write(
+        "t.toml",
+        r#"
+        [nodes.a]
+        command = ["sleep", "300"]
+        [nodes.b]
+        command = ["sh", "-c", "sleep 300 & sleep 300"]
+        replicas = 2
+        "#,
+    );
+    let running = procnet(["run".as_ref(), file.as_os_str()])
+        .timeout(Duration::from_secs(20))
+        .start();
+    // a.0, b.0, b.1 and the two background sleeps of b.
+    running.wait_for_nodes(5);
+    running.signal(libc::SIGINT);
+    let r = running.finish();
+    r.expect_code(130);
+    assert!(r.stderr.contains("interrupted by SIGINT"), "{}", r.stderr);
+}

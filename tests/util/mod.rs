@@ -113,40 +113,98 @@ impl Procnet {
 
     /// Run to completion; panic (after killing the whole process group) past the deadline,
     /// and if any process carrying this run's tag is still alive afterwards.
-    pub fn run(mut self) -> Run {
+    pub fn run(self) -> Run {
+        self.start().finish()
+    }
+
+    /// Start in the background; [`Running::finish`] waits with the same guarantees as `run`.
+    pub fn start(mut self) -> Running {
         let dir = tempfile::tempdir().expect("temp dir");
         let (out_path, err_path) = (dir.path().join("stdout"), dir.path().join("stderr"));
         self.cmd
             .stdout(fs::File::create(&out_path).expect("stdout file"))
             .stderr(fs::File::create(&err_path).expect("stderr file"))
             .process_group(0);
-        let start = Instant::now();
+        let started = Instant::now();
         let mut child = self.cmd.spawn().expect("spawn procnet");
         let pid = child.id();
         let (tx, rx) = mpsc::channel();
         let waiter = std::thread::spawn(move || {
             let _ = tx.send(child.wait().expect("wait for procnet"));
         });
-        let status = match rx.recv_timeout(self.timeout) {
+        Running {
+            pid,
+            tag: self.tag,
+            deadline: started + self.timeout,
+            started,
+            status: rx,
+            waiter,
+            out_path,
+            err_path,
+            _dir: dir,
+        }
+    }
+}
+
+/// A `procnet` process started by [`Procnet::start`].
+pub struct Running {
+    pub pid: u32,
+    pub tag: String,
+    deadline: Instant,
+    started: Instant,
+    status: mpsc::Receiver<ExitStatus>,
+    waiter: std::thread::JoinHandle<()>,
+    out_path: PathBuf,
+    err_path: PathBuf,
+    _dir: tempfile::TempDir,
+}
+
+impl Running {
+    /// Send `signal` to the procnet process itself (not its group: like a terminal's Ctrl-C
+    /// reaching the launcher, whose nodes are in groups of their own).
+    pub fn signal(&self, signal: i32) {
+        // SAFETY: plain kill(2) of our own child.
+        unsafe { libc::kill(self.pid as i32, signal) };
+    }
+
+    /// Wait until `n` processes of the run other than the launcher are alive, by watching
+    /// /proc (the condition itself, not a guess at how long it takes).
+    pub fn wait_for_nodes(&self, n: usize) {
+        loop {
+            let alive = tagged_pids(&self.tag).into_iter().filter(|&p| p != self.pid).count();
+            if alive >= n {
+                return;
+            }
+            assert!(
+                Instant::now() < self.deadline,
+                "only {alive} of {n} nodes started before the deadline"
+            );
+            std::thread::yield_now();
+        }
+    }
+
+    /// Wait for the run to end (see [`Procnet::run`]).
+    pub fn finish(self) -> Run {
+        let left = self.deadline.saturating_duration_since(Instant::now());
+        let status = match self.status.recv_timeout(left) {
             Ok(status) => status,
             Err(_) => {
                 kill_tagged(&self.tag);
                 // SAFETY: plain kill(2) of the test's own child process group.
-                unsafe { libc::kill(-(pid as i32), libc::SIGKILL) };
-                let _ = waiter.join();
+                unsafe { libc::kill(-(self.pid as i32), libc::SIGKILL) };
+                let _ = self.waiter.join();
                 panic!(
-                    "procnet did not finish within {:?}\n--- stderr\n{}",
-                    self.timeout,
-                    fs::read_to_string(&err_path).unwrap_or_default()
+                    "procnet did not finish before its deadline\n--- stderr\n{}",
+                    fs::read_to_string(&self.err_path).unwrap_or_default()
                 );
             }
         };
-        let _ = waiter.join();
+        let _ = self.waiter.join();
         let run = Run {
             status,
-            stdout: fs::read_to_string(&out_path).expect("read stdout"),
-            stderr: fs::read_to_string(&err_path).expect("read stderr"),
-            elapsed: start.elapsed(),
+            stdout: fs::read_to_string(&self.out_path).expect("read stdout"),
+            stderr: fs::read_to_string(&self.err_path).expect("read stderr"),
+            elapsed: self.started.elapsed(),
             tag: self.tag.clone(),
         };
         let left = tagged_pids(&self.tag);
