@@ -300,6 +300,32 @@ fn inverted_filter_and_tally_by_group_count_exactly() {
     );
 }
 
+/// Run `file` with `--report`; returns the run (which must succeed) and the report.
+fn run_with_report(s: &Scratch, file: &std::path::Path) -> (util::Run, serde_json::Value) {
+    let report = s.path("report.json");
+    let run = procnet([
+        "run".as_ref(),
+        file.as_os_str(),
+        "--report".as_ref(),
+        report.as_os_str(),
+    ])
+    .run();
+    run.expect_code(0);
+    let text = std::fs::read_to_string(&report).expect("report");
+    (run, serde_json::from_str(&text).expect("report json"))
+}
+
+/// One counter of every replica of `node` in a run report.
+fn counters(report: &serde_json::Value, node: &str, field: &str) -> Vec<u64> {
+    report["replicas"]
+        .as_array()
+        .expect("replicas")
+        .iter()
+        .filter(|r| r["node"] == node)
+        .map(|r| r[field].as_u64().expect("counter"))
+        .collect()
+}
+
 /// Sources start only once every consumer replica is connected, so the first replica to
 /// connect does not take the whole stream: each of 3 replicas gets a fair share.
 #[test]

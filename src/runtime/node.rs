@@ -213,15 +213,7 @@ impl Node {
             input.socket.as_poll_item(zmq::POLLIN),
             self.control.as_poll_item(zmq::POLLIN),
         ];
-        match zmq::poll(&mut items, CONTROL_TICK_MS) {
-            Ok(_) | Err(zmq::Error::EINTR) => {}
-            Err(e) => {
-                return Err(NodeError::Zmq {
-                    what: "poll for input".into(),
-                    source: e,
-                })
-            }
-        }
+        poll(&mut items, "poll for input")?;
         if items[1].is_readable() {
             self.poll_control()?;
         }
@@ -260,15 +252,7 @@ impl Node {
             let out = &self.outputs[i];
             let mut items = out.poll_items();
             items.push(self.control.as_poll_item(zmq::POLLIN));
-            match zmq::poll(&mut items, CONTROL_TICK_MS) {
-                Ok(_) | Err(zmq::Error::EINTR) => {}
-                Err(e) => {
-                    return Err(NodeError::Zmq {
-                        what: "poll for room downstream".into(),
-                        source: e,
-                    })
-                }
-            }
+            poll(&mut items, "poll for room downstream")?;
             let control_ready = items.last().is_some_and(|c| c.is_readable());
             drop(items);
             if control_ready {
@@ -325,5 +309,16 @@ impl Node {
         self.tell(&Message::Failed {
             error: error.to_string(),
         })
+    }
+}
+
+/// Poll `items` for at most one control tick; a signal interrupting the wait is no error.
+fn poll(items: &mut [zmq::PollItem<'_>], what: &str) -> Result<(), NodeError> {
+    match zmq::poll(items, CONTROL_TICK_MS) {
+        Ok(_) | Err(zmq::Error::EINTR) => Ok(()),
+        Err(source) => Err(NodeError::Zmq {
+            what: what.into(),
+            source,
+        }),
     }
 }
