@@ -350,25 +350,9 @@ fn every_replica_gets_a_share_from_the_first_record_on() {
         inputs = ["work"]
         "#,
     );
-    let report = s.path("report.json");
-    let run = procnet([
-        "run".as_ref(),
-        file.as_os_str(),
-        "--report".as_ref(),
-        report.as_os_str(),
-    ])
-    .run();
-    run.expect_code(0);
+    let (run, report) = run_with_report(&s, &file);
     assert_eq!(run.json(), serde_json::json!({"count": 3000}));
-    let report: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(&report).expect("report")).expect("report json");
-    let shares: Vec<u64> = report["replicas"]
-        .as_array()
-        .expect("replicas")
-        .iter()
-        .filter(|r| r["node"] == "work")
-        .map(|r| r["received"].as_u64().expect("received"))
-        .collect();
+    let shares = counters(&report, "work", "received");
     assert_eq!(shares.len(), 3);
     assert_eq!(shares.iter().sum::<u64>(), 3000, "{shares:?}");
     assert!(shares.iter().all(|&n| n >= 500), "skewed shares: {shares:?}");
@@ -396,26 +380,8 @@ fn report_counts_match_the_tally() {
         inputs = ["py"]
         "#,
     );
-    let report = s.path("report.json");
-    let run = procnet([
-        "run".as_ref(),
-        file.as_os_str(),
-        "--report".as_ref(),
-        report.as_os_str(),
-    ])
-    .run();
-    run.expect_code(0);
-    let report: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(&report).expect("report")).expect("report json");
-    let sum = |node: &str, field: &str| -> u64 {
-        report["replicas"]
-            .as_array()
-            .expect("replicas")
-            .iter()
-            .filter(|r| r["node"] == node)
-            .map(|r| r[field].as_u64().expect("counter"))
-            .sum()
-    };
+    let (run, report) = run_with_report(&s, &file);
+    let sum = |node: &str, field: &str| -> u64 { counters(&report, node, field).iter().sum() };
     assert_eq!(sum("src", "sent"), 2000);
     assert_eq!(sum("py", "received"), 2000);
     assert_eq!(sum("py", "sent"), hits.len() as u64);
