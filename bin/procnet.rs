@@ -50,11 +50,7 @@ enum Command {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     ExitCode::from(match cli.command {
-        Command::Run {
-            file,
-            startup_timeout,
-            report,
-        } => run(&file, startup_timeout, report.as_deref()),
+        Command::Run { file, startup_timeout, report } => run(&file, startup_timeout, report.as_deref()),
         Command::Check { file } => with_topology(&file, |t| print!("{}", topology::summary(t))),
         Command::Graph { file } => with_topology(&file, |t| print!("{}", topology::dot(t))),
         Command::Node => node(),
@@ -94,17 +90,15 @@ fn run(file: &Path, startup_timeout: f64, report: Option<&Path>) -> u8 {
     let Some(t) = load(file) else {
         return exit_codes::INVALID_TOPOLOGY;
     };
-    let (tx, rx) = mpsc::channel();
     // The handler only reports the signal; the supervisor's loop decides what to do.
-    if let Err(e) = ctrlc::set_handler(move || {
-        let _ = tx.send(libc::SIGINT);
-    }) {
-        eprintln!("procnet: failed to install the Ctrl-C handler: {e}");
-        return exit_codes::NODE_FAILED;
-    }
-    let opts = RunOptions {
-        startup_timeout: Duration::from_secs_f64(startup_timeout.max(0.0)),
+    let rx = match forward_signals() {
+        Ok(rx) => rx,
+        Err(e) => {
+            eprintln!("procnet: failed to install the signal handlers: {e}");
+            return exit_codes::NODE_FAILED;
+        }
     };
+    let opts = RunOptions { startup_timeout: Duration::from_secs_f64(startup_timeout.max(0.0)) };
     match launch::run(&t, &opts, &rx) {
         Ok(outcome) => {
             if let Some(path) = report {
@@ -137,6 +131,20 @@ fn run(file: &Path, startup_timeout: f64, report: Option<&Path>) -> u8 {
             }
         }
     }
+}
+
+/// Deliver SIGINT and SIGTERM, by number, on a channel.
+fn forward_signals() -> std::io::Result<mpsc::Receiver<i32>> {
+    let mut signals = signal_hook::iterator::Signals::new([libc::SIGINT, libc::SIGTERM])?;
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        for signal in signals.forever() {
+            if tx.send(signal).is_err() {
+                return;
+            }
+        }
+    });
+    Ok(rx)
 }
 
 fn node() -> u8 {

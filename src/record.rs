@@ -44,12 +44,7 @@ impl Record {
 
     /// The record as a MessagePack map value.
     pub fn to_value(&self) -> Value {
-        Value::Map(
-            self.fields
-                .iter()
-                .map(|(k, v)| (Value::from(k.as_str()), v.clone()))
-                .collect(),
-        )
+        Value::Map(self.fields.iter().map(|(k, v)| (Value::from(k.as_str()), v.clone())).collect())
     }
 
     /// A record from a MessagePack value, which must be a map with string keys.
@@ -70,9 +65,9 @@ impl Record {
     /// A record from a JSON object.
     pub fn from_json(json: serde_json::Value) -> Result<Record, String> {
         match json {
-            serde_json::Value::Object(map) => Ok(Record {
-                fields: map.into_iter().map(|(k, v)| (k, json_to_value(v))).collect(),
-            }),
+            serde_json::Value::Object(map) => {
+                Ok(Record { fields: map.into_iter().map(|(k, v)| (k, json_to_value(v))).collect() })
+            }
             other => Err(format!("expected a JSON object, found {}", json_kind(&other))),
         }
     }
@@ -134,11 +129,7 @@ pub fn json_to_value(json: serde_json::Value) -> Value {
         },
         J::String(s) => Value::from(s),
         J::Array(items) => Value::Array(items.into_iter().map(json_to_value).collect()),
-        J::Object(map) => Value::Map(
-            map.into_iter()
-                .map(|(k, v)| (Value::from(k), json_to_value(v)))
-                .collect(),
-        ),
+        J::Object(map) => Value::Map(map.into_iter().map(|(k, v)| (Value::from(k), json_to_value(v))).collect()),
     }
 }
 
@@ -162,12 +153,9 @@ pub fn value_to_json(value: &Value) -> serde_json::Value {
         }),
         Value::Binary(b) => J::Array(b.iter().map(|&x| J::from(x)).collect()),
         Value::Array(items) => J::Array(items.iter().map(value_to_json).collect()),
-        Value::Map(entries) => J::Object(
-            entries
-                .iter()
-                .map(|(k, v)| (text_of(k).into_owned(), value_to_json(v)))
-                .collect(),
-        ),
+        Value::Map(entries) => {
+            J::Object(entries.iter().map(|(k, v)| (text_of(k).into_owned(), value_to_json(v))).collect())
+        }
         Value::Ext(t, data) => serde_json::json!({"ext": t, "data": data}),
     }
 }

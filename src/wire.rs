@@ -148,12 +148,7 @@ pub fn encode(msg: &Message) -> Vec<u8> {
             map.push((s("from"), s(from)));
             map.push((s("sent"), Value::from(*sent)));
         }
-        Message::Hello {
-            node,
-            replica,
-            pid,
-            input,
-        } => {
+        Message::Hello { node, replica, pid, input } => {
             map.push((s("node"), s(node)));
             map.push((s("replica"), Value::from(*replica)));
             map.push((s("pid"), Value::from(*pid)));
@@ -218,30 +213,16 @@ pub fn decode(frame: &[u8]) -> Result<Message, DecodeError> {
         return Err(DecodeError(format!("{} bytes after the message", rd.len())));
     }
     let Value::Map(entries) = value else {
-        return Err(DecodeError(format!(
-            "a message must be a map, found {}",
-            kind_of(&value)
-        )));
+        return Err(DecodeError(format!("a message must be a map, found {}", kind_of(&value))));
     };
     let mut m = Fields { t: "message", entries };
     match m.take("v") {
         Some(Value::Integer(v)) if v.as_u64() == Some(VERSION) => {}
         Some(Value::Integer(v)) => {
-            return Err(DecodeError(format!(
-                "unsupported protocol version {v} (this side speaks {VERSION})"
-            )))
+            return Err(DecodeError(format!("unsupported protocol version {v} (this side speaks {VERSION})")))
         }
-        Some(other) => {
-            return Err(DecodeError(format!(
-                "`v` must be an integer, found {}",
-                kind_of(&other)
-            )))
-        }
-        None => {
-            return Err(DecodeError(
-                "message is missing field `v` (the protocol version)".into(),
-            ))
-        }
+        Some(other) => return Err(DecodeError(format!("`v` must be an integer, found {}", kind_of(&other)))),
+        None => return Err(DecodeError("message is missing field `v` (the protocol version)".into())),
     }
     let t = m.string("t")?;
     m.t = match t.as_str() {
@@ -267,10 +248,7 @@ pub fn decode(frame: &[u8]) -> Result<Message, DecodeError> {
                 .collect::<Result<_, _>>()?;
             Message::Data(records)
         }
-        "eos" => Message::Eos {
-            from: m.string("from")?,
-            sent: m.uint("sent")?,
-        },
+        "eos" => Message::Eos { from: m.string("from")?, sent: m.uint("sent")? },
         "hello" => Message::Hello {
             node: m.string("node")?,
             replica: m.u32("replica")?,
@@ -279,11 +257,7 @@ pub fn decode(frame: &[u8]) -> Result<Message, DecodeError> {
         },
         "wire" => {
             let inputs = m.array("inputs")?.into_iter().map(upstream).collect::<Result<_, _>>()?;
-            let outputs = m
-                .array("outputs")?
-                .into_iter()
-                .map(downstream)
-                .collect::<Result<_, _>>()?;
+            let outputs = m.array("outputs")?.into_iter().map(downstream).collect::<Result<_, _>>()?;
             Message::Wire { inputs, outputs }
         }
         "ready" => Message::Ready,
@@ -297,46 +271,27 @@ pub fn decode(frame: &[u8]) -> Result<Message, DecodeError> {
                 invalid_frames: m.uint("invalid_frames")?,
                 bad_records: m.uint("bad_records")?,
             },
-            notes: m
-                .array("notes")?
-                .into_iter()
-                .map(|v| as_string("notes", v))
-                .collect::<Result<_, _>>()?,
+            notes: m.array("notes")?.into_iter().map(|v| as_string("notes", v)).collect::<Result<_, _>>()?,
         },
-        _ => Message::Failed {
-            error: m.string("error")?,
-        },
+        _ => Message::Failed { error: m.string("error")? },
     })
 }
 
 fn upstream(v: Value) -> Result<Upstream, DecodeError> {
     let mut m = Fields::of("wire input", v)?;
-    Ok(Upstream {
-        node: m.string("node")?,
-        replicas: m.u32("replicas")?,
-    })
+    Ok(Upstream { node: m.string("node")?, replicas: m.u32("replicas")? })
 }
 
 fn downstream(v: Value) -> Result<Downstream, DecodeError> {
     let mut m = Fields::of("wire output", v)?;
-    let endpoints = m
-        .array("endpoints")?
-        .into_iter()
-        .map(|e| as_string("endpoints", e))
-        .collect::<Result<_, _>>()?;
-    Ok(Downstream {
-        node: m.string("node")?,
-        endpoints,
-    })
+    let endpoints = m.array("endpoints")?.into_iter().map(|e| as_string("endpoints", e)).collect::<Result<_, _>>()?;
+    Ok(Downstream { node: m.string("node")?, endpoints })
 }
 
 fn as_string(field: &str, v: Value) -> Result<String, DecodeError> {
     match v {
         Value::String(s) if s.is_str() => Ok(s.into_str().expect("checked utf-8")),
-        other => Err(DecodeError(format!(
-            "`{field}` must hold strings, found {}",
-            kind_of(&other)
-        ))),
+        other => Err(DecodeError(format!("`{field}` must hold strings, found {}", kind_of(&other)))),
     }
 }
 
@@ -360,8 +315,7 @@ impl Fields {
     }
 
     fn need(&mut self, key: &str) -> Result<Value, DecodeError> {
-        self.take(key)
-            .ok_or_else(|| DecodeError(format!("{} is missing field `{key}`", self.what())))
+        self.take(key).ok_or_else(|| DecodeError(format!("{} is missing field `{key}`", self.what())))
     }
 
     fn what(&self) -> String {
@@ -373,11 +327,7 @@ impl Fields {
     }
 
     fn wrong(&self, key: &str, want: &str, found: &Value) -> DecodeError {
-        DecodeError(format!(
-            "field `{key}` of {} must be {want}, found {}",
-            self.what(),
-            kind_of(found)
-        ))
+        DecodeError(format!("field `{key}` of {} must be {want}, found {}", self.what(), kind_of(found)))
     }
 
     fn string(&mut self, key: &str) -> Result<String, DecodeError> {
@@ -398,6 +348,9 @@ impl Fields {
     fn uint(&mut self, key: &str) -> Result<u64, DecodeError> {
         match self.need(key)? {
             Value::Integer(i) if i.as_u64().is_some() => Ok(i.as_u64().expect("checked")),
+            Value::Integer(i) => {
+                Err(DecodeError(format!("field `{key}` of {} must be a non-negative integer, found {i}", self.what())))
+            }
             other => Err(self.wrong(key, "a non-negative integer", &other)),
         }
     }
@@ -425,37 +378,18 @@ mod tests {
         rec.insert("url", "http://a.test/");
         let msgs = [
             Message::Data(vec![rec.clone(), rec]),
-            Message::Eos {
-                from: "a.0".into(),
-                sent: 7,
-            },
-            Message::Hello {
-                node: "a".into(),
-                replica: 1,
-                pid: 42,
-                input: None,
-            },
+            Message::Eos { from: "a.0".into(), sent: 7 },
+            Message::Hello { node: "a".into(), replica: 1, pid: 42, input: None },
             Message::Wire {
-                inputs: vec![Upstream {
-                    node: "u".into(),
-                    replicas: 2,
-                }],
-                outputs: vec![Downstream {
-                    node: "d".into(),
-                    endpoints: vec!["ipc://x".into()],
-                }],
+                inputs: vec![Upstream { node: "u".into(), replicas: 2 }],
+                outputs: vec![Downstream { node: "d".into(), endpoints: vec!["ipc://x".into()] }],
             },
             Message::Ready,
             Message::Start,
             Message::Stop,
             Message::Bye,
             Message::Done {
-                stats: Stats {
-                    received: 1,
-                    sent: 2,
-                    invalid_frames: 3,
-                    bad_records: 4,
-                },
+                stats: Stats { received: 1, sent: 2, invalid_frames: 3, bad_records: 4 },
                 notes: vec!["n".into()],
             },
             Message::Failed { error: "boom".into() },

@@ -17,11 +17,7 @@ fn corpus(s: &Scratch, name: &str, first: usize, n: usize) -> Vec<usize> {
     let mut text = String::new();
     let mut hits = Vec::new();
     for i in first..first + n {
-        let body = if i % 3 == 0 {
-            "we like PYTHON here"
-        } else {
-            "nothing to see"
-        };
+        let body = if i % 3 == 0 { "we like PYTHON here" } else { "nothing to see" };
         if i % 3 == 0 {
             hits.push(i);
         }
@@ -256,11 +252,8 @@ fn sink_writes_every_record_as_a_json_line() {
         inputs = ["src"]
         "#,
     );
-    let lines: Vec<serde_json::Value> = run
-        .stdout
-        .lines()
-        .map(|l| serde_json::from_str(l).expect("json line"))
-        .collect();
+    let lines: Vec<serde_json::Value> =
+        run.stdout.lines().map(|l| serde_json::from_str(l).expect("json line")).collect();
     assert_eq!(
         lines,
         vec![
@@ -294,22 +287,13 @@ fn inverted_filter_and_tally_by_group_count_exactly() {
         by = "line"
         "#,
     );
-    assert_eq!(
-        run.json(),
-        serde_json::json!({"count": 3, "by": {"b": 1, "d": 1, "e": 1}})
-    );
+    assert_eq!(run.json(), serde_json::json!({"count": 3, "by": {"b": 1, "d": 1, "e": 1}}));
 }
 
 /// Run `file` with `--report`; returns the run (which must succeed) and the report.
 fn run_with_report(s: &Scratch, file: &std::path::Path) -> (util::Run, serde_json::Value) {
     let report = s.path("report.json");
-    let run = procnet([
-        "run".as_ref(),
-        file.as_os_str(),
-        "--report".as_ref(),
-        report.as_os_str(),
-    ])
-    .run();
+    let run = procnet(["run".as_ref(), file.as_os_str(), "--report".as_ref(), report.as_os_str()]).run();
     run.expect_code(0);
     let text = std::fs::read_to_string(&report).expect("report");
     (run, serde_json::from_str(&text).expect("report json"))

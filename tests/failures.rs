@@ -3,16 +3,12 @@
 
 mod util;
 
-use std::path::PathBuf;
 use std::time::Duration;
 
 use util::{procnet, Scratch};
 
-/// The misbehaving node built from tests/nodes/rogue.rs.
 fn rogue() -> String {
-    let p: PathBuf = util::bin().parent().expect("target dir").join("examples/rogue");
-    assert!(p.exists(), "{} is missing: `cargo test` builds examples", p.display());
-    p.display().to_string()
+    util::rogue().display().to_string()
 }
 
 fn numbers(s: &Scratch, n: usize) {
@@ -22,9 +18,7 @@ fn numbers(s: &Scratch, n: usize) {
 
 fn run(s: &Scratch, toml: &str) -> util::Run {
     let file = s.write("t.toml", toml);
-    procnet(["run".as_ref(), file.as_os_str()])
-        .timeout(Duration::from_secs(30))
-        .run()
+    procnet(["run".as_ref(), file.as_os_str()]).timeout(Duration::from_secs(30)).run()
 }
 
 #[test]
@@ -42,16 +36,8 @@ fn missing_input_file_names_the_node_and_the_file() {
         "#,
     );
     r.expect_code(1);
-    assert!(
-        r.stderr.contains("node `src.0` failed: failed to open `"),
-        "{}",
-        r.stderr
-    );
-    assert!(
-        r.stderr.contains("no-such-file.txt`: No such file or directory"),
-        "{}",
-        r.stderr
-    );
+    assert!(r.stderr.contains("node `src.0` failed: failed to open `"), "{}", r.stderr);
+    assert!(r.stderr.contains("no-such-file.txt`: No such file or directory"), "{}", r.stderr);
 }
 
 #[test]
@@ -66,8 +52,7 @@ fn command_that_does_not_exist_is_named() {
     );
     r.expect_code(1);
     assert!(
-        r.stderr
-            .contains("failed to start node `ghost.0`: command `procnet-test-no-such-program` not found"),
+        r.stderr.contains("failed to start node `ghost.0`: command `procnet-test-no-such-program` not found"),
         "{}",
         r.stderr
     );
@@ -117,16 +102,8 @@ fn node_that_crashes_mid_stream_fails_the_run_and_kills_the_rest() {
         ),
     );
     r.expect_code(1);
-    assert!(
-        r.stderr.contains("node `mid.0` failed: was killed by SIGABRT"),
-        "{}",
-        r.stderr
-    );
-    assert!(
-        !r.stdout.contains("count"),
-        "a failed run must not print a tally: {}",
-        r.stdout
-    );
+    assert!(r.stderr.contains("node `mid.0` failed: was killed by SIGABRT"), "{}", r.stderr);
+    assert!(!r.stdout.contains("count"), "a failed run must not print a tally: {}", r.stdout);
 }
 
 #[test]
@@ -148,12 +125,7 @@ fn node_that_exits_zero_without_finishing_is_a_failure() {
         ),
     );
     r.expect_code(1);
-    assert!(
-        r.stderr
-            .contains("node `quitter.0` failed: exited before finishing its stream"),
-        "{}",
-        r.stderr
-    );
+    assert!(r.stderr.contains("node `quitter.0` failed: exited before finishing its stream"), "{}", r.stderr);
 }
 
 #[test]
@@ -174,18 +146,11 @@ fn garbage_frames_are_dropped_counted_and_named_without_losing_good_records() {
     );
     r.expect_code(65);
     assert_eq!(r.json(), serde_json::json!({"count": 500}));
-    assert!(
-        r.stderr.contains("node `count.0` dropped 3 invalid frames"),
-        "{}",
-        r.stderr
-    );
+    assert!(r.stderr.contains("node `count.0` dropped 4 invalid frames"), "{}", r.stderr);
     assert!(r.stderr.contains("not a MessagePack value"), "{}", r.stderr);
     assert!(r.stderr.contains("unsupported protocol version 2"), "{}", r.stderr);
-    assert!(
-        r.stderr.contains("message `eos` is missing field `from`"),
-        "{}",
-        r.stderr
-    );
+    assert!(r.stderr.contains("message `eos` is missing field `from`"), "{}", r.stderr);
+    assert!(r.stderr.contains("`eos` from `ghost.0`, which is not an upstream replica"), "{}", r.stderr);
 }
 
 #[test]
@@ -208,11 +173,7 @@ fn bad_json_lines_are_dropped_counted_and_located() {
     assert_eq!(r.json(), serde_json::json!({"count": 2}));
     assert!(r.stderr.contains("node `src.0` dropped 2 bad records"), "{}", r.stderr);
     assert!(r.stderr.contains("in.jsonl:2: not JSON"), "{}", r.stderr);
-    assert!(
-        r.stderr.contains("in.jsonl:3: expected a JSON object, found an array"),
-        "{}",
-        r.stderr
-    );
+    assert!(r.stderr.contains("in.jsonl:3: expected a JSON object, found an array"), "{}", r.stderr);
 }
 
 #[test]
@@ -225,20 +186,11 @@ fn node_that_never_joins_times_out_and_its_children_are_reaped() {
         command = ["sh", "-c", "sleep 300 & sleep 300"]
         "#,
     );
-    let r = procnet([
-        "run".as_ref(),
-        file.as_os_str(),
-        "--startup-timeout".as_ref(),
-        "1".as_ref(),
-    ])
-    .timeout(Duration::from_secs(20))
-    .run();
+    let r = procnet(["run".as_ref(), file.as_os_str(), "--startup-timeout".as_ref(), "1".as_ref()])
+        .timeout(Duration::from_secs(20))
+        .run();
     r.expect_code(1);
-    assert!(
-        r.stderr.contains("nodes did not join the network within 1 s: mute.0"),
-        "{}",
-        r.stderr
-    );
+    assert!(r.stderr.contains("nodes did not join the network within 1 s: mute.0"), "{}", r.stderr);
 }
 
 #[test]
@@ -258,15 +210,10 @@ fn tally_that_cannot_write_its_output_fails() {
         "#,
     );
     r.expect_code(1);
-    assert!(
-        r.stderr.contains("node `count.0` failed: failed to create `"),
-        "{}",
-        r.stderr
-    );
+    assert!(r.stderr.contains("node `count.0` failed: failed to create `"), "{}", r.stderr);
 }
 
-#[test]
-fn ctrl_c_stops_the_run_with_130_and_leaves_nothing() {
+fn interrupt(signal: i32) -> util::Run {
     let s = Scratch::new();
     let file = s.write(
         "t.toml",
@@ -278,13 +225,23 @@ fn ctrl_c_stops_the_run_with_130_and_leaves_nothing() {
         replicas = 2
         "#,
     );
-    let running = procnet(["run".as_ref(), file.as_os_str()])
-        .timeout(Duration::from_secs(20))
-        .start();
+    let running = procnet(["run".as_ref(), file.as_os_str()]).timeout(Duration::from_secs(20)).start();
     // a.0, b.0, b.1 and the two background sleeps of b.
     running.wait_for_nodes(5);
-    running.signal(libc::SIGINT);
-    let r = running.finish();
+    running.signal(signal);
+    running.finish()
+}
+
+#[test]
+fn ctrl_c_stops_the_run_with_130_and_leaves_nothing() {
+    let r = interrupt(libc::SIGINT);
     r.expect_code(130);
     assert!(r.stderr.contains("interrupted by SIGINT"), "{}", r.stderr);
+}
+
+#[test]
+fn sigterm_stops_the_run_with_143_and_leaves_nothing() {
+    let r = interrupt(libc::SIGTERM);
+    r.expect_code(143);
+    assert!(r.stderr.contains("interrupted by SIGTERM"), "{}", r.stderr);
 }

@@ -41,19 +41,13 @@ fn stems(dir: &Path, ext: &str) -> Vec<String> {
 /// A line diff of `expected` and `actual` (longest common subsequence): `-` lines are only
 /// expected, `+` lines only actual. Line ends are shown as `$` so trailing spaces are visible.
 fn diff(expected: &str, actual: &str) -> String {
-    let (a, b): (Vec<&str>, Vec<&str>) = (
-        expected.split_inclusive('\n').collect(),
-        actual.split_inclusive('\n').collect(),
-    );
+    let (a, b): (Vec<&str>, Vec<&str>) =
+        (expected.split_inclusive('\n').collect(), actual.split_inclusive('\n').collect());
     // lcs[i][j]: length of the longest common subsequence of a[i..] and b[j..].
     let mut lcs = vec![vec![0usize; b.len() + 1]; a.len() + 1];
     for i in (0..a.len()).rev() {
         for j in (0..b.len()).rev() {
-            lcs[i][j] = if a[i] == b[j] {
-                lcs[i + 1][j + 1] + 1
-            } else {
-                lcs[i + 1][j].max(lcs[i][j + 1])
-            };
+            lcs[i][j] = if a[i] == b[j] { lcs[i + 1][j + 1] + 1 } else { lcs[i + 1][j].max(lcs[i][j + 1]) };
         }
     }
     let show = |line: &str| match line.strip_suffix('\n') {
@@ -85,10 +79,7 @@ fn run_case(dir: &Path, command: &str, case: &str, expected: Option<&str>) -> (V
     let run = procnet([command, file.as_str()]).current_dir(dir).run();
     let mut problems = Vec::new();
     if run.code() != INVALID_TOPOLOGY {
-        problems.push(format!(
-            "`procnet {command} {file}` exited {}, expected {INVALID_TOPOLOGY}",
-            run.code()
-        ));
+        problems.push(format!("`procnet {command} {file}` exited {}, expected {INVALID_TOPOLOGY}", run.code()));
     }
     if !run.stdout.is_empty() {
         problems.push(format!("`procnet {command} {file}` printed on stdout:\n{}", run.stdout));
@@ -135,9 +126,7 @@ fn every_invalid_topology_is_reported_exactly() {
                     Some(text)
                 }
                 Err(e) => {
-                    problems.push(format!(
-                        "cannot read {case}.stderr ({e}); run with UPDATE_EXPECT=1 to write it"
-                    ));
+                    problems.push(format!("cannot read {case}.stderr ({e}); run with UPDATE_EXPECT=1 to write it"));
                     None
                 }
             }
@@ -198,8 +187,7 @@ inputs = ["src"]
         "the warning, with file:line:col"
     );
     assert!(
-        run.stdout
-            .starts_with("topology `warn`: 3 nodes, 3 processes, 2 edges\n"),
+        run.stdout.starts_with("topology `warn`: 3 nodes, 3 processes, 2 edges\n"),
         "the summary follows on stdout:\n{}",
         run.stdout
     );

@@ -26,7 +26,7 @@ fn run_lines(s: &Scratch, n: usize) {
     }
     f.flush().expect("flush");
     drop(f);
-    let rogue = util::bin().parent().expect("dir").join("examples/rogue");
+    let rogue = util::rogue();
     let toml = format!(
         r#"
         [nodes.src]
@@ -62,8 +62,5 @@ fn peak_memory_stays_flat_when_input_grows_twentyfold() {
     let large = peak_rss_of_children_kib();
     eprintln!("peak RSS of the largest process: {small} KiB at 10,000 lines, {large} KiB at 200,000");
     // 200,000 lines of 100 bytes are 20 MB; a run that queued them would grow by about that.
-    assert!(
-        large <= small + 4 * 1024,
-        "peak RSS grew from {small} KiB to {large} KiB when the input grew 20x"
-    );
+    assert!(large <= small + 4 * 1024, "peak RSS grew from {small} KiB to {large} KiB when the input grew 20x");
 }

@@ -30,20 +30,13 @@ pub struct Outcome {
 impl Outcome {
     /// Frames and records dropped anywhere in the run.
     pub fn dropped(&self) -> u64 {
-        self.replicas
-            .iter()
-            .map(|r| r.stats.invalid_frames + r.stats.bad_records)
-            .sum()
+        self.replicas.iter().map(|r| r.stats.invalid_frames + r.stats.bad_records).sum()
     }
 
     /// One line per replica that dropped anything, naming it, counting, and giving reasons.
     pub fn drop_report(&self) -> Vec<String> {
         let mut lines = Vec::new();
-        for r in self
-            .replicas
-            .iter()
-            .filter(|r| r.stats.invalid_frames + r.stats.bad_records > 0)
-        {
+        for r in self.replicas.iter().filter(|r| r.stats.invalid_frames + r.stats.bad_records > 0) {
             let mut parts = Vec::new();
             if r.stats.invalid_frames > 0 {
                 parts.push(format!(

@@ -29,19 +29,22 @@ pub struct Launch<'a> {
 /// started by signalling the group.
 pub fn spawn(t: &Topology, l: &Launch<'_>) -> io::Result<Child> {
     let node = &t.nodes[l.node];
-    let mut cmd = match &node.runner {
+    let (mut cmd, config) = match &node.runner {
         Runner::Builtin(kind) => {
             let mut c = Command::new(std::env::current_exe()?);
             c.arg("node");
-            c.env(vars::CONFIG, serde_json::to_string(kind).expect("a kind serializes"));
-            c
+            (c, Some(serde_json::to_string(kind).expect("a kind serializes")))
         }
         Runner::Command(argv) => {
             let mut c = Command::new(&argv[0]);
             c.args(&argv[1..]);
-            c
+            (c, None)
         }
     };
+    // Nothing of the launcher's own environment may pose as this node's identity.
+    for key in vars::ALL {
+        cmd.env_remove(key);
+    }
     cmd.current_dir(&t.base_dir)
         .stdin(Stdio::null())
         .env(vars::PROTOCOL, crate::wire::VERSION.to_string())
@@ -51,10 +54,12 @@ pub fn spawn(t: &Topology, l: &Launch<'_>) -> io::Result<Child> {
         .env(vars::CONTROL, l.control)
         .env(vars::TOPOLOGY, &t.name)
         .env(vars::RUN_DIR, l.run_dir)
-        .env_remove(vars::BIND)
         .process_group(0);
     if let Some(bind) = l.bind {
         cmd.env(vars::BIND, bind);
+    }
+    if let Some(config) = config {
+        cmd.env(vars::CONFIG, config);
     }
     let launcher = std::process::id() as libc::pid_t;
     // SAFETY: only async-signal-safe calls (prctl, getppid, _exit) between fork and exec.

@@ -22,9 +22,7 @@ pub struct RunOptions {
 
 impl Default for RunOptions {
     fn default() -> Self {
-        RunOptions {
-            startup_timeout: Duration::from_secs(30),
-        }
+        RunOptions { startup_timeout: Duration::from_secs(30) }
     }
 }
 
@@ -65,15 +63,10 @@ pub fn run(topology: &Topology, opts: &RunOptions, interrupt: &Receiver<i32>) ->
     let dir = run_dir()?;
     let ctx = zmq::Context::new();
     let control_ep = format!("ipc://{}/control", dir.path().display());
-    let control = ctx
-        .socket(zmq::ROUTER)
-        .map_err(|e| RunError::Setup(format!("failed to create the control socket: {e}")))?;
-    control
-        .set_linger(0)
-        .map_err(|e| RunError::Setup(format!("failed to configure the control socket: {e}")))?;
-    control
-        .bind(&control_ep)
-        .map_err(|e| RunError::Setup(format!("failed to bind `{control_ep}`: {e}")))?;
+    let control =
+        ctx.socket(zmq::ROUTER).map_err(|e| RunError::Setup(format!("failed to create the control socket: {e}")))?;
+    control.set_linger(0).map_err(|e| RunError::Setup(format!("failed to configure the control socket: {e}")))?;
+    control.bind(&control_ep).map_err(|e| RunError::Setup(format!("failed to bind `{control_ep}`: {e}")))?;
     let mut sup = Supervisor {
         topology,
         control,
@@ -82,9 +75,7 @@ pub fn run(topology: &Topology, opts: &RunOptions, interrupt: &Receiver<i32>) ->
         started: Instant::now(),
         ready_at: None,
     };
-    let result = sup
-        .spawn_all(&control_ep, dir.path())
-        .and_then(|()| sup.supervise(opts, interrupt));
+    let result = sup.spawn_all(&control_ep, dir.path()).and_then(|()| sup.supervise(opts, interrupt));
     sup.kill_and_reap();
     result
 }
@@ -109,13 +100,7 @@ impl Supervisor<'_> {
                     Transport::Ipc => format!("ipc://{}/{id}", dir.display()),
                     Transport::Tcp => "tcp://127.0.0.1:*".to_string(),
                 });
-                let launch = Launch {
-                    node: node_id,
-                    replica: index,
-                    control,
-                    bind: bind.as_deref(),
-                    run_dir: dir,
-                };
+                let launch = Launch { node: node_id, replica: index, control, bind: bind.as_deref(), run_dir: dir };
                 let child = spawn(self.topology, &launch).map_err(|e| RunError::Spawn {
                     id: id.clone(),
                     cause: describe_spawn_error(self.topology, node_id, &e),
@@ -146,16 +131,8 @@ impl Supervisor<'_> {
                 return Ok(self.outcome());
             }
             if self.ready_at.is_none() && self.started.elapsed() > opts.startup_timeout {
-                let waiting = self
-                    .replicas
-                    .iter()
-                    .filter(|r| r.phase < Phase::Ready)
-                    .map(|r| r.id.clone())
-                    .collect();
-                return Err(RunError::Startup {
-                    waiting,
-                    timeout: opts.startup_timeout,
-                });
+                let waiting = self.replicas.iter().filter(|r| r.phase < Phase::Ready).map(|r| r.id.clone()).collect();
+                return Err(RunError::Startup { waiting, timeout: opts.startup_timeout });
             }
         }
     }
@@ -192,6 +169,12 @@ impl Supervisor<'_> {
     fn handle(&mut self, i: usize, msg: Message) -> Result<(), RunError> {
         let r = &mut self.replicas[i];
         match msg {
+            Message::Hello { input: None, .. } if !self.topology.nodes[r.node].inputs.is_empty() => {
+                return Err(RunError::NodeFailed {
+                    id: r.id.clone(),
+                    cause: "said hello without an input endpoint, but it has inputs (bind PROCNET_BIND first)".into(),
+                });
+            }
             Message::Hello { input, .. } if r.phase == Phase::Spawned => {
                 r.phase = Phase::Joined;
                 r.endpoint = input;
@@ -214,12 +197,7 @@ impl Supervisor<'_> {
                 r.report = Some((stats, notes));
                 self.release_finished()?;
             }
-            Message::Failed { error } => {
-                return Err(RunError::NodeFailed {
-                    id: r.id.clone(),
-                    cause: error,
-                })
-            }
+            Message::Failed { error } => return Err(RunError::NodeFailed { id: r.id.clone(), cause: error }),
             other => {
                 return Err(RunError::NodeFailed {
                     id: r.id.clone(),
@@ -238,11 +216,7 @@ impl Supervisor<'_> {
             |node: NodeId, reps: &[Replica]| reps.iter().filter(|r| r.node == node).all(|r| r.phase >= Phase::Done);
         let releasable: Vec<usize> = (0..self.replicas.len())
             .filter(|&i| self.replicas[i].phase == Phase::Done)
-            .filter(|&i| {
-                t.consumers(self.replicas[i].node)
-                    .into_iter()
-                    .all(|c| done(c, &self.replicas))
-            })
+            .filter(|&i| t.consumers(self.replicas[i].node).into_iter().all(|c| done(c, &self.replicas)))
             .collect();
         for i in releasable {
             self.replicas[i].phase = Phase::Released;
@@ -255,11 +229,7 @@ impl Supervisor<'_> {
     fn send_wiring(&mut self) -> Result<(), RunError> {
         let t = self.topology;
         let endpoints = |node: NodeId| -> Vec<String> {
-            self.replicas
-                .iter()
-                .filter(|r| r.node == node)
-                .map(|r| r.endpoint.clone().unwrap_or_default())
-                .collect()
+            self.replicas.iter().filter(|r| r.node == node).map(|r| r.endpoint.clone().unwrap_or_default()).collect()
         };
         let wiring: Vec<Message> = self
             .replicas
@@ -268,18 +238,12 @@ impl Supervisor<'_> {
                 inputs: t.nodes[r.node]
                     .inputs
                     .iter()
-                    .map(|&u| Upstream {
-                        node: t.nodes[u].name.clone(),
-                        replicas: t.nodes[u].replicas,
-                    })
+                    .map(|&u| Upstream { node: t.nodes[u].name.clone(), replicas: t.nodes[u].replicas })
                     .collect(),
                 outputs: t
                     .consumers(r.node)
                     .into_iter()
-                    .map(|d| Downstream {
-                        node: t.nodes[d].name.clone(),
-                        endpoints: endpoints(d),
-                    })
+                    .map(|d| Downstream { node: t.nodes[d].name.clone(), endpoints: endpoints(d) })
                     .collect(),
             })
             .collect();
@@ -292,11 +256,7 @@ impl Supervisor<'_> {
     fn tell(&self, i: usize, msg: &Message) -> Result<(), RunError> {
         let id = self.replicas[i].id.as_bytes();
         self.control.send_multipart([id, &wire::encode(msg)], 0).map_err(|e| {
-            RunError::Setup(format!(
-                "failed to send `{}` to node `{}`: {e}",
-                msg.type_name(),
-                self.replicas[i].id
-            ))
+            RunError::Setup(format!("failed to send `{}` to node `{}`: {e}", msg.type_name(), self.replicas[i].id))
         })
     }
 
@@ -310,10 +270,7 @@ impl Supervisor<'_> {
                 Ok(Some(status)) => status,
                 Ok(None) => continue,
                 Err(e) => {
-                    return Err(RunError::Setup(format!(
-                        "failed to wait for node `{}`: {e}",
-                        self.replicas[i].id
-                    )))
+                    return Err(RunError::Setup(format!("failed to wait for node `{}`: {e}", self.replicas[i].id)))
                 }
             };
             if status.success() && self.replicas[i].phase == Phase::Released {
@@ -333,10 +290,7 @@ impl Supervisor<'_> {
                 describe_status(status)
             };
             r.phase = Phase::Exited;
-            return Err(RunError::NodeFailed {
-                id: r.id.clone(),
-                cause,
-            });
+            return Err(RunError::NodeFailed { id: r.id.clone(), cause });
         }
         Ok(())
     }
@@ -347,18 +301,10 @@ impl Supervisor<'_> {
             .iter_mut()
             .map(|r| {
                 let (stats, notes) = r.report.take().expect("every exited replica reported done");
-                ReplicaReport {
-                    id: r.id.clone(),
-                    stats,
-                    notes,
-                }
+                ReplicaReport { id: r.id.clone(), stats, notes }
             })
             .collect();
-        Outcome {
-            elapsed: self.started.elapsed(),
-            startup: self.ready_at.unwrap_or_default(),
-            replicas,
-        }
+        Outcome { elapsed: self.started.elapsed(), startup: self.ready_at.unwrap_or_default(), replicas }
     }
 
     /// Kill every replica's process group (what a command node started goes with it) and

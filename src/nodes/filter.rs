@@ -53,11 +53,8 @@ impl FilterConfig {
             (None, None) => {
                 if t.get("contains").is_none() && t.get("regex").is_none() {
                     diags.push(
-                        Diagnostic::error(
-                            t.anchor(),
-                            format!("{} needs a pattern: `contains` or `regex`", t.what()),
-                        )
-                        .with_help("give exactly one of `contains = \"text\"` or `regex = \"pattern\"`"),
+                        Diagnostic::error(t.anchor(), format!("{} needs a pattern: `contains` or `regex`", t.what()))
+                            .with_help("give exactly one of `contains = \"text\"` or `regex = \"pattern\"`"),
                     );
                 }
                 None
@@ -76,22 +73,13 @@ impl FilterConfig {
                 Err(e) => {
                     diags.error(
                         r.span(),
-                        format!(
-                            "`regex` in {} is not a valid regular expression: {}",
-                            t.what(),
-                            first_line(&e)
-                        ),
+                        format!("`regex` in {} is not a valid regular expression: {}", t.what(), first_line(&e)),
                     );
                     None
                 }
             },
         };
-        Some(FilterConfig {
-            field: field?.into_inner(),
-            pattern: pattern?,
-            ignore_case,
-            invert,
-        })
+        Some(FilterConfig { field: field?.into_inner(), pattern: pattern?, ignore_case, invert })
     }
 
     /// Pass on the matching records.
@@ -114,10 +102,7 @@ fn build(pattern: &Pattern, ignore_case: bool) -> Result<regex::Regex, String> {
         Pattern::Contains(s) => regex::escape(s),
         Pattern::Regex(r) => r.clone(),
     };
-    regex::RegexBuilder::new(&source)
-        .case_insensitive(ignore_case)
-        .build()
-        .map_err(|e| e.to_string())
+    regex::RegexBuilder::new(&source).case_insensitive(ignore_case).build().map_err(|e| e.to_string())
 }
 
 /// The regex crate's message without its frame: the last non-empty line, minus "error: ".

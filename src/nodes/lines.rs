@@ -42,17 +42,9 @@ impl LinesConfig {
 
     /// Validate the options in `t`.
     pub fn from_table(t: &Table<'_, '_>, base_dir: &std::path::Path, diags: &mut Diagnostics) -> Option<Self> {
-        t.require(
-            "path",
-            "give the file to read, relative to the topology file, or \"-\" for stdin",
-            diags,
-        );
+        t.require("path", "give the file to read, relative to the topology file, or \"-\" for stdin", diags);
         let path = t.non_empty_str("path", diags);
-        let format = match t
-            .choice("format", &["text", "jsonl"], diags)
-            .as_ref()
-            .map(|s| s.get_ref().as_str())
-        {
+        let format = match t.choice("format", &["text", "jsonl"], diags).as_ref().map(|s| s.get_ref().as_str()) {
             Some("jsonl") => Format::Jsonl,
             _ => Format::Text,
         };
@@ -67,9 +59,7 @@ impl LinesConfig {
                 );
             }
         }
-        let field = t
-            .str("field", diags)
-            .map_or_else(|| "line".to_string(), |s| s.into_inner());
+        let field = t.str("field", diags).map_or_else(|| "line".to_string(), |s| s.into_inner());
         let path = path?;
         let path = match path.get_ref().as_str() {
             "-" => None,
@@ -80,9 +70,7 @@ impl LinesConfig {
 
     /// Stdin can be read by one process only.
     pub fn single_replica_reason(&self) -> Option<&'static str> {
-        self.path
-            .is_none()
-            .then_some("stdin (`path = \"-\"`) can be read by one replica only")
+        self.path.is_none().then_some("stdin (`path = \"-\"`) can be read by one replica only")
     }
 
     /// Read the lines of this replica's share and send them as records.
@@ -91,10 +79,7 @@ impl LinesConfig {
             Some(p) => Box::new(File::open(p).map_err(NodeError::io(format!("open `{}`", p.display())))?),
             None => Box::new(io::stdin()),
         };
-        let name = self
-            .path
-            .as_ref()
-            .map_or("stdin".to_string(), |p| p.display().to_string());
+        let name = self.path.as_ref().map_or("stdin".to_string(), |p| p.display().to_string());
         let mut reader = BufReader::with_capacity(1 << 20, source);
         let (replica, replicas) = (u64::from(node.identity().replica), u64::from(node.identity().replicas));
         let mut line = Vec::new();
@@ -108,11 +93,7 @@ impl LinesConfig {
                 }
             }
             line.clear();
-            if reader
-                .read_until(b'\n', &mut line)
-                .map_err(NodeError::io(format!("read `{name}`")))?
-                == 0
-            {
+            if reader.read_until(b'\n', &mut line).map_err(NodeError::io(format!("read `{name}`")))? == 0 {
                 return Ok(());
             }
             lineno += 1;

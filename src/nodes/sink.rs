@@ -25,11 +25,8 @@ impl SinkConfig {
 
     /// Validate the options in `t`.
     pub fn from_table(t: &Table<'_, '_>, base_dir: &std::path::Path, diags: &mut Diagnostics) -> Option<Self> {
-        let path = t
-            .non_empty_str("path", diags)
-            .map(|s| s.into_inner())
-            .filter(|p| p != "-")
-            .map(|p| resolve(base_dir, &p));
+        let path =
+            t.non_empty_str("path", diags).map(|s| s.into_inner()).filter(|p| p != "-").map(|p| resolve(base_dir, &p));
         Some(SinkConfig { path })
     }
 
@@ -42,10 +39,7 @@ impl SinkConfig {
 
     /// Write each record as a JSON line.
     pub fn run(&self, node: &mut Node) -> Result<(), NodeError> {
-        let what = self
-            .path
-            .as_ref()
-            .map_or("stdout".to_string(), |p| format!("`{}`", p.display()));
+        let what = self.path.as_ref().map_or("stdout".to_string(), |p| format!("`{}`", p.display()));
         let out: Box<dyn Write> = match &self.path {
             Some(p) => Box::new(File::create(p).map_err(NodeError::io(format!("create {what}")))?),
             None => Box::new(std::io::stdout().lock()),
@@ -54,8 +48,7 @@ impl SinkConfig {
         while let Some(rec) = node.recv()? {
             serde_json::to_writer(&mut out, &rec.to_json())
                 .map_err(|e| NodeError::io(format!("write to {what}"))(e.into()))?;
-            out.write_all(b"\n")
-                .map_err(NodeError::io(format!("write to {what}")))?;
+            out.write_all(b"\n").map_err(NodeError::io(format!("write to {what}")))?;
         }
         out.flush().map_err(NodeError::io(format!("write to {what}")))
     }

@@ -56,22 +56,15 @@ impl TallyConfig {
             Some(p) => Box::new(File::create(p).map_err(NodeError::io(format!("create `{}`", p.display())))?),
             None => Box::new(std::io::stdout()),
         };
-        let mut tally = Tally {
-            count: 0,
-            by: self.by.as_ref().map(|_| BTreeMap::new()),
-        };
+        let mut tally = Tally { count: 0, by: self.by.as_ref().map(|_| BTreeMap::new()) };
         while let Some(rec) = node.recv()? {
             tally.count += 1;
             if let (Some(field), Some(groups)) = (&self.by, &mut tally.by) {
-                let key = rec
-                    .get(field)
-                    .map_or_else(|| MISSING.to_string(), |v| text_of(v).into_owned());
+                let key = rec.get(field).map_or_else(|| MISSING.to_string(), |v| text_of(v).into_owned());
                 *groups.entry(key).or_default() += 1;
             }
         }
         let json = serde_json::to_string(&tally).expect("a tally serializes");
-        writeln!(out, "{json}")
-            .and_then(|()| out.flush())
-            .map_err(NodeError::io("write the tally"))
+        writeln!(out, "{json}").and_then(|()| out.flush()).map_err(NodeError::io("write the tally"))
     }
 }

@@ -23,6 +23,8 @@ pub mod vars {
     pub const RUN_DIR: &str = "PROCNET_RUN_DIR";
     /// Built-in nodes only: the validated options as JSON.
     pub const CONFIG: &str = "PROCNET_CONFIG";
+    /// Every variable above: the launcher sets each afresh for every node.
+    pub const ALL: [&str; 9] = [PROTOCOL, NODE, REPLICA, REPLICAS, CONTROL, BIND, TOPOLOGY, RUN_DIR, CONFIG];
 }
 
 /// A node replica's identity and endpoints.
@@ -56,9 +58,7 @@ impl Identity {
             })
         };
         let num = |name: &str| -> Result<u32, NodeError> {
-            get(name)?
-                .parse()
-                .map_err(|_| NodeError::Env(format!("environment variable {name} is not a number")))
+            get(name)?.parse().map_err(|_| NodeError::Env(format!("environment variable {name} is not a number")))
         };
         let protocol = get(vars::PROTOCOL)?;
         if protocol != crate::wire::VERSION.to_string() {

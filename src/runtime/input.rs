@@ -20,6 +20,8 @@ pub struct Input {
     pub endpoint: String,
     expected_eos: u64,
     eos_seen: u64,
+    /// `name.replica` of every upstream replica that has not sent its `eos` yet.
+    pending_eos: std::collections::HashSet<String>,
     announced: u64,
     received: u64,
     queue: VecDeque<Record>,
@@ -33,12 +35,8 @@ impl Input {
     /// Bind a PULL socket at `endpoint` (`tcp://127.0.0.1:*` picks a port).
     pub fn bind(ctx: &zmq::Context, endpoint: &str) -> Result<Input, NodeError> {
         let socket = ctx.socket(zmq::PULL).map_err(NodeError::zmq("create a PULL socket"))?;
-        socket
-            .set_rcvhwm(HWM)
-            .map_err(NodeError::zmq("set the receive high-water mark"))?;
-        socket
-            .bind(endpoint)
-            .map_err(NodeError::zmq(format!("bind `{endpoint}`")))?;
+        socket.set_rcvhwm(HWM).map_err(NodeError::zmq("set the receive high-water mark"))?;
+        socket.bind(endpoint).map_err(NodeError::zmq(format!("bind `{endpoint}`")))?;
         let endpoint = socket
             .get_last_endpoint()
             .map_err(NodeError::zmq("read the bound endpoint"))?
@@ -48,6 +46,7 @@ impl Input {
             endpoint,
             expected_eos: 0,
             eos_seen: 0,
+            pending_eos: std::collections::HashSet::new(),
             announced: 0,
             received: 0,
             queue: VecDeque::new(),
@@ -56,9 +55,11 @@ impl Input {
         })
     }
 
-    /// Set how many `eos` messages end the input: the sum of upstream replica counts.
-    pub fn expect_eos(&mut self, n: u64) {
-        self.expected_eos = n;
+    /// Expect one `eos` from every replica of every upstream node (from `wire.inputs`).
+    pub fn expect_eos_from(&mut self, upstream: &[wire::Upstream]) {
+        self.pending_eos =
+            upstream.iter().flat_map(|u| (0..u.replicas).map(move |i| format!("{}.{i}", u.node))).collect();
+        self.expected_eos = self.pending_eos.len() as u64;
     }
 
     /// The next queued record, if any.
@@ -95,9 +96,13 @@ impl Input {
                 self.received += records.len() as u64;
                 self.queue.extend(records);
             }
-            Ok(Message::Eos { sent, .. }) => {
-                self.eos_seen += 1;
-                self.announced += sent;
+            Ok(Message::Eos { from, sent }) => {
+                if self.pending_eos.remove(&from) {
+                    self.eos_seen += 1;
+                    self.announced += sent;
+                } else {
+                    self.drop_frame(format!("`eos` from `{from}`, which is not an upstream replica still streaming"));
+                }
             }
             Ok(other) => self.drop_frame(format!("unexpected `{}` message on a data socket", other.type_name())),
             Err(e) => self.drop_frame(format!("undecodable frame of {} bytes: {e}", frame.len())),

@@ -39,19 +39,12 @@ impl Node {
     pub fn join(identity: &Identity) -> Result<Node, NodeError> {
         let ctx = zmq::Context::new();
         let id = identity.id();
-        let control = ctx
-            .socket(zmq::DEALER)
-            .map_err(NodeError::zmq("create the control socket"))?;
+        let control = ctx.socket(zmq::DEALER).map_err(NodeError::zmq("create the control socket"))?;
+        control.set_identity(id.as_bytes()).map_err(NodeError::zmq("set the control identity"))?;
+        control.set_linger(2000).map_err(NodeError::zmq("set the control linger"))?;
         control
-            .set_identity(id.as_bytes())
-            .map_err(NodeError::zmq("set the control identity"))?;
-        control
-            .set_linger(2000)
-            .map_err(NodeError::zmq("set the control linger"))?;
-        control.connect(&identity.control).map_err(NodeError::zmq(format!(
-            "connect to the launcher at `{}`",
-            identity.control
-        )))?;
+            .connect(&identity.control)
+            .map_err(NodeError::zmq(format!("connect to the launcher at `{}`", identity.control)))?;
         let input = identity.bind.as_deref().map(|ep| Input::bind(&ctx, ep)).transpose()?;
         let mut node = Node {
             id,
@@ -80,7 +73,7 @@ impl Node {
             unreachable!("await_control checks the type")
         };
         if let Some(input) = &mut self.input {
-            input.expect_eos(inputs.iter().map(|u| u64::from(u.replicas)).sum());
+            input.expect_eos_from(&inputs);
         }
         for d in &outputs {
             self.outputs.push(Output::connect(&self.ctx, &d.node, &d.endpoints)?);
@@ -115,10 +108,7 @@ impl Node {
             if ready == 0 {
                 continue;
             }
-            let frame = self
-                .control
-                .recv_bytes(0)
-                .map_err(NodeError::zmq("receive from the launcher"))?;
+            let frame = self.control.recv_bytes(0).map_err(NodeError::zmq("receive from the launcher"))?;
             match wire::decode(&frame) {
                 Ok(m) if m.type_name() == want => return Ok(m),
                 Ok(Message::Stop) => self.stop_requested = true,
@@ -134,9 +124,7 @@ impl Node {
     }
 
     fn tell(&self, msg: &Message) -> Result<(), NodeError> {
-        self.control
-            .send(wire::encode(msg), 0)
-            .map_err(NodeError::zmq("send to the launcher"))
+        self.control.send(wire::encode(msg), 0).map_err(NodeError::zmq("send to the launcher"))
     }
 
     /// `name.replica`.
@@ -159,12 +147,7 @@ impl Node {
                     }
                 }
                 Err(zmq::Error::EAGAIN) => return Ok(()),
-                Err(e) => {
-                    return Err(NodeError::Zmq {
-                        what: "receive from the launcher".into(),
-                        source: e,
-                    })
-                }
+                Err(e) => return Err(NodeError::Zmq { what: "receive from the launcher".into(), source: e }),
             }
         }
     }
@@ -197,22 +180,14 @@ impl Node {
                     self.flush()?;
                     self.wait_for_input()?;
                 }
-                Err(e) => {
-                    return Err(NodeError::Zmq {
-                        what: "receive a record".into(),
-                        source: e,
-                    })
-                }
+                Err(e) => return Err(NodeError::Zmq { what: "receive a record".into(), source: e }),
             }
         }
     }
 
     fn wait_for_input(&mut self) -> Result<(), NodeError> {
         let input = self.input.as_ref().expect("only called with an input");
-        let mut items = [
-            input.socket.as_poll_item(zmq::POLLIN),
-            self.control.as_poll_item(zmq::POLLIN),
-        ];
+        let mut items = [input.socket.as_poll_item(zmq::POLLIN), self.control.as_poll_item(zmq::POLLIN)];
         poll(&mut items, "poll for input")?;
         if items[1].is_readable() {
             self.poll_control()?;
@@ -296,19 +271,14 @@ impl Node {
         }
         let mut notes = self.input.as_ref().map(|i| i.notes.clone()).unwrap_or_default();
         notes.extend(self.notes.iter().cloned());
-        self.tell(&Message::Done {
-            stats: self.stats(),
-            notes,
-        })?;
+        self.tell(&Message::Done { stats: self.stats(), notes })?;
         self.await_control("bye", None)?;
         Ok(())
     }
 
     /// Tell the launcher this node failed and why.
     pub fn fail(&self, error: &NodeError) -> Result<(), NodeError> {
-        self.tell(&Message::Failed {
-            error: error.to_string(),
-        })
+        self.tell(&Message::Failed { error: error.to_string() })
     }
 }
 
@@ -316,9 +286,6 @@ impl Node {
 fn poll(items: &mut [zmq::PollItem<'_>], what: &str) -> Result<(), NodeError> {
     match zmq::poll(items, CONTROL_TICK_MS) {
         Ok(_) | Err(zmq::Error::EINTR) => Ok(()),
-        Err(source) => Err(NodeError::Zmq {
-            what: what.into(),
-            source,
-        }),
+        Err(source) => Err(NodeError::Zmq { what: what.into(), source }),
     }
 }

@@ -37,8 +37,7 @@ impl Output {
         let mut peers = Vec::with_capacity(endpoints.len());
         for ep in endpoints {
             let s = ctx.socket(zmq::PUSH).map_err(NodeError::zmq("create a PUSH socket"))?;
-            s.set_sndhwm(HWM)
-                .map_err(NodeError::zmq("set the send high-water mark"))?;
+            s.set_sndhwm(HWM).map_err(NodeError::zmq("set the send high-water mark"))?;
             s.connect(ep).map_err(NodeError::zmq(format!("connect to `{ep}`")))?;
             peers.push(s);
         }
@@ -91,12 +90,7 @@ impl Output {
                     return Ok(true);
                 }
                 Err(zmq::Error::EAGAIN) => continue,
-                Err(e) => {
-                    return Err(NodeError::Zmq {
-                        what: format!("send to node `{}`", self.node),
-                        source: e,
-                    })
-                }
+                Err(e) => return Err(NodeError::Zmq { what: format!("send to node `{}`", self.node), source: e }),
             }
         }
         Ok(false)
@@ -111,12 +105,8 @@ impl Output {
     pub fn end(&mut self, from: &str) -> Result<(), NodeError> {
         debug_assert_eq!(self.batch_len, 0, "flush before ending");
         for (peer, &sent) in self.peers.iter().zip(&self.sent) {
-            let eos = wire::encode(&Message::Eos {
-                from: from.to_string(),
-                sent,
-            });
-            peer.send(eos, 0)
-                .map_err(NodeError::zmq(format!("send end of stream to node `{}`", self.node)))?;
+            let eos = wire::encode(&Message::Eos { from: from.to_string(), sent });
+            peer.send(eos, 0).map_err(NodeError::zmq(format!("send end of stream to node `{}`", self.node)))?;
         }
         Ok(())
     }

@@ -14,11 +14,7 @@ pub type Inputs = Vec<Vec<(NodeId, Span)>>;
 
 /// Resolve each node's input names to ids, reporting unknown and repeated names.
 pub fn resolve_inputs(drafts: &[Draft], diags: &mut Diagnostics) -> Inputs {
-    let ids: HashMap<&str, NodeId> = drafts
-        .iter()
-        .enumerate()
-        .map(|(i, d)| (d.name.get_ref().as_str(), i))
-        .collect();
+    let ids: HashMap<&str, NodeId> = drafts.iter().enumerate().map(|(i, d)| (d.name.get_ref().as_str(), i)).collect();
     let known: Vec<&str> = drafts.iter().map(|d| d.name.get_ref().as_str()).collect();
     drafts
         .iter()
@@ -38,10 +34,7 @@ pub fn resolve_inputs(drafts: &[Draft], diags: &mut Diagnostics) -> Inputs {
                     None => {
                         let d = Diagnostic::error(
                             input.span(),
-                            format!(
-                                "node `{}` reads from `{wanted}`, which is not declared",
-                                d.name.get_ref()
-                            ),
+                            format!("node `{}` reads from `{wanted}`, which is not declared", d.name.get_ref()),
                         );
                         let list = format!("known nodes: {}", known.join(", "));
                         diags.push(match did_you_mean(wanted, known.iter().copied()) {
@@ -153,14 +146,12 @@ pub fn check_files(drafts: &[Draft], topology_file: PathBuf, diags: &mut Diagnos
                 let message = match (writes, other_writes, other_name.is_empty()) {
                     (true, _, true) => format!("node `{name}` would overwrite the topology file `{}`", path.display()),
                     (true, true, _) => format!("nodes `{other_name}` and `{name}` both write `{}`", path.display()),
-                    (true, false, _) => format!(
-                        "node `{name}` writes `{}`, which node `{other_name}` reads",
-                        path.display()
-                    ),
-                    (false, _, _) => format!(
-                        "node `{name}` reads `{}`, which node `{other_name}` writes",
-                        path.display()
-                    ),
+                    (true, false, _) => {
+                        format!("node `{name}` writes `{}`, which node `{other_name}` reads", path.display())
+                    }
+                    (false, _, _) => {
+                        format!("node `{name}` reads `{}`, which node `{other_name}` writes", path.display())
+                    }
                 };
                 diags.push(Diagnostic::error(d.name.span(), message).with_help("give each output its own file"));
             }

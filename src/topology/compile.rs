@@ -60,10 +60,7 @@ pub fn compile(source: &Source<'_>) -> Result<(Topology, Vec<Diagnostic>), Vec<D
     let (doc, syntax) = DeTable::parse_recoverable(source.text);
     if !syntax.is_empty() {
         for e in syntax {
-            diags.error(
-                e.span().unwrap_or(0..0),
-                format!("TOML syntax: {}", e.message().trim_end()),
-            );
+            diags.error(e.span().unwrap_or(0..0), format!("TOML syntax: {}", e.message().trim_end()));
         }
         return Err(diags.into_sorted());
     }
@@ -76,11 +73,7 @@ pub fn compile(source: &Source<'_>) -> Result<(Topology, Vec<Diagnostic>), Vec<D
     let inputs = checks::resolve_inputs(&drafts, &mut diags);
     checks::check_roles(&drafts, &mut diags);
     checks::check_cycles(&drafts, &inputs, &mut diags);
-    checks::check_files(
-        &drafts,
-        source.base_dir.join(source.path.file_name().unwrap_or_default()),
-        &mut diags,
-    );
+    checks::check_files(&drafts, source.base_dir.join(source.path.file_name().unwrap_or_default()), &mut diags);
     if diags.has_errors() {
         return Err(diags.into_sorted());
     }
@@ -96,21 +89,14 @@ pub fn compile(source: &Source<'_>) -> Result<(Topology, Vec<Diagnostic>), Vec<D
             transport: d.transport,
         })
         .collect();
-    let topology = Topology {
-        name,
-        path: source.path.to_path_buf(),
-        base_dir: source.base_dir.to_path_buf(),
-        nodes,
-    };
+    let topology = Topology { name, path: source.path.to_path_buf(), base_dir: source.base_dir.to_path_buf(), nodes };
     Ok((topology, diags.into_sorted()))
 }
 
 fn read_name(top: &Table<'_, '_>, path: &Path, diags: &mut Diagnostics) -> String {
     match top.non_empty_str("name", diags) {
         Some(name) => name.into_inner(),
-        None => path
-            .file_stem()
-            .map_or("topology".into(), |s| s.to_string_lossy().into_owned()),
+        None => path.file_stem().map_or("topology".into(), |s| s.to_string_lossy().into_owned()),
     }
 }
 
@@ -126,20 +112,16 @@ fn read_defaults(top: &Table<'_, '_>, diags: &mut Diagnostics) -> Transport {
 }
 
 fn transport(t: &Table<'_, '_>, diags: &mut Diagnostics) -> Option<Transport> {
-    t.choice("transport", TRANSPORTS, diags)
-        .map(|s| match s.get_ref().as_str() {
-            "tcp" => Transport::Tcp,
-            _ => Transport::Ipc,
-        })
+    t.choice("transport", TRANSPORTS, diags).map(|s| match s.get_ref().as_str() {
+        "tcp" => Transport::Tcp,
+        _ => Transport::Ipc,
+    })
 }
 
 fn read_nodes(top: &Table<'_, '_>, source: &Source<'_>, default: Transport, diags: &mut Diagnostics) -> Vec<Draft> {
     let Some(value) = top.get("nodes") else {
         // A misspelt `nodes` key already has its own error, with the suggestion.
-        let misspelt = top
-            .entries()
-            .iter()
-            .any(|(k, _)| did_you_mean(k.get_ref(), ["nodes"]).is_some());
+        let misspelt = top.entries().iter().any(|(k, _)| did_you_mean(k.get_ref(), ["nodes"]).is_some());
         if !misspelt {
             diags.push(
                 Diagnostic::error(0..0, "the topology declares no nodes")
@@ -219,9 +201,7 @@ fn read_node(
         replicas: replicas.map_or(1, |r| u32::try_from(*r.get_ref()).unwrap_or(1)),
         inputs: t.str_list("inputs", diags).map(Spanned::into_inner).unwrap_or_default(),
         inputs_span: t.get("inputs").map(Spanned::span),
-        inputs_malformed: t
-            .get("inputs")
-            .is_some_and(|v| !matches!(v.get_ref(), DeValue::Array(_))),
+        inputs_malformed: t.get("inputs").is_some_and(|v| !matches!(v.get_ref(), DeValue::Array(_))),
         transport: transport(t, diags).unwrap_or(default),
         transport_span: t.key_span("transport"),
     }
@@ -238,10 +218,7 @@ fn read_replicas(t: &Table<'_, '_>, diags: &mut Diagnostics) -> Option<Spanned<i
     diags.push(
         Diagnostic::error(
             r.span(),
-            format!(
-                "`replicas` in {} is {n}; it must be between 1 and {MAX_REPLICAS}",
-                t.what()
-            ),
+            format!("`replicas` in {} is {n}; it must be between 1 and {MAX_REPLICAS}", t.what()),
         )
         .with_help(help),
     );
@@ -262,21 +239,14 @@ fn read_runner(t: &Table<'_, '_>, source: &Source<'_>, diags: &mut Diagnostics) 
         (None, None) => {
             diags.push(
                 Diagnostic::error(t.anchor(), format!("{} has neither `kind` nor `command`", t.what())).with_help(
-                    format!(
-                        "give `kind` (one of: {}) or `command = [\"program\", \"arg\"]`",
-                        BUILTINS.join(", ")
-                    ),
+                    format!("give `kind` (one of: {}) or `command = [\"program\", \"arg\"]`", BUILTINS.join(", ")),
                 ),
             );
             t.deny_unknown(&all, diags);
             None
         }
         (None, Some(_)) => {
-            t.deny_unknown_with(
-                NODE_KEYS,
-                |key| owner(key).map(|k| format!("`{key}` is an option of `{k}`")),
-                diags,
-            );
+            t.deny_unknown_with(NODE_KEYS, |key| owner(key).map(|k| format!("`{key}` is an option of `{k}`")), diags);
             read_command(t, source.base_dir, diags).map(Runner::Command)
         }
         (Some(_), None) => {
@@ -321,19 +291,13 @@ fn read_command(t: &Table<'_, '_>, base_dir: &Path, diags: &mut Diagnostics) -> 
                 t.get("command").map_or(t.anchor(), Spanned::span),
                 format!("`command` in {} must be an array of strings", t.what()),
             )
-            .with_help(format!(
-                "write the program and its arguments apart: `command = [{}]`",
-                words.join(", ")
-            )),
+            .with_help(format!("write the program and its arguments apart: `command = [{}]`", words.join(", "))),
         );
         return None;
     }
     let argv = t.str_list("command", diags)?;
     if argv.get_ref().is_empty() {
-        diags.error(
-            argv.span(),
-            format!("`command` in {} is empty; give the program and its arguments", t.what()),
-        );
+        diags.error(argv.span(), format!("`command` in {} is empty; give the program and its arguments", t.what()));
         return None;
     }
     let mut argv: Vec<String> = argv.into_inner().into_iter().map(Spanned::into_inner).collect();

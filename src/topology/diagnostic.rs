@@ -30,22 +30,12 @@ pub struct Diagnostic {
 impl Diagnostic {
     /// An error at `span`.
     pub fn error(span: Range<usize>, message: impl Into<String>) -> Self {
-        Diagnostic {
-            severity: Severity::Error,
-            span,
-            message: message.into(),
-            help: None,
-        }
+        Diagnostic { severity: Severity::Error, span, message: message.into(), help: None }
     }
 
     /// A warning at `span`.
     pub fn warning(span: Range<usize>, message: impl Into<String>) -> Self {
-        Diagnostic {
-            severity: Severity::Warning,
-            span,
-            message: message.into(),
-            help: None,
-        }
+        Diagnostic { severity: Severity::Warning, span, message: message.into(), help: None }
     }
 
     /// The same diagnostic with a help line.
@@ -99,10 +89,7 @@ pub struct Report {
 impl Report {
     /// Number of errors (warnings excluded).
     pub fn error_count(&self) -> usize {
-        self.diagnostics
-            .iter()
-            .filter(|d| d.severity == Severity::Error)
-            .count()
+        self.diagnostics.iter().filter(|d| d.severity == Severity::Error).count()
     }
 }
 
@@ -135,11 +122,7 @@ fn render(f: &mut fmt::Formatter<'_>, path: &Path, source: &str, d: &Diagnostic)
     let gutter = " ".repeat(line.to_string().len());
     let start = floor_char_boundary(source, d.span.start.min(source.len()));
     let end = floor_char_boundary(source, d.span.end.min(source.len())).max(start);
-    let width = source[start..end]
-        .lines()
-        .next()
-        .map_or(0, |s| s.chars().count())
-        .max(1);
+    let width = source[start..end].lines().next().map_or(0, |s| s.chars().count()).max(1);
     writeln!(f, "{gutter} |")?;
     writeln!(f, "{}", format!("{line} | {text}").trim_end())?;
     writeln!(f, "{gutter} | {}{}", " ".repeat(col - 1), "^".repeat(width))?;

@@ -27,12 +27,7 @@ impl fmt::Display for LoadError {
             LoadError::Read { path, source } => write!(f, "failed to read topology `{}`: {source}", path.display()),
             LoadError::Invalid(report) => {
                 let n = report.error_count();
-                write!(
-                    f,
-                    "invalid topology `{}`: {n} error{}",
-                    report.path.display(),
-                    if n == 1 { "" } else { "s" }
-                )
+                write!(f, "invalid topology `{}`: {n} error{}", report.path.display(), if n == 1 { "" } else { "s" })
             }
         }
     }
@@ -43,25 +38,11 @@ impl std::error::Error for LoadError {}
 /// Read and compile the topology at `path`. On success, also returns a report of warnings
 /// (possibly empty) for the caller to print.
 pub fn load(path: &Path) -> Result<(Topology, Report), LoadError> {
-    let text = std::fs::read_to_string(path).map_err(|source| LoadError::Read {
-        path: path.to_path_buf(),
-        source,
-    })?;
-    let abs = std::path::absolute(path).map_err(|source| LoadError::Read {
-        path: path.to_path_buf(),
-        source,
-    })?;
+    let text = std::fs::read_to_string(path).map_err(|source| LoadError::Read { path: path.to_path_buf(), source })?;
+    let abs = std::path::absolute(path).map_err(|source| LoadError::Read { path: path.to_path_buf(), source })?;
     let base_dir = abs.parent().map_or_else(|| PathBuf::from("/"), Path::to_path_buf);
-    let report = |diagnostics: Vec<Diagnostic>| Report {
-        path: path.to_path_buf(),
-        source: text.clone(),
-        diagnostics,
-    };
-    match compile(&Source {
-        path,
-        text: &text,
-        base_dir: &base_dir,
-    }) {
+    let report = |diagnostics: Vec<Diagnostic>| Report { path: path.to_path_buf(), source: text.clone(), diagnostics };
+    match compile(&Source { path, text: &text, base_dir: &base_dir }) {
         Ok((topology, warnings)) => Ok((topology, report(warnings))),
         Err(diagnostics) => Err(LoadError::Invalid(report(diagnostics))),
     }

@@ -80,9 +80,7 @@ impl Runner {
 impl Topology {
     /// The nodes that read from `id`, in file order.
     pub fn consumers(&self, id: NodeId) -> Vec<NodeId> {
-        (0..self.nodes.len())
-            .filter(|&n| self.nodes[n].inputs.contains(&id))
-            .collect()
+        (0..self.nodes.len()).filter(|&n| self.nodes[n].inputs.contains(&id)).collect()
     }
 
     /// The number of processes a run starts.
@@ -92,10 +90,6 @@ impl Topology {
 
     /// The edges, as (upstream, downstream) pairs in file order of the downstream node.
     pub fn edges(&self) -> Vec<(NodeId, NodeId)> {
-        self.nodes
-            .iter()
-            .enumerate()
-            .flat_map(|(d, n)| n.inputs.iter().map(move |&u| (u, d)))
-            .collect()
+        self.nodes.iter().enumerate().flat_map(|(d, n)| n.inputs.iter().map(move |&u| (u, d))).collect()
     }
 }

@@ -26,17 +26,9 @@ impl<'a, 'i> Table<'a, 'i> {
     /// Read `value` as a table, or record that it is not one.
     pub fn new(value: &'a Spanned<DeValue<'i>>, what: String, diags: &mut Diagnostics) -> Option<Self> {
         match value.get_ref() {
-            DeValue::Table(map) => Some(Table {
-                map,
-                span: value.span(),
-                anchor: value.span(),
-                what,
-            }),
+            DeValue::Table(map) => Some(Table { map, span: value.span(), anchor: value.span(), what }),
             other => {
-                diags.error(
-                    value.span(),
-                    format!("{what} must be a table, found {}", other.type_str()),
-                );
+                diags.error(value.span(), format!("{what} must be a table, found {}", other.type_str()));
                 None
             }
         }
@@ -83,11 +75,7 @@ impl<'a, 'i> Table<'a, 'i> {
     fn wrong_type(&self, key: &str, want: &str, found: &Spanned<DeValue<'i>>, diags: &mut Diagnostics) {
         diags.error(
             found.span(),
-            format!(
-                "`{key}` in {} must be {want}, found {}",
-                self.what,
-                found.get_ref().type_str()
-            ),
+            format!("`{key}` in {} must be {want}, found {}", self.what, found.get_ref().type_str()),
         );
     }
 
@@ -161,12 +149,7 @@ impl<'a, 'i> Table<'a, 'i> {
         }
         let mut d = Diagnostic::error(
             s.span(),
-            format!(
-                "`{key}` in {} is `{}`; expected one of: {}",
-                self.what,
-                s.get_ref(),
-                choices.join(", ")
-            ),
+            format!("`{key}` in {} is `{}`; expected one of: {}", self.what, s.get_ref(), choices.join(", ")),
         );
         if let Some(m) = did_you_mean(s.get_ref(), choices.iter().copied()) {
             d = d.with_help(format!("did you mean `{m}`?"));

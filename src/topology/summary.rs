@@ -71,12 +71,7 @@ pub fn dot(t: &Topology) -> String {
         let _ = writeln!(s, "  {} [label={}];", quote(&n.name), quote(&label));
     }
     for (u, d) in t.edges() {
-        let _ = writeln!(
-            s,
-            "  {} -> {} [label=\"push/pull\"];",
-            quote(&t.nodes[u].name),
-            quote(&t.nodes[d].name)
-        );
+        let _ = writeln!(s, "  {} -> {} [label=\"push/pull\"];", quote(&t.nodes[u].name), quote(&t.nodes[d].name));
     }
     s.push_str("}\n");
     s

@@ -3,7 +3,8 @@
 //!
 //! Usage: rogue MODE [ARG]
 //! - `garbage N`: a source that sends N valid records, interleaved with invalid frames
-//!   (not MessagePack, a wrong protocol version, an `eos` missing fields), then ends cleanly.
+//!   (not MessagePack, a wrong protocol version, an `eos` missing fields, an `eos` from a
+//!   replica that is not upstream), then ends cleanly.
 //! - `crash-after N`: a pass-through that forwards N records, then aborts (SIGABRT).
 //! - `exit-early C`: joins the network, then exits with status C without a word.
 
@@ -13,11 +14,7 @@ use procnet::wire::{self, Message};
 
 fn main() {
     let args: Vec<String> = std::env::args().collect();
-    let arg = |i: usize| {
-        args.get(i)
-            .and_then(|a| a.parse::<u64>().ok())
-            .expect("numeric argument")
-    };
+    let arg = |i: usize| args.get(i).and_then(|a| a.parse::<u64>().ok()).expect("numeric argument");
     match args.get(1).map(String::as_str) {
         Some("garbage") => garbage(arg(2)),
         Some("crash-after") => crash_after(arg(2)),
@@ -51,15 +48,8 @@ fn garbage(n: u64) {
     control.connect(&id.control).expect("connect control");
     let tell = |m: &Message| control.send(wire::encode(m), 0).expect("tell");
     let hear = || wire::decode(&control.recv_bytes(0).expect("hear")).expect("decode");
-    tell(&Message::Hello {
-        node: id.node.clone(),
-        replica: id.replica,
-        pid: std::process::id(),
-        input: None,
-    });
-    let Message::Wire { outputs, .. } = hear() else {
-        panic!("expected wire")
-    };
+    tell(&Message::Hello { node: id.node.clone(), replica: id.replica, pid: std::process::id(), input: None });
+    let Message::Wire { outputs, .. } = hear() else { panic!("expected wire") };
     let peers: Vec<zmq::Socket> = outputs
         .iter()
         .flat_map(|d| d.endpoints.iter())
@@ -81,7 +71,8 @@ fn garbage(n: u64) {
     let missing_fields = b"\x82\xa1v\x01\xa1t\xa3eos".to_vec();
     // An array header announcing 5 items, then only one.
     let truncated = b"\x95\x01".to_vec();
-    let garbage: [&[u8]; 3] = [&truncated, &bad_version, &missing_fields];
+    let stranger = wire::encode(&Message::Eos { from: "ghost.0".into(), sent: 0 });
+    let garbage: [&[u8]; 4] = [&truncated, &bad_version, &missing_fields, &stranger];
     let mut sent = vec![0u64; peers.len()];
     for i in 0..n {
         let mut rec = Record::new();
@@ -94,19 +85,9 @@ fn garbage(n: u64) {
         }
     }
     for (peer, &count) in peers.iter().zip(&sent) {
-        peer.send(
-            wire::encode(&Message::Eos {
-                from: id.id(),
-                sent: count,
-            }),
-            0,
-        )
-        .expect("eos");
+        peer.send(wire::encode(&Message::Eos { from: id.id(), sent: count }), 0).expect("eos");
     }
-    let stats = wire::Stats {
-        sent: n,
-        ..Default::default()
-    };
+    let stats = wire::Stats { sent: n, ..Default::default() };
     tell(&Message::Done { stats, notes: vec![] });
     assert_eq!(hear(), Message::Bye);
 }

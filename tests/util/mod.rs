@@ -19,6 +19,26 @@ pub fn bin() -> PathBuf {
     PathBuf::from(env!("CARGO_BIN_EXE_procnet"))
 }
 
+/// The misbehaving test node of tests/nodes/rogue.rs, built (once per test binary) with the
+/// same cargo: `cargo test --test X` alone does not build examples, and a stale one would
+/// test old behaviour.
+pub fn rogue() -> PathBuf {
+    static BUILT: std::sync::Once = std::sync::Once::new();
+    BUILT.call_once(|| {
+        let profile: &[&str] = if cfg!(debug_assertions) { &[] } else { &["--release"] };
+        let status = Command::new(env!("CARGO"))
+            .args(["build", "--quiet", "--example", "rogue"])
+            .args(profile)
+            .current_dir(root())
+            .status()
+            .expect("run cargo");
+        assert!(status.success(), "cargo build --example rogue failed");
+    });
+    let p = bin().parent().expect("target dir").join("examples/rogue");
+    assert!(p.exists(), "{} is missing", p.display());
+    p
+}
+
 /// The repository root.
 pub fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
@@ -47,23 +67,13 @@ impl Run {
 
     /// Panic with the output unless the exit code is `code`.
     pub fn expect_code(&self, code: i32) -> &Self {
-        assert_eq!(
-            self.code(),
-            code,
-            "unexpected exit code\n--- stdout\n{}\n--- stderr\n{}",
-            self.stdout,
-            self.stderr
-        );
+        assert_eq!(self.code(), code, "unexpected exit code\n--- stdout\n{}\n--- stderr\n{}", self.stdout, self.stderr);
         self
     }
 
     /// The last stdout line parsed as JSON.
     pub fn json(&self) -> serde_json::Value {
-        let line = self
-            .stdout
-            .lines()
-            .last()
-            .unwrap_or_else(|| panic!("no stdout; stderr:\n{}", self.stderr));
+        let line = self.stdout.lines().last().unwrap_or_else(|| panic!("no stdout; stderr:\n{}", self.stderr));
         serde_json::from_str(line)
             .unwrap_or_else(|e| panic!("stdout is not JSON ({e}): {line}\nstderr:\n{}", self.stderr))
     }
@@ -84,15 +94,8 @@ where
 {
     let tag = new_tag();
     let mut cmd = Command::new(bin());
-    cmd.args(args)
-        .current_dir(root())
-        .env(TAG_VAR, &tag)
-        .stdin(Stdio::null());
-    Procnet {
-        cmd,
-        timeout: Duration::from_secs(60),
-        tag,
-    }
+    cmd.args(args).current_dir(root()).env(TAG_VAR, &tag).stdin(Stdio::null());
+    Procnet { cmd, timeout: Duration::from_secs(60), tag }
 }
 
 impl Procnet {
@@ -175,10 +178,7 @@ impl Running {
             if alive >= n {
                 return;
             }
-            assert!(
-                Instant::now() < self.deadline,
-                "only {alive} of {n} nodes started before the deadline"
-            );
+            assert!(Instant::now() < self.deadline, "only {alive} of {n} nodes started before the deadline");
             std::thread::yield_now();
         }
     }
@@ -210,10 +210,7 @@ impl Running {
         let left = tagged_pids(&self.tag);
         if !left.is_empty() {
             kill_tagged(&self.tag);
-            panic!(
-                "processes of the run are still alive after it ended: {left:?}\n--- stderr\n{}",
-                run.stderr
-            );
+            panic!("processes of the run are still alive after it ended: {left:?}\n--- stderr\n{}", run.stderr);
         }
         run
     }
@@ -260,9 +257,7 @@ pub struct Scratch {
 
 impl Scratch {
     pub fn new() -> Scratch {
-        Scratch {
-            dir: tempfile::tempdir().expect("temp dir"),
-        }
+        Scratch { dir: tempfile::tempdir().expect("temp dir") }
     }
 
     pub fn path(&self, name: &str) -> PathBuf {
