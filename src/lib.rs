@@ -11,11 +11,13 @@
 //! - [`wire`]: the versioned wire protocol, one `encode` and one `decode` for every message.
 //! - [`runtime`]: the node side: identity from the environment, joining the network, and the
 //!   `recv`/`send`/`finish` loop with exact end of stream.
-//! - [`nodes`]: the built-in node kinds (lines, filter, tally, sink), one file each.
+//! - [`nodes`]: the built-in node kinds (lines, fetch, filter, tally, sink, serve), one file each.
+//! - [`http`]: the HTTP client behind `fetch` and the static site behind `serve`.
 //! - [`launch`]: the launcher: spawn, start barrier, supervision, clean teardown.
 //! - [`exit_codes`]: the process exit codes, documented in one place.
 
 pub mod exit_codes;
+pub mod http;
 pub mod launch;
 pub mod nodes;
 pub mod record;

@@ -3,6 +3,7 @@
 //! first. One `encode` and one `decode`; `docs/protocol.md` is the specification and
 //! `tests/golden/` pins the bytes.
 
+use std::collections::BTreeMap;
 use std::fmt;
 
 use crate::record::{kind_of, Record, Value};
@@ -63,6 +64,9 @@ pub enum Message {
         pid: u32,
         /// The bound input endpoint, nil for a node without inputs.
         input: Option<String>,
+        /// Values this node offers to the others, e.g. `{"url": "http://127.0.0.1:41000"}`
+        /// from a `serve` node. Optional on the wire; written only when not empty.
+        publish: BTreeMap<String, String>,
     },
     /// Launcher to node: whom it reads from and where to send.
     Wire {
@@ -70,6 +74,9 @@ pub enum Message {
         inputs: Vec<Upstream>,
         /// Downstream nodes and their replicas' endpoints.
         outputs: Vec<Downstream>,
+        /// Every value published in a `hello`, as `"<node>.<key>"` (replica 0's, for a
+        /// replicated node). Optional on the wire; written only when not empty.
+        vars: BTreeMap<String, String>,
     },
     /// Node to launcher: outputs connected.
     Ready,
@@ -132,6 +139,10 @@ fn header(t: &str) -> Vec<(Value, Value)> {
     vec![(s("v"), Value::from(VERSION)), (s("t"), s(t))]
 }
 
+fn string_map(m: &BTreeMap<String, String>) -> Value {
+    Value::Map(m.iter().map(|(k, v)| (s(k), s(v))).collect())
+}
+
 /// Encode a message as one frame.
 pub fn encode(msg: &Message) -> Vec<u8> {
     let mut map = header(msg.type_name());
@@ -148,13 +159,16 @@ pub fn encode(msg: &Message) -> Vec<u8> {
             map.push((s("from"), s(from)));
             map.push((s("sent"), Value::from(*sent)));
         }
-        Message::Hello { node, replica, pid, input } => {
+        Message::Hello { node, replica, pid, input, publish } => {
             map.push((s("node"), s(node)));
             map.push((s("replica"), Value::from(*replica)));
             map.push((s("pid"), Value::from(*pid)));
             map.push((s("input"), input.as_deref().map_or(Value::Nil, s)));
+            if !publish.is_empty() {
+                map.push((s("publish"), string_map(publish)));
+            }
         }
-        Message::Wire { inputs, outputs } => {
+        Message::Wire { inputs, outputs, vars } => {
             let ins = inputs
                 .iter()
                 .map(|u| Value::Map(vec![(s("node"), s(&u.node)), (s("replicas"), Value::from(u.replicas))]))
@@ -168,6 +182,9 @@ pub fn encode(msg: &Message) -> Vec<u8> {
                 .collect();
             map.push((s("inputs"), Value::Array(ins)));
             map.push((s("outputs"), Value::Array(outs)));
+            if !vars.is_empty() {
+                map.push((s("vars"), string_map(vars)));
+            }
         }
         Message::Ready | Message::Start | Message::Stop | Message::Bye => {}
         Message::Done { stats, notes } => {
@@ -254,11 +271,12 @@ pub fn decode(frame: &[u8]) -> Result<Message, DecodeError> {
             replica: m.u32("replica")?,
             pid: m.u32("pid")?,
             input: m.opt_string("input")?,
+            publish: m.opt_string_map("publish")?,
         },
         "wire" => {
             let inputs = m.array("inputs")?.into_iter().map(upstream).collect::<Result<_, _>>()?;
             let outputs = m.array("outputs")?.into_iter().map(downstream).collect::<Result<_, _>>()?;
-            Message::Wire { inputs, outputs }
+            Message::Wire { inputs, outputs, vars: m.opt_string_map("vars")? }
         }
         "ready" => Message::Ready,
         "start" => Message::Start,
@@ -345,6 +363,16 @@ impl Fields {
         }
     }
 
+    fn opt_string_map(&mut self, key: &str) -> Result<BTreeMap<String, String>, DecodeError> {
+        match self.take(key) {
+            None | Some(Value::Nil) => Ok(BTreeMap::new()),
+            Some(Value::Map(entries)) => {
+                entries.into_iter().map(|(k, v)| Ok((as_string(key, k)?, as_string(key, v)?))).collect()
+            }
+            Some(other) => Err(self.wrong(key, "a map of strings", &other)),
+        }
+    }
+
     fn uint(&mut self, key: &str) -> Result<u64, DecodeError> {
         match self.need(key)? {
             Value::Integer(i) if i.as_u64().is_some() => Ok(i.as_u64().expect("checked")),
@@ -379,10 +407,18 @@ mod tests {
         let msgs = [
             Message::Data(vec![rec.clone(), rec]),
             Message::Eos { from: "a.0".into(), sent: 7 },
-            Message::Hello { node: "a".into(), replica: 1, pid: 42, input: None },
+            Message::Hello { node: "a".into(), replica: 1, pid: 42, input: None, publish: BTreeMap::new() },
+            Message::Hello {
+                node: "s".into(),
+                replica: 0,
+                pid: 43,
+                input: None,
+                publish: BTreeMap::from([("url".into(), "http://127.0.0.1:1".into())]),
+            },
             Message::Wire {
                 inputs: vec![Upstream { node: "u".into(), replicas: 2 }],
                 outputs: vec![Downstream { node: "d".into(), endpoints: vec!["ipc://x".into()] }],
+                vars: BTreeMap::from([("s.url".into(), "http://127.0.0.1:1".into())]),
             },
             Message::Ready,
             Message::Start,

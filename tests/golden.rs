@@ -6,7 +6,7 @@
 //! protocol version), regenerate the files with `UPDATE_GOLDEN=1 cargo test --test golden`
 //! and review the diff.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write as _;
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -84,12 +84,19 @@ fn vectors() -> Vec<Vector> {
                 replica: 1,
                 pid: 4242,
                 input: Some("tcp://127.0.0.1:40123".into()),
+                publish: BTreeMap::new(),
             },
         },
         Vector {
             file: "hello_no_input.msgpack",
             about: "hello from a source replica (no input): input is nil",
-            message: Message::Hello { node: "lines".into(), replica: 0, pid: 70000, input: None },
+            message: Message::Hello {
+                node: "lines".into(),
+                replica: 0,
+                pid: 70000,
+                input: None,
+                publish: BTreeMap::new(),
+            },
         },
         Vector {
             file: "wire.msgpack",
@@ -103,6 +110,27 @@ fn vectors() -> Vec<Vector> {
                         endpoints: vec!["tcp://127.0.0.1:40126".into(), "tcp://127.0.0.1:40127".into()],
                     },
                 ],
+                vars: BTreeMap::new(),
+            },
+        },
+        Vector {
+            file: "hello_publish.msgpack",
+            about: "hello from a service replica that publishes its URL (serve)",
+            message: Message::Hello {
+                node: "site".into(),
+                replica: 0,
+                pid: 4300,
+                input: None,
+                publish: BTreeMap::from([("url".into(), "http://127.0.0.1:41000".into())]),
+            },
+        },
+        Vector {
+            file: "wire_vars.msgpack",
+            about: "wiring of a fetch replica: one upstream, one downstream, and the published site URL",
+            message: Message::Wire {
+                inputs: vec![Upstream { node: "urls".into(), replicas: 1 }],
+                outputs: vec![Downstream { node: "count".into(), endpoints: vec!["ipc://run/count.0".into()] }],
+                vars: BTreeMap::from([("site.url".into(), "http://127.0.0.1:41000".into())]),
             },
         },
         Vector { file: "ready.msgpack", about: "outputs connected", message: Message::Ready },

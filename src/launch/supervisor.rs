@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use super::outcome::{Outcome, ReplicaReport, RunError};
 use super::spawn::{describe_spawn_error, describe_status, signal_group, spawn, Launch};
-use crate::topology::{NodeId, Topology, Transport};
+use crate::topology::{NodeId, Runner, Topology, Transport};
 use crate::wire::{self, Downstream, Message, Stats, Upstream};
 
 /// Options of one run.
@@ -45,6 +45,7 @@ struct Replica {
     child: Child,
     phase: Phase,
     endpoint: Option<String>,
+    published: std::collections::BTreeMap<String, String>,
     report: Option<(Stats, Vec<String>)>,
 }
 
@@ -56,6 +57,7 @@ struct Supervisor<'t> {
     by_id: HashMap<String, usize>,
     started: Instant,
     ready_at: Option<Duration>,
+    services_stopped: bool,
 }
 
 /// Run `topology` to the end. `interrupt` delivers the signal number of a Ctrl-C or SIGTERM.
@@ -74,6 +76,7 @@ pub fn run(topology: &Topology, opts: &RunOptions, interrupt: &Receiver<i32>) ->
         by_id: HashMap::new(),
         started: Instant::now(),
         ready_at: None,
+        services_stopped: false,
     };
     let result = sup.spawn_all(&control_ep, dir.path()).and_then(|()| sup.supervise(opts, interrupt));
     sup.kill_and_reap();
@@ -112,6 +115,7 @@ impl Supervisor<'_> {
                     child,
                     phase: Phase::Spawned,
                     endpoint: None,
+                    published: Default::default(),
                     report: None,
                 });
             }
@@ -175,9 +179,10 @@ impl Supervisor<'_> {
                     cause: "said hello without an input endpoint, but it has inputs (bind PROCNET_BIND first)".into(),
                 });
             }
-            Message::Hello { input, .. } if r.phase == Phase::Spawned => {
+            Message::Hello { input, publish, .. } if r.phase == Phase::Spawned => {
                 r.phase = Phase::Joined;
                 r.endpoint = input;
+                r.published = publish;
                 if self.replicas.iter().all(|r| r.phase >= Phase::Joined) {
                     self.send_wiring()?;
                 }
@@ -190,12 +195,14 @@ impl Supervisor<'_> {
                         self.replicas[j].phase = self.replicas[j].phase.max(Phase::Started);
                         self.tell(j, &Message::Start)?;
                     }
+                    self.stop_idle_services()?;
                 }
             }
             Message::Done { stats, notes } if r.phase == Phase::Started => {
                 r.phase = Phase::Done;
                 r.report = Some((stats, notes));
                 self.release_finished()?;
+                self.stop_idle_services()?;
             }
             Message::Failed { error } => return Err(RunError::NodeFailed { id: r.id.clone(), cause: error }),
             other => {
@@ -204,6 +211,22 @@ impl Supervisor<'_> {
                     cause: format!("sent `{}` out of turn (it was {:?})", other.type_name(), r.phase),
                 })
             }
+        }
+        Ok(())
+    }
+
+    /// Once every node but the services is done, nothing needs the services any more: ask
+    /// them to stop (they then finish like any node).
+    fn stop_idle_services(&mut self) -> Result<(), RunError> {
+        let is_service =
+            |r: &Replica| matches!(&self.topology.nodes[r.node].runner, Runner::Builtin(k) if k.is_service());
+        if self.services_stopped || !self.replicas.iter().filter(|r| !is_service(r)).all(|r| r.phase >= Phase::Done) {
+            return Ok(());
+        }
+        self.services_stopped = true;
+        let services: Vec<usize> = (0..self.replicas.len()).filter(|&i| is_service(&self.replicas[i])).collect();
+        for i in services {
+            self.tell(i, &Message::Stop)?;
         }
         Ok(())
     }
@@ -231,6 +254,13 @@ impl Supervisor<'_> {
         let endpoints = |node: NodeId| -> Vec<String> {
             self.replicas.iter().filter(|r| r.node == node).map(|r| r.endpoint.clone().unwrap_or_default()).collect()
         };
+        // Replicas are in spawn order, so replica 0's value of a replicated node wins.
+        let mut vars = std::collections::BTreeMap::new();
+        for r in &self.replicas {
+            for (key, value) in &r.published {
+                vars.entry(format!("{}.{key}", t.nodes[r.node].name)).or_insert_with(|| value.clone());
+            }
+        }
         let wiring: Vec<Message> = self
             .replicas
             .iter()
@@ -245,6 +275,7 @@ impl Supervisor<'_> {
                     .into_iter()
                     .map(|d| Downstream { node: t.nodes[d].name.clone(), endpoints: endpoints(d) })
                     .collect(),
+                vars: vars.clone(),
             })
             .collect();
         for (i, msg) in wiring.iter().enumerate() {

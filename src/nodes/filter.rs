@@ -86,7 +86,8 @@ impl FilterConfig {
     pub fn run(&self, node: &mut Node) -> Result<(), NodeError> {
         let re = build(&self.pattern, self.ignore_case).map_err(|e| NodeError::Env(format!("invalid pattern: {e}")))?;
         while let Some(rec) = node.recv()? {
-            let hit = rec.get(&self.field).is_some_and(|v| re.is_match(&text_of(v)));
+            // A nil value is no value: it does not match, like a missing field.
+            let hit = rec.get(&self.field).is_some_and(|v| !v.is_nil() && re.is_match(&text_of(v)));
             if hit != self.invert {
                 node.send(&rec)?;
             }

@@ -1,16 +1,25 @@
 //! The registry of built-in node kinds: names, option keys, validation and dispatch.
 
+use std::collections::BTreeMap;
 use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
-use super::{FilterConfig, LinesConfig, SinkConfig, TallyConfig};
+use super::{FetchConfig, FilterConfig, LinesConfig, ServeConfig, SinkConfig, TallyConfig};
+use crate::http::site::Site;
 use crate::runtime::{Node, NodeError};
 use crate::topology::diagnostic::Diagnostics;
 use crate::topology::raw::Table;
 
+/// A service started before its node joins; it stops when dropped.
+pub struct Service {
+    _site: Site,
+    /// What the node publishes in its `hello`.
+    pub publish: BTreeMap<String, String>,
+}
+
 /// Names of the built-in kinds, as written in `kind = "..."`.
-pub const BUILTINS: &[&str] = &["lines", "filter", "tally", "sink"];
+pub const BUILTINS: &[&str] = &["lines", "fetch", "filter", "tally", "sink", "serve"];
 
 /// A built-in kind with its validated options. Serialized as JSON into the node's
 /// environment, so a spawned replica runs exactly what was validated.
@@ -25,6 +34,10 @@ pub enum Kind {
     Tally(TallyConfig),
     /// Write records as JSON lines.
     Sink(SinkConfig),
+    /// Fetch each record's URL over HTTP.
+    Fetch(FetchConfig),
+    /// Serve a directory over HTTP for the other nodes.
+    Serve(ServeConfig),
 }
 
 impl Kind {
@@ -35,6 +48,8 @@ impl Kind {
             "filter" => FilterConfig::KEYS,
             "tally" => TallyConfig::KEYS,
             "sink" => SinkConfig::KEYS,
+            "fetch" => FetchConfig::KEYS,
+            "serve" => ServeConfig::KEYS,
             _ => &[],
         }
     }
@@ -46,6 +61,8 @@ impl Kind {
             "filter" => FilterConfig::from_table(t, diags).map(Kind::Filter),
             "tally" => TallyConfig::from_table(t, base_dir, diags).map(Kind::Tally),
             "sink" => SinkConfig::from_table(t, base_dir, diags).map(Kind::Sink),
+            "fetch" => FetchConfig::from_table(t, diags).map(Kind::Fetch),
+            "serve" => ServeConfig::from_table(t, base_dir, diags).map(Kind::Serve),
             other => unreachable!("`{other}` was checked against BUILTINS"),
         }
     }
@@ -57,17 +74,47 @@ impl Kind {
             Kind::Filter(_) => "filter",
             Kind::Tally(_) => "tally",
             Kind::Sink(_) => "sink",
+            Kind::Fetch(_) => "fetch",
+            Kind::Serve(_) => "serve",
         }
     }
 
-    /// Whether the kind produces records without reading any.
+    /// Whether the kind takes no inputs (a source, or a service).
     pub fn is_source(&self) -> bool {
-        matches!(self, Kind::Lines(_))
+        matches!(self, Kind::Lines(_) | Kind::Serve(_))
     }
 
-    /// Whether the kind sends records downstream (so records nobody reads are lost).
+    /// Whether the kind sends records downstream (so records nobody reads are lost, and
+    /// only such a node can be an input).
     pub fn emits(&self) -> bool {
-        matches!(self, Kind::Lines(_) | Kind::Filter(_))
+        matches!(self, Kind::Lines(_) | Kind::Filter(_) | Kind::Fetch(_))
+    }
+
+    /// Whether the kind is a service: it serves the others until the launcher stops it,
+    /// once every other node is done.
+    pub fn is_service(&self) -> bool {
+        matches!(self, Kind::Serve(_))
+    }
+
+    /// Published values this node refers to, as (node, key).
+    pub fn references(&self) -> Vec<(String, String)> {
+        match self {
+            Kind::Fetch(c) => c.references(),
+            _ => Vec::new(),
+        }
+    }
+
+    /// Start what must run before the node joins (a service publishes its address in its
+    /// `hello`); the returned value stops it when dropped.
+    pub fn start_service(&self) -> Result<Option<Service>, NodeError> {
+        match self {
+            Kind::Serve(c) => {
+                let site = c.start()?;
+                let publish = BTreeMap::from([("url".to_string(), site.url().to_string())]);
+                Ok(Some(Service { _site: site, publish }))
+            }
+            _ => Ok(None),
+        }
     }
 
     /// The files the node reads (false) or writes (true), resolved.
@@ -76,7 +123,7 @@ impl Kind {
             Kind::Lines(c) => c.path.iter().map(|p| (p.as_path(), false)).collect(),
             Kind::Tally(c) => c.output.iter().map(|p| (p.as_path(), true)).collect(),
             Kind::Sink(c) => c.path.iter().map(|p| (p.as_path(), true)).collect(),
-            Kind::Filter(_) => Vec::new(),
+            Kind::Filter(_) | Kind::Fetch(_) | Kind::Serve(_) => Vec::new(),
         }
     }
 
@@ -86,7 +133,8 @@ impl Kind {
             Kind::Lines(c) => c.single_replica_reason(),
             Kind::Tally(_) => Some("a tally counts the whole stream in one process; replicas would each print a part"),
             Kind::Sink(c) => c.single_replica_reason(),
-            Kind::Filter(_) => None,
+            Kind::Serve(_) => Some("other nodes reach one address; a serve node runs as one replica"),
+            Kind::Filter(_) | Kind::Fetch(_) => None,
         }
     }
 
@@ -97,6 +145,8 @@ impl Kind {
             Kind::Filter(c) => c.run(node),
             Kind::Tally(c) => c.run(node),
             Kind::Sink(c) => c.run(node),
+            Kind::Fetch(c) => c.run(node),
+            Kind::Serve(c) => c.run(node),
         }
     }
 }

@@ -1,11 +1,13 @@
 //! `sink`: writes every record as one JSON object per line, to a file or stdout.
 
 use std::fs::File;
-use std::io::{BufWriter, Write};
+use std::io::{BufWriter, IsTerminal, LineWriter, Write};
 use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
 
+use super::template::{template_option, Template};
+use crate::record::text_of;
 use crate::runtime::{Node, NodeError};
 use crate::topology::compile::resolve;
 use crate::topology::diagnostic::Diagnostics;
@@ -17,17 +19,20 @@ use crate::topology::raw::Table;
 pub struct SinkConfig {
     /// The file to write; None means stdout.
     pub path: Option<PathBuf>,
+    /// Write each record as this template (`"{error}: {url}"`) instead of as JSON.
+    pub template: Option<Template>,
 }
 
 impl SinkConfig {
     /// Option keys this kind accepts.
-    pub const KEYS: &'static [&'static str] = &["path"];
+    pub const KEYS: &'static [&'static str] = &["path", "template"];
 
     /// Validate the options in `t`.
     pub fn from_table(t: &Table<'_, '_>, base_dir: &std::path::Path, diags: &mut Diagnostics) -> Option<Self> {
         let path =
             t.non_empty_str("path", diags).map(|s| s.into_inner()).filter(|p| p != "-").map(|p| resolve(base_dir, &p));
-        Some(SinkConfig { path })
+        let template = template_option(t, "template", diags);
+        Some(SinkConfig { path, template })
     }
 
     /// Replicas writing one file would overwrite each other.
@@ -44,11 +49,19 @@ impl SinkConfig {
             Some(p) => Box::new(File::create(p).map_err(NodeError::io(format!("create {what}")))?),
             None => Box::new(std::io::stdout().lock()),
         };
-        let mut out = BufWriter::new(out);
+        // Line by line on a terminal, so a person sees records as they come.
+        let mut out: Box<dyn Write> = if self.path.is_none() && std::io::stdout().is_terminal() {
+            Box::new(LineWriter::new(out))
+        } else {
+            Box::new(BufWriter::new(out))
+        };
+        let failed = |e: std::io::Error| NodeError::Io { what: format!("write to {what}"), source: e };
         while let Some(rec) = node.recv()? {
-            serde_json::to_writer(&mut out, &rec.to_json())
-                .map_err(|e| NodeError::io(format!("write to {what}"))(e.into()))?;
-            out.write_all(b"\n").map_err(NodeError::io(format!("write to {what}")))?;
+            match &self.template {
+                Some(t) => out.write_all(t.render(|f| rec.get(f).map(text_of)).as_bytes()).map_err(failed)?,
+                None => serde_json::to_writer(&mut out, &rec.to_json()).map_err(|e| failed(e.into()))?,
+            }
+            out.write_all(b"\n").map_err(failed)?;
         }
         out.flush().map_err(NodeError::io(format!("write to {what}")))
     }

@@ -8,6 +8,7 @@ use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
 
+use super::template::{template_option, Template};
 use crate::record::text_of;
 use crate::runtime::{Node, NodeError};
 use crate::topology::compile::resolve;
@@ -25,6 +26,8 @@ pub struct TallyConfig {
     pub by: Option<String>,
     /// Where to write the result; None means stdout.
     pub output: Option<PathBuf>,
+    /// Write the result as this template (`{count}`, `{by}`) instead of as JSON.
+    pub template: Option<Template>,
 }
 
 /// The result a tally writes.
@@ -37,7 +40,7 @@ struct Tally {
 
 impl TallyConfig {
     /// Option keys this kind accepts.
-    pub const KEYS: &'static [&'static str] = &["by", "output"];
+    pub const KEYS: &'static [&'static str] = &["by", "output", "template"];
 
     /// Validate the options in `t`.
     pub fn from_table(t: &Table<'_, '_>, base_dir: &std::path::Path, diags: &mut Diagnostics) -> Option<Self> {
@@ -47,7 +50,16 @@ impl TallyConfig {
             .map(|s| s.into_inner())
             .filter(|p| p != "-")
             .map(|p| resolve(base_dir, &p));
-        Some(TallyConfig { by, output })
+        let template = template_option(t, "template", diags);
+        if let (Some(tpl), Some(s)) = (&template, t.get("template")) {
+            if let Some(bad) = tpl.fields().find(|f| !["count", "by"].contains(f)) {
+                diags.error(
+                    s.span(),
+                    format!("`template` in {} uses `{{{bad}}}`; a tally has `{{count}}` and `{{by}}`", t.what()),
+                );
+            }
+        }
+        Some(TallyConfig { by, output, template })
     }
 
     /// Count everything, then write the result once.
@@ -64,7 +76,13 @@ impl TallyConfig {
                 *groups.entry(key).or_default() += 1;
             }
         }
-        let json = serde_json::to_string(&tally).expect("a tally serializes");
-        writeln!(out, "{json}").and_then(|()| out.flush()).map_err(NodeError::io("write the tally"))
+        let line = match &self.template {
+            Some(t) => t.render(|f| match f {
+                "count" => Some(tally.count.to_string().into()),
+                _ => tally.by.as_ref().map(|by| serde_json::to_string(by).expect("counts serialize").into()),
+            }),
+            None => serde_json::to_string(&tally).expect("a tally serializes"),
+        };
+        writeln!(out, "{line}").and_then(|()| out.flush()).map_err(NodeError::io("write the tally"))
     }
 }

@@ -27,7 +27,9 @@ pub fn run_builtin_from_env() -> Result<Ending, NodeError> {
 
 /// Join the network as `identity` and run `kind`.
 pub fn run_builtin(identity: &Identity, kind: &Kind) -> Result<Ending, NodeError> {
-    let mut node = Node::join(identity)?;
+    let service = kind.start_service()?;
+    let publish = service.as_ref().map(|s| s.publish.clone()).unwrap_or_default();
+    let mut node = Node::join_publishing(identity, publish)?;
     match kind.run(&mut node).and_then(|()| node.finish()) {
         Ok(()) => Ok(Ending::Finished),
         Err(e) => {

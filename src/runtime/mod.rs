@@ -7,9 +7,11 @@ mod identity;
 mod input;
 mod node;
 mod output;
+mod waker;
 
 pub use entry::{run_builtin, run_builtin_from_env, Ending};
 pub use error::NodeError;
 pub use identity::{vars, Identity};
-pub use node::Node;
+pub use node::{Event, Node};
 pub use output::{BATCH_BYTES, BATCH_RECORDS, HWM};
+pub use waker::Waker;

@@ -10,6 +10,7 @@ use super::error::NodeError;
 use super::identity::Identity;
 use super::input::{Input, MAX_NOTES};
 use super::output::Output;
+use super::waker::Waker;
 use crate::record::Record;
 use crate::wire::{self, Message, Stats};
 
@@ -17,6 +18,17 @@ use crate::wire::{self, Message, Stats};
 pub const JOIN_TIMEOUT: Duration = Duration::from_secs(120);
 /// How often a blocked node looks at its control socket.
 const CONTROL_TICK_MS: i64 = 1000;
+
+/// What [`Node::next_event`] saw.
+#[derive(Debug)]
+pub enum Event {
+    /// The next input record.
+    Record(Record),
+    /// The input has ended (every upstream replica ended, every record arrived).
+    Ended,
+    /// The node's [`Waker`] was woken.
+    Woken,
+}
 
 /// One node replica connected to its network.
 pub struct Node {
@@ -30,6 +42,7 @@ pub struct Node {
     bad_records: u64,
     notes: Vec<String>,
     stop_requested: bool,
+    vars: std::collections::HashMap<String, String>,
     ctx: zmq::Context,
 }
 
@@ -37,6 +50,15 @@ impl Node {
     /// Join the network described by `identity`: bind the input, say hello, connect the
     /// outputs the launcher names, say ready, and wait for start.
     pub fn join(identity: &Identity) -> Result<Node, NodeError> {
+        Node::join_publishing(identity, Default::default())
+    }
+
+    /// [`Node::join`], offering `publish` to the other nodes (they read it with
+    /// [`Node::var`] as `"<this node>.<key>"`).
+    pub fn join_publishing(
+        identity: &Identity,
+        publish: std::collections::BTreeMap<String, String>,
+    ) -> Result<Node, NodeError> {
         let ctx = zmq::Context::new();
         let id = identity.id();
         let control = ctx.socket(zmq::DEALER).map_err(NodeError::zmq("create the control socket"))?;
@@ -56,22 +78,25 @@ impl Node {
             bad_records: 0,
             notes: Vec::new(),
             stop_requested: false,
+            vars: Default::default(),
             ctx,
         };
-        node.handshake()?;
+        node.handshake(publish)?;
         Ok(node)
     }
 
-    fn handshake(&mut self) -> Result<(), NodeError> {
+    fn handshake(&mut self, publish: std::collections::BTreeMap<String, String>) -> Result<(), NodeError> {
         self.tell(&Message::Hello {
             node: self.identity.node.clone(),
             replica: self.identity.replica,
             pid: std::process::id(),
             input: self.input.as_ref().map(|i| i.endpoint.clone()),
+            publish,
         })?;
-        let Message::Wire { inputs, outputs } = self.await_control("wire", Some(JOIN_TIMEOUT))? else {
+        let Message::Wire { inputs, outputs, vars } = self.await_control("wire", Some(JOIN_TIMEOUT))? else {
             unreachable!("await_control checks the type")
         };
+        self.vars = vars.into_iter().collect();
         if let Some(input) = &mut self.input {
             input.expect_eos_from(&inputs);
         }
@@ -162,37 +187,77 @@ impl Node {
     /// every record they sent arrived). Pending output is flushed before waiting.
     pub fn recv(&mut self) -> Result<Option<Record>, NodeError> {
         loop {
+            match self.next_event(None)? {
+                Event::Record(r) => return Ok(Some(r)),
+                Event::Ended => return Ok(None),
+                Event::Woken => {}
+            }
+        }
+    }
+
+    /// The next input record, the end of the input, or a wake-up through `waker` (from
+    /// another thread of this node) while waiting for input. Pending output is flushed before
+    /// waiting.
+    pub fn next_event(&mut self, waker: Option<&Waker>) -> Result<Event, NodeError> {
+        loop {
             let Some(input) = self.input.as_mut() else {
-                return Ok(None);
+                return Ok(Event::Ended);
             };
             if let Some(r) = input.pop() {
-                return Ok(Some(r));
+                return Ok(Event::Record(r));
             }
             if input.all_ended() {
                 input.verify_complete()?;
-                return Ok(None);
+                return Ok(Event::Ended);
             }
             match input.socket.recv_bytes(zmq::DONTWAIT) {
-                Ok(frame) => {
-                    input.accept(&frame);
-                }
+                Ok(frame) => input.accept(&frame),
                 Err(zmq::Error::EAGAIN) => {
                     self.flush()?;
-                    self.wait_for_input()?;
+                    if self.wait_for_input(waker)? {
+                        return Ok(Event::Woken);
+                    }
                 }
                 Err(e) => return Err(NodeError::Zmq { what: "receive a record".into(), source: e }),
             }
         }
     }
 
-    fn wait_for_input(&mut self) -> Result<(), NodeError> {
+    /// Wait up to a control tick for input, a control message or a wake-up; true if woken.
+    fn wait_for_input(&mut self, waker: Option<&Waker>) -> Result<bool, NodeError> {
         let input = self.input.as_ref().expect("only called with an input");
-        let mut items = [input.socket.as_poll_item(zmq::POLLIN), self.control.as_poll_item(zmq::POLLIN)];
+        let mut items = vec![input.socket.as_poll_item(zmq::POLLIN), self.control.as_poll_item(zmq::POLLIN)];
+        if let Some(w) = waker {
+            items.push(zmq::PollItem::from_fd(w.fd(), zmq::POLLIN));
+        }
         poll(&mut items, "poll for input")?;
-        if items[1].is_readable() {
+        let (control, woken) = (items[1].is_readable(), items.get(2).is_some_and(zmq::PollItem::is_readable));
+        drop(items);
+        if control {
             self.poll_control()?;
         }
+        if woken {
+            waker.expect("polled").drain();
+        }
+        Ok(woken)
+    }
+
+    /// Block until the launcher asks this node to stop: what a service (a node that neither
+    /// reads nor sends records, like `serve`) does while the others work.
+    pub fn wait_for_stop(&mut self) -> Result<(), NodeError> {
+        while !self.stop_requested {
+            let mut items = [self.control.as_poll_item(zmq::POLLIN)];
+            poll(&mut items, "poll the control socket")?;
+            if items[0].is_readable() {
+                self.poll_control()?;
+            }
+        }
         Ok(())
+    }
+
+    /// A value another node published (`"<node>.<key>"`, e.g. `"site.url"`), from `wire`.
+    pub fn var(&self, name: &str) -> Option<&str> {
+        self.vars.get(name).map(String::as_str)
     }
 
     /// Send a record to every downstream node (load-balanced over each one's replicas).

@@ -11,8 +11,10 @@ use crate::wire::{self, Message};
 
 /// A batch is sent once it holds this many records...
 ///
-/// Batches are the unit of load balancing, so this also bounds how unevenly a short stream
-/// spreads over the replicas of its consumer (by one batch each).
+/// Batches are the unit of load balancing, so a stream starts with batches of one record
+/// and lets them grow to this size as it goes on (see [`Output::push_encoded`]): a short
+/// stream of slow records (64 URLs to fetch) spreads evenly over the consumer's replicas,
+/// and a long one still travels in full batches.
 pub const BATCH_RECORDS: usize = 32;
 /// ...or this many bytes, whichever comes first (and whenever the node is about to wait).
 pub const BATCH_BYTES: usize = 16 * 1024;
@@ -52,10 +54,14 @@ impl Output {
     }
 
     /// Add one encoded record; returns true when the batch is full and should be flushed.
+    /// A batch may hold one record per 8 sent so far per peer, from 1 up to
+    /// [`BATCH_RECORDS`].
     pub fn push_encoded(&mut self, record: &[u8]) -> bool {
         self.batch.extend_from_slice(record);
         self.batch_len += 1;
-        self.batch_len >= BATCH_RECORDS || self.batch.len() >= BATCH_BYTES
+        let per_peer = self.sent.iter().sum::<u64>() / self.peers.len() as u64;
+        let limit = (per_peer / 8).clamp(1, BATCH_RECORDS as u64) as usize;
+        self.batch_len >= limit || self.batch.len() >= BATCH_BYTES
     }
 
     /// Records sent so far, over all peers.

@@ -30,7 +30,26 @@ pub fn resolve_inputs(drafts: &[Draft], diags: &mut Diagnostics) -> Inputs {
                         )
                         .with_help("each upstream node's records reach this node once; remove the repeat"),
                     ),
-                    Some(&id) => resolved.push((id, input.span())),
+                    Some(&id) => {
+                        if let Some(Runner::Builtin(kind)) = &drafts[id].runner {
+                            if !kind.emits() {
+                                diags.push(
+                                    Diagnostic::error(
+                                        input.span(),
+                                        format!(
+                                            "node `{}` reads from `{wanted}`, a `{}` node, which sends no records",
+                                            d.name.get_ref(),
+                                            kind.name()
+                                        ),
+                                    )
+                                    .with_help(
+                                        "read from a node that emits records (lines, fetch, filter, or a command)",
+                                    ),
+                                );
+                            }
+                        }
+                        resolved.push((id, input.span()));
+                    }
                     None => {
                         let d = Diagnostic::error(
                             input.span(),
@@ -58,11 +77,8 @@ pub fn check_roles(drafts: &[Draft], diags: &mut Diagnostics) {
         let name = d.name.get_ref();
         if kind.is_source() && !d.inputs.is_empty() {
             diags.push(
-                Diagnostic::error(
-                    d.inputs[0].span(),
-                    format!("node `{name}` is a `{}` source and takes no inputs", kind.name()),
-                )
-                .with_help("remove `inputs`, or use a kind that reads records (filter, tally, sink)"),
+                Diagnostic::error(d.inputs[0].span(), format!("node `{name}` ({}) takes no inputs", kind.name()))
+                    .with_help("remove `inputs`, or use a kind that reads records (fetch, filter, tally, sink)"),
             );
         }
         // An `inputs` of the wrong type has its own error already.
@@ -125,6 +141,41 @@ pub fn check_cycles(drafts: &[Draft], inputs: &Inputs, diags: &mut Diagnostics) 
             Diagnostic::error(span, format!("cycle: {}", names.join(" -> ")))
                 .with_help("records must flow one way; a cycle would never reach end of stream"),
         );
+    }
+}
+
+/// Every `${node.key}` a node refers to names a declared node that publishes `key`.
+pub fn check_references(drafts: &[Draft], diags: &mut Diagnostics) {
+    let publishers: Vec<&str> = drafts
+        .iter()
+        .filter(|d| matches!(&d.runner, Some(Runner::Builtin(k)) if k.is_service()))
+        .map(|d| d.name.get_ref().as_str())
+        .collect();
+    for d in drafts {
+        let Some(Runner::Builtin(kind)) = &d.runner else {
+            continue;
+        };
+        for (node, key) in kind.references() {
+            let target = drafts.iter().find(|t| *t.name.get_ref() == node);
+            let problem = match target.map(|t| &t.runner) {
+                None => Some(format!("no node `{node}` is declared")),
+                Some(Some(Runner::Builtin(k))) if k.is_service() && key == "url" => None,
+                Some(Some(Runner::Builtin(k))) if k.is_service() => {
+                    Some(format!("`{node}` publishes `url`, not `{key}`"))
+                }
+                Some(_) => Some(format!("`{node}` publishes nothing (only `serve` nodes publish, their `url`)")),
+            };
+            if let Some(problem) = problem {
+                let known = if publishers.is_empty() { "none".to_string() } else { publishers.join(", ") };
+                diags.push(
+                    Diagnostic::error(
+                        d.name.span(),
+                        format!("node `{}` refers to `${{{node}.{key}}}`, but {problem}", d.name.get_ref()),
+                    )
+                    .with_help(format!("nodes that publish a `url`: {known}")),
+                );
+            }
+        }
     }
 }
 

@@ -73,6 +73,7 @@ pub fn compile(source: &Source<'_>) -> Result<(Topology, Vec<Diagnostic>), Vec<D
     let inputs = checks::resolve_inputs(&drafts, &mut diags);
     checks::check_roles(&drafts, &mut diags);
     checks::check_cycles(&drafts, &inputs, &mut diags);
+    checks::check_references(&drafts, &mut diags);
     checks::check_files(&drafts, source.base_dir.join(source.path.file_name().unwrap_or_default()), &mut diags);
     if diags.has_errors() {
         return Err(diags.into_sorted());

@@ -48,7 +48,13 @@ fn garbage(n: u64) {
     control.connect(&id.control).expect("connect control");
     let tell = |m: &Message| control.send(wire::encode(m), 0).expect("tell");
     let hear = || wire::decode(&control.recv_bytes(0).expect("hear")).expect("decode");
-    tell(&Message::Hello { node: id.node.clone(), replica: id.replica, pid: std::process::id(), input: None });
+    tell(&Message::Hello {
+        node: id.node.clone(),
+        replica: id.replica,
+        pid: std::process::id(),
+        input: None,
+        publish: Default::default(),
+    });
     let Message::Wire { outputs, .. } = hear() else { panic!("expected wire") };
     let peers: Vec<zmq::Socket> = outputs
         .iter()
