@@ -40,6 +40,9 @@ pub struct Stats {
     pub invalid_frames: u64,
     /// Records the node could not process and dropped (for example a line that is not JSON).
     pub bad_records: u64,
+    /// Records the node passed on marked as failed (a `fetch` record with an `error`).
+    /// Optional on the wire (0 when absent).
+    pub errors: u64,
 }
 
 /// Every message of the protocol, data and control alike.
@@ -94,6 +97,9 @@ pub enum Message {
     /// Launcher to node: every consumer of this node has finished, so its data sockets may
     /// close and it may exit. Closing earlier can lose records (see `docs/protocol.md`).
     Bye,
+    /// Node to launcher, while running (at most every 250 ms): the counters so far, for
+    /// progress displays. Launchers may ignore it.
+    Stats(Stats),
     /// Node to launcher: the node could not go on.
     Failed {
         /// Why, in words.
@@ -113,6 +119,7 @@ impl Message {
             Message::Start => "start",
             Message::Stop => "stop",
             Message::Done { .. } => "done",
+            Message::Stats(_) => "stats",
             Message::Bye => "bye",
             Message::Failed { .. } => "failed",
         }
@@ -137,6 +144,14 @@ fn s(x: &str) -> Value {
 
 fn header(t: &str) -> Vec<(Value, Value)> {
     vec![(s("v"), Value::from(VERSION)), (s("t"), s(t))]
+}
+
+fn push_stats(map: &mut Vec<(Value, Value)>, stats: &Stats) {
+    map.push((s("received"), Value::from(stats.received)));
+    map.push((s("sent"), Value::from(stats.sent)));
+    map.push((s("invalid_frames"), Value::from(stats.invalid_frames)));
+    map.push((s("bad_records"), Value::from(stats.bad_records)));
+    map.push((s("errors"), Value::from(stats.errors)));
 }
 
 fn string_map(m: &BTreeMap<String, String>) -> Value {
@@ -188,12 +203,10 @@ pub fn encode(msg: &Message) -> Vec<u8> {
         }
         Message::Ready | Message::Start | Message::Stop | Message::Bye => {}
         Message::Done { stats, notes } => {
-            map.push((s("received"), Value::from(stats.received)));
-            map.push((s("sent"), Value::from(stats.sent)));
-            map.push((s("invalid_frames"), Value::from(stats.invalid_frames)));
-            map.push((s("bad_records"), Value::from(stats.bad_records)));
+            push_stats(&mut map, stats);
             map.push((s("notes"), Value::Array(notes.iter().map(|n| s(n)).collect())));
         }
+        Message::Stats(stats) => push_stats(&mut map, stats),
         Message::Failed { error } => map.push((s("error"), s(error))),
     }
     let mut out = Vec::new();
@@ -251,6 +264,7 @@ pub fn decode(frame: &[u8]) -> Result<Message, DecodeError> {
         "start" => "start",
         "stop" => "stop",
         "done" => "done",
+        "stats" => "stats",
         "bye" => "bye",
         "failed" => "failed",
         other => return Err(DecodeError(format!("unknown message type `{other}`"))),
@@ -283,14 +297,10 @@ pub fn decode(frame: &[u8]) -> Result<Message, DecodeError> {
         "stop" => Message::Stop,
         "bye" => Message::Bye,
         "done" => Message::Done {
-            stats: Stats {
-                received: m.uint("received")?,
-                sent: m.uint("sent")?,
-                invalid_frames: m.uint("invalid_frames")?,
-                bad_records: m.uint("bad_records")?,
-            },
+            stats: m.stats()?,
             notes: m.array("notes")?.into_iter().map(|v| as_string("notes", v)).collect::<Result<_, _>>()?,
         },
+        "stats" => Message::Stats(m.stats()?),
         _ => Message::Failed { error: m.string("error")? },
     })
 }
@@ -363,6 +373,20 @@ impl Fields {
         }
     }
 
+    fn stats(&mut self) -> Result<Stats, DecodeError> {
+        Ok(Stats {
+            received: self.uint("received")?,
+            sent: self.uint("sent")?,
+            invalid_frames: self.uint("invalid_frames")?,
+            bad_records: self.uint("bad_records")?,
+            errors: if self.entries.iter().any(|(k, _)| k.as_str() == Some("errors")) {
+                self.uint("errors")?
+            } else {
+                0
+            },
+        })
+    }
+
     fn opt_string_map(&mut self, key: &str) -> Result<BTreeMap<String, String>, DecodeError> {
         match self.take(key) {
             None | Some(Value::Nil) => Ok(BTreeMap::new()),
@@ -424,8 +448,9 @@ mod tests {
             Message::Start,
             Message::Stop,
             Message::Bye,
+            Message::Stats(Stats { received: 9, ..Default::default() }),
             Message::Done {
-                stats: Stats { received: 1, sent: 2, invalid_frames: 3, bad_records: 4 },
+                stats: Stats { received: 1, sent: 2, invalid_frames: 3, bad_records: 4, errors: 5 },
                 notes: vec!["n".into()],
             },
             Message::Failed { error: "boom".into() },

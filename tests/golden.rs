@@ -140,7 +140,7 @@ fn vectors() -> Vec<Vector> {
             file: "done.msgpack",
             about: "final counters; integers wide enough to need uint32 and uint64",
             message: Message::Done {
-                stats: Stats { received: 70000, sent: 5_000_000_000, invalid_frames: 1, bad_records: 0 },
+                stats: Stats { received: 70000, sent: 5_000_000_000, invalid_frames: 1, bad_records: 0, errors: 3 },
                 notes: vec!["unexpected `start` message on a data socket".into()],
             },
         },
@@ -148,6 +148,11 @@ fn vectors() -> Vec<Vector> {
             file: "bye.msgpack",
             about: "every consumer finished: close the data sockets and exit",
             message: Message::Bye,
+        },
+        Vector {
+            file: "stats.msgpack",
+            about: "counters while running: a fetch replica that passed on 120 records, 7 with an error",
+            message: Message::Stats(Stats { received: 130, sent: 120, invalid_frames: 0, bad_records: 0, errors: 7 }),
         },
         Vector {
             file: "failed.msgpack",
@@ -280,11 +285,13 @@ fn type_of(m: &Message) -> &'static str {
         Message::Stop => "stop",
         Message::Done { .. } => "done",
         Message::Bye => "bye",
+        Message::Stats(_) => "stats",
         Message::Failed { .. } => "failed",
     }
 }
 
-const ALL_TYPES: [&str; 10] = ["data", "eos", "hello", "wire", "ready", "start", "stop", "done", "bye", "failed"];
+const ALL_TYPES: [&str; 11] =
+    ["data", "eos", "hello", "wire", "ready", "start", "stop", "done", "bye", "stats", "failed"];
 
 #[test]
 fn every_message_type_has_a_vector() {

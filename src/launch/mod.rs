@@ -2,6 +2,7 @@
 //! supervises them, and leaves nothing behind.
 
 mod outcome;
+mod progress;
 pub mod report;
 mod spawn;
 mod supervisor;

@@ -9,6 +9,7 @@ use std::sync::mpsc::Receiver;
 use std::time::{Duration, Instant};
 
 use super::outcome::{Outcome, ReplicaReport, RunError};
+use super::progress::Progress;
 use super::spawn::{describe_spawn_error, describe_status, signal_group, spawn, Launch};
 use crate::topology::{NodeId, Runner, Topology, Transport};
 use crate::wire::{self, Downstream, Message, Stats, Upstream};
@@ -46,6 +47,7 @@ struct Replica {
     phase: Phase,
     endpoint: Option<String>,
     published: std::collections::BTreeMap<String, String>,
+    latest: Stats,
     report: Option<(Stats, Vec<String>)>,
 }
 
@@ -58,6 +60,7 @@ struct Supervisor<'t> {
     started: Instant,
     ready_at: Option<Duration>,
     services_stopped: bool,
+    progress: Option<Progress>,
 }
 
 /// Run `topology` to the end. `interrupt` delivers the signal number of a Ctrl-C or SIGTERM.
@@ -77,8 +80,12 @@ pub fn run(topology: &Topology, opts: &RunOptions, interrupt: &Receiver<i32>) ->
         started: Instant::now(),
         ready_at: None,
         services_stopped: false,
+        progress: Progress::for_terminal(topology),
     };
     let result = sup.spawn_all(&control_ep, dir.path()).and_then(|()| sup.supervise(opts, interrupt));
+    if let Some(p) = &sup.progress {
+        p.clear();
+    }
     sup.kill_and_reap();
     result
 }
@@ -116,6 +123,7 @@ impl Supervisor<'_> {
                     phase: Phase::Spawned,
                     endpoint: None,
                     published: Default::default(),
+                    latest: Stats::default(),
                     report: None,
                 });
             }
@@ -131,6 +139,9 @@ impl Supervisor<'_> {
             let all_done = self.replicas.iter().all(|r| r.phase >= Phase::Released);
             self.receive(if all_done { 5 } else { 50 })?;
             self.reap_exited()?;
+            if let Some(p) = &self.progress {
+                p.update(|n| sum_stats(self.replicas.iter().filter(|r| r.node == n).map(|r| &r.latest)));
+            }
             if self.replicas.iter().all(|r| r.phase == Phase::Exited) {
                 return Ok(self.outcome());
             }
@@ -198,8 +209,10 @@ impl Supervisor<'_> {
                     self.stop_idle_services()?;
                 }
             }
+            Message::Stats(stats) if r.phase == Phase::Started => r.latest = stats,
             Message::Done { stats, notes } if r.phase == Phase::Started => {
                 r.phase = Phase::Done;
+                r.latest = stats.clone();
                 r.report = Some((stats, notes));
                 self.release_finished()?;
                 self.stop_idle_services()?;
@@ -349,4 +362,15 @@ impl Supervisor<'_> {
             let _ = r.child.wait();
         }
     }
+}
+
+/// Counters summed over replicas.
+fn sum_stats<'a>(all: impl Iterator<Item = &'a Stats>) -> Stats {
+    all.fold(Stats::default(), |a, s| Stats {
+        received: a.received + s.received,
+        sent: a.sent + s.sent,
+        invalid_frames: a.invalid_frames + s.invalid_frames,
+        bad_records: a.bad_records + s.bad_records,
+        errors: a.errors + s.errors,
+    })
 }

@@ -143,7 +143,7 @@ impl FetchConfig {
         loop {
             while let Ok(done) = pool.results.try_recv() {
                 in_flight -= 1;
-                node.send(&done)?;
+                deliver(node, &done)?;
             }
             if ended && in_flight == 0 {
                 return Ok(());
@@ -162,10 +162,18 @@ impl FetchConfig {
                 node.flush()?;
                 let done = pool.results.recv().expect("workers live until the pool stops");
                 in_flight -= 1;
-                node.send(&done)?;
+                deliver(node, &done)?;
             }
         }
     }
+}
+
+/// Send a fetched record on, counting it as an error if it has one.
+fn deliver(node: &mut Node, record: &Record) -> Result<(), NodeError> {
+    if record.get("error").is_some_and(|e| !e.is_nil()) {
+        node.add_error();
+    }
+    node.send(record)
 }
 
 /// `${node.key}` in `text`, as (node, key).

@@ -16,6 +16,8 @@ use crate::wire::{self, Message, Stats};
 
 /// How long a node waits for the launcher's `wire` and `start` before giving up.
 pub const JOIN_TIMEOUT: Duration = Duration::from_secs(120);
+/// How often a running node reports its counters (`stats`) at most.
+pub const STATS_EVERY: Duration = Duration::from_millis(250);
 /// How often a blocked node looks at its control socket.
 const CONTROL_TICK_MS: i64 = 1000;
 
@@ -40,6 +42,8 @@ pub struct Node {
     outputs: Vec<Output>,
     scratch: Vec<u8>,
     bad_records: u64,
+    errors: u64,
+    last_stats: Instant,
     notes: Vec<String>,
     stop_requested: bool,
     vars: std::collections::HashMap<String, String>,
@@ -76,6 +80,8 @@ impl Node {
             outputs: Vec::new(),
             scratch: Vec::new(),
             bad_records: 0,
+            errors: 0,
+            last_stats: Instant::now(),
             notes: Vec::new(),
             stop_requested: false,
             vars: Default::default(),
@@ -225,6 +231,7 @@ impl Node {
 
     /// Wait up to a control tick for input, a control message or a wake-up; true if woken.
     fn wait_for_input(&mut self, waker: Option<&Waker>) -> Result<bool, NodeError> {
+        self.report_stats()?;
         let input = self.input.as_ref().expect("only called with an input");
         let mut items = vec![input.socket.as_poll_item(zmq::POLLIN), self.control.as_poll_item(zmq::POLLIN)];
         if let Some(w) = waker {
@@ -287,6 +294,7 @@ impl Node {
         let Some((frame, n)) = self.outputs[i].take_frame() else {
             return Ok(());
         };
+        self.report_stats()?;
         while !self.outputs[i].try_send(&frame, n)? {
             // Every peer is full: this is backpressure. Wait for room, watching control.
             let out = &self.outputs[i];
@@ -318,7 +326,22 @@ impl Node {
             sent: self.outputs.iter().map(Output::sent_total).sum(),
             invalid_frames: input.map_or(0, |i| i.invalid_frames),
             bad_records: self.bad_records,
+            errors: self.errors,
         }
+    }
+
+    /// Count a record this node passed on marked as failed (a fetch with an `error`).
+    pub fn add_error(&mut self) {
+        self.errors += 1;
+    }
+
+    /// Send the counters to the launcher if the last report is older than [`STATS_EVERY`].
+    fn report_stats(&mut self) -> Result<(), NodeError> {
+        if self.last_stats.elapsed() >= STATS_EVERY {
+            self.last_stats = Instant::now();
+            self.tell(&Message::Stats(self.stats()))?;
+        }
+        Ok(())
     }
 
     /// End this node's stream: flush, send `eos` on every pipe, report `done`, and wait for

@@ -92,8 +92,17 @@ where
     I: IntoIterator<Item = S>,
     S: AsRef<OsStr>,
 {
+    program(bin(), args)
+}
+
+/// Like [`procnet`], for another program (a wrapper such as `script` that runs procnet).
+pub fn program<I, S>(program: impl AsRef<OsStr>, args: I) -> Procnet
+where
+    I: IntoIterator<Item = S>,
+    S: AsRef<OsStr>,
+{
     let tag = new_tag();
-    let mut cmd = Command::new(bin());
+    let mut cmd = Command::new(program);
     cmd.args(args).current_dir(root()).env(TAG_VAR, &tag).stdin(Stdio::null());
     Procnet { cmd, timeout: Duration::from_secs(60), tag }
 }

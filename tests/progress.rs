@@ -1,0 +1,61 @@
+//! Fetch progress is drawn on a terminal, and only there.
+
+mod util;
+
+use std::time::Duration;
+
+use util::{procnet, program, Scratch};
+
+/// A site answering after 50 ms, and 60 URLs fetched 2 at a time: long enough to draw.
+fn slow_fetch(s: &Scratch) -> std::path::PathBuf {
+    s.write("site/a.test/index.html", "python\n");
+    // The errors come first, so frames drawn while the rest is fetched show them.
+    s.write("urls.txt", &("http://a.test/missing\n".repeat(10) + &"http://a.test/\n".repeat(50)));
+    s.write(
+        "t.toml",
+        r#"
+        [nodes.site]
+        kind = "serve"
+        dir = "site"
+        latency_ms = 50
+        [nodes.urls]
+        kind = "lines"
+        path = "urls.txt"
+        field = "url"
+        [nodes.fetch]
+        kind = "fetch"
+        inputs = ["urls"]
+        concurrency = 2
+        connect_to = "${site.url}"
+        [nodes.count]
+        kind = "tally"
+        inputs = ["fetch"]
+        output = "tally.json"
+        "#,
+    )
+}
+
+#[test]
+fn a_terminal_shows_done_over_total_and_errors() {
+    let s = Scratch::new();
+    let topology = slow_fetch(&s);
+    let command = format!("{} run {}", util::bin().display(), topology.display());
+    // `script` runs the command on a pseudo-terminal and copies what it draws to stdout.
+    let r = program("script", ["-qec", command.as_str(), "/dev/null"]).timeout(Duration::from_secs(60)).run();
+    r.expect_code(0);
+    assert!(r.stdout.contains("fetch ["), "no progress bar drawn:\n{}", r.stdout);
+    assert!(r.stdout.contains("/60"), "no total shown:\n{}", r.stdout);
+    assert!(r.stdout.contains("errors"), "no error count shown:\n{}", r.stdout);
+    let tally: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(s.path("tally.json")).expect("tally")).expect("json");
+    assert_eq!(tally, serde_json::json!({"count": 60}));
+}
+
+#[test]
+fn nothing_is_drawn_when_stderr_is_not_a_terminal() {
+    let s = Scratch::new();
+    let topology = slow_fetch(&s);
+    let r = procnet(["run".as_ref(), topology.as_os_str()]).run();
+    r.expect_code(0);
+    assert_eq!(r.stderr, "", "progress output without a terminal");
+}
