@@ -81,3 +81,19 @@ fn demo_fetches_the_served_site_and_reports_like_the_tutorial() {
     assert_eq!(got, want);
     assert!(r.stderr.is_empty(), "no progress or noise when stderr is not a terminal:\n{}", r.stderr);
 }
+
+#[test]
+fn pages_counts_pages_mentioning_python_per_host() {
+    let pages = std::fs::read_to_string(root().join("topologies/data/pages.jsonl")).expect("pages data");
+    let mut want: BTreeMap<String, u64> = BTreeMap::new();
+    for line in pages.lines() {
+        let page: serde_json::Value = serde_json::from_str(line).expect("json");
+        if page["body"].as_str().expect("body").to_lowercase().contains("python") {
+            *want.entry(page["host"].as_str().expect("host").to_string()).or_default() += 1;
+        }
+    }
+    let r = procnet(["run", "topologies/pages.toml"]).run();
+    r.expect_code(0);
+    let count: u64 = want.values().sum();
+    assert_eq!(r.json(), serde_json::json!({"count": count, "by": want}));
+}
