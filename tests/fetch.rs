@@ -457,3 +457,14 @@ fn the_test_server_answers_and_releases_held_connections_when_dropped() {
     held.read_to_end(&mut rest).expect("the held connection ends, unanswered");
     assert!(rest.is_empty(), "a held request got an answer: {:?}", String::from_utf8_lossy(&rest));
 }
+
+#[test]
+fn https_to_a_server_that_does_not_speak_tls_is_a_tls_error() {
+    let server = Server::start();
+    let url = server.url("/ok").replacen("http://", "https://", 1);
+    let out = fetch(std::slice::from_ref(&url), "retries = 0");
+    let r = &out[&url];
+    assert_eq!(r["status"], Value::Null);
+    let error = r["error"].as_str().expect("an error");
+    assert!(error.starts_with("tls error: "), "{error}");
+}

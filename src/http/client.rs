@@ -201,6 +201,8 @@ fn describe(e: &ureq::Error, timeout: Duration, max_redirects: u32) -> (String, 
             ErrorKind::ConnectionReset | ErrorKind::ConnectionAborted | ErrorKind::UnexpectedEof => {
                 ("connection closed by the server".into(), true)
             }
+            // rustls reports a failed handshake as invalid data.
+            ErrorKind::InvalidData => (format!("tls error: {io}"), false),
             // getaddrinfo's failures come as plain I/O errors.
             _ if io.to_string().contains("lookup address") => ("host not found".into(), true),
             _ => (format!("connection error: {io}"), true),
