@@ -460,11 +460,20 @@ fn the_test_server_answers_and_releases_held_connections_when_dropped() {
 
 #[test]
 fn https_to_a_server_that_does_not_speak_tls_is_a_tls_error() {
-    let server = Server::start();
-    let url = server.url("/ok").replacen("http://", "https://", 1);
-    let out = fetch(std::slice::from_ref(&url), "retries = 0");
+    // A server that answers plain HTTP at once, whatever it is sent (a TLS hello included).
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let port = listener.local_addr().expect("addr").port();
+    let plain = std::thread::spawn(move || {
+        use std::io::Write;
+        if let Ok((mut conn, _)) = listener.accept() {
+            let _ = conn.write_all(b"HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\n\r\n");
+        }
+    });
+    let url = format!("https://127.0.0.1:{port}/");
+    let out = fetch(std::slice::from_ref(&url), "retries = 0\ntimeout_ms = 5000");
     let r = &out[&url];
     assert_eq!(r["status"], Value::Null);
     let error = r["error"].as_str().expect("an error");
     assert!(error.starts_with("tls error: "), "{error}");
+    plain.join().expect("plain server");
 }
