@@ -162,10 +162,12 @@ print(json.dumps(tally, sort_keys=True, separators=(",", ":")))
 EOF
 }
 
-# cpu_ticks PID: user+system clock ticks of PID (fields 14, 15) and of its waited-for
-# children (16, 17)
+# cpu_self PID, cpu_children PID: user+system clock ticks of PID (stat fields 14, 15), and
+# of its children that it waited for (16, 17)
 cpu_self() { awk '{ sub(/.*\) /, ""); print $12 + $13 }' "/proc/$1/stat"; }
 cpu_children() { awk '{ sub(/.*\) /, ""); print $14 + $15 }' "/proc/$1/stat"; }
+# cpu_busy: busy clock ticks of the whole machine (user nice system irq softirq steal)
+cpu_busy() { awk '$1 == "cpu" { print $2 + $3 + $4 + $7 + $8 + $9; exit }' /proc/stat; }
 
 # bench NAME CONCURRENCY CHECK CMD...: run CMD REPEAT times through bench.py, check its tally,
 # add a row. CHECK is "peer" (tally must equal EXPECTED) or a procnet statuses file.
@@ -173,16 +175,16 @@ ROWS=()
 declare -A RATE
 bench() {
     local name=$1 conc=$2 check=$3; shift 3
-    local wall min max rss pss pss_group tally got t0 t1 srv0 srv1 cli0 cli1 bench_pid sampler_pid sampler_cpu
+    local wall min max rss pss pss_group tally got t0 t1 srv0 srv1 cli0 cli1 all0 all1 cli srv other bench_pid sampler_pid sampler_cpu
     say "$name: $PAGES pages, concurrency $conc, $REPEAT run(s)"
     kill -0 "$SERVER_PID" 2>/dev/null || fail "fixture server died"
-    srv0=$(cpu_self "$SERVER_PID"); cli0=$(cpu_children $$); t0=$EPOCHREALTIME
+    srv0=$(cpu_self "$SERVER_PID"); cli0=$(cpu_children $$); all0=$(cpu_busy); t0=$EPOCHREALTIME
     "$PY" "$PEERS/bench.py" --repeat "$REPEAT" -- "$@" > "$OUT/bench.out" &
     bench_pid=$!
     "$PY" "$HERE/treepss.py" --root "$bench_pid" > "$OUT/treepss.out" &
     sampler_pid=$!
     wait "$bench_pid" || { wait "$sampler_pid" || true; fail "$name did not run"; }
-    t1=$EPOCHREALTIME; srv1=$(cpu_self "$SERVER_PID")
+    t1=$EPOCHREALTIME; srv1=$(cpu_self "$SERVER_PID"); all1=$(cpu_busy)
     wait "$sampler_pid" || fail "treepss.py failed"
     cli1=$(cpu_children $$)
     IFS=$'\t' read -r wall min max rss pss_group tally < "$OUT/bench.out" || fail "$name: no result from bench.py"
@@ -195,8 +197,13 @@ bench() {
     frac=$(calc "$rate / $ideal")
     elapsed=$(calc "$t1 - $t0")
     RATE[$name]=$rate
-    # CPU: percent of one core over the whole measurement (all repeats); 200% = both cores
-    ROWS+=("$name|$PAGES|$conc|$wall|$min-$max|$(printf %.0f "$rate")|$(printf %.0f "$ideal")|$(printf %.2f "$frac")|$(printf %.0f "$(calc "(($cli1 - $cli0) / $CLK_TCK - $sampler_cpu) / $elapsed * 100")")|$(printf %.0f "$(calc "($srv1 - $srv0) / $CLK_TCK / $elapsed * 100")")|$rss|$pss")
+    # CPU, in percent of one core over the whole measurement (all repeats; 100 * cores = all
+    # of them): the fetcher (bench.py's tree, minus treepss.py), the fixture server, and
+    # everything else on the machine (the samplers included), which should be near 0
+    cli=$(calc "(($cli1 - $cli0) / $CLK_TCK - $sampler_cpu) / $elapsed * 100")
+    srv=$(calc "($srv1 - $srv0) / $CLK_TCK / $elapsed * 100")
+    other=$(calc "($all1 - $all0) / $CLK_TCK / $elapsed * 100 - $cli - $srv")
+    ROWS+=("$name|$PAGES|$conc|$wall|$min-$max|$(printf %.0f "$rate")|$(printf %.0f "$ideal")|$(printf %.2f "$frac")|$(printf %.0f "$cli")|$(printf %.0f "$srv")|$(printf %.0f "$other")|$rss|$pss")
 }
 
 run_procnet() {  # run_procnet REPLICAS NAME
@@ -226,15 +233,16 @@ for run in $BENCH_RUNS; do
 done
 
 # 6./7. the table, on stdout and in Markdown
-HEAD="fetcher|pages|concurrency|wall s|range s|pages/s|ideal pages/s|of ideal|client CPU %|server CPU %|RSS MiB|PSS MiB"
+HEAD="fetcher|pages|concurrency|wall s|range s|pages/s|ideal pages/s|of ideal|fetcher CPU %|server CPU %|other CPU %|RSS MiB|PSS MiB"
 {
     echo
     echo "fetch: $PAGES pages, fixture_server.py with ${LATENCY_MS} ms latency, median of $REPEAT runs (load average before: $LOAD0)"
     for row in "$HEAD" "${ROWS[@]}"; do
         IFS='|' read -r -a c <<< "$row"
-        printf '%-24s %6s %5s %7s %12s %8s %8s %9s %7s %7s %8s %8s\n' \
-            "${c[0]}" "${c[1]}" "${c[2]/concurrency/conc}" "${c[3]}" "${c[4]}" "${c[5]}" "${c[6]/ideal pages\/s/ideal p\/s}" \
-            "${c[7]}" "${c[8]/client CPU %/cli CPU%}" "${c[9]/server CPU %/srv CPU%}" "${c[10]}" "${c[11]}"
+        printf '%-24s %6s %5s %7s %12s %8s %9s %8s %7s %7s %7s %8s %8s\n' "${c[0]}" "${c[1]}" \
+            "${c[2]/concurrency/conc}" "${c[3]}" "${c[4]}" "${c[5]}" "${c[6]/ideal pages\/s/ideal p\/s}" \
+            "${c[7]}" "${c[8]/fetcher CPU %/fet CPU}" "${c[9]/server CPU %/srv CPU}" "${c[10]/other CPU %/oth CPU}" \
+            "${c[11]}" "${c[12]}"
     done
 }
 SUMMARY=()
@@ -247,7 +255,7 @@ if [ -n "$PROCNET_NAME" ] && [ -n "${RATE[$PROCNET_NAME]:-}" ]; then
     done
     SUMMARY+=("$LINE")
 fi
-NOTES="wall: median of $REPEAT runs, including process start-up (interpreter and imports, procnet's launcher and nodes); ideal pages/s = concurrency * 1000 / latency ms; CPU %: user+system time over the runs' elapsed time, 100 = one core (the machine has $(nproc)); RSS: largest single process; PSS: peak summed over the fetcher's whole process tree (benches/treepss.py). All tallies match fetch_expected.py."
+NOTES="wall: median of $REPEAT runs, including process start-up (interpreter and imports, procnet's launcher and nodes); ideal pages/s = concurrency * 1000 / latency ms; CPU %: user+system time over the runs' elapsed time, 100 = one core (the machine has $(nproc)), for the fetcher's processes, the fixture server, and everything else on the machine (a busy "other" means a disturbed measurement); RSS: largest single process; PSS: peak summed over the fetcher's whole process tree (benches/treepss.py). All tallies match fetch_expected.py."
 printf '%s\n' "${SUMMARY[@]}" "$NOTES" | fold -s -w 100
 
 {
@@ -255,7 +263,7 @@ printf '%s\n' "${SUMMARY[@]}" "$NOTES" | fold -s -w 100
     echo
     for i in "${!ROWS[@]}"; do
         row=${ROWS[$i]}
-        [ "$i" -gt 0 ] || { echo "| ${HEAD//|/ | } |"; echo "|$(printf ' --- |%.0s' $(seq 12))"; }
+        [ "$i" -gt 0 ] || { echo "| ${HEAD//|/ | } |"; echo "|$(printf ' --- |%.0s' $(seq 13))"; }
         echo "| ${row//|/ | } |"
     done
     echo

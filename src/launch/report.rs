@@ -23,6 +23,7 @@ struct Replica<'a> {
     sent: u64,
     invalid_frames: u64,
     bad_records: u64,
+    errors: u64,
     notes: &'a [String],
 }
 
@@ -41,6 +42,7 @@ pub fn to_json(topology: &Topology, outcome: &Outcome) -> String {
                 sent: r.stats.sent,
                 invalid_frames: r.stats.invalid_frames,
                 bad_records: r.stats.bad_records,
+                errors: r.stats.errors,
                 notes: &r.notes,
             }
         })
