@@ -36,6 +36,7 @@ PAGES=${PAGES:-10000}
 CONC=64
 LATENCY_MS=20
 TARGET=0.85
+OTHER_MAX=${OTHER_MAX:-20}   # warn when the rest of the machine used more CPU (% of a core) than this
 FETCH_REPLICAS=${FETCH_REPLICAS:-2}
 BENCH_RUNS=${BENCH_RUNS:-procnet f1 f2}
 BENCH_STRICT=${BENCH_STRICT:-0}
@@ -172,6 +173,7 @@ cpu_busy() { awk '$1 == "cpu" { print $2 + $3 + $4 + $7 + $8 + $9; exit }' /proc
 # bench NAME CONCURRENCY CHECK CMD...: run CMD REPEAT times through bench.py, check its tally,
 # add a row. CHECK is "peer" (tally must equal EXPECTED) or a procnet statuses file.
 ROWS=()
+DISTURBED=()
 declare -A RATE
 bench() {
     local name=$1 conc=$2 check=$3; shift 3
@@ -203,6 +205,9 @@ bench() {
     cli=$(calc "(($cli1 - $cli0) / $CLK_TCK - $sampler_cpu) / $elapsed * 100")
     srv=$(calc "($srv1 - $srv0) / $CLK_TCK / $elapsed * 100")
     other=$(calc "($all1 - $all0) / $CLK_TCK / $elapsed * 100 - $cli - $srv")
+    if awk "BEGIN { exit !($other > $OTHER_MAX) }"; then
+        DISTURBED+=("$name ($(printf %.0f "$other")% of a core)")
+    fi
     ROWS+=("$name|$PAGES|$conc|$wall|$min-$max|$(printf %.0f "$rate")|$(printf %.0f "$ideal")|$(printf %.2f "$frac")|$(printf %.0f "$cli")|$(printf %.0f "$srv")|$(printf %.0f "$other")|$rss|$pss")
 }
 
@@ -255,7 +260,8 @@ if [ -n "$PROCNET_NAME" ] && [ -n "${RATE[$PROCNET_NAME]:-}" ]; then
     done
     SUMMARY+=("$LINE")
 fi
-NOTES="wall: median of $REPEAT runs, including process start-up (interpreter and imports, procnet's launcher and nodes); ideal pages/s = concurrency * 1000 / latency ms; CPU %: user+system time over the runs' elapsed time, 100 = one core (the machine has $(nproc)), for the fetcher's processes, the fixture server, and everything else on the machine (a busy "other" means a disturbed measurement); RSS: largest single process; PSS: peak summed over the fetcher's whole process tree (benches/treepss.py). All tallies match fetch_expected.py."
+[ ${#DISTURBED[@]} -eq 0 ] || SUMMARY+=("WARNING: other processes used more than $OTHER_MAX% of a core during: ${DISTURBED[*]}; those numbers are disturbed, rerun on a quiet machine.")
+NOTES="wall: median of $REPEAT runs, including process start-up (interpreter and imports, procnet's launcher and nodes); ideal pages/s = concurrency * 1000 / latency ms; CPU %: user+system time over the runs' elapsed time, 100 = one core (the machine has $(nproc)), for the fetcher's processes, the fixture server, and everything else on the machine (a busy 'other' means a disturbed measurement); RSS: largest single process; PSS: peak summed over the fetcher's whole process tree (benches/treepss.py). All tallies match fetch_expected.py."
 printf '%s\n' "${SUMMARY[@]}" "$NOTES" | fold -s -w 100
 
 {

@@ -11,22 +11,52 @@ use crate::record::{kind_of, Record, Value};
 /// The protocol version this build speaks.
 pub const VERSION: u64 = 1;
 
-/// A node that feeds this one: its name and how many replicas will each send an `eos`.
+/// A port of a node that feeds this one: the node, how many replicas will each send an
+/// `eos` on it, and for a pub port what to subscribe to and where.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Upstream {
     /// Node name.
     pub node: String,
     /// Its replica count.
     pub replicas: u32,
+    /// The port read (`out` when absent on the wire).
+    pub port: String,
+    /// For a pub port: the subscription (absent for a push port).
+    pub subscribe: Option<Subscribe>,
 }
 
-/// A node this one feeds, and the input endpoint of each of its replicas (index = replica).
+/// How to subscribe to a pub port.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Subscribe {
+    /// Topic prefixes; empty means every topic.
+    pub topics: Vec<String>,
+    /// The port's endpoint on each publisher replica (connect a SUB socket to each).
+    pub endpoints: Vec<String>,
+}
+
+/// A node this one feeds from a push port, and the input endpoint of each of its replicas
+/// (index = replica).
 #[derive(Debug, Clone, PartialEq)]
 pub struct Downstream {
     /// Node name.
     pub node: String,
     /// One endpoint per replica.
     pub endpoints: Vec<String>,
+    /// The port it reads (`out` when absent on the wire).
+    pub port: String,
+}
+
+/// One of the receiving node's own pub ports.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PubPort {
+    /// Port name.
+    pub name: String,
+    /// Subscriber replicas to wait for before saying `ready` (each subscribes to `"\0"`).
+    pub subscribers: u32,
+    /// The record field whose text is each record's topic, if any.
+    pub topic_field: Option<String>,
+    /// A fixed topic for every record, if any.
+    pub topic: Option<String>,
 }
 
 /// What a node counted, reported in `done`.
@@ -54,8 +84,12 @@ pub enum Message {
     Eos {
         /// `name.replica` of the sender.
         from: String,
-        /// Records it sent on this pipe.
+        /// Records it sent on this pipe (on a pub port: published in all).
         sent: u64,
+        /// The port (`out` when absent on the wire).
+        port: String,
+        /// On a pub port: records published per topic (empty on a push port).
+        topics: BTreeMap<String, u64>,
     },
     /// Node to launcher: started, input bound.
     Hello {
@@ -70,6 +104,8 @@ pub enum Message {
         /// Values this node offers to the others, e.g. `{"url": "http://127.0.0.1:41000"}`
         /// from a `serve` node. Optional on the wire; written only when not empty.
         publish: BTreeMap<String, String>,
+        /// The endpoint each pub port is bound to. Optional; written only when not empty.
+        ports: BTreeMap<String, String>,
     },
     /// Launcher to node: whom it reads from and where to send.
     Wire {
@@ -80,6 +116,8 @@ pub enum Message {
         /// Every value published in a `hello`, as `"<node>.<key>"` (replica 0's, for a
         /// replicated node). Optional on the wire; written only when not empty.
         vars: BTreeMap<String, String>,
+        /// The node's own pub ports. Optional on the wire; written only when not empty.
+        ports: Vec<PubPort>,
     },
     /// Node to launcher: outputs connected.
     Ready,
@@ -170,11 +208,17 @@ pub fn encode(msg: &Message) -> Vec<u8> {
             }
             return out;
         }
-        Message::Eos { from, sent } => {
+        Message::Eos { from, sent, port, topics } => {
             map.push((s("from"), s(from)));
             map.push((s("sent"), Value::from(*sent)));
+            if port != "out" {
+                map.push((s("port"), s(port)));
+            }
+            if !topics.is_empty() {
+                map.push((s("topics"), Value::Map(topics.iter().map(|(k, v)| (s(k), Value::from(*v))).collect())));
+            }
         }
-        Message::Hello { node, replica, pid, input, publish } => {
+        Message::Hello { node, replica, pid, input, publish, ports } => {
             map.push((s("node"), s(node)));
             map.push((s("replica"), Value::from(*replica)));
             map.push((s("pid"), Value::from(*pid)));
@@ -182,23 +226,57 @@ pub fn encode(msg: &Message) -> Vec<u8> {
             if !publish.is_empty() {
                 map.push((s("publish"), string_map(publish)));
             }
+            if !ports.is_empty() {
+                map.push((s("ports"), string_map(ports)));
+            }
         }
-        Message::Wire { inputs, outputs, vars } => {
+        Message::Wire { inputs, outputs, vars, ports } => {
+            let strings = |v: &[String]| Value::Array(v.iter().map(|e| s(e)).collect());
             let ins = inputs
                 .iter()
-                .map(|u| Value::Map(vec![(s("node"), s(&u.node)), (s("replicas"), Value::from(u.replicas))]))
+                .map(|u| {
+                    let mut m = vec![(s("node"), s(&u.node)), (s("replicas"), Value::from(u.replicas))];
+                    if u.port != "out" {
+                        m.push((s("port"), s(&u.port)));
+                    }
+                    if let Some(sub) = &u.subscribe {
+                        m.push((s("pattern"), s("pub")));
+                        m.push((s("topics"), strings(&sub.topics)));
+                        m.push((s("endpoints"), strings(&sub.endpoints)));
+                    }
+                    Value::Map(m)
+                })
                 .collect();
             let outs = outputs
                 .iter()
                 .map(|d| {
-                    let eps = d.endpoints.iter().map(|e| s(e)).collect();
-                    Value::Map(vec![(s("node"), s(&d.node)), (s("endpoints"), Value::Array(eps))])
+                    let mut m = vec![(s("node"), s(&d.node)), (s("endpoints"), strings(&d.endpoints))];
+                    if d.port != "out" {
+                        m.push((s("port"), s(&d.port)));
+                    }
+                    Value::Map(m)
                 })
                 .collect();
             map.push((s("inputs"), Value::Array(ins)));
             map.push((s("outputs"), Value::Array(outs)));
             if !vars.is_empty() {
                 map.push((s("vars"), string_map(vars)));
+            }
+            if !ports.is_empty() {
+                let ports = ports
+                    .iter()
+                    .map(|p| {
+                        let mut m = vec![(s("name"), s(&p.name)), (s("subscribers"), Value::from(p.subscribers))];
+                        if let Some(f) = &p.topic_field {
+                            m.push((s("topic_field"), s(f)));
+                        }
+                        if let Some(t) = &p.topic {
+                            m.push((s("topic"), s(t)));
+                        }
+                        Value::Map(m)
+                    })
+                    .collect();
+                map.push((s("ports"), Value::Array(ports)));
             }
         }
         Message::Ready | Message::Start | Message::Stop | Message::Bye => {}
@@ -279,18 +357,30 @@ pub fn decode(frame: &[u8]) -> Result<Message, DecodeError> {
                 .collect::<Result<_, _>>()?;
             Message::Data(records)
         }
-        "eos" => Message::Eos { from: m.string("from")?, sent: m.uint("sent")? },
+        "eos" => Message::Eos {
+            from: m.string("from")?,
+            sent: m.uint("sent")?,
+            port: m.opt_string("port")?.unwrap_or_else(|| "out".into()),
+            topics: m.opt_count_map("topics")?,
+        },
         "hello" => Message::Hello {
             node: m.string("node")?,
             replica: m.u32("replica")?,
             pid: m.u32("pid")?,
             input: m.opt_string("input")?,
             publish: m.opt_string_map("publish")?,
+            ports: m.opt_string_map("ports")?,
         },
         "wire" => {
             let inputs = m.array("inputs")?.into_iter().map(upstream).collect::<Result<_, _>>()?;
             let outputs = m.array("outputs")?.into_iter().map(downstream).collect::<Result<_, _>>()?;
-            Message::Wire { inputs, outputs, vars: m.opt_string_map("vars")? }
+            let vars = m.opt_string_map("vars")?;
+            let ports = match m.take("ports") {
+                None | Some(Value::Nil) => Vec::new(),
+                Some(Value::Array(items)) => items.into_iter().map(pub_port).collect::<Result<_, _>>()?,
+                Some(other) => return Err(m.wrong("ports", "an array", &other)),
+            };
+            Message::Wire { inputs, outputs, vars, ports }
         }
         "ready" => Message::Ready,
         "start" => Message::Start,
@@ -307,13 +397,31 @@ pub fn decode(frame: &[u8]) -> Result<Message, DecodeError> {
 
 fn upstream(v: Value) -> Result<Upstream, DecodeError> {
     let mut m = Fields::of("wire input", v)?;
-    Ok(Upstream { node: m.string("node")?, replicas: m.u32("replicas")? })
+    let (node, replicas) = (m.string("node")?, m.u32("replicas")?);
+    let port = m.opt_string("port")?.unwrap_or_else(|| "out".into());
+    let subscribe = match m.opt_string("pattern")?.as_deref() {
+        None | Some("push") => None,
+        Some("pub") => Some(Subscribe { topics: m.strings("topics")?, endpoints: m.strings("endpoints")? }),
+        Some(other) => return Err(DecodeError(format!("wire input has an unknown pattern `{other}`"))),
+    };
+    Ok(Upstream { node, replicas, port, subscribe })
 }
 
 fn downstream(v: Value) -> Result<Downstream, DecodeError> {
     let mut m = Fields::of("wire output", v)?;
-    let endpoints = m.array("endpoints")?.into_iter().map(|e| as_string("endpoints", e)).collect::<Result<_, _>>()?;
-    Ok(Downstream { node: m.string("node")?, endpoints })
+    let endpoints = m.strings("endpoints")?;
+    let port = m.opt_string("port")?.unwrap_or_else(|| "out".into());
+    Ok(Downstream { node: m.string("node")?, endpoints, port })
+}
+
+fn pub_port(v: Value) -> Result<PubPort, DecodeError> {
+    let mut m = Fields::of("wire port", v)?;
+    Ok(PubPort {
+        name: m.string("name")?,
+        subscribers: m.u32("subscribers")?,
+        topic_field: m.opt_string("topic_field")?,
+        topic: m.opt_string("topic")?,
+    })
 }
 
 fn as_string(field: &str, v: Value) -> Result<String, DecodeError> {
@@ -387,6 +495,24 @@ impl Fields {
         })
     }
 
+    fn strings(&mut self, key: &str) -> Result<Vec<String>, DecodeError> {
+        self.array(key)?.into_iter().map(|e| as_string(key, e)).collect()
+    }
+
+    fn opt_count_map(&mut self, key: &str) -> Result<BTreeMap<String, u64>, DecodeError> {
+        match self.take(key) {
+            None | Some(Value::Nil) => Ok(BTreeMap::new()),
+            Some(Value::Map(entries)) => entries
+                .into_iter()
+                .map(|(k, v)| match v {
+                    Value::Integer(i) if i.as_u64().is_some() => Ok((as_string(key, k)?, i.as_u64().expect("checked"))),
+                    other => Err(self.wrong(key, "a map of counts", &other)),
+                })
+                .collect(),
+            Some(other) => Err(self.wrong(key, "a map of counts", &other)),
+        }
+    }
+
     fn opt_string_map(&mut self, key: &str) -> Result<BTreeMap<String, String>, DecodeError> {
         match self.take(key) {
             None | Some(Value::Nil) => Ok(BTreeMap::new()),
@@ -430,19 +556,47 @@ mod tests {
         rec.insert("url", "http://a.test/");
         let msgs = [
             Message::Data(vec![rec.clone(), rec]),
-            Message::Eos { from: "a.0".into(), sent: 7 },
-            Message::Hello { node: "a".into(), replica: 1, pid: 42, input: None, publish: BTreeMap::new() },
+            Message::Eos { from: "a.0".into(), sent: 7, port: "out".into(), topics: Default::default() },
+            Message::Eos {
+                from: "p.1".into(),
+                sent: 3,
+                port: "hosts".into(),
+                topics: BTreeMap::from([("a".into(), 1), ("b".into(), 2)]),
+            },
+            Message::Hello {
+                node: "a".into(),
+                replica: 1,
+                pid: 42,
+                input: None,
+                publish: BTreeMap::new(),
+                ports: BTreeMap::new(),
+            },
             Message::Hello {
                 node: "s".into(),
                 replica: 0,
                 pid: 43,
                 input: None,
                 publish: BTreeMap::from([("url".into(), "http://127.0.0.1:1".into())]),
+                ports: BTreeMap::from([("progress".into(), "ipc://x.progress".into())]),
             },
             Message::Wire {
-                inputs: vec![Upstream { node: "u".into(), replicas: 2 }],
-                outputs: vec![Downstream { node: "d".into(), endpoints: vec!["ipc://x".into()] }],
+                inputs: vec![
+                    Upstream { node: "u".into(), replicas: 2, port: "out".into(), subscribe: None },
+                    Upstream {
+                        node: "p".into(),
+                        replicas: 2,
+                        port: "hosts".into(),
+                        subscribe: Some(Subscribe { topics: vec!["a".into()], endpoints: vec!["ipc://p.0".into()] }),
+                    },
+                ],
+                outputs: vec![Downstream { node: "d".into(), endpoints: vec!["ipc://x".into()], port: "x".into() }],
                 vars: BTreeMap::from([("s.url".into(), "http://127.0.0.1:1".into())]),
+                ports: vec![PubPort {
+                    name: "hosts".into(),
+                    subscribers: 3,
+                    topic_field: Some("host".into()),
+                    topic: None,
+                }],
             },
             Message::Ready,
             Message::Start,

@@ -150,7 +150,7 @@ fn garbage_frames_are_dropped_counted_and_named_without_losing_good_records() {
     assert!(r.stderr.contains("not a MessagePack value"), "{}", r.stderr);
     assert!(r.stderr.contains("unsupported protocol version 2"), "{}", r.stderr);
     assert!(r.stderr.contains("message `eos` is missing field `from`"), "{}", r.stderr);
-    assert!(r.stderr.contains("`eos` from `ghost.0`, which is not an upstream replica"), "{}", r.stderr);
+    assert!(r.stderr.contains("`eos` from `ghost.0` (port `out`), which is not an upstream replica"), "{}", r.stderr);
 }
 
 #[test]

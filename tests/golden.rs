@@ -74,7 +74,7 @@ fn vectors() -> Vec<Vector> {
         Vector {
             file: "eos.msgpack",
             about: "end of stream on one pipe: replica lines.0 sent 3 records on it",
-            message: Message::Eos { from: "lines.0".into(), sent: 3 },
+            message: Message::Eos { from: "lines.0".into(), sent: 3, port: "out".into(), topics: Default::default() },
         },
         Vector {
             file: "hello.msgpack",
@@ -85,6 +85,7 @@ fn vectors() -> Vec<Vector> {
                 pid: 4242,
                 input: Some("tcp://127.0.0.1:40123".into()),
                 publish: BTreeMap::new(),
+                ports: BTreeMap::new(),
             },
         },
         Vector {
@@ -96,21 +97,28 @@ fn vectors() -> Vec<Vector> {
                 pid: 70000,
                 input: None,
                 publish: BTreeMap::new(),
+                ports: BTreeMap::new(),
             },
         },
         Vector {
             file: "wire.msgpack",
             about: "wiring: one upstream node with 2 replicas, two downstream nodes",
             message: Message::Wire {
-                inputs: vec![Upstream { node: "lines".into(), replicas: 2 }],
+                inputs: vec![Upstream { node: "lines".into(), replicas: 2, port: "out".into(), subscribe: None }],
                 outputs: vec![
-                    Downstream { node: "tally".into(), endpoints: vec!["tcp://127.0.0.1:40125".into()] },
+                    Downstream {
+                        node: "tally".into(),
+                        endpoints: vec!["tcp://127.0.0.1:40125".into()],
+                        port: "out".into(),
+                    },
                     Downstream {
                         node: "sink".into(),
                         endpoints: vec!["tcp://127.0.0.1:40126".into(), "tcp://127.0.0.1:40127".into()],
+                        port: "out".into(),
                     },
                 ],
                 vars: BTreeMap::new(),
+                ports: Vec::new(),
             },
         },
         Vector {
@@ -122,15 +130,21 @@ fn vectors() -> Vec<Vector> {
                 pid: 4300,
                 input: None,
                 publish: BTreeMap::from([("url".into(), "http://127.0.0.1:41000".into())]),
+                ports: BTreeMap::new(),
             },
         },
         Vector {
             file: "wire_vars.msgpack",
             about: "wiring of a fetch replica: one upstream, one downstream, and the published site URL",
             message: Message::Wire {
-                inputs: vec![Upstream { node: "urls".into(), replicas: 1 }],
-                outputs: vec![Downstream { node: "count".into(), endpoints: vec!["ipc://run/count.0".into()] }],
+                inputs: vec![Upstream { node: "urls".into(), replicas: 1, port: "out".into(), subscribe: None }],
+                outputs: vec![Downstream {
+                    node: "count".into(),
+                    endpoints: vec!["ipc://run/count.0".into()],
+                    port: "out".into(),
+                }],
                 vars: BTreeMap::from([("site.url".into(), "http://127.0.0.1:41000".into())]),
+                ports: Vec::new(),
             },
         },
         Vector { file: "ready.msgpack", about: "outputs connected", message: Message::Ready },
@@ -439,7 +453,10 @@ fn decoders_ignore_unknown_fields_and_accept_any_field_order() {
         ("t", Value::from("eos")),
         ("v", Value::from(1)),
     ]);
-    assert_eq!(decode(&write_value(&eos)).expect("eos with extras"), Message::Eos { from: "lines.0".into(), sent: 3 });
+    assert_eq!(
+        decode(&write_value(&eos)).expect("eos with extras"),
+        Message::Eos { from: "lines.0".into(), sent: 3, port: "out".into(), topics: Default::default() }
+    );
     // `input` absent reads like nil.
     let hello = map(vec![
         ("v", Value::from(1)),

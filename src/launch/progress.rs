@@ -79,8 +79,8 @@ impl Progress {
 /// file (its non-empty lines); None otherwise.
 fn total_of(t: &Topology, node: NodeId) -> Option<u64> {
     let mut total = 0;
-    for &input in &t.nodes[node].inputs {
-        let Runner::Builtin(Kind::Lines(lines)) = &t.nodes[input].runner else { return None };
+    for input in &t.nodes[node].inputs {
+        let Runner::Builtin(Kind::Lines(lines)) = &t.nodes[input.node].runner else { return None };
         let text = std::fs::read(lines.path.as_ref()?).ok()?;
         total += text.split(|&b| b == b'\n').filter(|l| !l.iter().all(|b| b.is_ascii_whitespace())).count() as u64;
     }

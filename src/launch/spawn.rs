@@ -18,8 +18,10 @@ pub struct Launch<'a> {
     pub replica: u32,
     /// The launcher's control endpoint.
     pub control: &'a str,
-    /// Where the replica binds its input, if it has inputs.
+    /// Where the replica binds its input, if it has push inputs.
     pub bind: Option<&'a str>,
+    /// Where it binds its pub ports, as JSON, if it has any.
+    pub pub_ports: Option<&'a str>,
     /// The run's private directory.
     pub run_dir: &'a Path,
 }
@@ -57,6 +59,9 @@ pub fn spawn(t: &Topology, l: &Launch<'_>) -> io::Result<Child> {
         .process_group(0);
     if let Some(bind) = l.bind {
         cmd.env(vars::BIND, bind);
+    }
+    if let Some(ports) = l.pub_ports {
+        cmd.env(vars::PUB, ports);
     }
     if let Some(config) = config {
         cmd.env(vars::CONFIG, config);

@@ -3,7 +3,7 @@
 //! failure or interrupt kill every process group and reap every child. Nothing of a run
 //! outlives `run`.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::process::Child;
 use std::sync::mpsc::Receiver;
 use std::time::{Duration, Instant};
@@ -11,8 +11,8 @@ use std::time::{Duration, Instant};
 use super::outcome::{Outcome, ReplicaReport, RunError};
 use super::progress::Progress;
 use super::spawn::{describe_spawn_error, describe_status, signal_group, spawn, Launch};
-use crate::topology::{NodeId, Runner, Topology, Transport};
-use crate::wire::{self, Downstream, Message, Stats, Upstream};
+use crate::topology::{NodeId, Pattern, Runner, TopicRule, Topology, Transport};
+use crate::wire::{self, Downstream, Message, PubPort, Stats, Subscribe, Upstream};
 
 /// Options of one run.
 #[derive(Debug, Clone)]
@@ -47,6 +47,7 @@ struct Replica {
     phase: Phase,
     endpoint: Option<String>,
     published: std::collections::BTreeMap<String, String>,
+    ports: BTreeMap<String, String>,
     latest: Stats,
     report: Option<(Stats, Vec<String>)>,
 }
@@ -106,11 +107,29 @@ impl Supervisor<'_> {
         for (node_id, node) in self.topology.nodes.iter().enumerate() {
             for index in 0..node.replicas {
                 let id = format!("{}.{index}", node.name);
-                let bind = (!node.inputs.is_empty()).then(|| match node.transport {
-                    Transport::Ipc => format!("ipc://{}/{id}", dir.display()),
+                let endpoint = |suffix: &str| match node.transport {
+                    Transport::Ipc => format!("ipc://{}/{id}{suffix}", dir.display()),
                     Transport::Tcp => "tcp://127.0.0.1:*".to_string(),
-                });
-                let launch = Launch { node: node_id, replica: index, control, bind: bind.as_deref(), run_dir: dir };
+                };
+                let t = self.topology;
+                let bind =
+                    node.inputs.iter().any(|i| t.port(i.node, i.port).pattern == Pattern::Push).then(|| endpoint(""));
+                let pub_ports: BTreeMap<&str, String> = node
+                    .ports
+                    .iter()
+                    .filter(|p| p.pattern == Pattern::Pub)
+                    .map(|p| (p.name.as_str(), endpoint(&format!(".{}", p.name))))
+                    .collect();
+                let pub_ports =
+                    (!pub_ports.is_empty()).then(|| serde_json::to_string(&pub_ports).expect("endpoints serialize"));
+                let launch = Launch {
+                    node: node_id,
+                    replica: index,
+                    control,
+                    bind: bind.as_deref(),
+                    pub_ports: pub_ports.as_deref(),
+                    run_dir: dir,
+                };
                 let child = spawn(self.topology, &launch).map_err(|e| RunError::Spawn {
                     id: id.clone(),
                     cause: describe_spawn_error(self.topology, node_id, &e),
@@ -123,6 +142,7 @@ impl Supervisor<'_> {
                     phase: Phase::Spawned,
                     endpoint: None,
                     published: Default::default(),
+                    ports: BTreeMap::new(),
                     latest: Stats::default(),
                     report: None,
                 });
@@ -182,18 +202,20 @@ impl Supervisor<'_> {
     }
 
     fn handle(&mut self, i: usize, msg: Message) -> Result<(), RunError> {
+        let push_inputs = self.has_push_inputs(self.replicas[i].node);
         let r = &mut self.replicas[i];
         match msg {
-            Message::Hello { input: None, .. } if !self.topology.nodes[r.node].inputs.is_empty() => {
+            Message::Hello { input: None, .. } if push_inputs => {
                 return Err(RunError::NodeFailed {
                     id: r.id.clone(),
                     cause: "said hello without an input endpoint, but it has inputs (bind PROCNET_BIND first)".into(),
                 });
             }
-            Message::Hello { input, publish, .. } if r.phase == Phase::Spawned => {
+            Message::Hello { input, publish, ports, .. } if r.phase == Phase::Spawned => {
                 r.phase = Phase::Joined;
                 r.endpoint = input;
                 r.published = publish;
+                r.ports = ports;
                 if self.replicas.iter().all(|r| r.phase >= Phase::Joined) {
                     self.send_wiring()?;
                 }
@@ -244,6 +266,11 @@ impl Supervisor<'_> {
         Ok(())
     }
 
+    fn has_push_inputs(&self, node: NodeId) -> bool {
+        let t = self.topology;
+        t.nodes[node].inputs.iter().any(|i| t.port(i.node, i.port).pattern == Pattern::Push)
+    }
+
     /// Send `bye` to every replica that is done and whose consumers are all done too: they
     /// have read everything it sent, so its connections can close without losing records.
     fn release_finished(&mut self) -> Result<(), RunError> {
@@ -252,7 +279,10 @@ impl Supervisor<'_> {
             |node: NodeId, reps: &[Replica]| reps.iter().filter(|r| r.node == node).all(|r| r.phase >= Phase::Done);
         let releasable: Vec<usize> = (0..self.replicas.len())
             .filter(|&i| self.replicas[i].phase == Phase::Done)
-            .filter(|&i| t.consumers(self.replicas[i].node).into_iter().all(|c| done(c, &self.replicas)))
+            .filter(|&i| {
+                let node = self.replicas[i].node;
+                (0..t.nodes[node].ports.len()).all(|p| t.readers(node, p).into_iter().all(|c| done(c, &self.replicas)))
+            })
             .collect();
         for i in releasable {
             self.replicas[i].phase = Phase::Released;
@@ -274,21 +304,59 @@ impl Supervisor<'_> {
                 vars.entry(format!("{}.{key}", t.nodes[r.node].name)).or_insert_with(|| value.clone());
             }
         }
+        let port_endpoints = |node: NodeId, port: &str| -> Vec<String> {
+            self.replicas
+                .iter()
+                .filter(|r| r.node == node)
+                .map(|r| r.ports.get(port).cloned().unwrap_or_default())
+                .collect()
+        };
         let wiring: Vec<Message> = self
             .replicas
             .iter()
-            .map(|r| Message::Wire {
-                inputs: t.nodes[r.node]
+            .map(|r| {
+                let node = &t.nodes[r.node];
+                let inputs = node
                     .inputs
                     .iter()
-                    .map(|&u| Upstream { node: t.nodes[u].name.clone(), replicas: t.nodes[u].replicas })
-                    .collect(),
-                outputs: t
-                    .consumers(r.node)
-                    .into_iter()
-                    .map(|d| Downstream { node: t.nodes[d].name.clone(), endpoints: endpoints(d) })
-                    .collect(),
-                vars: vars.clone(),
+                    .map(|i| {
+                        let (up, port) = (&t.nodes[i.node], t.port(i.node, i.port));
+                        Upstream {
+                            node: up.name.clone(),
+                            replicas: up.replicas,
+                            port: port.name.clone(),
+                            subscribe: (port.pattern == Pattern::Pub).then(|| Subscribe {
+                                topics: i.topics.clone(),
+                                endpoints: port_endpoints(i.node, &port.name),
+                            }),
+                        }
+                    })
+                    .collect();
+                let mut outputs = Vec::new();
+                let mut ports = Vec::new();
+                for (p, port) in node.ports.iter().enumerate() {
+                    let readers = t.readers(r.node, p);
+                    match port.pattern {
+                        Pattern::Push => outputs.extend(readers.into_iter().map(|d| Downstream {
+                            node: t.nodes[d].name.clone(),
+                            endpoints: endpoints(d),
+                            port: port.name.clone(),
+                        })),
+                        Pattern::Pub => ports.push(PubPort {
+                            name: port.name.clone(),
+                            subscribers: readers.iter().map(|&d| t.nodes[d].replicas).sum(),
+                            topic_field: match &port.topic {
+                                TopicRule::Field(f) => Some(f.clone()),
+                                _ => None,
+                            },
+                            topic: match &port.topic {
+                                TopicRule::Fixed(f) => Some(f.clone()),
+                                _ => None,
+                            },
+                        }),
+                    }
+                }
+                Message::Wire { inputs, outputs, vars: vars.clone(), ports }
             })
             .collect();
         for (i, msg) in wiring.iter().enumerate() {

@@ -10,6 +10,7 @@ use crate::http::site::Site;
 use crate::runtime::{Node, NodeError};
 use crate::topology::diagnostic::Diagnostics;
 use crate::topology::raw::Table;
+use crate::topology::{Pattern, Port, TopicRule};
 
 /// A service started before its node joins; it stops when dropped.
 pub struct Service {
@@ -84,10 +85,22 @@ impl Kind {
         matches!(self, Kind::Lines(_) | Kind::Serve(_))
     }
 
-    /// Whether the kind sends records downstream (so records nobody reads are lost, and
-    /// only such a node can be an input).
+    /// Whether the kind sends records downstream on `out` (so records nobody reads are lost).
     pub fn emits(&self) -> bool {
         matches!(self, Kind::Lines(_) | Kind::Filter(_) | Kind::Fetch(_))
+    }
+
+    /// The kind's output ports and their default patterns: `out` (push) for the kinds that
+    /// send records, `progress` (pub) for `tally`, none for `sink` and `serve`. A topology's
+    /// `outputs` may change their patterns and topics, not add ports.
+    pub fn ports(&self) -> Vec<Port> {
+        match self {
+            Kind::Lines(_) | Kind::Filter(_) | Kind::Fetch(_) => vec![Port::out()],
+            Kind::Tally(_) => {
+                vec![Port { name: "progress".into(), pattern: Pattern::Pub, topic: TopicRule::Empty }]
+            }
+            Kind::Sink(_) | Kind::Serve(_) => Vec::new(),
+        }
     }
 
     /// Whether the kind is a service: it serves the others until the launcher stops it,

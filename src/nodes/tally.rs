@@ -1,19 +1,25 @@
 //! `tally`: counts its input and, at end of stream, writes one JSON object
-//! `{"count": N, "by": {"<value>": n, ...}}` (`by` only when configured), keys sorted.
+//! `{"count": N, "by": {"<value>": n, ...}}` (`by` only when configured), keys sorted. Its
+//! `progress` port (pub) publishes the running counts as a record at most every second, and
+//! the final counts at the end.
 
 use std::collections::BTreeMap;
 use std::fs::File;
 use std::io::Write;
 use std::path::PathBuf;
+use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
 
 use super::template::{template_option, Template};
-use crate::record::text_of;
+use crate::record::{text_of, Record, Value};
 use crate::runtime::{Node, NodeError};
 use crate::topology::compile::resolve;
 use crate::topology::diagnostic::Diagnostics;
 use crate::topology::raw::Table;
+
+/// How often a tally publishes its running counts on its `progress` port, at most.
+pub const PROGRESS_EVERY: Duration = Duration::from_secs(1);
 
 /// The group of records that lack the `by` field.
 pub const MISSING: &str = "(missing)";
@@ -36,6 +42,18 @@ struct Tally {
     count: u64,
     #[serde(skip_serializing_if = "Option::is_none")]
     by: Option<BTreeMap<String, u64>>,
+}
+
+impl Tally {
+    /// The counts as a record, for the `progress` port: `{"count": N, "by": {...}}`.
+    fn record(&self) -> Record {
+        let mut r = Record::new();
+        r.insert("count", self.count);
+        if let Some(by) = &self.by {
+            r.insert("by", Value::Map(by.iter().map(|(k, v)| (Value::from(k.as_str()), Value::from(*v))).collect()));
+        }
+        r
+    }
 }
 
 impl TallyConfig {
@@ -69,13 +87,20 @@ impl TallyConfig {
             None => Box::new(std::io::stdout()),
         };
         let mut tally = Tally { count: 0, by: self.by.as_ref().map(|_| BTreeMap::new()) };
+        let mut last_progress = Instant::now();
         while let Some(rec) = node.recv()? {
             tally.count += 1;
             if let (Some(field), Some(groups)) = (&self.by, &mut tally.by) {
                 let key = rec.get(field).map_or_else(|| MISSING.to_string(), |v| text_of(v).into_owned());
                 *groups.entry(key).or_default() += 1;
             }
+            if last_progress.elapsed() >= PROGRESS_EVERY {
+                last_progress = Instant::now();
+                node.send_to("progress", &tally.record())?;
+            }
         }
+        // The final counts, so a subscriber always ends with the result.
+        node.send_to("progress", &tally.record())?;
         let line = match &self.template {
             Some(t) => t.render(|f| match f {
                 "count" => Some(tally.count.to_string().into()),

@@ -23,8 +23,11 @@ pub mod vars {
     pub const RUN_DIR: &str = "PROCNET_RUN_DIR";
     /// Built-in nodes only: the validated options as JSON.
     pub const CONFIG: &str = "PROCNET_CONFIG";
+    /// Where to bind each pub port, as a JSON object `{"port": "endpoint"}`; unset without
+    /// pub ports.
+    pub const PUB: &str = "PROCNET_PUB";
     /// Every variable above: the launcher sets each afresh for every node.
-    pub const ALL: [&str; 9] = [PROTOCOL, NODE, REPLICA, REPLICAS, CONTROL, BIND, TOPOLOGY, RUN_DIR, CONFIG];
+    pub const ALL: [&str; 10] = [PROTOCOL, NODE, REPLICA, REPLICAS, CONTROL, BIND, TOPOLOGY, RUN_DIR, CONFIG, PUB];
 }
 
 /// A node replica's identity and endpoints.
@@ -38,8 +41,10 @@ pub struct Identity {
     pub replicas: u32,
     /// The launcher's control endpoint.
     pub control: String,
-    /// Where to bind the input socket, if the node has inputs.
+    /// Where to bind the input socket, if the node has push inputs.
     pub bind: Option<String>,
+    /// Where to bind each pub port.
+    pub pub_ports: std::collections::BTreeMap<String, String>,
 }
 
 impl Identity {
@@ -73,6 +78,11 @@ impl Identity {
             replicas: num(vars::REPLICAS)?,
             control: get(vars::CONTROL)?,
             bind: std::env::var(vars::BIND).ok().filter(|s| !s.is_empty()),
+            pub_ports: match std::env::var(vars::PUB) {
+                Ok(json) => serde_json::from_str(&json)
+                    .map_err(|e| NodeError::Env(format!("{} is not a JSON object of endpoints: {e}", vars::PUB)))?,
+                Err(_) => Default::default(),
+            },
         })
     }
 }

@@ -1,39 +1,48 @@
-//! The input side of a node: one PULL socket that every upstream replica's pipe connects to,
-//! and the exact end-of-stream rule: the input has ended when one `eos` arrived from every
-//! upstream replica, and then the records received must equal the records they said they sent.
+//! The input side of a node: one PULL socket that every push upstream replica's pipe
+//! connects to, one SUB socket per pub input (connected to every publisher replica), and the
+//! exact end-of-stream rule: the input has ended when one `eos` arrived from every upstream
+//! replica on every port read, and then the records received must equal the records they
+//! said they sent (on a pub port: those whose topics this node subscribed to).
 
-use std::collections::VecDeque;
+use std::collections::{HashMap, VecDeque};
 
 use super::error::NodeError;
 use super::output::HWM;
+use super::publisher::CONTROL_TOPIC;
 use crate::record::Record;
-use crate::wire::{self, Message};
+use crate::wire::{self, Message, Upstream};
 
 /// At most this many dropped-frame notes are kept (all are counted).
 pub const MAX_NOTES: usize = 5;
 
-/// The input socket and what has arrived on it.
+/// One pub input: a SUB socket and the topic prefixes it subscribed to.
+struct Subscription {
+    socket: zmq::Socket,
+    topics: Vec<String>,
+}
+
+/// The input sockets and what has arrived on them.
+#[derive(Default)]
 pub struct Input {
-    /// The bound PULL socket.
-    pub socket: zmq::Socket,
-    /// The endpoint it is bound to (resolved, e.g. with the OS-chosen port).
-    pub endpoint: String,
+    pull: Option<(zmq::Socket, String)>,
+    subs: Vec<Subscription>,
+    /// `name.replica/port` of every upstream replica that has not sent its `eos` yet, with
+    /// the subscription it arrives on (None for push).
+    pending_eos: HashMap<String, Option<usize>>,
     expected_eos: u64,
     eos_seen: u64,
-    /// `name.replica` of every upstream replica that has not sent its `eos` yet.
-    pending_eos: std::collections::HashSet<String>,
     announced: u64,
     received: u64,
     queue: VecDeque<Record>,
-    /// Frames that could not be decoded, and the first few reasons.
+    /// Frames that could not be decoded.
     pub invalid_frames: u64,
     /// The first reasons for dropped frames.
     pub notes: Vec<String>,
 }
 
 impl Input {
-    /// Bind a PULL socket at `endpoint` (`tcp://127.0.0.1:*` picks a port).
-    pub fn bind(ctx: &zmq::Context, endpoint: &str) -> Result<Input, NodeError> {
+    /// Bind the PULL socket at `endpoint` (`tcp://127.0.0.1:*` picks a port).
+    pub fn bind(&mut self, ctx: &zmq::Context, endpoint: &str) -> Result<(), NodeError> {
         let socket = ctx.socket(zmq::PULL).map_err(NodeError::zmq("create a PULL socket"))?;
         socket.set_rcvhwm(HWM).map_err(NodeError::zmq("set the receive high-water mark"))?;
         socket.bind(endpoint).map_err(NodeError::zmq(format!("bind `{endpoint}`")))?;
@@ -41,25 +50,42 @@ impl Input {
             .get_last_endpoint()
             .map_err(NodeError::zmq("read the bound endpoint"))?
             .map_err(|_| NodeError::Protocol("bound endpoint is not UTF-8".into()))?;
-        Ok(Input {
-            socket,
-            endpoint,
-            expected_eos: 0,
-            eos_seen: 0,
-            pending_eos: std::collections::HashSet::new(),
-            announced: 0,
-            received: 0,
-            queue: VecDeque::new(),
-            invalid_frames: 0,
-            notes: Vec::new(),
-        })
+        self.pull = Some((socket, endpoint));
+        Ok(())
     }
 
-    /// Expect one `eos` from every replica of every upstream node (from `wire.inputs`).
-    pub fn expect_eos_from(&mut self, upstream: &[wire::Upstream]) {
-        self.pending_eos =
-            upstream.iter().flat_map(|u| (0..u.replicas).map(move |i| format!("{}.{i}", u.node))).collect();
+    /// The PULL socket's endpoint, if bound.
+    pub fn endpoint(&self) -> Option<&str> {
+        self.pull.as_ref().map(|(_, e)| e.as_str())
+    }
+
+    /// Expect one `eos` from every replica of every upstream port (from `wire.inputs`), and
+    /// subscribe to the pub ones.
+    pub fn wire(&mut self, ctx: &zmq::Context, upstream: &[Upstream]) -> Result<(), NodeError> {
+        for u in upstream {
+            let sub = match &u.subscribe {
+                None => None,
+                Some(s) => {
+                    let socket = ctx.socket(zmq::SUB).map_err(NodeError::zmq("create a SUB socket"))?;
+                    socket.set_rcvhwm(HWM).map_err(NodeError::zmq("set the receive high-water mark"))?;
+                    let prefixes: Vec<&[u8]> =
+                        if s.topics.is_empty() { vec![b""] } else { s.topics.iter().map(|t| t.as_bytes()).collect() };
+                    for p in prefixes.into_iter().chain([CONTROL_TOPIC]) {
+                        socket.set_subscribe(p).map_err(NodeError::zmq("subscribe"))?;
+                    }
+                    for ep in &s.endpoints {
+                        socket.connect(ep).map_err(NodeError::zmq(format!("connect to `{ep}`")))?;
+                    }
+                    self.subs.push(Subscription { socket, topics: s.topics.clone() });
+                    Some(self.subs.len() - 1)
+                }
+            };
+            for i in 0..u.replicas {
+                self.pending_eos.insert(format!("{}.{i}/{}", u.node, u.port), sub);
+            }
+        }
         self.expected_eos = self.pending_eos.len() as u64;
+        Ok(())
     }
 
     /// The next queued record, if any.
@@ -89,19 +115,68 @@ impl Input {
         Ok(())
     }
 
-    /// Take one frame that has arrived; counts and notes frames that are not valid.
-    pub fn accept(&mut self, frame: &[u8]) {
+    /// Poll items for every input socket (to wait for any of them).
+    pub fn poll_items(&self) -> Vec<zmq::PollItem<'_>> {
+        let pull = self.pull.iter().map(|(s, _)| s.as_poll_item(zmq::POLLIN));
+        pull.chain(self.subs.iter().map(|s| s.socket.as_poll_item(zmq::POLLIN))).collect()
+    }
+
+    /// Take one frame from any socket that has one; false if none had.
+    pub fn try_receive(&mut self) -> Result<bool, NodeError> {
+        if let Some((pull, _)) = &self.pull {
+            match pull.recv_bytes(zmq::DONTWAIT) {
+                Ok(frame) => {
+                    self.accept(&frame, None);
+                    return Ok(true);
+                }
+                Err(zmq::Error::EAGAIN) => {}
+                Err(e) => return Err(NodeError::Zmq { what: "receive a record".into(), source: e }),
+            }
+        }
+        for i in 0..self.subs.len() {
+            match self.subs[i].socket.recv_multipart(zmq::DONTWAIT) {
+                Ok(parts) => {
+                    match parts.as_slice() {
+                        [_topic, frame] => self.accept(frame, Some(i)),
+                        _ => self.drop_frame(format!("a published message of {} frames, not 2", parts.len())),
+                    }
+                    return Ok(true);
+                }
+                Err(zmq::Error::EAGAIN) => {}
+                Err(e) => return Err(NodeError::Zmq { what: "receive a published record".into(), source: e }),
+            }
+        }
+        Ok(false)
+    }
+
+    /// Take one frame that arrived on the PULL socket (None) or subscription `sub`.
+    fn accept(&mut self, frame: &[u8], sub: Option<usize>) {
         match wire::decode(frame) {
             Ok(Message::Data(records)) => {
                 self.received += records.len() as u64;
                 self.queue.extend(records);
             }
-            Ok(Message::Eos { from, sent }) => {
-                if self.pending_eos.remove(&from) {
-                    self.eos_seen += 1;
-                    self.announced += sent;
-                } else {
-                    self.drop_frame(format!("`eos` from `{from}`, which is not an upstream replica still streaming"));
+            Ok(Message::Eos { from, sent, port, topics }) => {
+                let key = format!("{from}/{port}");
+                match self.pending_eos.get(&key) {
+                    Some(&expected_sub) if expected_sub == sub => {
+                        self.pending_eos.remove(&key);
+                        self.eos_seen += 1;
+                        self.announced += match sub {
+                            None => sent,
+                            Some(i) => {
+                                let prefixes = &self.subs[i].topics;
+                                topics
+                                    .iter()
+                                    .filter(|(t, _)| prefixes.is_empty() || prefixes.iter().any(|p| t.starts_with(p)))
+                                    .map(|(_, n)| n)
+                                    .sum()
+                            }
+                        };
+                    }
+                    _ => self.drop_frame(format!(
+                        "`eos` from `{from}` (port `{port}`), which is not an upstream replica still streaming"
+                    )),
                 }
             }
             Ok(other) => self.drop_frame(format!("unexpected `{}` message on a data socket", other.type_name())),

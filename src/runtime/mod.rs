@@ -7,6 +7,7 @@ mod identity;
 mod input;
 mod node;
 mod output;
+mod publisher;
 mod waker;
 
 pub use entry::{run_builtin, run_builtin_from_env, Ending};

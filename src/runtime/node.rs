@@ -10,6 +10,7 @@ use super::error::NodeError;
 use super::identity::Identity;
 use super::input::{Input, MAX_NOTES};
 use super::output::Output;
+use super::publisher::{Publisher, Topic};
 use super::waker::Waker;
 use crate::record::Record;
 use crate::wire::{self, Message, Stats};
@@ -40,6 +41,7 @@ pub struct Node {
     control: zmq::Socket,
     input: Option<Input>,
     outputs: Vec<Output>,
+    publishers: Vec<Publisher>,
     scratch: Vec<u8>,
     bad_records: u64,
     errors: u64,
@@ -71,13 +73,22 @@ impl Node {
         control
             .connect(&identity.control)
             .map_err(NodeError::zmq(format!("connect to the launcher at `{}`", identity.control)))?;
-        let input = identity.bind.as_deref().map(|ep| Input::bind(&ctx, ep)).transpose()?;
+        let mut input = Input::default();
+        if let Some(ep) = identity.bind.as_deref() {
+            input.bind(&ctx, ep)?;
+        }
+        let publishers = identity
+            .pub_ports
+            .iter()
+            .map(|(port, ep)| Publisher::bind(&ctx, port, ep))
+            .collect::<Result<Vec<_>, _>>()?;
         let mut node = Node {
             id,
             identity: identity.clone(),
             control,
-            input,
+            input: Some(input),
             outputs: Vec::new(),
+            publishers,
             scratch: Vec::new(),
             bad_records: 0,
             errors: 0,
@@ -96,18 +107,36 @@ impl Node {
             node: self.identity.node.clone(),
             replica: self.identity.replica,
             pid: std::process::id(),
-            input: self.input.as_ref().map(|i| i.endpoint.clone()),
+            input: self.input.as_ref().and_then(|i| i.endpoint().map(str::to_string)),
             publish,
+            ports: self.publishers.iter().map(|p| (p.port.clone(), p.endpoint.clone())).collect(),
         })?;
-        let Message::Wire { inputs, outputs, vars } = self.await_control("wire", Some(JOIN_TIMEOUT))? else {
+        let Message::Wire { inputs, outputs, vars, ports } = self.await_control("wire", Some(JOIN_TIMEOUT))? else {
             unreachable!("await_control checks the type")
         };
         self.vars = vars.into_iter().collect();
-        if let Some(input) = &mut self.input {
-            input.expect_eos_from(&inputs);
+        let input = self.input.as_mut().expect("set at join");
+        input.wire(&self.ctx, &inputs)?;
+        if inputs.is_empty() && input.endpoint().is_none() {
+            self.input = None;
         }
         for d in &outputs {
-            self.outputs.push(Output::connect(&self.ctx, &d.node, &d.endpoints)?);
+            self.outputs.push(Output::connect(&self.ctx, &d.node, &d.port, &d.endpoints)?);
+        }
+        for spec in &ports {
+            let Some(p) = self.publishers.iter_mut().find(|p| p.port == spec.name) else {
+                return Err(NodeError::Protocol(format!(
+                    "the launcher wired port `{}`, which this node did not bind",
+                    spec.name
+                )));
+            };
+            p.set_topic(match (&spec.topic_field, &spec.topic) {
+                (Some(f), _) => Topic::Field(f.clone()),
+                (None, Some(t)) => Topic::Fixed(t.clone()),
+                (None, None) => Topic::Empty,
+            });
+            // No record is published before every subscriber listens: no slow joiner.
+            p.await_subscribers(spec.subscribers, JOIN_TIMEOUT)?;
         }
         self.tell(&Message::Ready)?;
         self.await_control("start", Some(JOIN_TIMEOUT))?;
@@ -216,15 +245,11 @@ impl Node {
                 input.verify_complete()?;
                 return Ok(Event::Ended);
             }
-            match input.socket.recv_bytes(zmq::DONTWAIT) {
-                Ok(frame) => input.accept(&frame),
-                Err(zmq::Error::EAGAIN) => {
-                    self.flush()?;
-                    if self.wait_for_input(waker)? {
-                        return Ok(Event::Woken);
-                    }
+            if !input.try_receive()? {
+                self.flush()?;
+                if self.wait_for_input(waker)? {
+                    return Ok(Event::Woken);
                 }
-                Err(e) => return Err(NodeError::Zmq { what: "receive a record".into(), source: e }),
             }
         }
     }
@@ -233,12 +258,14 @@ impl Node {
     fn wait_for_input(&mut self, waker: Option<&Waker>) -> Result<bool, NodeError> {
         self.report_stats()?;
         let input = self.input.as_ref().expect("only called with an input");
-        let mut items = vec![input.socket.as_poll_item(zmq::POLLIN), self.control.as_poll_item(zmq::POLLIN)];
+        let mut items = input.poll_items();
+        let n = items.len();
+        items.push(self.control.as_poll_item(zmq::POLLIN));
         if let Some(w) = waker {
             items.push(zmq::PollItem::from_fd(w.fd(), zmq::POLLIN));
         }
         poll(&mut items, "poll for input")?;
-        let (control, woken) = (items[1].is_readable(), items.get(2).is_some_and(zmq::PollItem::is_readable));
+        let (control, woken) = (items[n].is_readable(), items.get(n + 1).is_some_and(zmq::PollItem::is_readable));
         drop(items);
         if control {
             self.poll_control()?;
@@ -269,17 +296,35 @@ impl Node {
 
     /// Send a record to every downstream node (load-balanced over each one's replicas).
     pub fn send(&mut self, record: &Record) -> Result<(), NodeError> {
-        if self.outputs.is_empty() {
+        self.send_to("out", record)
+    }
+
+    /// Send a record on port `port`: to every node reading it (push: load-balanced over each
+    /// one's replicas; pub: to every subscriber whose topics match).
+    pub fn send_to(&mut self, port: &str, record: &Record) -> Result<(), NodeError> {
+        let pushes: Vec<usize> = (0..self.outputs.len()).filter(|&i| self.outputs[i].port == port).collect();
+        let publisher = self.publishers.iter().position(|p| p.port == port);
+        if pushes.is_empty() && publisher.is_none() {
             return Ok(());
         }
         self.scratch.clear();
         wire::write_record(&mut self.scratch, record);
-        for i in 0..self.outputs.len() {
+        for i in pushes {
             if self.outputs[i].push_encoded(&self.scratch) {
                 self.flush_output(i)?;
             }
         }
+        if let Some(p) = publisher {
+            if self.publishers[p].push(record, &self.scratch) {
+                self.flush_publisher(p)?;
+            }
+        }
         Ok(())
+    }
+
+    /// Whether this node has a port named `port` that some node reads.
+    pub fn has_port(&self, port: &str) -> bool {
+        self.outputs.iter().any(|o| o.port == port) || self.publishers.iter().any(|p| p.port == port)
     }
 
     /// Send every pending batch now.
@@ -287,6 +332,33 @@ impl Node {
         for i in 0..self.outputs.len() {
             self.flush_output(i)?;
         }
+        for p in 0..self.publishers.len() {
+            self.flush_publisher(p)?;
+        }
+        Ok(())
+    }
+
+    fn flush_publisher(&mut self, p: usize) -> Result<(), NodeError> {
+        let mut backoff = 1;
+        while !self.publishers[p].try_flush()? {
+            // A subscriber is full: backpressure. XPUB cannot be polled for room, so wait a
+            // little (watching control) and try again.
+            self.backoff(&mut backoff)?;
+        }
+        Ok(())
+    }
+
+    /// Wait `backoff` ms on the control socket, then double it (up to 16 ms).
+    fn backoff(&mut self, backoff: &mut i64) -> Result<(), NodeError> {
+        let mut items = [self.control.as_poll_item(zmq::POLLIN)];
+        match zmq::poll(&mut items, *backoff) {
+            Ok(_) | Err(zmq::Error::EINTR) => {}
+            Err(e) => return Err(NodeError::Zmq { what: "wait for a subscriber".into(), source: e }),
+        }
+        if items[0].is_readable() {
+            self.poll_control()?;
+        }
+        *backoff = (*backoff * 2).min(16);
         Ok(())
     }
 
@@ -323,7 +395,8 @@ impl Node {
         let input = self.input.as_ref();
         Stats {
             received: input.map_or(0, Input::received),
-            sent: self.outputs.iter().map(Output::sent_total).sum(),
+            sent: self.outputs.iter().map(Output::sent_total).sum::<u64>()
+                + self.publishers.iter().map(Publisher::sent_total).sum::<u64>(),
             invalid_frames: input.map_or(0, |i| i.invalid_frames),
             bad_records: self.bad_records,
             errors: self.errors,
@@ -356,6 +429,12 @@ impl Node {
         let id = self.id.clone();
         for out in &mut self.outputs {
             out.end(&id)?;
+        }
+        for p in 0..self.publishers.len() {
+            let mut backoff = 1;
+            while !self.publishers[p].try_end(&id)? {
+                self.backoff(&mut backoff)?;
+            }
         }
         let mut notes = self.input.as_ref().map(|i| i.notes.clone()).unwrap_or_default();
         notes.extend(self.notes.iter().cloned());

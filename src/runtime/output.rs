@@ -26,6 +26,8 @@ pub const HWM: i32 = 16;
 pub struct Output {
     /// Downstream node name.
     pub node: String,
+    /// The port of this node it reads.
+    pub port: String,
     peers: Vec<zmq::Socket>,
     sent: Vec<u64>,
     next: usize,
@@ -35,7 +37,7 @@ pub struct Output {
 
 impl Output {
     /// Connect one PUSH socket to each endpoint (one per downstream replica).
-    pub fn connect(ctx: &zmq::Context, node: &str, endpoints: &[String]) -> Result<Output, NodeError> {
+    pub fn connect(ctx: &zmq::Context, node: &str, port: &str, endpoints: &[String]) -> Result<Output, NodeError> {
         let mut peers = Vec::with_capacity(endpoints.len());
         for ep in endpoints {
             let s = ctx.socket(zmq::PUSH).map_err(NodeError::zmq("create a PUSH socket"))?;
@@ -45,6 +47,7 @@ impl Output {
         }
         Ok(Output {
             node: node.to_string(),
+            port: port.to_string(),
             sent: vec![0; peers.len()],
             peers,
             next: 0,
@@ -111,7 +114,12 @@ impl Output {
     pub fn end(&mut self, from: &str) -> Result<(), NodeError> {
         debug_assert_eq!(self.batch_len, 0, "flush before ending");
         for (peer, &sent) in self.peers.iter().zip(&self.sent) {
-            let eos = wire::encode(&Message::Eos { from: from.to_string(), sent });
+            let eos = wire::encode(&Message::Eos {
+                from: from.to_string(),
+                sent,
+                port: self.port.clone(),
+                topics: Default::default(),
+            });
             peer.send(eos, 0).map_err(NodeError::zmq(format!("send end of stream to node `{}`", self.node)))?;
         }
         Ok(())

@@ -6,62 +6,98 @@ use std::path::{Path, PathBuf};
 
 use super::compile::Draft;
 use super::diagnostic::{did_you_mean, Diagnostic, Diagnostics};
-use super::model::{NodeId, Runner};
+use super::model::{Input, NodeId, Pattern, Runner};
 use super::raw::Span;
 
-/// Each node's inputs resolved to ids, with the span of each entry.
-pub type Inputs = Vec<Vec<(NodeId, Span)>>;
+/// Each node's inputs resolved, with the span of each entry.
+pub type Inputs = Vec<Vec<(Input, Span)>>;
 
-/// Resolve each node's input names to ids, reporting unknown and repeated names.
+/// Resolve each node's inputs to a node and one of its ports, reporting unknown nodes and
+/// ports, topics on push ports, and repeats.
 pub fn resolve_inputs(drafts: &[Draft], diags: &mut Diagnostics) -> Inputs {
     let ids: HashMap<&str, NodeId> = drafts.iter().enumerate().map(|(i, d)| (d.name.get_ref().as_str(), i)).collect();
     let known: Vec<&str> = drafts.iter().map(|d| d.name.get_ref().as_str()).collect();
     drafts
         .iter()
         .map(|d| {
-            let mut resolved: Vec<(NodeId, Span)> = Vec::new();
+            let me = d.name.get_ref();
+            let mut resolved: Vec<(Input, Span)> = Vec::new();
+            let mut seen: Vec<(NodeId, &str)> = Vec::new();
             for input in &d.inputs {
-                let wanted = input.get_ref().as_str();
-                match ids.get(wanted) {
-                    Some(&id) if resolved.iter().any(|(r, _)| *r == id) => diags.push(
-                        Diagnostic::error(
-                            input.span(),
-                            format!("node `{}` lists input `{wanted}` twice", d.name.get_ref()),
-                        )
-                        .with_help("each upstream node's records reach this node once; remove the repeat"),
-                    ),
-                    Some(&id) => {
-                        if let Some(Runner::Builtin(kind)) = &drafts[id].runner {
-                            if !kind.emits() {
-                                diags.push(
-                                    Diagnostic::error(
-                                        input.span(),
-                                        format!(
-                                            "node `{}` reads from `{wanted}`, a `{}` node, which sends no records",
-                                            d.name.get_ref(),
-                                            kind.name()
-                                        ),
-                                    )
-                                    .with_help(
-                                        "read from a node that emits records (lines, fetch, filter, or a command)",
-                                    ),
-                                );
-                            }
-                        }
-                        resolved.push((id, input.span()));
-                    }
-                    None => {
-                        let d = Diagnostic::error(
-                            input.span(),
-                            format!("node `{}` reads from `{wanted}`, which is not declared", d.name.get_ref()),
-                        );
-                        let list = format!("known nodes: {}", known.join(", "));
-                        diags.push(match did_you_mean(wanted, known.iter().copied()) {
-                            Some(m) => d.with_help(format!("did you mean `{m}`? {list}")),
-                            None => d.with_help(list),
-                        });
-                    }
+                let wanted = input.node.get_ref().as_str();
+                let full = match &input.port {
+                    Some(port) => format!("{wanted}.{}", port.get_ref()),
+                    None => wanted.to_string(),
+                };
+                if ids.contains_key(full.as_str()) && input.port.is_some() {
+                    continue; // names a node whose name has a `.`, an error of its own
                 }
+                let Some(&id) = ids.get(wanted) else {
+                    let e = Diagnostic::error(
+                        input.node.span(),
+                        format!("node `{me}` reads from `{wanted}`, which is not declared"),
+                    );
+                    let list = format!("known nodes: {}", known.join(", "));
+                    diags.push(match did_you_mean(wanted, known.iter().copied()) {
+                        Some(m) => e.with_help(format!("did you mean `{m}`? {list}")),
+                        None => e.with_help(list),
+                    });
+                    continue;
+                };
+                let upstream = &drafts[id];
+                let port_name = input.port.as_ref().map_or("out", |p| p.get_ref().as_str());
+                if seen.contains(&(id, port_name)) {
+                    diags.push(
+                        Diagnostic::error(
+                            input.span.clone(),
+                            format!("node `{me}` lists input `{wanted}.{port_name}` twice"),
+                        )
+                        .with_help("each upstream port's records reach this node once; remove the repeat"),
+                    );
+                    continue;
+                }
+                seen.push((id, port_name));
+                if upstream.runner.is_none() {
+                    // The upstream node has errors of its own: keep the edge for the cycle
+                    // check, without judging its ports.
+                    resolved.push((Input { node: id, port: 0, topics: Vec::new(), drop: false }, input.span.clone()));
+                    continue;
+                }
+                let Some(port) = upstream.ports.iter().position(|p| p.name == port_name) else {
+                    let ports: Vec<&str> = upstream.ports.iter().map(|p| p.name.as_str()).collect();
+                    let (message, help) = if ports.is_empty() {
+                        let what = match &upstream.runner {
+                            Some(Runner::Builtin(kind)) => format!("a `{}` node, which", kind.name()),
+                            _ => "a node that".to_string(),
+                        };
+                        (
+                            format!("node `{me}` reads from `{wanted}`, {what} sends no records"),
+                            "read from a node that emits records (lines, fetch, filter, or a command)".to_string(),
+                        )
+                    } else {
+                        (
+                            format!("node `{me}` reads port `{port_name}` of `{wanted}`, which has no such port"),
+                            format!("its ports: {}; name one as `\"{wanted}.<port>\"`", ports.join(", ")),
+                        )
+                    };
+                    diags.push(Diagnostic::error(input.span.clone(), message).with_help(help));
+                    continue;
+                };
+                let pattern = upstream.ports[port].pattern;
+                if let (Pattern::Push, Some(topics)) = (pattern, &input.topics) {
+                    diags.push(
+                        Diagnostic::error(
+                            topics.span(),
+                            format!("port `{port_name}` of `{wanted}` is a push port; only pub ports have topics"),
+                        )
+                        .with_help(
+                            "remove `topics`, or make the port `pub` in the outputs of `{wanted}`"
+                                .replace("{wanted}", wanted),
+                        ),
+                    );
+                }
+                let topics = input.topics.as_ref().map(|t| t.get_ref().clone()).unwrap_or_default();
+                resolved.push((Input { node: id, port, topics, drop: false }, input.span.clone()));
             }
             resolved
         })
@@ -77,7 +113,7 @@ pub fn check_roles(drafts: &[Draft], diags: &mut Diagnostics) {
         let name = d.name.get_ref();
         if kind.is_source() && !d.inputs.is_empty() {
             diags.push(
-                Diagnostic::error(d.inputs[0].span(), format!("node `{name}` ({}) takes no inputs", kind.name()))
+                Diagnostic::error(d.inputs[0].span.clone(), format!("node `{name}` ({}) takes no inputs", kind.name()))
                     .with_help("remove `inputs`, or use a kind that reads records (fetch, filter, tally, sink)"),
             );
         }
@@ -110,11 +146,12 @@ pub fn check_cycles(drafts: &[Draft], inputs: &Inputs, diags: &mut Diagnostics) 
     ) {
         marks[n] = Mark::OnStack;
         stack.push(n);
-        for (up, span) in &inputs[n] {
-            match marks[*up] {
-                Mark::New => visit(*up, inputs, marks, stack, found),
+        for (input, span) in &inputs[n] {
+            let up = input.node;
+            match marks[up] {
+                Mark::New => visit(up, inputs, marks, stack, found),
                 Mark::OnStack => {
-                    let from = stack.iter().position(|x| x == up).expect("on the stack");
+                    let from = stack.iter().position(|&x| x == up).expect("on the stack");
                     found.push((stack[from..].to_vec(), span.clone()));
                 }
                 Mark::Done => {}
@@ -229,19 +266,30 @@ fn normalize(p: &Path) -> PathBuf {
 pub fn warnings(drafts: &[Draft], inputs: &Inputs, diags: &mut Diagnostics) {
     for (i, d) in drafts.iter().enumerate() {
         let name = d.name.get_ref();
-        let read = inputs.iter().any(|ins| ins.iter().any(|(id, _)| *id == i));
+        let read = |port: usize| inputs.iter().any(|ins| ins.iter().any(|(x, _)| x.node == i && x.port == port));
         if let Some(Runner::Builtin(kind)) = &d.runner {
-            if kind.emits() && !read {
+            let out = d.ports.iter().position(|p| p.name == "out");
+            if kind.emits() && out.is_some_and(|p| !read(p)) {
                 diags.push(Diagnostic::warning(
                     d.name.span(),
                     format!("no node reads the records of node `{name}`; they are dropped"),
                 ));
             }
         }
-        if let (Some(span), true) = (&d.transport_span, d.inputs.is_empty()) {
+        for declared in &d.declared {
+            let port = d.ports.iter().position(|p| p.name == declared.port.name);
+            if declared.port.pattern == Pattern::Pub && port.is_some_and(|p| !read(p)) {
+                diags.push(Diagnostic::warning(
+                    declared.span.clone(),
+                    format!("no node subscribes to port `{}` of node `{name}`", declared.port.name),
+                ));
+            }
+        }
+        let binds = !d.inputs.is_empty() || d.ports.iter().any(|p| p.pattern == Pattern::Pub);
+        if let (Some(span), false) = (&d.transport_span, binds) {
             diags.push(
                 Diagnostic::warning(span.clone(), format!("`transport` in node `{name}` has no effect"))
-                    .with_help("the transport is that of a node's input socket, and this node has no inputs"),
+                    .with_help("the transport is that of the sockets a node binds (its input, its pub ports); this node binds none"),
             );
         }
     }

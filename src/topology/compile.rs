@@ -9,12 +9,13 @@ use toml::Spanned;
 
 use super::checks;
 use super::diagnostic::{did_you_mean, Diagnostic, Diagnostics};
-use super::model::{Node, Runner, Topology, Transport};
+use super::model::{Node, Port, Runner, Topology, Transport};
+use super::ports::{read_inputs, read_outputs, DeclaredPort, DraftInput};
 use super::raw::{Span, Table};
 use crate::nodes::{Kind, BUILTINS};
 
 /// Keys every node accepts, whatever it runs.
-const NODE_KEYS: &[&str] = &["kind", "command", "inputs", "replicas", "transport"];
+const NODE_KEYS: &[&str] = &["kind", "command", "inputs", "outputs", "replicas", "transport"];
 const TOP_KEYS: &[&str] = &["name", "defaults", "nodes"];
 const DEFAULT_KEYS: &[&str] = &["transport"];
 const TRANSPORTS: &[&str] = &["ipc", "tcp"];
@@ -40,8 +41,12 @@ pub struct Draft {
     pub runner: Option<Runner>,
     /// Replica count (1 if absent or invalid).
     pub replicas: u32,
-    /// The input names as written.
-    pub inputs: Vec<Spanned<String>>,
+    /// The inputs as written.
+    pub inputs: Vec<DraftInput>,
+    /// The node's ports (its kind's or declared), empty when the runner is invalid.
+    pub ports: Vec<Port>,
+    /// The ports declared in `outputs`, with their positions.
+    pub declared: Vec<DeclaredPort>,
     /// The `inputs` value, if the key is present.
     pub inputs_span: Option<Span>,
     /// Whether `inputs` is present but not an array (already an error of its own).
@@ -86,7 +91,8 @@ pub fn compile(source: &Source<'_>) -> Result<(Topology, Vec<Diagnostic>), Vec<D
             name: d.name.into_inner(),
             runner: d.runner.expect("no errors, so every node has a runner"),
             replicas: d.replicas,
-            inputs: ins.into_iter().map(|(id, _)| id).collect(),
+            inputs: ins.into_iter().map(|(input, _)| input).collect(),
+            ports: d.ports,
             transport: d.transport,
         })
         .collect();
@@ -153,6 +159,8 @@ fn read_nodes(top: &Table<'_, '_>, source: &Source<'_>, default: Transport, diag
                     runner: None,
                     replicas: 1,
                     inputs: Vec::new(),
+                    ports: Vec::new(),
+                    declared: Vec::new(),
                     inputs_span: None,
                     inputs_malformed: false,
                     transport: default,
@@ -184,6 +192,11 @@ fn read_node(
 ) -> Draft {
     let replicas = read_replicas(t, diags);
     let runner = read_runner(t, source, diags);
+    let (ports, declared) = match &runner {
+        Some(Runner::Builtin(kind)) => read_outputs(t, kind.ports(), true, diags),
+        Some(Runner::Command(_)) => read_outputs(t, vec![Port::out()], false, diags),
+        None => (Vec::new(), Vec::new()),
+    };
     if let (Some(Runner::Builtin(kind)), Some(replicas)) = (&runner, &replicas) {
         match kind.single_replica_reason() {
             Some(reason) if *replicas.get_ref() > 1 => diags.push(
@@ -200,7 +213,9 @@ fn read_node(
         name,
         runner,
         replicas: replicas.map_or(1, |r| u32::try_from(*r.get_ref()).unwrap_or(1)),
-        inputs: t.str_list("inputs", diags).map(Spanned::into_inner).unwrap_or_default(),
+        inputs: read_inputs(t, diags),
+        ports,
+        declared,
         inputs_span: t.get("inputs").map(Spanned::span),
         inputs_malformed: t.get("inputs").is_some_and(|v| !matches!(v.get_ref(), DeValue::Array(_))),
         transport: transport(t, diags).unwrap_or(default),

@@ -6,9 +6,10 @@ pub mod compile;
 pub mod diagnostic;
 mod load;
 mod model;
+mod ports;
 pub mod raw;
 mod summary;
 
 pub use load::{load, LoadError};
-pub use model::{Node, NodeId, Runner, Topology, Transport};
+pub use model::{Input, Node, NodeId, Pattern, Port, Runner, TopicRule, Topology, Transport};
 pub use summary::{dot, summary};

@@ -32,10 +32,75 @@ pub struct Node {
     pub runner: Runner,
     /// How many processes run this node; records from upstream are load-balanced over them.
     pub replicas: u32,
-    /// Upstream nodes, in the order listed.
-    pub inputs: Vec<NodeId>,
+    /// What this node reads, in the order listed.
+    pub inputs: Vec<Input>,
+    /// The node's output ports, in declaration order.
+    pub ports: Vec<Port>,
     /// How this node's input socket is reached.
     pub transport: Transport,
+}
+
+/// The socket pattern of an output port.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Pattern {
+    /// PUSH/PULL: each record goes to one replica of each reading node.
+    Push,
+    /// PUB/SUB: each record goes to every replica of every subscribing node whose topics match.
+    Pub,
+}
+
+impl Pattern {
+    /// The name used in topology files.
+    pub fn name(self) -> &'static str {
+        match self {
+            Pattern::Push => "push",
+            Pattern::Pub => "pub",
+        }
+    }
+}
+
+/// How a pub port chooses each record's topic.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TopicRule {
+    /// No topic (the empty topic): only subscriptions to everything match.
+    Empty,
+    /// The text of this record field (empty when the field is missing).
+    Field(String),
+    /// This fixed topic for every record.
+    Fixed(String),
+}
+
+/// A named output of a node.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Port {
+    /// The port's name (`out` by default).
+    pub name: String,
+    /// Push or pub.
+    pub pattern: Pattern,
+    /// For a pub port, how each record's topic is chosen.
+    pub topic: TopicRule,
+}
+
+impl Port {
+    /// The default port of nodes that send records: `out`, push.
+    pub fn out() -> Port {
+        Port { name: "out".into(), pattern: Pattern::Push, topic: TopicRule::Empty }
+    }
+}
+
+/// One input of a node: a port of an upstream node.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Input {
+    /// The upstream node.
+    pub node: NodeId,
+    /// The index of its port in [`Node::ports`].
+    pub port: usize,
+    /// For a pub port: the topic prefixes subscribed to (empty means everything).
+    pub topics: Vec<String>,
+    /// For a pub port: records may be dropped instead of slowing the publisher.
+    pub drop: bool,
 }
 
 /// What a node's processes execute.
@@ -78,9 +143,14 @@ impl Runner {
 }
 
 impl Topology {
-    /// The nodes that read from `id`, in file order.
-    pub fn consumers(&self, id: NodeId) -> Vec<NodeId> {
-        (0..self.nodes.len()).filter(|&n| self.nodes[n].inputs.contains(&id)).collect()
+    /// The nodes that read port `port` of node `id`, in file order.
+    pub fn readers(&self, id: NodeId, port: usize) -> Vec<NodeId> {
+        (0..self.nodes.len()).filter(|&n| self.nodes[n].inputs.iter().any(|i| i.node == id && i.port == port)).collect()
+    }
+
+    /// The name of port `port` of node `id`.
+    pub fn port(&self, id: NodeId, port: usize) -> &Port {
+        &self.nodes[id].ports[port]
     }
 
     /// The number of processes a run starts.
@@ -88,8 +158,8 @@ impl Topology {
         self.nodes.iter().map(|n| n.replicas).sum()
     }
 
-    /// The edges, as (upstream, downstream) pairs in file order of the downstream node.
-    pub fn edges(&self) -> Vec<(NodeId, NodeId)> {
-        self.nodes.iter().enumerate().flat_map(|(d, n)| n.inputs.iter().map(move |&u| (u, d))).collect()
+    /// The edges, as (downstream node, its input) pairs in file order of the downstream node.
+    pub fn edges(&self) -> Vec<(NodeId, &Input)> {
+        self.nodes.iter().enumerate().flat_map(|(d, n)| n.inputs.iter().map(move |i| (d, i))).collect()
     }
 }

@@ -2,7 +2,7 @@
 
 use std::fmt::Write;
 
-use super::model::{Runner, Topology, Transport};
+use super::model::{Pattern, Runner, Topology, Transport};
 
 /// The `procnet check` summary: nodes with their replicas, and each edge with its sockets
 /// and the endpoints its consumer replicas bind.
@@ -32,17 +32,37 @@ pub fn summary(t: &Topology) -> String {
     if !edges.is_empty() {
         let _ = writeln!(s, "edges:");
     }
-    for (u, d) in edges {
-        let (up, down) = (&t.nodes[u], &t.nodes[d]);
-        let endpoint = match down.transport {
-            Transport::Ipc => format!("ipc://<run dir>/{}.{{0..{}}}", down.name, down.replicas - 1),
-            Transport::Tcp => "tcp://127.0.0.1:<port chosen by the OS>".to_string(),
+    for (d, input) in edges {
+        let (up, down, port) = (&t.nodes[input.node], &t.nodes[d], t.port(input.node, input.port));
+        let _ = match port.pattern {
+            Pattern::Push => {
+                let endpoint = match down.transport {
+                    Transport::Ipc => format!("ipc://<run dir>/{}.{{0..{}}}", down.name, down.replicas - 1),
+                    Transport::Tcp => "tcp://127.0.0.1:<port chosen by the OS>".to_string(),
+                };
+                writeln!(
+                    s,
+                    "  {}.{} -> {}  PUSH x{} -> PULL x{} (load-balanced)  {endpoint}",
+                    up.name, port.name, down.name, up.replicas, down.replicas
+                )
+            }
+            Pattern::Pub => {
+                let endpoint = match up.transport {
+                    Transport::Ipc => format!("ipc://<run dir>/{}.{{0..{}}}.{}", up.name, up.replicas - 1, port.name),
+                    Transport::Tcp => "tcp://127.0.0.1:<port chosen by the OS>".to_string(),
+                };
+                let topics = if input.topics.is_empty() {
+                    "every topic".to_string()
+                } else {
+                    format!("topics {}", input.topics.iter().map(|t| format!("{t:?}")).collect::<Vec<_>>().join(", "))
+                };
+                writeln!(
+                    s,
+                    "  {}.{} -> {}  XPUB x{} -> SUB x{} (broadcast, {topics})  {endpoint}",
+                    up.name, port.name, down.name, up.replicas, down.replicas
+                )
+            }
         };
-        let _ = writeln!(
-            s,
-            "  {} -> {}  PUSH x{} -> PULL x{} (load-balanced)  {endpoint}",
-            up.name, down.name, up.replicas, down.replicas
-        );
     }
     s
 }
@@ -70,8 +90,20 @@ pub fn dot(t: &Topology) -> String {
         let label = format!("{}\n{what}\nx{}", n.name, n.replicas);
         let _ = writeln!(s, "  {} [label={}];", quote(&n.name), quote(&label));
     }
-    for (u, d) in t.edges() {
-        let _ = writeln!(s, "  {} -> {} [label=\"push/pull\"];", quote(&t.nodes[u].name), quote(&t.nodes[d].name));
+    for (d, input) in t.edges() {
+        let port = t.port(input.node, input.port);
+        let label = match port.pattern {
+            Pattern::Push => format!("{} push/pull", port.name),
+            Pattern::Pub if input.topics.is_empty() => format!("{} pub/sub", port.name),
+            Pattern::Pub => format!("{} pub/sub {}", port.name, input.topics.join(",")),
+        };
+        let _ = writeln!(
+            s,
+            "  {} -> {} [label={}];",
+            quote(&t.nodes[input.node].name),
+            quote(&t.nodes[d].name),
+            quote(&label)
+        );
     }
     s.push_str("}\n");
     s

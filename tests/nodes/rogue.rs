@@ -7,6 +7,7 @@
 //!   replica that is not upstream), then ends cleanly.
 //! - `crash-after N`: a pass-through that forwards N records, then aborts (SIGABRT).
 //! - `exit-early C`: joins the network, then exits with status C without a word.
+//! - `split`: forwards every record on port `out` and publishes it on port `copy`.
 
 use procnet::record::Record;
 use procnet::runtime::{Identity, Node};
@@ -18,12 +19,24 @@ fn main() {
     match args.get(1).map(String::as_str) {
         Some("garbage") => garbage(arg(2)),
         Some("crash-after") => crash_after(arg(2)),
+        Some("split") => split(),
         Some("exit-early") => {
             let _node = Node::join(&Identity::from_env().expect("identity")).expect("join");
             std::process::exit(arg(2) as i32);
         }
         _ => panic!("usage: rogue garbage N | crash-after N | exit-early CODE"),
     }
+}
+
+/// Forward every record on `out` and publish it on `copy`: a node with both a push and a pub
+/// port.
+fn split() {
+    let mut node = Node::join(&Identity::from_env().expect("identity")).expect("join");
+    while let Some(rec) = node.recv().expect("recv") {
+        node.send_to("out", &rec).expect("send");
+        node.send_to("copy", &rec).expect("publish");
+    }
+    node.finish().expect("finish");
 }
 
 fn crash_after(n: u64) {
@@ -54,6 +67,7 @@ fn garbage(n: u64) {
         pid: std::process::id(),
         input: None,
         publish: Default::default(),
+        ports: Default::default(),
     });
     let Message::Wire { outputs, .. } = hear() else { panic!("expected wire") };
     let peers: Vec<zmq::Socket> = outputs
@@ -77,7 +91,8 @@ fn garbage(n: u64) {
     let missing_fields = b"\x82\xa1v\x01\xa1t\xa3eos".to_vec();
     // An array header announcing 5 items, then only one.
     let truncated = b"\x95\x01".to_vec();
-    let stranger = wire::encode(&Message::Eos { from: "ghost.0".into(), sent: 0 });
+    let stranger =
+        wire::encode(&Message::Eos { from: "ghost.0".into(), sent: 0, port: "out".into(), topics: Default::default() });
     let garbage: [&[u8]; 4] = [&truncated, &bad_version, &missing_fields, &stranger];
     let mut sent = vec![0u64; peers.len()];
     for i in 0..n {
@@ -91,7 +106,11 @@ fn garbage(n: u64) {
         }
     }
     for (peer, &count) in peers.iter().zip(&sent) {
-        peer.send(wire::encode(&Message::Eos { from: id.id(), sent: count }), 0).expect("eos");
+        peer.send(
+            wire::encode(&Message::Eos { from: id.id(), sent: count, port: "out".into(), topics: Default::default() }),
+            0,
+        )
+        .expect("eos");
     }
     let stats = wire::Stats { sent: n, ..Default::default() };
     tell(&Message::Done { stats, notes: vec![] });

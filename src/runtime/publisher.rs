@@ -1,0 +1,180 @@
+//! One pub port of a node: an XPUB socket that every subscriber replica connects a SUB to.
+//!
+//! Lossless by construction: `XPUB_NODROP` makes a full subscriber block the publisher
+//! (backpressure) instead of losing records, and the publisher counts the subscriptions to
+//! the reserved topic `"\0"` (every subscriber makes one) and waits for all of them before
+//! the node says ready, so no subscriber misses the first records (the slow joiner).
+//!
+//! Frames are `[topic, data]`, one batch per topic; the end of stream is `["\0", eos]`, which
+//! every subscriber receives, with the number of records published per topic, so each
+//! subscriber knows exactly how many its own topic prefixes should have brought.
+
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+use super::error::NodeError;
+use super::output::{BATCH_BYTES, BATCH_RECORDS, HWM};
+use crate::record::{text_of, Record};
+use crate::wire::{self, Message};
+
+/// The topic every subscriber subscribes to, under which `eos` is published. Record topics
+/// never start with a NUL byte (a leading one is removed).
+pub const CONTROL_TOPIC: &[u8] = b"\0";
+
+/// How a record's topic is chosen.
+#[derive(Debug, Clone)]
+pub enum Topic {
+    /// The empty topic.
+    Empty,
+    /// The text of this field.
+    Field(String),
+    /// This topic.
+    Fixed(String),
+}
+
+/// A bound pub port.
+pub struct Publisher {
+    /// The port's name.
+    pub port: String,
+    /// The endpoint it is bound to (resolved).
+    pub endpoint: String,
+    socket: zmq::Socket,
+    topic: Topic,
+    batches: BTreeMap<String, (Vec<u8>, usize)>,
+    pending: usize,
+    published: BTreeMap<String, u64>,
+}
+
+impl Publisher {
+    /// Bind the port's XPUB socket at `endpoint`.
+    pub fn bind(ctx: &zmq::Context, port: &str, endpoint: &str) -> Result<Publisher, NodeError> {
+        let mut socket = ctx.socket(zmq::XPUB).map_err(NodeError::zmq("create an XPUB socket"))?;
+        set_nodrop(&mut socket)?;
+        socket.set_xpub_verbose(true).map_err(NodeError::zmq("set XPUB_VERBOSE"))?;
+        socket.set_sndhwm(HWM).map_err(NodeError::zmq("set the send high-water mark"))?;
+        socket.bind(endpoint).map_err(NodeError::zmq(format!("bind port `{port}` at `{endpoint}`")))?;
+        let endpoint = socket
+            .get_last_endpoint()
+            .map_err(NodeError::zmq("read the bound endpoint"))?
+            .map_err(|_| NodeError::Protocol("bound endpoint is not UTF-8".into()))?;
+        Ok(Publisher {
+            port: port.to_string(),
+            endpoint,
+            socket,
+            topic: Topic::Empty,
+            batches: BTreeMap::new(),
+            pending: 0,
+            published: BTreeMap::new(),
+        })
+    }
+
+    /// Set how records' topics are chosen (from `wire`).
+    pub fn set_topic(&mut self, topic: Topic) {
+        self.topic = topic;
+    }
+
+    /// Wait until `n` subscribers have subscribed to [`CONTROL_TOPIC`].
+    pub fn await_subscribers(&self, n: u32, timeout: Duration) -> Result<(), NodeError> {
+        let deadline = Instant::now() + timeout;
+        let mut seen = 0;
+        while seen < n {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return Err(NodeError::Protocol(format!(
+                    "only {seen} of {n} subscribers of port `{}` subscribed within {} s",
+                    self.port,
+                    timeout.as_secs()
+                )));
+            }
+            match self.socket.poll(zmq::POLLIN, left.as_millis() as i64) {
+                Ok(0) | Err(zmq::Error::EINTR) => continue,
+                Ok(_) => {}
+                Err(e) => return Err(NodeError::Zmq { what: "wait for subscribers".into(), source: e }),
+            }
+            let msg = self.socket.recv_bytes(0).map_err(NodeError::zmq("read a subscription"))?;
+            if msg.first() == Some(&1) && &msg[1..] == CONTROL_TOPIC {
+                seen += 1;
+            }
+        }
+        Ok(())
+    }
+
+    /// Add a record (and its encoding); true when a batch is full and should be flushed.
+    pub fn push(&mut self, record: &Record, encoded: &[u8]) -> bool {
+        let topic = match &self.topic {
+            Topic::Empty => String::new(),
+            Topic::Field(f) => record.get(f).map(|v| text_of(v).into_owned()).unwrap_or_default(),
+            Topic::Fixed(t) => t.clone(),
+        };
+        let topic = topic.trim_start_matches('\0').to_string();
+        let batch = self.batches.entry(topic).or_default();
+        batch.0.extend_from_slice(encoded);
+        batch.1 += 1;
+        self.pending += 1;
+        batch.1 >= BATCH_RECORDS || batch.0.len() >= BATCH_BYTES
+    }
+
+    /// Try to send every pending batch; false if a subscriber is full (call again later:
+    /// what is left stays pending).
+    pub fn try_flush(&mut self) -> Result<bool, NodeError> {
+        while let Some((topic, (records, n))) = self.batches.pop_first() {
+            let mut frame = Vec::with_capacity(records.len() + 32);
+            wire::write_data_header(&mut frame, n);
+            frame.extend_from_slice(&records);
+            if !self.try_send(topic.as_bytes(), &frame)? {
+                self.batches.insert(topic, (records, n));
+                return Ok(false);
+            }
+            *self.published.entry(topic).or_default() += n as u64;
+            self.pending -= n;
+        }
+        Ok(true)
+    }
+
+    fn try_send(&self, topic: &[u8], frame: &[u8]) -> Result<bool, NodeError> {
+        match self.socket.send(topic, zmq::SNDMORE | zmq::DONTWAIT) {
+            Ok(()) => {}
+            Err(zmq::Error::EAGAIN) => return Ok(false),
+            Err(e) => return Err(NodeError::Zmq { what: format!("publish on port `{}`", self.port), source: e }),
+        }
+        // The first frame was accepted, so the rest of the message is too.
+        self.socket.send(frame, 0).map_err(NodeError::zmq(format!("publish on port `{}`", self.port)))?;
+        Ok(true)
+    }
+
+    /// Records published or pending.
+    pub fn sent_total(&self) -> u64 {
+        self.published.values().sum::<u64>() + self.pending as u64
+    }
+
+    /// Publish the end of stream (after a complete flush); false if a subscriber is full.
+    pub fn try_end(&self, from: &str) -> Result<bool, NodeError> {
+        debug_assert_eq!(self.pending, 0, "flush before ending");
+        let eos = wire::encode(&Message::Eos {
+            from: from.to_string(),
+            sent: self.published.values().sum(),
+            port: self.port.clone(),
+            topics: self.published.clone(),
+        });
+        self.try_send(CONTROL_TOPIC, &eos)
+    }
+}
+
+/// Set `ZMQ_XPUB_NODROP`, which the `zmq` crate has no setter for.
+fn set_nodrop(socket: &mut zmq::Socket) -> Result<(), NodeError> {
+    let on: libc::c_int = 1;
+    // SAFETY: the socket pointer is live for the call; the option takes an int by pointer,
+    // with its size.
+    let rc = unsafe {
+        zmq_sys::zmq_setsockopt(
+            socket.as_mut_ptr(),
+            zmq_sys::ZMQ_XPUB_NODROP as libc::c_int,
+            (&on as *const libc::c_int).cast(),
+            std::mem::size_of::<libc::c_int>(),
+        )
+    };
+    if rc != 0 {
+        return Err(NodeError::Io { what: "set XPUB_NODROP".into(), source: std::io::Error::last_os_error() });
+    }
+    Ok(())
+}
