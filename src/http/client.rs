@@ -22,6 +22,8 @@ pub struct ClientConfig {
     pub user_agent: String,
     /// Redirects followed before giving up.
     pub max_redirects: u32,
+    /// Idle connections kept for reuse: the requests in flight at once.
+    pub pool_size: usize,
     /// Send every request to this address instead of the URL's host (like curl's
     /// `--connect-to`); the Host header keeps the URL's host. `host:port` or `http://host:port`.
     pub connect_to: Option<String>,
@@ -63,7 +65,10 @@ impl Client {
             .max_redirects(config.max_redirects)
             .max_redirects_will_error(true)
             .user_agent(config.user_agent.as_str())
-            .max_idle_connections_per_host(64)
+            // Keep a connection per request in flight: ureq keeps 10 in all by default, and
+            // with more in flight most requests would pay for a new connection.
+            .max_idle_connections(config.pool_size.max(10))
+            .max_idle_connections_per_host(config.pool_size.max(3))
             .build();
         let agent = match &config.connect_to {
             Some(target) => {

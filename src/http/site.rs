@@ -8,7 +8,8 @@
 //! each record keeping its own host.
 
 use std::fs;
-use std::io;
+use std::io::{self, BufRead, BufReader, Read, Write};
+use std::net::{TcpListener, TcpStream};
 use std::path::{Component, Path, PathBuf};
 use std::sync::Arc;
 use std::thread::JoinHandle;
@@ -29,28 +30,36 @@ pub struct SiteConfig {
     pub slow_delay: Duration,
 }
 
-/// A running site; stops when dropped.
+/// A running site; stops accepting when dropped.
 pub struct Site {
-    server: Arc<tiny_http::Server>,
-    acceptor: Option<JoinHandle<()>>,
     url: String,
+    stop: Arc<std::sync::atomic::AtomicBool>,
+    addr: std::net::SocketAddr,
+    acceptor: Option<JoinHandle<()>>,
 }
 
 impl Site {
-    /// Bind 127.0.0.1 on a free port and serve in the background.
+    /// Bind 127.0.0.1 on a free port and serve in the background: a thread per connection
+    /// (keep-alive; slow pages hold up only their own connection).
     pub fn start(config: SiteConfig) -> io::Result<Site> {
-        let server = Arc::new(tiny_http::Server::http("127.0.0.1:0").map_err(io::Error::other)?);
-        let port = server.server_addr().to_ip().map(|a| a.port()).ok_or_else(|| io::Error::other("no port"))?;
+        let listener = TcpListener::bind("127.0.0.1:0")?;
+        let addr = listener.local_addr()?;
         let config = Arc::new(config);
-        let accepting = Arc::clone(&server);
-        // One thread per request: slow pages must not hold up the others.
+        let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let stopping = Arc::clone(&stop);
         let acceptor = std::thread::spawn(move || {
-            for request in accepting.incoming_requests() {
+            for stream in listener.incoming() {
+                if stopping.load(std::sync::atomic::Ordering::SeqCst) {
+                    return;
+                }
+                let Ok(stream) = stream else { continue };
                 let config = Arc::clone(&config);
-                std::thread::spawn(move || answer(&config, request));
+                std::thread::spawn(move || {
+                    let _ = serve_connection(&config, stream);
+                });
             }
         });
-        Ok(Site { server, acceptor: Some(acceptor), url: format!("http://127.0.0.1:{port}") })
+        Ok(Site { url: format!("http://{addr}"), stop, addr, acceptor: Some(acceptor) })
     }
 
     /// `http://127.0.0.1:<port>`.
@@ -61,16 +70,93 @@ impl Site {
 
 impl Drop for Site {
     fn drop(&mut self) {
-        self.server.unblock();
+        self.stop.store(true, std::sync::atomic::Ordering::SeqCst);
+        // Wake the acceptor, which then sees the flag.
+        let _ = TcpStream::connect(self.addr);
         if let Some(t) = self.acceptor.take() {
             let _ = t.join();
         }
     }
 }
 
-fn answer(config: &SiteConfig, request: tiny_http::Request) {
-    let host_header = request.headers().iter().find(|h| h.field.equiv("Host")).map(|h| h.value.as_str().to_string());
-    let (host, path) = locate(request.url(), host_header.as_deref());
+/// Largest request head accepted.
+const MAX_HEAD: usize = 64 * 1024;
+
+/// Answer the requests of one connection until the client closes it or asks to.
+fn serve_connection(config: &SiteConfig, stream: TcpStream) -> io::Result<()> {
+    // Each answer goes out at once: without this, Nagle's algorithm and the client's
+    // delayed ACK can hold an answer back ~40 ms.
+    stream.set_nodelay(true)?;
+    stream.set_read_timeout(Some(Duration::from_secs(60)))?;
+    let mut reader = BufReader::new(stream.try_clone()?);
+    let mut writer = stream;
+    loop {
+        let Some(head) = read_head(&mut reader)? else { return Ok(()) };
+        let mut lines = head.lines();
+        let request_line = lines.next().unwrap_or("");
+        let mut parts = request_line.split_whitespace();
+        let (method, target, version) =
+            (parts.next().unwrap_or(""), parts.next().unwrap_or("/"), parts.next().unwrap_or(""));
+        let mut host = None;
+        let mut close = version == "HTTP/1.0";
+        let mut body_len = 0usize;
+        for line in lines {
+            let Some((name, value)) = line.split_once(':') else { continue };
+            let value = value.trim();
+            match name.trim().to_ascii_lowercase().as_str() {
+                "host" => host = Some(value.to_string()),
+                "connection" => close = value.eq_ignore_ascii_case("close"),
+                "content-length" => body_len = value.parse().unwrap_or(0),
+                _ => {}
+            }
+        }
+        io::copy(&mut (&mut reader).take(body_len as u64), &mut io::sink())?;
+        let (status, reason, body, content_type) = answer(config, method, target, host.as_deref());
+        let head = format!(
+            "HTTP/1.1 {status} {reason}\r\nContent-Type: {content_type}; charset=utf-8\r\nContent-Length: {}\r\n{}\r\n",
+            body.len(),
+            if close { "Connection: close\r\n" } else { "" }
+        );
+        let mut response = head.into_bytes();
+        if method != "HEAD" {
+            response.extend_from_slice(&body);
+        }
+        writer.write_all(&response)?;
+        if close {
+            return Ok(());
+        }
+    }
+}
+
+/// The request head up to the empty line, or None when the client closed the connection.
+fn read_head(reader: &mut BufReader<TcpStream>) -> io::Result<Option<String>> {
+    let mut head = Vec::new();
+    loop {
+        let n = reader.read_until(b'\n', &mut head)?;
+        if n == 0 {
+            return Ok(None);
+        }
+        if head.ends_with(b"\r\n\r\n") || head.ends_with(b"\n\n") || head == b"\r\n" {
+            if head.trim_ascii().is_empty() {
+                head.clear();
+                continue; // stray blank lines between requests
+            }
+            return Ok(Some(String::from_utf8_lossy(&head).into_owned()));
+        }
+        if head.len() > MAX_HEAD {
+            return Err(io::Error::new(io::ErrorKind::InvalidData, "request head too large"));
+        }
+    }
+}
+
+/// Status, reason, body and content type for one request.
+fn answer(
+    config: &SiteConfig,
+    method: &str,
+    target: &str,
+    host_header: Option<&str>,
+) -> (u16, &'static str, Vec<u8>, &'static str) {
+    let (host, path) = locate(target, host_header);
     let key = format!("{host}{path}");
     let mut delay = config.latency;
     if config.slow.iter().any(|p| key.starts_with(p.as_str())) {
@@ -79,22 +165,16 @@ fn answer(config: &SiteConfig, request: tiny_http::Request) {
     if !delay.is_zero() {
         std::thread::sleep(delay);
     }
-    let (status, body, content_type) = if !matches!(request.method(), tiny_http::Method::Get | tiny_http::Method::Head)
-    {
-        (405, b"method not allowed\n".to_vec(), "text/plain")
-    } else if config.forbidden.iter().any(|p| key.starts_with(p.as_str())) {
-        (403, b"forbidden\n".to_vec(), "text/plain")
-    } else {
-        match file_for(&config.dir, &host, &path).and_then(|f| fs::read(&f).ok().map(|b| (f, b))) {
-            Some((file, bytes)) => (200, bytes, content_type(&file)),
-            None => (404, b"not found\n".to_vec(), "text/plain"),
-        }
-    };
-    let header = tiny_http::Header::from_bytes("Content-Type", format!("{content_type}; charset=utf-8"))
-        .expect("a valid header");
-    let response = tiny_http::Response::from_data(body).with_status_code(status).with_header(header);
-    // The client may have gone (a timeout); nothing to do about it here.
-    let _ = request.respond(response);
+    if method != "GET" && method != "HEAD" {
+        return (405, "Method Not Allowed", b"method not allowed\n".to_vec(), "text/plain");
+    }
+    if config.forbidden.iter().any(|p| key.starts_with(p.as_str())) {
+        return (403, "Forbidden", b"forbidden\n".to_vec(), "text/plain");
+    }
+    match file_for(&config.dir, &host, &path).and_then(|f| fs::read(&f).ok().map(|b| (f, b))) {
+        Some((file, bytes)) => (200, "OK", bytes, content_type(&file)),
+        None => (404, "Not Found", b"not found\n".to_vec(), "text/plain"),
+    }
 }
 
 /// The host and path of a request target: absolute (`http://h/p`, as sent to a proxy) or a

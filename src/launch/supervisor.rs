@@ -211,6 +211,19 @@ impl Supervisor<'_> {
                     cause: "said hello without an input endpoint, but it has inputs (bind PROCNET_BIND first)".into(),
                 });
             }
+            Message::Hello { ref ports, .. }
+                if r.phase == Phase::Spawned
+                    && self.topology.nodes[r.node]
+                        .ports
+                        .iter()
+                        .any(|p| p.pattern == Pattern::Pub && !ports.contains_key(&p.name)) =>
+            {
+                return Err(RunError::NodeFailed {
+                    id: r.id.clone(),
+                    cause: "said hello without the endpoint of each of its pub ports (bind each port of PROCNET_PUB)"
+                        .into(),
+                });
+            }
             Message::Hello { input, publish, ports, .. } if r.phase == Phase::Spawned => {
                 r.phase = Phase::Joined;
                 r.endpoint = input;

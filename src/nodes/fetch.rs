@@ -128,6 +128,7 @@ impl FetchConfig {
             user_agent: self.user_agent.clone(),
             max_redirects: self.max_redirects,
             connect_to,
+            pool_size: self.concurrency as usize,
         })
         .map_err(NodeError::Env)?;
         let pool = Pool::start(Arc::new(client), self.url_field.clone(), self.concurrency as usize)?;

@@ -68,13 +68,16 @@ impl Input {
                 Some(s) => {
                     let socket = ctx.socket(zmq::SUB).map_err(NodeError::zmq("create a SUB socket"))?;
                     socket.set_rcvhwm(HWM).map_err(NodeError::zmq("set the receive high-water mark"))?;
+                    for ep in &s.endpoints {
+                        socket.connect(ep).map_err(NodeError::zmq(format!("connect to `{ep}`")))?;
+                    }
+                    // After connecting, subscriptions go out on each pipe in this order: the
+                    // prefixes first, then "\0", which the publisher counts. So when it has
+                    // counted this subscriber, it has its prefixes too.
                     let prefixes: Vec<&[u8]> =
                         if s.topics.is_empty() { vec![b""] } else { s.topics.iter().map(|t| t.as_bytes()).collect() };
                     for p in prefixes.into_iter().chain([CONTROL_TOPIC]) {
                         socket.set_subscribe(p).map_err(NodeError::zmq("subscribe"))?;
-                    }
-                    for ep in &s.endpoints {
-                        socket.connect(ep).map_err(NodeError::zmq(format!("connect to `{ep}`")))?;
                     }
                     self.subs.push(Subscription { socket, topics: s.topics.clone() });
                     Some(self.subs.len() - 1)
