@@ -285,7 +285,9 @@ pub fn warnings(drafts: &[Draft], inputs: &Inputs, diags: &mut Diagnostics) {
                 ));
             }
         }
-        let binds = !d.inputs.is_empty() || d.ports.iter().any(|p| p.pattern == Pattern::Pub);
+        let push_inputs =
+            inputs[i].iter().any(|(x, _)| drafts[x.node].ports.get(x.port).is_some_and(|p| p.pattern == Pattern::Push));
+        let binds = push_inputs || d.ports.iter().any(|p| p.pattern == Pattern::Pub);
         if let (Some(span), false) = (&d.transport_span, binds) {
             diags.push(
                 Diagnostic::warning(span.clone(), format!("`transport` in node `{name}` has no effect"))
