@@ -1,6 +1,7 @@
 //! The `procnet` command: parses arguments, calls the library, prints errors once, and maps
 //! results to the exit codes in `procnet::exit_codes`.
 
+use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::mpsc;
@@ -101,6 +102,9 @@ fn run(file: &Path, startup_timeout: f64, report: Option<&Path>) -> u8 {
     let opts = RunOptions { startup_timeout: Duration::from_secs_f64(startup_timeout.max(0.0)) };
     match launch::run(&t, &opts, &rx) {
         Ok(outcome) => {
+            if std::io::stderr().is_terminal() {
+                eprint!("{}", launch::report_table(&t, &outcome));
+            }
             if let Some(path) = report {
                 if let Err(e) = std::fs::write(path, launch::report::to_json(&t, &outcome) + "\n") {
                     eprintln!("procnet: failed to write the report `{}`: {e}", path.display());

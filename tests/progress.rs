@@ -1,4 +1,5 @@
-//! Fetch progress is drawn on a terminal, and only there.
+//! The live view (a line per node, with a bar where the total is known) and the run report
+//! are drawn on a terminal, and only there.
 
 mod util;
 
@@ -46,6 +47,14 @@ fn a_terminal_shows_done_over_total_and_errors() {
     assert!(r.stdout.contains("fetch ["), "no progress bar drawn:\n{}", r.stdout);
     assert!(r.stdout.contains("/60"), "no total shown:\n{}", r.stdout);
     assert!(r.stdout.contains("errors"), "no error count shown:\n{}", r.stdout);
+    // The run report at the end: a line per node with its counters and exit status.
+    let report: Vec<&str> = r.stdout.lines().skip_while(|l| !l.contains("node") || !l.contains("replicas")).collect();
+    assert!(!report.is_empty(), "no run report:\n{}", r.stdout);
+    let fetch_line = report.iter().find(|l| l.trim_start().starts_with("fetch ")).expect("a fetch line");
+    let cols: Vec<&str> = fetch_line.split_whitespace().collect();
+    assert_eq!(cols[1..5], ["1", "60", "60", "10"], "fetch: replicas, in, out, errors: {fetch_line}");
+    assert_eq!(cols.last(), Some(&"0"), "exit status: {fetch_line}");
+    assert!(r.stdout.contains("processes, ready in"), "{}", r.stdout);
     let tally: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(s.path("tally.json")).expect("tally")).expect("json");
     assert_eq!(tally, serde_json::json!({"count": 60}));

@@ -8,4 +8,5 @@ mod spawn;
 mod supervisor;
 
 pub use outcome::{Outcome, ReplicaReport, RunError};
+pub use progress::report_table;
 pub use supervisor::{run, RunOptions};

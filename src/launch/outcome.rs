@@ -10,6 +10,12 @@ use crate::wire::Stats;
 pub struct ReplicaReport {
     /// `name.replica`.
     pub id: String,
+    /// The node's name.
+    pub node: String,
+    /// From the start of the run to the replica's exit.
+    pub wall: Duration,
+    /// Its exit status (0: every replica of a finished run exits 0).
+    pub exit_code: i32,
     /// What it counted.
     pub stats: Stats,
     /// Why it dropped frames or records, if it did (the first few reasons).

@@ -1,46 +1,45 @@
-//! Live progress on a terminal: a bar per `fetch` node (done / total when the total is known,
-//! rate, errors), fed by the nodes' `stats` messages. Nothing is drawn when stderr is not a
-//! terminal.
+//! The live view on a terminal: a line per node with its replicas' summed counters (records
+//! in and out, errors, rate), a bar where the total is known (`lines` reading a file, and
+//! `fetch` fed by such nodes), fed by the nodes' `stats` messages; and the run report printed
+//! at the end. Nothing is drawn when stderr is not a terminal.
 
 use std::io::IsTerminal;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 
+use super::outcome::Outcome;
 use crate::nodes::Kind;
 use crate::topology::{NodeId, Runner, Topology};
 use crate::wire::Stats;
 
-/// The bars of one run.
+/// The lines of one run.
 pub struct Progress {
     multi: MultiProgress,
     bars: Vec<(NodeId, ProgressBar)>,
-    started: std::time::Instant,
+    started: Instant,
 }
 
 impl Progress {
-    /// Bars for the fetch nodes of `t`, if stderr is a terminal and there are any.
+    /// A line per node, if stderr is a terminal.
     pub fn for_terminal(t: &Topology) -> Option<Progress> {
         if !std::io::stderr().is_terminal() {
             return None;
         }
-        let fetchers: Vec<NodeId> =
-            (0..t.nodes.len()).filter(|&n| matches!(t.nodes[n].runner, Runner::Builtin(Kind::Fetch(_)))).collect();
-        if fetchers.is_empty() {
-            return None;
-        }
         let multi = MultiProgress::with_draw_target(ProgressDrawTarget::stderr_with_hz(10));
-        let bars = fetchers
-            .into_iter()
+        let width = t.nodes.iter().map(|n| n.name.len()).max().unwrap_or(4);
+        let bars = (0..t.nodes.len())
             .map(|n| {
                 let bar = match total_of(t, n) {
                     Some(total) => ProgressBar::new(total).with_style(
-                        ProgressStyle::with_template("{prefix:>12} [{bar:30}] {pos}/{len} {msg}")
-                            .expect("a valid template")
-                            .progress_chars("=> "),
+                        ProgressStyle::with_template(&format!(
+                            "{{prefix:>{width}}} [{{bar:24}}] {{pos}}/{{len}} {{msg}}"
+                        ))
+                        .expect("a valid template")
+                        .progress_chars("=> "),
                     ),
                     None => ProgressBar::no_length().with_style(
-                        ProgressStyle::with_template("{prefix:>12} {spinner} {pos} done {msg}")
+                        ProgressStyle::with_template(&format!("{{prefix:>{width}}} {{spinner}} {{msg}}"))
                             .expect("a valid template"),
                     ),
                 };
@@ -49,24 +48,29 @@ impl Progress {
                 (n, bar)
             })
             .collect();
-        Some(Progress { multi, bars, started: std::time::Instant::now() })
+        Some(Progress { multi, bars, started: Instant::now() })
     }
 
     /// Show the latest counters: `stats(node)` sums them over the node's replicas.
     pub fn update(&self, stats: impl Fn(NodeId) -> Stats) {
+        let secs = self.started.elapsed().as_secs_f64().max(0.001);
         for (n, bar) in &self.bars {
             let s = stats(*n);
-            bar.set_position(s.sent);
-            let rate = s.sent as f64 / self.started.elapsed().as_secs_f64().max(0.001);
-            bar.set_message(match s.errors {
-                0 => format!("{rate:.0}/s"),
-                1 => format!("{rate:.0}/s, 1 error"),
-                e => format!("{rate:.0}/s, {e} errors"),
-            });
+            bar.set_position(s.sent.max(s.received));
+            let mut msg = format!("in {}  out {}  {:.0}/s", s.received, s.sent, s.sent.max(s.received) as f64 / secs);
+            match s.errors {
+                0 => {}
+                1 => msg.push_str(", 1 error"),
+                e => msg.push_str(&format!(", {e} errors")),
+            }
+            if s.invalid_frames + s.bad_records > 0 {
+                msg.push_str(&format!(", {} dropped", s.invalid_frames + s.bad_records));
+            }
+            bar.set_message(msg);
         }
     }
 
-    /// Remove the bars (the run's own output follows).
+    /// Remove the live lines (the run's own output and the report follow).
     pub fn clear(&self) {
         for (_, bar) in &self.bars {
             bar.finish_and_clear();
@@ -75,14 +79,58 @@ impl Progress {
     }
 }
 
-/// The number of records a node will receive, when every input is a `lines` node reading a
-/// file (its non-empty lines); None otherwise.
-fn total_of(t: &Topology, node: NodeId) -> Option<u64> {
-    let mut total = 0;
-    for input in &t.nodes[node].inputs {
-        let Runner::Builtin(Kind::Lines(lines)) = &t.nodes[input.node].runner else { return None };
-        let text = std::fs::read(lines.path.as_ref()?).ok()?;
-        total += text.split(|&b| b == b'\n').filter(|l| !l.iter().all(|b| b.is_ascii_whitespace())).count() as u64;
+/// The run report as a table, one line per node (replicas summed): records in and out,
+/// errors, drops, wall time (the slowest replica's), and how the replicas exited.
+pub fn report_table(t: &Topology, outcome: &Outcome) -> String {
+    let width = t.nodes.iter().map(|n| n.name.len()).max().unwrap_or(4).max(4);
+    let mut out = format!(
+        "{:<width$}  {:>8}  {:>10}  {:>10}  {:>7}  {:>7}  {:>7}  exit\n",
+        "node", "replicas", "in", "out", "errors", "dropped", "wall s"
+    );
+    for node in &t.nodes {
+        let reps: Vec<_> = outcome.replicas.iter().filter(|r| r.node == node.name).collect();
+        let sum = |f: fn(&Stats) -> u64| reps.iter().map(|r| f(&r.stats)).sum::<u64>();
+        let wall = reps.iter().map(|r| r.wall).max().unwrap_or_default();
+        let exits: Vec<String> = reps.iter().map(|r| r.exit_code.to_string()).collect();
+        let exit = if exits.iter().all(|e| e == "0") { "0".to_string() } else { exits.join(",") };
+        out.push_str(&format!(
+            "{:<width$}  {:>8}  {:>10}  {:>10}  {:>7}  {:>7}  {:>7.2}  {exit}\n",
+            node.name,
+            node.replicas,
+            sum(|s| s.received),
+            sum(|s| s.sent),
+            sum(|s| s.errors),
+            sum(|s| s.invalid_frames + s.bad_records),
+            wall.as_secs_f64(),
+        ));
     }
-    Some(total)
+    out.push_str(&format!(
+        "{} processes, ready in {:.3} s, finished in {:.3} s\n",
+        outcome.replicas.len(),
+        outcome.startup.as_secs_f64(),
+        outcome.elapsed.as_secs_f64()
+    ));
+    out
+}
+
+/// The number of records a node will handle, when known: a `lines` node's non-empty lines
+/// (of its file), or, for a `fetch` node, the sum over its inputs if each is such a node.
+fn total_of(t: &Topology, node: NodeId) -> Option<u64> {
+    match &t.nodes[node].runner {
+        Runner::Builtin(Kind::Lines(lines)) => {
+            let text = std::fs::read(lines.path.as_ref()?).ok()?;
+            Some(text.split(|&b| b == b'\n').filter(|l| !l.iter().all(|b| b.is_ascii_whitespace())).count() as u64)
+        }
+        Runner::Builtin(Kind::Fetch(_)) => {
+            let mut total = 0;
+            for input in &t.nodes[node].inputs {
+                if !input.topics.is_empty() || !matches!(t.nodes[input.node].runner, Runner::Builtin(Kind::Lines(_))) {
+                    return None;
+                }
+                total += total_of(t, input.node)?;
+            }
+            Some(total)
+        }
+        _ => None,
+    }
 }

@@ -24,6 +24,8 @@ struct Replica<'a> {
     invalid_frames: u64,
     bad_records: u64,
     errors: u64,
+    wall_s: f64,
+    exit: i32,
     notes: &'a [String],
 }
 
@@ -33,16 +35,18 @@ pub fn to_json(topology: &Topology, outcome: &Outcome) -> String {
         .replicas
         .iter()
         .map(|r| {
-            let (node, replica) = r.id.rsplit_once('.').expect("ids are name.replica");
+            let replica = r.id.rsplit_once('.').expect("ids are name.replica").1;
             Replica {
                 id: &r.id,
-                node,
+                node: &r.node,
                 replica: replica.parse().expect("replica index is a number"),
                 received: r.stats.received,
                 sent: r.stats.sent,
                 invalid_frames: r.stats.invalid_frames,
                 bad_records: r.stats.bad_records,
                 errors: r.stats.errors,
+                wall_s: r.wall.as_secs_f64(),
+                exit: r.exit_code,
                 notes: &r.notes,
             }
         })

@@ -50,6 +50,8 @@ struct Replica {
     ports: BTreeMap<String, String>,
     latest: Stats,
     report: Option<(Stats, Vec<String>)>,
+    /// When it exited (since the run started) and with what status.
+    exit: Option<(Duration, i32)>,
 }
 
 /// The control socket and every replica of one run.
@@ -145,6 +147,7 @@ impl Supervisor<'_> {
                     ports: BTreeMap::new(),
                     latest: Stats::default(),
                     report: None,
+                    exit: None,
                 });
             }
         }
@@ -398,6 +401,7 @@ impl Supervisor<'_> {
                     return Err(RunError::Setup(format!("failed to wait for node `{}`: {e}", self.replicas[i].id)))
                 }
             };
+            self.replicas[i].exit = Some((self.started.elapsed(), status.code().unwrap_or(-1)));
             if status.success() && self.replicas[i].phase == Phase::Released {
                 self.replicas[i].phase = Phase::Exited;
                 continue;
@@ -421,12 +425,14 @@ impl Supervisor<'_> {
     }
 
     fn outcome(&mut self) -> Outcome {
+        let t = self.topology;
         let replicas = self
             .replicas
             .iter_mut()
             .map(|r| {
                 let (stats, notes) = r.report.take().expect("every exited replica reported done");
-                ReplicaReport { id: r.id.clone(), stats, notes }
+                let (wall, exit_code) = r.exit.expect("every replica exited");
+                ReplicaReport { id: r.id.clone(), node: t.nodes[r.node].name.clone(), wall, exit_code, stats, notes }
             })
             .collect();
         Outcome { elapsed: self.started.elapsed(), startup: self.ready_at.unwrap_or_default(), replicas }
