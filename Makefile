@@ -5,7 +5,7 @@ CARGO ?= cargo
 PROCNET := target/release/procnet
 
 .DEFAULT_GOAL := help
-.PHONY: help build release run-topology test lint fmt check-topologies clean
+.PHONY: help build release run-topology test lint fmt check-topologies bench clean
 
 help: ## List the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  make %-18s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -34,6 +34,9 @@ fmt: ## Format the code
 
 check-topologies: build ## Validate every topology under topologies/
 	@for f in topologies/*.toml; do target/debug/procnet check $$f > /dev/null || exit 1; echo "ok $$f"; done
+
+bench: release ## Fetch benchmark: procnet vs ../shared/peers' thread-pool and asyncio fetchers (table in target/bench/fetch.md)
+	bash benches/fetch.sh
 
 clean: ## Remove build output
 	$(CARGO) clean
