@@ -32,6 +32,10 @@ enum Command {
         /// Write a JSON report of the finished run (per replica: records in and out, drops).
         #[arg(long, value_name = "FILE")]
         report: Option<PathBuf>,
+        /// After a first Ctrl-C or SIGTERM, how long nodes may take to finish their streams
+        /// before they are killed (a second signal kills at once): `5s`, `500ms`, `1m`.
+        #[arg(long, default_value = "5s", value_name = "DURATION", value_parser = parse_duration)]
+        grace: Duration,
     },
     /// Validate a topology and print a summary, without starting anything.
     Check {
@@ -51,7 +55,7 @@ enum Command {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     ExitCode::from(match cli.command {
-        Command::Run { file, startup_timeout, report } => run(&file, startup_timeout, report.as_deref()),
+        Command::Run { file, startup_timeout, report, grace } => run(&file, startup_timeout, grace, report.as_deref()),
         Command::Check { file } => with_topology(&file, |t| print!("{}", topology::summary(t))),
         Command::Graph { file } => with_topology(&file, |t| print!("{}", topology::dot(t))),
         Command::Node => node(),
@@ -87,7 +91,26 @@ fn with_topology(file: &Path, f: impl FnOnce(&Topology)) -> u8 {
     }
 }
 
-fn run(file: &Path, startup_timeout: f64, report: Option<&Path>) -> u8 {
+/// `5s`, `500ms`, `1m`, or plain seconds.
+fn parse_duration(text: &str) -> Result<Duration, String> {
+    let (number, unit) = match text.find(|c: char| c.is_ascii_alphabetic()) {
+        Some(i) => text.split_at(i),
+        None => (text, "s"),
+    };
+    let n: f64 = number.trim().parse().map_err(|_| format!("`{text}` is not a duration like 5s, 500ms or 1m"))?;
+    let seconds = match unit {
+        "ms" => n / 1000.0,
+        "s" => n,
+        "m" => n * 60.0,
+        _ => return Err(format!("unknown unit `{unit}` in `{text}`; use ms, s or m")),
+    };
+    if !(0.0..=86_400.0).contains(&seconds) {
+        return Err(format!("`{text}` is out of range"));
+    }
+    Ok(Duration::from_secs_f64(seconds))
+}
+
+fn run(file: &Path, startup_timeout: f64, grace: Duration, report: Option<&Path>) -> u8 {
     let Some(t) = load(file) else {
         return exit_codes::INVALID_TOPOLOGY;
     };
@@ -99,7 +122,7 @@ fn run(file: &Path, startup_timeout: f64, report: Option<&Path>) -> u8 {
             return exit_codes::NODE_FAILED;
         }
     };
-    let opts = RunOptions { startup_timeout: Duration::from_secs_f64(startup_timeout.max(0.0)) };
+    let opts = RunOptions { startup_timeout: Duration::from_secs_f64(startup_timeout.max(0.0)), grace };
     match launch::run(&t, &opts, &rx) {
         Ok(outcome) => {
             if std::io::stderr().is_terminal() {
@@ -129,7 +152,7 @@ fn run(file: &Path, startup_timeout: f64, report: Option<&Path>) -> u8 {
         Err(e) => {
             eprintln!("procnet: {e}");
             match e {
-                RunError::Interrupted { signal } if signal == libc::SIGTERM => exit_codes::TERMINATED,
+                RunError::Interrupted { signal, .. } if signal == libc::SIGTERM => exit_codes::TERMINATED,
                 RunError::Interrupted { .. } => exit_codes::INTERRUPTED,
                 _ => exit_codes::NODE_FAILED,
             }

@@ -245,3 +245,43 @@ fn sigterm_stops_the_run_with_143_and_leaves_nothing() {
     r.expect_code(143);
     assert!(r.stderr.contains("interrupted by SIGTERM"), "{}", r.stderr);
 }
+
+/// The first Ctrl-C stops gracefully: the source ends its stream early, the records in
+/// flight drain, and the tally flushes an exact count of what went through.
+#[test]
+fn first_ctrl_c_drains_and_flushes_an_exact_tally() {
+    let s = Scratch::new();
+    numbers(&s, 1_000_000);
+    let file = s.write(
+        "t.toml",
+        &format!(
+            r#"
+            [nodes.src]
+            kind = "lines"
+            path = "in.jsonl"
+            [nodes.slow]
+            command = ["{}", "crash-after", "999999999"]
+            inputs = ["src"]
+            [nodes.out]
+            kind = "sink"
+            inputs = ["slow"]
+            path = "out.jsonl"
+            [nodes.count]
+            kind = "tally"
+            inputs = ["slow"]
+            "#,
+            rogue()
+        ),
+    );
+    let out = s.path("out.jsonl");
+    let running = procnet(["run".as_ref(), file.as_os_str()]).timeout(Duration::from_secs(60)).start();
+    running.wait_until("records reaching the sink", || std::fs::metadata(&out).is_ok_and(|m| m.len() > 0));
+    running.signal(libc::SIGINT);
+    let r = running.finish();
+    r.expect_code(130);
+    assert!(r.stderr.contains("interrupted by SIGINT: stopped gracefully"), "{}", r.stderr);
+    let written = std::fs::read_to_string(&out).expect("sink output").lines().count() as u64;
+    let counted = r.json()["count"].as_u64().expect("a tally");
+    assert_eq!(counted, written, "the tally and the sink saw different streams");
+    assert!(counted < 1_000_000, "the source did not stop early ({counted} records)");
+}

@@ -95,6 +95,8 @@ pub enum RunError {
     Interrupted {
         /// The signal number.
         signal: i32,
+        /// Whether every node finished its stream (a graceful stop) rather than being killed.
+        drained: bool,
     },
 }
 
@@ -110,7 +112,14 @@ impl fmt::Display for RunError {
                 timeout.as_secs_f64(),
                 waiting.join(", ")
             ),
-            RunError::Interrupted { signal } => write!(f, "interrupted by {}", super::spawn::signal_name(*signal)),
+            RunError::Interrupted { signal, drained: true } => write!(
+                f,
+                "interrupted by {}: stopped gracefully (sources ended early, every node finished its stream)",
+                super::spawn::signal_name(*signal)
+            ),
+            RunError::Interrupted { signal, drained: false } => {
+                write!(f, "interrupted by {}: nodes killed", super::spawn::signal_name(*signal))
+            }
         }
     }
 }

@@ -19,11 +19,14 @@ use crate::wire::{self, Downstream, Message, PubPort, Stats, Subscribe, Upstream
 pub struct RunOptions {
     /// How long every replica may take to join and get ready.
     pub startup_timeout: Duration,
+    /// After a first Ctrl-C or SIGTERM, how long nodes may take to finish their streams
+    /// before they are killed.
+    pub grace: Duration,
 }
 
 impl Default for RunOptions {
     fn default() -> Self {
-        RunOptions { startup_timeout: Duration::from_secs(30) }
+        RunOptions { startup_timeout: Duration::from_secs(30), grace: Duration::from_secs(5) }
     }
 }
 
@@ -155,9 +158,27 @@ impl Supervisor<'_> {
     }
 
     fn supervise(&mut self, opts: &RunOptions, interrupt: &Receiver<i32>) -> Result<Outcome, RunError> {
+        // After a first signal: which one, and when the grace period ends.
+        let mut stopping: Option<(i32, Instant)> = None;
         loop {
             if let Ok(signal) = interrupt.try_recv() {
-                return Err(RunError::Interrupted { signal });
+                if stopping.is_some() || self.ready_at.is_none() {
+                    // A second signal, or one before the network started: stop at once.
+                    return Err(RunError::Interrupted { signal, drained: false });
+                }
+                // The first: ask every node to stop. Sources end their streams, the rest
+                // drains, sinks and tallies flush; nodes that do not finish in time are killed.
+                stopping = Some((signal, Instant::now() + opts.grace));
+                for i in 0..self.replicas.len() {
+                    if self.replicas[i].phase == Phase::Started {
+                        self.tell(i, &Message::Stop)?;
+                    }
+                }
+            }
+            if let Some((signal, deadline)) = stopping {
+                if Instant::now() > deadline {
+                    return Err(RunError::Interrupted { signal, drained: false });
+                }
             }
             let all_done = self.replicas.iter().all(|r| r.phase >= Phase::Released);
             self.receive(if all_done { 5 } else { 50 })?;
@@ -166,7 +187,11 @@ impl Supervisor<'_> {
                 p.update(|n| sum_stats(self.replicas.iter().filter(|r| r.node == n).map(|r| &r.latest)));
             }
             if self.replicas.iter().all(|r| r.phase == Phase::Exited) {
-                return Ok(self.outcome());
+                return match stopping {
+                    // Every node finished, but the run was cut short: not a complete result.
+                    Some((signal, _)) => Err(RunError::Interrupted { signal, drained: true }),
+                    None => Ok(self.outcome()),
+                };
             }
             if self.ready_at.is_none() && self.started.elapsed() > opts.startup_timeout {
                 let waiting = self.replicas.iter().filter(|r| r.phase < Phase::Ready).map(|r| r.id.clone()).collect();

@@ -14,6 +14,9 @@ use crate::topology::compile::resolve;
 use crate::topology::diagnostic::Diagnostics;
 use crate::topology::raw::Table;
 
+/// A stop request is looked for at least this often (in lines read).
+const STOP_CHECK_LINES: u64 = 256;
+
 /// How each line becomes a record.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -86,11 +89,12 @@ impl LinesConfig {
         let mut lineno = 0u64;
         loop {
             if reader.buffer().is_empty() {
-                // About to block on a read: send what we have, and honour a stop request.
+                // About to block on a read: send what we have.
                 node.flush()?;
-                if node.stop_requested()? {
-                    return Ok(());
-                }
+            }
+            // Honour a stop request promptly, even while a full buffer drains slowly.
+            if (reader.buffer().is_empty() || lineno.is_multiple_of(STOP_CHECK_LINES)) && node.stop_requested()? {
+                return Ok(());
             }
             line.clear();
             if reader.read_until(b'\n', &mut line).map_err(NodeError::io(format!("read `{name}`")))? == 0 {

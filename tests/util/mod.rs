@@ -192,6 +192,15 @@ impl Running {
         }
     }
 
+    /// Wait until `cond` holds, checking it over and over (the condition itself, not a guess
+    /// at how long it takes); panic at the run's deadline.
+    pub fn wait_until(&self, what: &str, cond: impl Fn() -> bool) {
+        while !cond() {
+            assert!(Instant::now() < self.deadline, "{what} did not happen before the deadline");
+            std::thread::yield_now();
+        }
+    }
+
     /// Wait for the run to end (see [`Procnet::run`]).
     pub fn finish(self) -> Run {
         let left = self.deadline.saturating_duration_since(Instant::now());
