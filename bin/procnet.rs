@@ -134,6 +134,9 @@ fn run(file: &Path, startup_timeout: f64, grace: Duration, report: Option<&Path>
                     return exit_codes::NODE_FAILED;
                 }
             }
+            for line in outcome.shed_report() {
+                eprintln!("procnet: {line}");
+            }
             let dropped = outcome.drop_report();
             for line in &dropped {
                 eprintln!("procnet: {line}");

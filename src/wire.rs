@@ -53,6 +53,9 @@ pub struct PubPort {
     pub name: String,
     /// Subscriber replicas to wait for before saying `ready` (each subscribes to `"\0"`).
     pub subscribers: u32,
+    /// Subscriber replicas with `drop = true`, on the port's second socket (`<port>!drop`).
+    /// Optional on the wire; written only when not 0.
+    pub drop_subscribers: u32,
     /// The record field whose text is each record's topic, if any.
     pub topic_field: Option<String>,
     /// A fixed topic for every record, if any.
@@ -73,6 +76,11 @@ pub struct Stats {
     /// Records the node passed on marked as failed (a `fetch` record with an `error`).
     /// Optional on the wire (0 when absent).
     pub errors: u64,
+    /// Records not delivered on purpose: published on a pub port to subscribers that chose
+    /// `drop = true`, while one of them was full. Optional on the wire (0 when absent).
+    pub dropped: u64,
+    /// Milliseconds spent waiting for room downstream (backpressure). Optional (0).
+    pub blocked_ms: u64,
 }
 
 /// Every message of the protocol, data and control alike.
@@ -190,6 +198,8 @@ fn push_stats(map: &mut Vec<(Value, Value)>, stats: &Stats) {
     map.push((s("invalid_frames"), Value::from(stats.invalid_frames)));
     map.push((s("bad_records"), Value::from(stats.bad_records)));
     map.push((s("errors"), Value::from(stats.errors)));
+    map.push((s("dropped"), Value::from(stats.dropped)));
+    map.push((s("blocked_ms"), Value::from(stats.blocked_ms)));
 }
 
 fn string_map(m: &BTreeMap<String, String>) -> Value {
@@ -267,6 +277,9 @@ pub fn encode(msg: &Message) -> Vec<u8> {
                     .iter()
                     .map(|p| {
                         let mut m = vec![(s("name"), s(&p.name)), (s("subscribers"), Value::from(p.subscribers))];
+                        if p.drop_subscribers > 0 {
+                            m.push((s("drop_subscribers"), Value::from(p.drop_subscribers)));
+                        }
                         if let Some(f) = &p.topic_field {
                             m.push((s("topic_field"), s(f)));
                         }
@@ -419,6 +432,8 @@ fn pub_port(v: Value) -> Result<PubPort, DecodeError> {
     Ok(PubPort {
         name: m.string("name")?,
         subscribers: m.u32("subscribers")?,
+        drop_subscribers: u32::try_from(m.opt_uint("drop_subscribers")?)
+            .map_err(|_| DecodeError("field `drop_subscribers` of wire port is out of range".into()))?,
         topic_field: m.opt_string("topic_field")?,
         topic: m.opt_string("topic")?,
     })
@@ -487,12 +502,19 @@ impl Fields {
             sent: self.uint("sent")?,
             invalid_frames: self.uint("invalid_frames")?,
             bad_records: self.uint("bad_records")?,
-            errors: if self.entries.iter().any(|(k, _)| k.as_str() == Some("errors")) {
-                self.uint("errors")?
-            } else {
-                0
-            },
+            errors: self.opt_uint("errors")?,
+            dropped: self.opt_uint("dropped")?,
+            blocked_ms: self.opt_uint("blocked_ms")?,
         })
+    }
+
+    /// An optional counter: 0 when absent.
+    fn opt_uint(&mut self, key: &str) -> Result<u64, DecodeError> {
+        if self.entries.iter().any(|(k, _)| k.as_str() == Some(key)) {
+            self.uint(key)
+        } else {
+            Ok(0)
+        }
     }
 
     fn strings(&mut self, key: &str) -> Result<Vec<String>, DecodeError> {
@@ -594,6 +616,7 @@ mod tests {
                 ports: vec![PubPort {
                     name: "hosts".into(),
                     subscribers: 3,
+                    drop_subscribers: 1,
                     topic_field: Some("host".into()),
                     topic: None,
                 }],
@@ -604,7 +627,15 @@ mod tests {
             Message::Bye,
             Message::Stats(Stats { received: 9, ..Default::default() }),
             Message::Done {
-                stats: Stats { received: 1, sent: 2, invalid_frames: 3, bad_records: 4, errors: 5 },
+                stats: Stats {
+                    received: 1,
+                    sent: 2,
+                    invalid_frames: 3,
+                    bad_records: 4,
+                    errors: 5,
+                    dropped: 6,
+                    blocked_ms: 7,
+                },
                 notes: vec!["n".into()],
             },
             Message::Failed { error: "boom".into() },

@@ -154,7 +154,15 @@ fn vectors() -> Vec<Vector> {
             file: "done.msgpack",
             about: "final counters; integers wide enough to need uint32 and uint64",
             message: Message::Done {
-                stats: Stats { received: 70000, sent: 5_000_000_000, invalid_frames: 1, bad_records: 0, errors: 3 },
+                stats: Stats {
+                    received: 70000,
+                    sent: 5_000_000_000,
+                    invalid_frames: 1,
+                    bad_records: 0,
+                    errors: 3,
+                    dropped: 2,
+                    blocked_ms: 1500,
+                },
                 notes: vec!["unexpected `start` message on a data socket".into()],
             },
         },
@@ -166,7 +174,15 @@ fn vectors() -> Vec<Vector> {
         Vector {
             file: "stats.msgpack",
             about: "counters while running: a fetch replica that passed on 120 records, 7 with an error",
-            message: Message::Stats(Stats { received: 130, sent: 120, invalid_frames: 0, bad_records: 0, errors: 7 }),
+            message: Message::Stats(Stats {
+                received: 130,
+                sent: 120,
+                invalid_frames: 0,
+                bad_records: 0,
+                errors: 7,
+                dropped: 0,
+                blocked_ms: 40,
+            }),
         },
         Vector {
             file: "failed.msgpack",

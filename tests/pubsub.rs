@@ -229,3 +229,62 @@ fn the_report_counts_what_each_subscriber_received() {
     assert_eq!(received("pair"), vec![(2 * n / SITES) as u64; 2]);
     assert_eq!(received("pub").iter().sum::<u64>(), n as u64);
 }
+
+/// A subscriber with `drop = true` does not slow the publisher: while it is full, records
+/// meant for it are dropped and counted (never silently), everything it does receive ends
+/// exactly, and the lossless subscriber of the same port still gets every record.
+#[test]
+fn a_dropping_subscriber_sheds_records_counted_while_the_others_get_all() {
+    let s = Scratch::new();
+    let n = 20_000;
+    corpus(&s, n);
+    let file = s.write(
+        "t.toml",
+        &format!(
+            r#"
+            [nodes.src]
+            kind = "lines"
+            path = "in.jsonl"
+            format = "jsonl"
+            [nodes.pub]
+            kind = "filter"
+            inputs = ["src"]
+            field = "id"
+            regex = "^r"
+            outputs = {{ out = "pub" }}
+            [nodes.all]
+            kind = "tally"
+            inputs = ["pub"]
+            by = "id"
+            output = "all.json"
+            [nodes.slow]
+            command = ["{}", "sleepy", "200"]
+            inputs = [{{ from = "pub", drop = true }}]
+            [nodes.some]
+            kind = "tally"
+            inputs = ["slow"]
+            output = "some.json"
+            "#,
+            util::rogue().display()
+        ),
+    );
+    let report = s.path("report.json");
+    let r = procnet(["run".as_ref(), file.as_os_str(), "--report".as_ref(), report.as_os_str()]).run();
+    r.expect_code(0);
+    assert_ids(&read_tally(&s, "all.json"), n, &[0, 1, 2, 3, 4], 1, "lossless subscriber");
+    let report: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&report).expect("report")).expect("json");
+    let replica = |node: &str| {
+        report["replicas"].as_array().expect("replicas").iter().find(|r| r["node"] == node).cloned().expect(node)
+    };
+    let dropped = replica("pub")["dropped"].as_u64().expect("dropped");
+    let got = read_tally(&s, "some.json")["count"].as_u64().expect("count");
+    assert!(dropped > 0, "a subscriber 200 us per record behind 20,000 records dropped nothing");
+    assert_eq!(got + dropped, n as u64, "records received plus records dropped must be every record");
+    assert_eq!(replica("slow")["received"], got);
+    assert!(
+        r.stderr.contains(&format!("node `pub.0` dropped {dropped} records for subscribers with `drop = true`")),
+        "{}",
+        r.stderr
+    );
+}

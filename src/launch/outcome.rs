@@ -39,6 +39,16 @@ impl Outcome {
         self.replicas.iter().map(|r| r.stats.invalid_frames + r.stats.bad_records).sum()
     }
 
+    /// One line per replica that shed records for subscribers that chose `drop = true`:
+    /// not an error, but never silent.
+    pub fn shed_report(&self) -> Vec<String> {
+        self.replicas
+            .iter()
+            .filter(|r| r.stats.dropped > 0)
+            .map(|r| format!("node `{}` dropped {} records for subscribers with `drop = true`", r.id, r.stats.dropped))
+            .collect()
+    }
+
     /// One line per replica that dropped anything, naming it, counting, and giving reasons.
     pub fn drop_report(&self) -> Vec<String> {
         let mut lines = Vec::new();

@@ -63,8 +63,8 @@ impl Progress {
                 1 => msg.push_str(", 1 error"),
                 e => msg.push_str(&format!(", {e} errors")),
             }
-            if s.invalid_frames + s.bad_records > 0 {
-                msg.push_str(&format!(", {} dropped", s.invalid_frames + s.bad_records));
+            if s.invalid_frames + s.bad_records + s.dropped > 0 {
+                msg.push_str(&format!(", {} dropped", s.invalid_frames + s.bad_records + s.dropped));
             }
             bar.set_message(msg);
         }
@@ -84,8 +84,8 @@ impl Progress {
 pub fn report_table(t: &Topology, outcome: &Outcome) -> String {
     let width = t.nodes.iter().map(|n| n.name.len()).max().unwrap_or(4).max(4);
     let mut out = format!(
-        "{:<width$}  {:>8}  {:>10}  {:>10}  {:>7}  {:>7}  {:>7}  exit\n",
-        "node", "replicas", "in", "out", "errors", "dropped", "wall s"
+        "{:<width$}  {:>8}  {:>10}  {:>10}  {:>7}  {:>7}  {:>9}  {:>7}  exit\n",
+        "node", "replicas", "in", "out", "errors", "dropped", "blocked s", "wall s"
     );
     for node in &t.nodes {
         let reps: Vec<_> = outcome.replicas.iter().filter(|r| r.node == node.name).collect();
@@ -94,13 +94,14 @@ pub fn report_table(t: &Topology, outcome: &Outcome) -> String {
         let exits: Vec<String> = reps.iter().map(|r| r.exit_code.to_string()).collect();
         let exit = if exits.iter().all(|e| e == "0") { "0".to_string() } else { exits.join(",") };
         out.push_str(&format!(
-            "{:<width$}  {:>8}  {:>10}  {:>10}  {:>7}  {:>7}  {:>7.2}  {exit}\n",
+            "{:<width$}  {:>8}  {:>10}  {:>10}  {:>7}  {:>7}  {:>9.2}  {:>7.2}  {exit}\n",
             node.name,
             node.replicas,
             sum(|s| s.received),
             sum(|s| s.sent),
             sum(|s| s.errors),
-            sum(|s| s.invalid_frames + s.bad_records),
+            sum(|s| s.invalid_frames + s.bad_records + s.dropped),
+            sum(|s| s.blocked_ms) as f64 / 1000.0,
             wall.as_secs_f64(),
         ));
     }

@@ -119,11 +119,12 @@ impl Supervisor<'_> {
                 let t = self.topology;
                 let bind =
                     node.inputs.iter().any(|i| t.port(i.node, i.port).pattern == Pattern::Push).then(|| endpoint(""));
-                let pub_ports: BTreeMap<&str, String> = node
-                    .ports
-                    .iter()
-                    .filter(|p| p.pattern == Pattern::Pub)
-                    .map(|p| (p.name.as_str(), endpoint(&format!(".{}", p.name))))
+                let pub_ports: BTreeMap<String, String> = pub_sockets(t, node_id)
+                    .into_iter()
+                    .map(|key| {
+                        let ep = endpoint(&format!(".{}", key.replace('!', "-")));
+                        (key, ep)
+                    })
                     .collect();
                 let pub_ports =
                     (!pub_ports.is_empty()).then(|| serde_json::to_string(&pub_ports).expect("endpoints serialize"));
@@ -241,10 +242,7 @@ impl Supervisor<'_> {
             }
             Message::Hello { ref ports, .. }
                 if r.phase == Phase::Spawned
-                    && self.topology.nodes[r.node]
-                        .ports
-                        .iter()
-                        .any(|p| p.pattern == Pattern::Pub && !ports.contains_key(&p.name)) =>
+                    && pub_sockets(self.topology, r.node).iter().any(|key| !ports.contains_key(key)) =>
             {
                 return Err(RunError::NodeFailed {
                     id: r.id.clone(),
@@ -368,7 +366,7 @@ impl Supervisor<'_> {
                             port: port.name.clone(),
                             subscribe: (port.pattern == Pattern::Pub).then(|| Subscribe {
                                 topics: i.topics.clone(),
-                                endpoints: port_endpoints(i.node, &port.name),
+                                endpoints: port_endpoints(i.node, &socket_key(&port.name, i.drop)),
                             }),
                         }
                     })
@@ -385,7 +383,16 @@ impl Supervisor<'_> {
                         })),
                         Pattern::Pub => ports.push(PubPort {
                             name: port.name.clone(),
-                            subscribers: readers.iter().map(|&d| t.nodes[d].replicas).sum(),
+                            subscribers: readers
+                                .iter()
+                                .filter(|&&d| !t.reads_dropping(d, r.node, p))
+                                .map(|&d| t.nodes[d].replicas)
+                                .sum(),
+                            drop_subscribers: readers
+                                .iter()
+                                .filter(|&&d| t.reads_dropping(d, r.node, p))
+                                .map(|&d| t.nodes[d].replicas)
+                                .sum(),
                             topic_field: match &port.topic {
                                 TopicRule::Field(f) => Some(f.clone()),
                                 _ => None,
@@ -484,5 +491,29 @@ fn sum_stats<'a>(all: impl Iterator<Item = &'a Stats>) -> Stats {
         invalid_frames: a.invalid_frames + s.invalid_frames,
         bad_records: a.bad_records + s.bad_records,
         errors: a.errors + s.errors,
+        dropped: a.dropped + s.dropped,
+        blocked_ms: a.blocked_ms + s.blocked_ms,
     })
+}
+
+/// The key of a pub port's socket: the port, or `<port>!drop` for its lossy socket.
+fn socket_key(port: &str, drop: bool) -> String {
+    if drop {
+        format!("{port}!drop")
+    } else {
+        port.to_string()
+    }
+}
+
+/// The pub sockets node `n` binds: one per pub port, and a lossy one (`<port>!drop`) for a
+/// port that some node reads with `drop = true`.
+fn pub_sockets(t: &Topology, n: NodeId) -> Vec<String> {
+    let mut keys = Vec::new();
+    for (p, port) in t.nodes[n].ports.iter().enumerate().filter(|(_, p)| p.pattern == Pattern::Pub) {
+        keys.push(port.name.clone());
+        if t.readers(n, p).into_iter().any(|d| t.reads_dropping(d, n, p)) {
+            keys.push(socket_key(&port.name, true));
+        }
+    }
+    keys
 }

@@ -45,6 +45,7 @@ pub struct Node {
     scratch: Vec<u8>,
     bad_records: u64,
     errors: u64,
+    blocked: Duration,
     last_stats: Instant,
     notes: Vec<String>,
     stop_requested: bool,
@@ -92,6 +93,7 @@ impl Node {
             scratch: Vec::new(),
             bad_records: 0,
             errors: 0,
+            blocked: Duration::ZERO,
             last_stats: Instant::now(),
             notes: Vec::new(),
             stop_requested: false,
@@ -109,7 +111,7 @@ impl Node {
             pid: std::process::id(),
             input: self.input.as_ref().and_then(|i| i.endpoint().map(str::to_string)),
             publish,
-            ports: self.publishers.iter().map(|p| (p.port.clone(), p.endpoint.clone())).collect(),
+            ports: self.publishers.iter().map(|p| (p.key(), p.endpoint.clone())).collect(),
         })?;
         let Message::Wire { inputs, outputs, vars, ports } = self.await_control("wire", Some(JOIN_TIMEOUT))? else {
             unreachable!("await_control checks the type")
@@ -124,19 +126,22 @@ impl Node {
             self.outputs.push(Output::connect(&self.ctx, &d.node, &d.port, &d.endpoints)?);
         }
         for spec in &ports {
-            let Some(p) = self.publishers.iter_mut().find(|p| p.port == spec.name) else {
+            if !self.publishers.iter().any(|p| p.port == spec.name) {
                 return Err(NodeError::Protocol(format!(
                     "the launcher wired port `{}`, which this node did not bind",
                     spec.name
                 )));
-            };
-            p.set_topic(match (&spec.topic_field, &spec.topic) {
-                (Some(f), _) => Topic::Field(f.clone()),
-                (None, Some(t)) => Topic::Fixed(t.clone()),
-                (None, None) => Topic::Empty,
-            });
-            // No record is published before every subscriber listens: no slow joiner.
-            p.await_subscribers(spec.subscribers, JOIN_TIMEOUT)?;
+            }
+            for p in self.publishers.iter_mut().filter(|p| p.port == spec.name) {
+                p.set_topic(match (&spec.topic_field, &spec.topic) {
+                    (Some(f), _) => Topic::Field(f.clone()),
+                    (None, Some(t)) => Topic::Fixed(t.clone()),
+                    (None, None) => Topic::Empty,
+                });
+                // No record is published before every subscriber listens: no slow joiner.
+                let n = if p.lossy { spec.drop_subscribers } else { spec.subscribers };
+                p.await_subscribers(n, JOIN_TIMEOUT)?;
+            }
         }
         self.tell(&Message::Ready)?;
         self.await_control("start", Some(JOIN_TIMEOUT))?;
@@ -303,8 +308,8 @@ impl Node {
     /// one's replicas; pub: to every subscriber whose topics match).
     pub fn send_to(&mut self, port: &str, record: &Record) -> Result<(), NodeError> {
         let pushes: Vec<usize> = (0..self.outputs.len()).filter(|&i| self.outputs[i].port == port).collect();
-        let publisher = self.publishers.iter().position(|p| p.port == port);
-        if pushes.is_empty() && publisher.is_none() {
+        let publishers: Vec<usize> = (0..self.publishers.len()).filter(|&i| self.publishers[i].port == port).collect();
+        if pushes.is_empty() && publishers.is_empty() {
             return Ok(());
         }
         self.scratch.clear();
@@ -314,7 +319,7 @@ impl Node {
                 self.flush_output(i)?;
             }
         }
-        if let Some(p) = publisher {
+        for p in publishers {
             if self.publishers[p].push(record, &self.scratch) {
                 self.flush_publisher(p)?;
             }
@@ -350,6 +355,7 @@ impl Node {
 
     /// Wait `backoff` ms on the control socket, then double it (up to 16 ms).
     fn backoff(&mut self, backoff: &mut i64) -> Result<(), NodeError> {
+        let waited = Instant::now();
         let mut items = [self.control.as_poll_item(zmq::POLLIN)];
         match zmq::poll(&mut items, *backoff) {
             Ok(_) | Err(zmq::Error::EINTR) => {}
@@ -359,6 +365,7 @@ impl Node {
             self.poll_control()?;
         }
         *backoff = (*backoff * 2).min(16);
+        self.blocked += waited.elapsed();
         Ok(())
     }
 
@@ -372,7 +379,9 @@ impl Node {
             let out = &self.outputs[i];
             let mut items = out.poll_items();
             items.push(self.control.as_poll_item(zmq::POLLIN));
+            let waited = Instant::now();
             poll(&mut items, "poll for room downstream")?;
+            self.blocked += waited.elapsed();
             let control_ready = items.last().is_some_and(|c| c.is_readable());
             drop(items);
             if control_ready {
@@ -395,11 +404,14 @@ impl Node {
         let input = self.input.as_ref();
         Stats {
             received: input.map_or(0, Input::received),
+            // A port's lossy socket carries the same records as its lossless one.
             sent: self.outputs.iter().map(Output::sent_total).sum::<u64>()
-                + self.publishers.iter().map(Publisher::sent_total).sum::<u64>(),
+                + self.publishers.iter().filter(|p| !p.lossy).map(Publisher::sent_total).sum::<u64>(),
             invalid_frames: input.map_or(0, |i| i.invalid_frames),
             bad_records: self.bad_records,
             errors: self.errors,
+            dropped: self.publishers.iter().map(|p| p.dropped).sum(),
+            blocked_ms: self.blocked.as_millis() as u64,
         }
     }
 

@@ -36,6 +36,11 @@ pub enum Topic {
 pub struct Publisher {
     /// The port's name.
     pub port: String,
+    /// The second socket of a port, for subscribers with `drop = true`: a batch that would
+    /// block is dropped and counted instead.
+    pub lossy: bool,
+    /// Records dropped (lossy socket only).
+    pub dropped: u64,
     /// The endpoint it is bound to (resolved).
     pub endpoint: String,
     socket: zmq::Socket,
@@ -46,8 +51,13 @@ pub struct Publisher {
 }
 
 impl Publisher {
-    /// Bind the port's XPUB socket at `endpoint`.
-    pub fn bind(ctx: &zmq::Context, port: &str, endpoint: &str) -> Result<Publisher, NodeError> {
+    /// Bind the port's XPUB socket at `endpoint`. A `key` of `<port>!drop` is the port's
+    /// lossy socket.
+    pub fn bind(ctx: &zmq::Context, key: &str, endpoint: &str) -> Result<Publisher, NodeError> {
+        let (port, lossy) = match key.strip_suffix("!drop") {
+            Some(port) => (port, true),
+            None => (key, false),
+        };
         let mut socket = ctx.socket(zmq::XPUB).map_err(NodeError::zmq("create an XPUB socket"))?;
         set_nodrop(&mut socket)?;
         socket.set_xpub_verbose(true).map_err(NodeError::zmq("set XPUB_VERBOSE"))?;
@@ -59,6 +69,8 @@ impl Publisher {
             .map_err(|_| NodeError::Protocol("bound endpoint is not UTF-8".into()))?;
         Ok(Publisher {
             port: port.to_string(),
+            lossy,
+            dropped: 0,
             endpoint,
             socket,
             topic: Topic::Empty,
@@ -122,6 +134,12 @@ impl Publisher {
             wire::write_data_header(&mut frame, n);
             frame.extend_from_slice(&records);
             if !self.try_send(topic.as_bytes(), &frame)? {
+                if self.lossy {
+                    // A subscriber that chose to lose records is full: drop, count, go on.
+                    self.dropped += n as u64;
+                    self.pending -= n;
+                    continue;
+                }
                 self.batches.insert(topic, (records, n));
                 return Ok(false);
             }
@@ -140,6 +158,15 @@ impl Publisher {
         // The first frame was accepted, so the rest of the message is too.
         self.socket.send(frame, 0).map_err(NodeError::zmq(format!("publish on port `{}`", self.port)))?;
         Ok(true)
+    }
+
+    /// The key of this socket in `hello.ports` and `PROCNET_PUB`: the port, or `<port>!drop`.
+    pub fn key(&self) -> String {
+        if self.lossy {
+            format!("{}!drop", self.port)
+        } else {
+            self.port.clone()
+        }
     }
 
     /// Records published or pending.

@@ -96,8 +96,18 @@ pub fn resolve_inputs(drafts: &[Draft], diags: &mut Diagnostics) -> Inputs {
                         ),
                     );
                 }
+                if let (Pattern::Push, Some(drop)) = (pattern, &input.drop) {
+                    diags.push(
+                        Diagnostic::error(
+                            drop.span(),
+                            format!("port `{port_name}` of `{wanted}` is a push port; only pub ports may drop"),
+                        )
+                        .with_help("a push edge always slows its producer down; remove `drop`"),
+                    );
+                }
                 let topics = input.topics.as_ref().map(|t| t.get_ref().clone()).unwrap_or_default();
-                resolved.push((Input { node: id, port, topics, drop: false }, input.span.clone()));
+                let drop = input.drop.as_ref().is_some_and(|d| *d.get_ref());
+                resolved.push((Input { node: id, port, topics, drop }, input.span.clone()));
             }
             resolved
         })

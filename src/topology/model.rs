@@ -148,6 +148,11 @@ impl Topology {
         (0..self.nodes.len()).filter(|&n| self.nodes[n].inputs.iter().any(|i| i.node == id && i.port == port)).collect()
     }
 
+    /// Whether node `reader` reads port `port` of node `id` with `drop = true`.
+    pub fn reads_dropping(&self, reader: NodeId, id: NodeId, port: usize) -> bool {
+        self.nodes[reader].inputs.iter().any(|i| i.node == id && i.port == port && i.drop)
+    }
+
     /// The name of port `port` of node `id`.
     pub fn port(&self, id: NodeId, port: usize) -> &Port {
         &self.nodes[id].ports[port]

@@ -13,7 +13,7 @@ use super::raw::{Span, Table};
 
 const PATTERNS: &[&str] = &["push", "pub"];
 const PORT_KEYS: &[&str] = &["pattern", "topic_field", "topic"];
-const INPUT_KEYS: &[&str] = &["from", "topics"];
+const INPUT_KEYS: &[&str] = &["from", "topics", "drop"];
 
 /// An input as written, before the names are resolved.
 #[derive(Debug, Clone)]
@@ -24,6 +24,8 @@ pub struct DraftInput {
     pub port: Option<Spanned<String>>,
     /// Topic prefixes, if given (`topics = [...]`).
     pub topics: Option<Spanned<Vec<String>>>,
+    /// `drop = true`, if given: records may be dropped rather than slow the publisher.
+    pub drop: Option<Spanned<bool>>,
     /// The whole entry.
     pub span: Span,
 }
@@ -144,7 +146,8 @@ fn read_port(
     }
 }
 
-/// Read `inputs`: an array of `"node"`, `"node.port"`, or `{ from = "node.port", topics = [...] }`.
+/// Read `inputs`: an array of `"node"`, `"node.port"`, or
+/// `{ from = "node.port", topics = [...], drop = true }`.
 pub fn read_inputs(t: &Table<'_, '_>, diags: &mut Diagnostics) -> Vec<DraftInput> {
     let Some(value) = t.get("inputs") else { return Vec::new() };
     let DeValue::Array(items) = value.get_ref() else {
@@ -165,8 +168,11 @@ pub fn read_inputs(t: &Table<'_, '_>, diags: &mut Diagnostics) -> Vec<DraftInput
                 let topics = entry
                     .str_list("topics", diags)
                     .map(|l| Spanned::new(l.span(), l.into_inner().into_iter().map(Spanned::into_inner).collect()));
+                let drop = entry.bool("drop", diags);
                 if let Some(from) = entry.str("from", diags) {
-                    inputs.push(split_reference(from.get_ref(), from.span(), topics));
+                    let mut input = split_reference(from.get_ref(), from.span(), topics);
+                    input.drop = drop;
+                    inputs.push(input);
                 }
             }
             other => diags.error(
@@ -185,8 +191,9 @@ fn split_reference(text: &str, span: Span, topics: Option<Spanned<Vec<String>>>)
             node: Spanned::new(span.clone(), node.to_string()),
             port: Some(Spanned::new(span.clone(), port.to_string())),
             topics,
+            drop: None,
             span,
         },
-        None => DraftInput { node: Spanned::new(span.clone(), text.to_string()), port: None, topics, span },
+        None => DraftInput { node: Spanned::new(span.clone(), text.to_string()), port: None, topics, drop: None, span },
     }
 }

@@ -8,6 +8,7 @@
 //! - `crash-after N`: a pass-through that forwards N records, then aborts (SIGABRT).
 //! - `exit-early C`: joins the network, then exits with status C without a word.
 //! - `split`: forwards every record on port `out` and publishes it on port `copy`.
+//! - `sleepy MICROS`: a slow pass-through, MICROS per record.
 
 use procnet::record::Record;
 use procnet::runtime::{Identity, Node};
@@ -20,6 +21,7 @@ fn main() {
         Some("garbage") => garbage(arg(2)),
         Some("crash-after") => crash_after(arg(2)),
         Some("split") => split(),
+        Some("sleepy") => sleepy(arg(2)),
         Some("exit-early") => {
             let _node = Node::join(&Identity::from_env().expect("identity")).expect("join");
             std::process::exit(arg(2) as i32);
@@ -35,6 +37,16 @@ fn split() {
     while let Some(rec) = node.recv().expect("recv") {
         node.send_to("out", &rec).expect("send");
         node.send_to("copy", &rec).expect("publish");
+    }
+    node.finish().expect("finish");
+}
+
+/// A slow consumer: forwards each record after `micros` microseconds.
+fn sleepy(micros: u64) {
+    let mut node = Node::join(&Identity::from_env().expect("identity")).expect("join");
+    while let Some(rec) = node.recv().expect("recv") {
+        std::thread::sleep(std::time::Duration::from_micros(micros));
+        node.send(&rec).expect("send");
     }
     node.finish().expect("finish");
 }
