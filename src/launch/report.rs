@@ -10,6 +10,7 @@ struct Report<'a> {
     topology: &'a str,
     elapsed_s: f64,
     startup_s: f64,
+    records_rejected: u64,
     records_dropped: u64,
     replicas: Vec<Replica<'a>>,
 }
@@ -59,7 +60,8 @@ pub fn to_json(topology: &Topology, outcome: &Outcome) -> String {
         topology: &topology.name,
         elapsed_s: outcome.elapsed.as_secs_f64(),
         startup_s: outcome.startup.as_secs_f64(),
-        records_dropped: outcome.dropped(),
+        records_rejected: outcome.dropped(),
+        records_dropped: outcome.replicas.iter().map(|r| r.stats.dropped).sum(),
         replicas,
     };
     serde_json::to_string_pretty(&report).expect("a report serializes")

@@ -122,7 +122,8 @@ impl Supervisor<'_> {
                 let pub_ports: BTreeMap<String, String> = pub_sockets(t, node_id)
                     .into_iter()
                     .map(|key| {
-                        let ep = endpoint(&format!(".{}", key.replace('!', "-")));
+                        // `!` cannot be in a port name, so `<port>!drop` never collides.
+                        let ep = endpoint(&format!(".{key}"));
                         (key, ep)
                     })
                     .collect();

@@ -51,11 +51,15 @@ pub fn summary(t: &Topology) -> String {
                     Transport::Ipc => format!("ipc://<run dir>/{}.{{0..{}}}.{}", up.name, up.replicas - 1, port.name),
                     Transport::Tcp => "tcp://127.0.0.1:<port chosen by the OS>".to_string(),
                 };
-                let topics = if input.topics.is_empty() {
+                let mut topics = if input.topics.is_empty() {
                     "every topic".to_string()
                 } else {
                     format!("topics {}", input.topics.iter().map(|t| format!("{t:?}")).collect::<Vec<_>>().join(", "))
                 };
+                if input.drop {
+                    topics.push_str(", may drop");
+                }
+                let endpoint = if input.drop { format!("{endpoint}!drop") } else { endpoint };
                 writeln!(
                     s,
                     "  {}.{} -> {}  XPUB x{} -> SUB x{} (broadcast, {topics})  {endpoint}",
@@ -97,6 +101,7 @@ pub fn dot(t: &Topology) -> String {
             Pattern::Pub if input.topics.is_empty() => format!("{} pub/sub", port.name),
             Pattern::Pub => format!("{} pub/sub {}", port.name, input.topics.join(",")),
         };
+        let label = if input.drop { format!("{label} (may drop)") } else { label };
         let _ = writeln!(
             s,
             "  {} -> {} [label={}];",
