@@ -45,11 +45,7 @@ impl Input {
     pub fn bind(&mut self, ctx: &zmq::Context, endpoint: &str) -> Result<(), NodeError> {
         let socket = ctx.socket(zmq::PULL).map_err(NodeError::zmq("create a PULL socket"))?;
         socket.set_rcvhwm(HWM).map_err(NodeError::zmq("set the receive high-water mark"))?;
-        socket.bind(endpoint).map_err(NodeError::zmq(format!("bind `{endpoint}`")))?;
-        let endpoint = socket
-            .get_last_endpoint()
-            .map_err(NodeError::zmq("read the bound endpoint"))?
-            .map_err(|_| NodeError::Protocol("bound endpoint is not UTF-8".into()))?;
+        let endpoint = bind(&socket, endpoint, &format!("bind `{endpoint}`"))?;
         self.pull = Some((socket, endpoint));
         Ok(())
     }
@@ -193,4 +189,14 @@ impl Input {
             self.notes.push(note);
         }
     }
+}
+
+/// Bind `socket` at `endpoint` and return the endpoint it got (with the OS-chosen port of
+/// `tcp://127.0.0.1:*`). `what` reads after "failed to".
+pub(super) fn bind(socket: &zmq::Socket, endpoint: &str, what: &str) -> Result<String, NodeError> {
+    socket.bind(endpoint).map_err(NodeError::zmq(what))?;
+    socket
+        .get_last_endpoint()
+        .map_err(NodeError::zmq("read the bound endpoint"))?
+        .map_err(|_| NodeError::Protocol("bound endpoint is not UTF-8".into()))
 }

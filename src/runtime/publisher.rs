@@ -13,6 +13,7 @@ use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use super::error::NodeError;
+use super::input::bind;
 use super::output::{BATCH_BYTES, BATCH_RECORDS, HWM};
 use crate::record::{text_of, Record};
 use crate::wire::{self, Message};
@@ -62,11 +63,7 @@ impl Publisher {
         set_nodrop(&mut socket)?;
         socket.set_xpub_verbose(true).map_err(NodeError::zmq("set XPUB_VERBOSE"))?;
         socket.set_sndhwm(HWM).map_err(NodeError::zmq("set the send high-water mark"))?;
-        socket.bind(endpoint).map_err(NodeError::zmq(format!("bind port `{port}` at `{endpoint}`")))?;
-        let endpoint = socket
-            .get_last_endpoint()
-            .map_err(NodeError::zmq("read the bound endpoint"))?
-            .map_err(|_| NodeError::Protocol("bound endpoint is not UTF-8".into()))?;
+        let endpoint = bind(&socket, endpoint, &format!("bind port `{port}` at `{endpoint}`"))?;
         Ok(Publisher {
             port: port.to_string(),
             lossy,
