@@ -285,3 +285,37 @@ fn first_ctrl_c_drains_and_flushes_an_exact_tally() {
     assert_eq!(counted, written, "the tally and the sink saw different streams");
     assert!(counted < 1_000_000, "the source did not stop early ({counted} records)");
 }
+
+/// A launcher killed with SIGKILL cannot clean up: its nodes die with it anyway (each is
+/// started with a parent-death signal), mid-stream, leaving nothing behind.
+#[test]
+fn kill_9_of_the_launcher_leaves_no_node() {
+    let s = Scratch::new();
+    numbers(&s, 1_000_000);
+    let file = s.write(
+        "t.toml",
+        &format!(
+            r#"
+            [nodes.src]
+            kind = "lines"
+            path = "in.jsonl"
+            [nodes.slow]
+            command = ["{}", "sleepy", "100"]
+            inputs = ["src"]
+            replicas = 2
+            [nodes.out]
+            kind = "sink"
+            inputs = ["slow"]
+            path = "out.jsonl"
+            "#,
+            rogue()
+        ),
+    );
+    let out = s.path("out.jsonl");
+    let running = procnet(["run".as_ref(), file.as_os_str()]).timeout(Duration::from_secs(60)).start();
+    running.wait_until("records reaching the sink", || std::fs::metadata(&out).is_ok_and(|m| m.len() > 0));
+    running.signal(libc::SIGKILL);
+    // finish() fails the test if any process of the run is still alive afterwards.
+    let r = running.finish();
+    assert_eq!(r.status.code(), None, "the launcher was killed by a signal");
+}

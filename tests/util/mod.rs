@@ -225,7 +225,14 @@ impl Running {
             elapsed: self.started.elapsed(),
             tag: self.tag.clone(),
         };
-        let left = tagged_pids(&self.tag);
+        // A process already sent SIGKILL (by the launcher, or by the kernel when the launcher
+        // itself was killed) may take a moment to die; one still alive after that was left.
+        let gone_by = Instant::now() + Duration::from_secs(3);
+        let mut left = tagged_pids(&self.tag);
+        while !left.is_empty() && Instant::now() < gone_by {
+            std::thread::yield_now();
+            left = tagged_pids(&self.tag);
+        }
         if !left.is_empty() {
             kill_tagged(&self.tag);
             panic!("processes of the run are still alive after it ended: {left:?}\n--- stderr\n{}", run.stderr);
