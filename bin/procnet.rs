@@ -137,17 +137,17 @@ fn run(file: &Path, startup_timeout: f64, grace: Duration, report: Option<&Path>
             for line in outcome.shed_report() {
                 eprintln!("procnet: {line}");
             }
-            let dropped = outcome.drop_report();
-            for line in &dropped {
+            let rejected = outcome.rejected_report();
+            for line in &rejected {
                 eprintln!("procnet: {line}");
             }
-            if dropped.is_empty() {
+            if rejected.is_empty() {
                 exit_codes::OK
             } else {
                 eprintln!(
                     "procnet: run `{}` finished, but dropped {} invalid frames or records: results are incomplete",
                     t.name,
-                    outcome.dropped()
+                    outcome.rejected()
                 );
                 exit_codes::DATA_DROPPED
             }

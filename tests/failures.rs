@@ -246,36 +246,47 @@ fn sigterm_stops_the_run_with_143_and_leaves_nothing() {
     assert!(r.stderr.contains("interrupted by SIGTERM"), "{}", r.stderr);
 }
 
+/// Start `src` (a million lines) -> `slow` (given in `middle`, `ROGUE` standing for the
+/// rogue node) -> `out` (a sink writing out.jsonl), and return once records reach the sink:
+/// the network is running, mid-stream.
+fn start_mid_stream(s: &Scratch, middle: &str) -> (util::Running, std::path::PathBuf) {
+    numbers(s, 1_000_000);
+    let toml = format!(
+        r#"
+        [nodes.src]
+        kind = "lines"
+        path = "in.jsonl"
+        [nodes.out]
+        kind = "sink"
+        inputs = ["slow"]
+        path = "out.jsonl"
+        {}
+        "#,
+        middle.replace("ROGUE", &rogue())
+    );
+    let file = s.write("t.toml", &toml);
+    let out = s.path("out.jsonl");
+    let running = procnet(["run".as_ref(), file.as_os_str()]).timeout(Duration::from_secs(60)).start();
+    running.wait_until("records reaching the sink", || std::fs::metadata(&out).is_ok_and(|m| m.len() > 0));
+    (running, out)
+}
+
 /// The first Ctrl-C stops gracefully: the source ends its stream early, the records in
 /// flight drain, and the tally flushes an exact count of what went through.
 #[test]
 fn first_ctrl_c_drains_and_flushes_an_exact_tally() {
     let s = Scratch::new();
-    numbers(&s, 1_000_000);
-    let file = s.write(
-        "t.toml",
-        &format!(
-            r#"
-            [nodes.src]
-            kind = "lines"
-            path = "in.jsonl"
-            [nodes.slow]
-            command = ["{}", "crash-after", "999999999"]
-            inputs = ["src"]
-            [nodes.out]
-            kind = "sink"
-            inputs = ["slow"]
-            path = "out.jsonl"
-            [nodes.count]
-            kind = "tally"
-            inputs = ["slow"]
-            "#,
-            rogue()
-        ),
+    let (running, out) = start_mid_stream(
+        &s,
+        r#"
+        [nodes.slow]
+        command = ["ROGUE", "crash-after", "999999999"]
+        inputs = ["src"]
+        [nodes.count]
+        kind = "tally"
+        inputs = ["slow"]
+        "#,
     );
-    let out = s.path("out.jsonl");
-    let running = procnet(["run".as_ref(), file.as_os_str()]).timeout(Duration::from_secs(60)).start();
-    running.wait_until("records reaching the sink", || std::fs::metadata(&out).is_ok_and(|m| m.len() > 0));
     running.signal(libc::SIGINT);
     let r = running.finish();
     r.expect_code(130);
@@ -291,29 +302,15 @@ fn first_ctrl_c_drains_and_flushes_an_exact_tally() {
 #[test]
 fn kill_9_of_the_launcher_leaves_no_node() {
     let s = Scratch::new();
-    numbers(&s, 1_000_000);
-    let file = s.write(
-        "t.toml",
-        &format!(
-            r#"
-            [nodes.src]
-            kind = "lines"
-            path = "in.jsonl"
-            [nodes.slow]
-            command = ["{}", "sleepy", "100"]
-            inputs = ["src"]
-            replicas = 2
-            [nodes.out]
-            kind = "sink"
-            inputs = ["slow"]
-            path = "out.jsonl"
-            "#,
-            rogue()
-        ),
+    let (running, _) = start_mid_stream(
+        &s,
+        r#"
+        [nodes.slow]
+        command = ["ROGUE", "sleepy", "100"]
+        inputs = ["src"]
+        replicas = 2
+        "#,
     );
-    let out = s.path("out.jsonl");
-    let running = procnet(["run".as_ref(), file.as_os_str()]).timeout(Duration::from_secs(60)).start();
-    running.wait_until("records reaching the sink", || std::fs::metadata(&out).is_ok_and(|m| m.len() > 0));
     running.signal(libc::SIGKILL);
     // finish() fails the test if any process of the run is still alive afterwards.
     let r = running.finish();

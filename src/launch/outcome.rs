@@ -34,8 +34,10 @@ pub struct Outcome {
 }
 
 impl Outcome {
-    /// Frames and records dropped anywhere in the run.
-    pub fn dropped(&self) -> u64 {
+    /// Input rejected anywhere in the run: frames that could not be decoded and records a
+    /// node could not process. Any makes the result incomplete (exit 65). Records shed for
+    /// `drop = true` subscribers are not counted here; see [`Outcome::shed_report`].
+    pub fn rejected(&self) -> u64 {
         self.replicas.iter().map(|r| r.stats.invalid_frames + r.stats.bad_records).sum()
     }
 
@@ -49,8 +51,8 @@ impl Outcome {
             .collect()
     }
 
-    /// One line per replica that dropped anything, naming it, counting, and giving reasons.
-    pub fn drop_report(&self) -> Vec<String> {
+    /// One line per replica that rejected input, naming it, counting, and giving reasons.
+    pub fn rejected_report(&self) -> Vec<String> {
         let mut lines = Vec::new();
         for r in self.replicas.iter().filter(|r| r.stats.invalid_frames + r.stats.bad_records > 0) {
             let mut parts = Vec::new();

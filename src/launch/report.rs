@@ -60,7 +60,7 @@ pub fn to_json(topology: &Topology, outcome: &Outcome) -> String {
         topology: &topology.name,
         elapsed_s: outcome.elapsed.as_secs_f64(),
         startup_s: outcome.startup.as_secs_f64(),
-        records_rejected: outcome.dropped(),
+        records_rejected: outcome.rejected(),
         records_dropped: outcome.replicas.iter().map(|r| r.stats.dropped).sum(),
         replicas,
     };
