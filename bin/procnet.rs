@@ -4,7 +4,6 @@
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
-use std::sync::mpsc;
 use std::time::Duration;
 
 use clap::{Parser, Subcommand};
@@ -50,6 +49,9 @@ enum Command {
     /// Run one built-in node replica (started by `procnet run`; reads its environment).
     #[command(hide = true)]
     Node,
+    /// Serve `procnet run` as its fork server on descriptor 3 (the `forkserver` start method).
+    #[command(hide = true)]
+    Forkserver,
 }
 
 fn main() -> ExitCode {
@@ -59,6 +61,7 @@ fn main() -> ExitCode {
         Command::Check { file } => with_topology(&file, |t| print!("{}", topology::summary(t))),
         Command::Graph { file } => with_topology(&file, |t| print!("{}", topology::dot(t))),
         Command::Node => node(),
+        Command::Forkserver => launch::forkserver_main(),
     })
 }
 
@@ -114,16 +117,8 @@ fn run(file: &Path, startup_timeout: f64, grace: Duration, report: Option<&Path>
     let Some(t) = load(file) else {
         return exit_codes::INVALID_TOPOLOGY;
     };
-    // The handler only reports the signal; the supervisor's loop decides what to do.
-    let rx = match forward_signals() {
-        Ok(rx) => rx,
-        Err(e) => {
-            eprintln!("procnet: failed to install the signal handlers: {e}");
-            return exit_codes::NODE_FAILED;
-        }
-    };
     let opts = RunOptions { startup_timeout: Duration::from_secs_f64(startup_timeout.max(0.0)), grace };
-    match launch::run(&t, &opts, &rx) {
+    match launch::run(&t, &opts) {
         Ok(outcome) => {
             if std::io::stderr().is_terminal() {
                 eprint!("{}", launch::report_table(&t, &outcome));
@@ -136,6 +131,18 @@ fn run(file: &Path, startup_timeout: f64, grace: Duration, report: Option<&Path>
             }
             for line in outcome.shed_report() {
                 eprintln!("procnet: {line}");
+            }
+            if !outcome.incomplete.is_empty() {
+                for line in &outcome.incomplete {
+                    eprintln!("procnet: {line}");
+                }
+                eprintln!(
+                    "procnet: run `{}` finished, but {} replica{} died mid-stream: the result may be incomplete",
+                    t.name,
+                    outcome.incomplete.len(),
+                    if outcome.incomplete.len() == 1 { "" } else { "s" }
+                );
+                return exit_codes::NODE_FAILED;
             }
             let rejected = outcome.rejected_report();
             for line in &rejected {
@@ -161,20 +168,6 @@ fn run(file: &Path, startup_timeout: f64, grace: Duration, report: Option<&Path>
             }
         }
     }
-}
-
-/// Deliver SIGINT and SIGTERM, by number, on a channel.
-fn forward_signals() -> std::io::Result<mpsc::Receiver<i32>> {
-    let mut signals = signal_hook::iterator::Signals::new([libc::SIGINT, libc::SIGTERM])?;
-    let (tx, rx) = mpsc::channel();
-    std::thread::spawn(move || {
-        for signal in signals.forever() {
-            if tx.send(signal).is_err() {
-                return;
-            }
-        }
-    });
-    Ok(rx)
 }
 
 fn node() -> u8 {

@@ -151,6 +151,20 @@ pub enum Message {
         /// Why, in words.
         error: String,
     },
+    /// Launcher to node: upstream replica `from` died mid-stream and is being restarted, so
+    /// the records it announces can no longer be checked against those received (a second
+    /// `eos` from it is no error either). The run already reports it incomplete.
+    Restarted {
+        /// `name.replica` of the restarted upstream replica.
+        from: String,
+    },
+    /// Launcher to node: downstream replica `to` was restarted and may have missed this
+    /// node's `eos`: send it again on that pipe once this node's stream has ended (at once if
+    /// it already has).
+    Resend {
+        /// `name.replica` of the restarted downstream replica.
+        to: String,
+    },
 }
 
 impl Message {
@@ -168,6 +182,8 @@ impl Message {
             Message::Stats(_) => "stats",
             Message::Bye => "bye",
             Message::Failed { .. } => "failed",
+            Message::Restarted { .. } => "restarted",
+            Message::Resend { .. } => "resend",
         }
     }
 }
@@ -299,6 +315,8 @@ pub fn encode(msg: &Message) -> Vec<u8> {
         }
         Message::Stats(stats) => push_stats(&mut map, stats),
         Message::Failed { error } => map.push((s("error"), s(error))),
+        Message::Restarted { from } => map.push((s("from"), s(from))),
+        Message::Resend { to } => map.push((s("to"), s(to))),
     }
     let mut out = Vec::new();
     rmpv::encode::write_value(&mut out, &Value::Map(map)).expect("writing to a Vec cannot fail");
@@ -358,6 +376,8 @@ pub fn decode(frame: &[u8]) -> Result<Message, DecodeError> {
         "stats" => "stats",
         "bye" => "bye",
         "failed" => "failed",
+        "restarted" => "restarted",
+        "resend" => "resend",
         other => return Err(DecodeError(format!("unknown message type `{other}`"))),
     };
     Ok(match m.t {
@@ -404,6 +424,8 @@ pub fn decode(frame: &[u8]) -> Result<Message, DecodeError> {
             notes: m.array("notes")?.into_iter().map(|v| as_string("notes", v)).collect::<Result<_, _>>()?,
         },
         "stats" => Message::Stats(m.stats()?),
+        "restarted" => Message::Restarted { from: m.string("from")? },
+        "resend" => Message::Resend { to: m.string("to")? },
         _ => Message::Failed { error: m.string("error")? },
     })
 }
@@ -639,6 +661,8 @@ mod tests {
                 notes: vec!["n".into()],
             },
             Message::Failed { error: "boom".into() },
+            Message::Restarted { from: "w.1".into() },
+            Message::Resend { to: "w.1".into() },
         ];
         for m in msgs {
             assert_eq!(decode(&encode(&m)).unwrap(), m);

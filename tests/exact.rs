@@ -253,7 +253,7 @@ fn sink_writes_every_record_as_a_json_line() {
         "#,
     );
     let lines: Vec<serde_json::Value> =
-        run.stdout.lines().map(|l| serde_json::from_str(l).expect("json line")).collect();
+        run.lines().into_iter().map(|l| serde_json::from_str(l).expect("json line")).collect();
     assert_eq!(
         lines,
         vec![

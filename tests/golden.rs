@@ -189,6 +189,16 @@ fn vectors() -> Vec<Vector> {
             about: "the node could not go on",
             message: Message::Failed { error: "received 9 records but upstream replicas reported sending 10".into() },
         },
+        Vector {
+            file: "restarted.msgpack",
+            about: "launcher to node: upstream replica work.1 died mid-stream and is being restarted",
+            message: Message::Restarted { from: "work.1".into() },
+        },
+        Vector {
+            file: "resend.msgpack",
+            about: "launcher to node: send end of stream again to restarted replica work.1",
+            message: Message::Resend { to: "work.1".into() },
+        },
     ]
 }
 
@@ -317,11 +327,13 @@ fn type_of(m: &Message) -> &'static str {
         Message::Bye => "bye",
         Message::Stats(_) => "stats",
         Message::Failed { .. } => "failed",
+        Message::Restarted { .. } => "restarted",
+        Message::Resend { .. } => "resend",
     }
 }
 
-const ALL_TYPES: [&str; 11] =
-    ["data", "eos", "hello", "wire", "ready", "start", "stop", "done", "bye", "stats", "failed"];
+const ALL_TYPES: [&str; 13] =
+    ["data", "eos", "hello", "wire", "ready", "start", "stop", "done", "bye", "stats", "failed", "restarted", "resend"];
 
 #[test]
 fn every_message_type_has_a_vector() {

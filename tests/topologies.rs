@@ -74,7 +74,7 @@ fn expected_demo_lines() -> Vec<String> {
 fn demo_fetches_the_served_site_and_reports_like_the_tutorial() {
     let r = procnet(["run", "topologies/demo.toml"]).run();
     r.expect_code(0);
-    let mut got: Vec<String> = r.stdout.lines().map(str::to_string).collect();
+    let mut got: Vec<String> = r.lines().into_iter().map(str::to_string).collect();
     got.sort();
     let want = expected_demo_lines();
     assert!(want.iter().any(|l| l.starts_with("403 ")) && want.iter().any(|l| l.starts_with("404 ")));

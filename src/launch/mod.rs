@@ -1,12 +1,17 @@
 //! The launcher: starts one process per node replica, wires them over the control channel,
 //! supervises them, and leaves nothing behind.
 
+mod fork;
+mod forker;
+mod logs;
 mod outcome;
 mod progress;
 pub mod report;
 mod spawn;
 mod supervisor;
+mod watchdog;
 
+pub use forker::forkserver_main;
 pub use outcome::{Outcome, ReplicaReport, RunError};
 pub use progress::report_table;
 pub use supervisor::{run, RunOptions};

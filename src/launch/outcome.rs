@@ -16,6 +16,8 @@ pub struct ReplicaReport {
     pub wall: Duration,
     /// Its exit status (0: every replica of a finished run exits 0).
     pub exit_code: i32,
+    /// How many times it was restarted.
+    pub restarts: u32,
     /// What it counted.
     pub stats: Stats,
     /// Why it dropped frames or records, if it did (the first few reasons).
@@ -31,6 +33,9 @@ pub struct Outcome {
     pub startup: Duration,
     /// Every replica, in topology order.
     pub replicas: Vec<ReplicaReport>,
+    /// Replicas that died mid-stream and were restarted, one line each: every node finished,
+    /// but records in flight may have been lost, so the result is not trustworthy.
+    pub incomplete: Vec<String>,
 }
 
 impl Outcome {

@@ -24,11 +24,14 @@ pub struct Launch<'a> {
     pub pub_ports: Option<&'a str>,
     /// The run's private directory.
     pub run_dir: &'a Path,
+    /// How many times this replica was restarted before.
+    pub restart: u32,
 }
 
-/// Start the replica. The child leads its own process group, so a terminal's Ctrl-C reaches
-/// only the launcher, which decides, and the launcher can kill the node with everything it
-/// started by signalling the group.
+/// Start the replica, its stdout and stderr piped (for the launcher to prefix). The child
+/// leads its own process group, so a terminal's Ctrl-C reaches only the launcher, which
+/// decides, and the launcher can kill the node with everything it started by signalling the
+/// group.
 pub fn spawn(t: &Topology, l: &Launch<'_>) -> io::Result<Child> {
     let node = &t.nodes[l.node];
     let (mut cmd, config) = match &node.runner {
@@ -49,6 +52,8 @@ pub fn spawn(t: &Topology, l: &Launch<'_>) -> io::Result<Child> {
     }
     cmd.current_dir(&t.base_dir)
         .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
         .env(vars::PROTOCOL, crate::wire::VERSION.to_string())
         .env(vars::NODE, &node.name)
         .env(vars::REPLICA, l.replica.to_string())
@@ -56,6 +61,7 @@ pub fn spawn(t: &Topology, l: &Launch<'_>) -> io::Result<Child> {
         .env(vars::CONTROL, l.control)
         .env(vars::TOPOLOGY, &t.name)
         .env(vars::RUN_DIR, l.run_dir)
+        .env(vars::RESTART, l.restart.to_string())
         .process_group(0);
     if let Some(bind) = l.bind {
         cmd.env(vars::BIND, bind);

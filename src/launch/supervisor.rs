@@ -1,17 +1,29 @@
-//! The launcher's one event loop: spawn every replica, run the start barrier over the control
-//! channel (hello -> wire -> ready -> start), watch for `done`, `failed` and exits, and on any
-//! failure or interrupt kill every process group and reap every child. Nothing of a run
-//! outlives `run`.
+//! The launcher's one event loop: start every replica, run the start barrier over the
+//! control channel (hello -> wire -> ready -> start), watch for `done`, `failed` and exits,
+//! restart what may be restarted, and on any failure or interrupt kill every process group
+//! and reap every child. Nothing of a run outlives `run`.
+//!
+//! `run` works in two phases, in this order, and the order is what makes forking safe:
+//! 1. the fork phase: one thread, no ZeroMQ context. The watchdog, the zygote (for restarts
+//!    of `fork` nodes) and every `fork` replica are forked here;
+//! 2. everything else: the signal thread, the output relay thread, the forkserver (spawned:
+//!    fork + exec), the control socket and its context, and every `spawn` replica.
 
 use std::collections::{BTreeMap, HashMap};
-use std::process::Child;
-use std::sync::mpsc::Receiver;
+use std::os::fd::OwnedFd;
+use std::path::{Path, PathBuf};
+use std::sync::mpsc::{self, Receiver};
 use std::time::{Duration, Instant};
 
+use super::fork::{fork_node, single_threaded, Forked};
+use super::forker::Forker;
+use super::logs::{Dest, RelayThread, Style};
 use super::outcome::{Outcome, ReplicaReport, RunError};
 use super::progress::Progress;
 use super::spawn::{describe_spawn_error, describe_status, signal_group, spawn, Launch};
-use crate::topology::{NodeId, Pattern, Runner, TopicRule, Topology, Transport};
+use super::watchdog::Watchdog;
+use crate::runtime::Identity;
+use crate::topology::{NodeId, Pattern, Restart, Runner, StartMethod, TopicRule, Topology, Transport};
 use crate::wire::{self, Downstream, Message, PubPort, Stats, Subscribe, Upstream};
 
 /// Options of one run.
@@ -33,6 +45,8 @@ impl Default for RunOptions {
 /// Where a replica is in its life; the supervisor owns it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 enum Phase {
+    /// Dead, to be started again at `Replica::restart_at`.
+    Restarting,
     Spawned,
     Joined,
     Ready,
@@ -43,57 +57,249 @@ enum Phase {
     Exited,
 }
 
+/// Who reaps a replica's process.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Parent {
+    /// The launcher: a spawned or forked child.
+    Launcher,
+    /// The zygote.
+    Zygote,
+    /// The forkserver.
+    Forkserver,
+}
+
 struct Replica {
     node: NodeId,
+    index: u32,
     id: String,
-    child: Child,
+    pid: libc::pid_t,
+    parent: Parent,
     phase: Phase,
+    /// Where it binds its input and its pub ports: as planned, then as bound (a restarted
+    /// replica binds the same endpoints, so its peers reconnect to it).
+    bind: Option<String>,
+    pub_ports: BTreeMap<String, String>,
     endpoint: Option<String>,
-    published: std::collections::BTreeMap<String, String>,
+    published: BTreeMap<String, String>,
     ports: BTreeMap<String, String>,
     latest: Stats,
     report: Option<(Stats, Vec<String>)>,
     /// When it exited (since the run started) and with what status.
     exit: Option<(Duration, i32)>,
+    restarts: u32,
+    restart_at: Option<Instant>,
+    /// What it said in `failed`, kept until its exit decides on a restart.
+    failed: Option<String>,
 }
 
 /// The control socket and every replica of one run.
 struct Supervisor<'t> {
     topology: &'t Topology,
     control: zmq::Socket,
+    control_ep: String,
+    dir: PathBuf,
     replicas: Vec<Replica>,
     by_id: HashMap<String, usize>,
     started: Instant,
     ready_at: Option<Duration>,
+    wired: bool,
     services_stopped: bool,
     progress: Option<Progress>,
+    style: Style,
+    relay: Option<RelayThread>,
+    watchdog: Option<Watchdog>,
+    zygote: Option<Forker>,
+    forkserver: Option<Forker>,
+    /// What went wrong without failing the run at once: replicas that died mid-stream.
+    incomplete: Vec<String>,
 }
 
-/// Run `topology` to the end. `interrupt` delivers the signal number of a Ctrl-C or SIGTERM.
-pub fn run(topology: &Topology, opts: &RunOptions, interrupt: &Receiver<i32>) -> Result<Outcome, RunError> {
+/// Run `topology` to the end. The first SIGINT or SIGTERM stops it gracefully (within
+/// `opts.grace`), a second kills it.
+pub fn run(topology: &Topology, opts: &RunOptions) -> Result<Outcome, RunError> {
+    let started = Instant::now();
     let dir = run_dir()?;
-    let ctx = zmq::Context::new();
+    let replicas = plan(topology, dir.path());
+    let width = replicas.iter().map(|r| r.id.len()).max().unwrap_or(0);
+    let style = Style::detect(width);
+    // Registered now, so a signal during the fork phase waits in signal-hook's pipe; read
+    // by a thread started after it.
+    let signals = signal_hook::iterator::Signals::new([libc::SIGINT, libc::SIGTERM])
+        .map_err(|e| RunError::Setup(format!("failed to install the signal handlers: {e}")))?;
+
+    // The fork phase. Fork safety rests on this: here the launcher has one thread and no
+    // ZeroMQ context, so what it forks starts clean.
+    match single_threaded() {
+        Ok(true) => {}
+        Ok(false) => return Err(RunError::Setup("refusing to fork: the launcher already has threads".into())),
+        Err(e) => return Err(RunError::Setup(format!("failed to count the launcher's threads: {e}"))),
+    }
+    let watchdog = Watchdog::fork().map_err(|e| RunError::Setup(format!("failed to start the watchdog: {e}")))?;
+    let mut early = Early { watchdog: Some(watchdog), zygote: None, forked: Vec::new() };
+    let needs_zygote = topology.nodes.iter().any(|n| n.start == StartMethod::Fork && n.restart.on_failure);
+    if needs_zygote {
+        let z = Forker::fork_zygote(&style).map_err(|e| early.fail(format!("failed to fork the zygote: {e}")))?;
+        early.guard(z.pid);
+        early.zygote = Some(z);
+    }
     let control_ep = format!("ipc://{}/control", dir.path().display());
-    let control =
-        ctx.socket(zmq::ROUTER).map_err(|e| RunError::Setup(format!("failed to create the control socket: {e}")))?;
-    control.set_linger(0).map_err(|e| RunError::Setup(format!("failed to configure the control socket: {e}")))?;
-    control.bind(&control_ep).map_err(|e| RunError::Setup(format!("failed to bind `{control_ep}`: {e}")))?;
+    for (i, r) in replicas.iter().enumerate() {
+        let node = &topology.nodes[r.node];
+        if let (StartMethod::Fork, Runner::Builtin(kind)) = (node.start, &node.runner) {
+            let identity = identity(topology, r, &control_ep);
+            let f = fork_node(&identity, kind, &topology.base_dir)
+                .map_err(|e| early.fail(format!("failed to fork node `{}`: {e}", r.id)))?;
+            early.guard(f.pid);
+            early.forked.push((i, f));
+        }
+    }
+
+    // From here on: threads and a ZeroMQ context.
+    let interrupt = forward(signals);
+    let Early { watchdog, zygote, forked } = early;
     let mut sup = Supervisor {
         topology,
-        control,
-        replicas: Vec::new(),
+        control: zmq::Context::new()
+            .socket(zmq::ROUTER)
+            .map_err(|e| RunError::Setup(format!("failed to create the control socket: {e}")))?,
+        control_ep,
+        dir: dir.path().to_path_buf(),
+        replicas,
         by_id: HashMap::new(),
-        started: Instant::now(),
+        started,
         ready_at: None,
+        wired: false,
         services_stopped: false,
-        progress: Progress::for_terminal(topology),
+        progress: None,
+        style,
+        relay: None,
+        watchdog,
+        zygote,
+        forkserver: None,
+        incomplete: Vec::new(),
     };
-    let result = sup.spawn_all(&control_ep, dir.path()).and_then(|()| sup.supervise(opts, interrupt));
+    let result = sup.setup(forked).and_then(|()| sup.supervise(opts, &interrupt));
     if let Some(p) = &sup.progress {
         p.clear();
     }
     sup.kill_and_reap();
-    result
+    result.map(|mut outcome| {
+        outcome.incomplete = std::mem::take(&mut sup.incomplete);
+        outcome
+    })
+}
+
+/// What the fork phase made, cleaned up if it fails half-way.
+struct Early {
+    watchdog: Option<Watchdog>,
+    zygote: Option<Forker>,
+    forked: Vec<(usize, Forked)>,
+}
+
+impl Early {
+    fn guard(&self, pid: libc::pid_t) {
+        if let Some(w) = &self.watchdog {
+            w.guard(pid);
+        }
+    }
+
+    /// Kill and reap everything forked so far; the error to return.
+    fn fail(&mut self, message: String) -> RunError {
+        let mut pids: Vec<libc::pid_t> = self.forked.iter().map(|(_, f)| f.pid).collect();
+        pids.extend(self.zygote.take().map(|z| z.pid));
+        for &pid in &pids {
+            signal_group(pid as u32, libc::SIGKILL);
+        }
+        for pid in pids {
+            waitpid(pid, 0);
+        }
+        if let Some(w) = self.watchdog.take() {
+            w.end();
+        }
+        RunError::Setup(message)
+    }
+}
+
+/// Deliver SIGINT and SIGTERM, by number, on a channel.
+fn forward(mut signals: signal_hook::iterator::Signals) -> Receiver<i32> {
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        for signal in signals.forever() {
+            if tx.send(signal).is_err() {
+                return;
+            }
+        }
+    });
+    rx
+}
+
+/// Every replica of the topology, not started yet, with the endpoints it will bind.
+fn plan(t: &Topology, dir: &Path) -> Vec<Replica> {
+    let mut replicas = Vec::new();
+    for (node_id, node) in t.nodes.iter().enumerate() {
+        for index in 0..node.replicas {
+            let id = format!("{}.{index}", node.name);
+            let endpoint = |suffix: &str| match node.transport {
+                Transport::Ipc => format!("ipc://{}/{id}{suffix}", dir.display()),
+                Transport::Tcp => "tcp://127.0.0.1:*".to_string(),
+            };
+            let bind =
+                node.inputs.iter().any(|i| t.port(i.node, i.port).pattern == Pattern::Push).then(|| endpoint(""));
+            // `!` cannot be in a port name, so `<port>!drop` never collides.
+            let pub_ports =
+                pub_sockets(t, node_id).into_iter().map(|key| (key.clone(), endpoint(&format!(".{key}")))).collect();
+            replicas.push(Replica {
+                node: node_id,
+                index,
+                id,
+                pid: 0,
+                parent: Parent::Launcher,
+                phase: Phase::Spawned,
+                bind,
+                pub_ports,
+                endpoint: None,
+                published: BTreeMap::new(),
+                ports: BTreeMap::new(),
+                latest: Stats::default(),
+                report: None,
+                exit: None,
+                restarts: 0,
+                restart_at: None,
+                failed: None,
+            });
+        }
+    }
+    replicas
+}
+
+/// The identity replica `r` gets.
+fn identity(t: &Topology, r: &Replica, control: &str) -> Identity {
+    Identity {
+        node: t.nodes[r.node].name.clone(),
+        replica: r.index,
+        replicas: t.nodes[r.node].replicas,
+        control: control.to_string(),
+        bind: r.bind.clone(),
+        pub_ports: r.pub_ports.clone(),
+        restart: r.restarts,
+    }
+}
+
+/// Wait for `pid` (`flags`: 0 or WNOHANG); its raw wait status once it has ended.
+fn waitpid(pid: libc::pid_t, flags: i32) -> Option<i32> {
+    let mut status = 0;
+    loop {
+        // SAFETY: waitpid writes into a local.
+        let r = unsafe { libc::waitpid(pid, &mut status, flags) };
+        if r == pid {
+            return Some(status);
+        }
+        if r < 0 && std::io::Error::last_os_error().kind() == std::io::ErrorKind::Interrupted {
+            continue;
+        }
+        // Not ended yet (0), or not ours any more (-1: treat as ended, nothing to wait for).
+        return (r < 0).then_some(0);
+    }
 }
 
 fn run_dir() -> Result<tempfile::TempDir, RunError> {
@@ -108,53 +314,106 @@ fn run_dir() -> Result<tempfile::TempDir, RunError> {
 }
 
 impl Supervisor<'_> {
-    fn spawn_all(&mut self, control: &str, dir: &std::path::Path) -> Result<(), RunError> {
-        for (node_id, node) in self.topology.nodes.iter().enumerate() {
-            for index in 0..node.replicas {
-                let id = format!("{}.{index}", node.name);
-                let endpoint = |suffix: &str| match node.transport {
-                    Transport::Ipc => format!("ipc://{}/{id}{suffix}", dir.display()),
-                    Transport::Tcp => "tcp://127.0.0.1:*".to_string(),
-                };
-                let t = self.topology;
-                let bind =
-                    node.inputs.iter().any(|i| t.port(i.node, i.port).pattern == Pattern::Push).then(|| endpoint(""));
-                let pub_ports: BTreeMap<String, String> = pub_sockets(t, node_id)
-                    .into_iter()
-                    .map(|key| {
-                        // `!` cannot be in a port name, so `<port>!drop` never collides.
-                        let ep = endpoint(&format!(".{key}"));
-                        (key, ep)
-                    })
-                    .collect();
-                let pub_ports =
-                    (!pub_ports.is_empty()).then(|| serde_json::to_string(&pub_ports).expect("endpoints serialize"));
-                let launch = Launch {
-                    node: node_id,
-                    replica: index,
-                    control,
-                    bind: bind.as_deref(),
-                    pub_ports: pub_ports.as_deref(),
-                    run_dir: dir,
-                };
-                let child = spawn(self.topology, &launch).map_err(|e| RunError::Spawn {
-                    id: id.clone(),
-                    cause: describe_spawn_error(self.topology, node_id, &e),
-                })?;
-                self.by_id.insert(id.clone(), self.replicas.len());
-                self.replicas.push(Replica {
-                    node: node_id,
-                    id,
-                    child,
-                    phase: Phase::Spawned,
-                    endpoint: None,
-                    published: Default::default(),
-                    ports: BTreeMap::new(),
-                    latest: Stats::default(),
-                    report: None,
-                    exit: None,
-                });
+    /// Bind the control socket, start the relay, the forkserver and every replica not forked
+    /// in the fork phase.
+    fn setup(&mut self, forked: Vec<(usize, Forked)>) -> Result<(), RunError> {
+        let configure = |e| RunError::Setup(format!("failed to configure the control socket: {e}"));
+        self.control.set_linger(0).map_err(configure)?;
+        // A restarted replica connects with its predecessor's identity: it takes it over.
+        self.control.set_router_handover(true).map_err(configure)?;
+        self.control
+            .bind(&self.control_ep)
+            .map_err(|e| RunError::Setup(format!("failed to bind `{}`: {e}", self.control_ep)))?;
+        let relay = RelayThread::start().map_err(|e| RunError::Setup(format!("failed to start the log relay: {e}")))?;
+        self.relay = Some(relay);
+        for (i, f) in forked {
+            self.replicas[i].pid = f.pid;
+            self.relay_output(i, f.stdout, f.stderr);
+        }
+        for i in 0..self.replicas.len() {
+            self.by_id.insert(self.replicas[i].id.clone(), i);
+        }
+        if self.topology.nodes.iter().any(|n| n.start == StartMethod::Forkserver) {
+            let server = Forker::spawn_server(&self.style)
+                .map_err(|e| RunError::Setup(format!("failed to start the forkserver: {e}")))?;
+            self.guard(server.pid);
+            self.forkserver = Some(server);
+        }
+        self.progress = Progress::for_terminal(self.topology);
+        for i in 0..self.replicas.len() {
+            if self.replicas[i].pid == 0 {
+                self.start_replica(i)?;
             }
+        }
+        Ok(())
+    }
+
+    fn guard(&self, pid: libc::pid_t) {
+        if let Some(w) = &self.watchdog {
+            w.guard(pid);
+        }
+    }
+
+    fn relay_output(&self, i: usize, stdout: OwnedFd, stderr: OwnedFd) {
+        let r = &self.replicas[i];
+        if let Some(relay) = &self.relay {
+            relay.add(stdout, self.style.prefix(&r.id, r.node, Dest::Stdout), Dest::Stdout);
+            relay.add(stderr, self.style.prefix(&r.id, r.node, Dest::Stderr), Dest::Stderr);
+        }
+    }
+
+    /// Start replica `i` (again, after a restart) by its node's start method.
+    fn start_replica(&mut self, i: usize) -> Result<(), RunError> {
+        let t = self.topology;
+        let r = &self.replicas[i];
+        let node = &t.nodes[r.node];
+        let restarted = r.restarts > 0;
+        let (pid, parent) = match (&node.runner, node.start) {
+            (Runner::Builtin(kind), StartMethod::Fork | StartMethod::Forkserver) => {
+                let (forker, parent) = match node.start {
+                    StartMethod::Forkserver => (self.forkserver.as_mut(), Parent::Forkserver),
+                    _ => (self.zygote.as_mut(), Parent::Zygote),
+                };
+                let forker = forker.expect("started in the fork phase or setup when a node needs it");
+                let identity = identity(t, r, &self.control_ep);
+                let pid = forker
+                    .fork(&identity, kind, &t.base_dir, r.node)
+                    .map_err(|e| RunError::Spawn { id: r.id.clone(), cause: format!("the fork server failed: {e}") })?;
+                (pid, parent)
+            }
+            _ => {
+                let pub_ports = (!r.pub_ports.is_empty())
+                    .then(|| serde_json::to_string(&r.pub_ports).expect("endpoints serialize"));
+                let launch = Launch {
+                    node: r.node,
+                    replica: r.index,
+                    control: &self.control_ep,
+                    bind: r.bind.as_deref(),
+                    pub_ports: pub_ports.as_deref(),
+                    run_dir: &self.dir,
+                    restart: r.restarts,
+                };
+                let mut child = spawn(t, &launch)
+                    .map_err(|e| RunError::Spawn { id: r.id.clone(), cause: describe_spawn_error(t, r.node, &e) })?;
+                let (out, err) = (child.stdout.take(), child.stderr.take());
+                let pid = child.id() as libc::pid_t;
+                if let (Some(out), Some(err)) = (out, err) {
+                    self.relay_output(i, out.into(), err.into());
+                }
+                (pid, Parent::Launcher)
+            }
+        };
+        self.guard(pid);
+        let r = &mut self.replicas[i];
+        r.pid = pid;
+        r.parent = parent;
+        r.phase = Phase::Spawned;
+        r.restart_at = None;
+        if restarted {
+            eprintln!(
+                "procnet: restarted node `{}` (restart {} of {})",
+                r.id, r.restarts, t.nodes[r.node].restart.max_restarts
+            );
         }
         Ok(())
     }
@@ -184,7 +443,8 @@ impl Supervisor<'_> {
             }
             let all_done = self.replicas.iter().all(|r| r.phase >= Phase::Released);
             self.receive(if all_done { 5 } else { 50 })?;
-            self.reap_exited()?;
+            self.reap_exited(stopping.is_some())?;
+            self.restart_due()?;
             if let Some(p) = &self.progress {
                 p.update(|n| sum_stats(self.replicas.iter().filter(|r| r.node == n).map(|r| &r.latest)));
             }
@@ -202,19 +462,36 @@ impl Supervisor<'_> {
         }
     }
 
-    /// Handle every control message that arrives within `timeout_ms`.
+    /// Handle every control message that arrives within `timeout_ms`, and what the fork
+    /// servers report.
     fn receive(&mut self, timeout_ms: i64) -> Result<(), RunError> {
         let mut timeout = timeout_ms;
         loop {
-            let n = match self.control.poll(zmq::POLLIN, timeout) {
+            let servers: Vec<i32> = self.zygote.iter().chain(&self.forkserver).map(Forker::fd).collect();
+            let mut items = vec![self.control.as_poll_item(zmq::POLLIN)];
+            items.extend(servers.iter().map(|&fd| zmq::PollItem::from_fd(fd, zmq::POLLIN)));
+            let n = match zmq::poll(&mut items, timeout) {
                 // A signal arrived; the loop picks it up from the interrupt channel.
                 Err(zmq::Error::EINTR) => return Ok(()),
                 other => other.map_err(|e| RunError::Setup(format!("failed to poll the control socket: {e}")))?,
             };
+            let control_ready = items[0].is_readable();
+            let servers_ready = items[1..].iter().any(zmq::PollItem::is_readable);
+            drop(items);
             if n == 0 {
                 return Ok(());
             }
             timeout = 0;
+            if servers_ready {
+                for (name, server) in [("zygote", &mut self.zygote), ("forkserver", &mut self.forkserver)] {
+                    if let Some(s) = server {
+                        s.poll().map_err(|e| RunError::Setup(format!("the {name} failed: {e}")))?;
+                    }
+                }
+            }
+            if !control_ready {
+                continue;
+            }
             let parts = self
                 .control
                 .recv_multipart(0)
@@ -223,6 +500,10 @@ impl Supervisor<'_> {
             let Some(&i) = std::str::from_utf8(identity).ok().and_then(|id| self.by_id.get(id)) else {
                 continue;
             };
+            // Messages from a replica that died (and may be restarting) are stale.
+            if self.replicas[i].phase <= Phase::Restarting || self.replicas[i].phase == Phase::Exited {
+                continue;
+            }
             let msg = wire::decode(frame).map_err(|e| RunError::NodeFailed {
                 id: self.replicas[i].id.clone(),
                 cause: format!("sent an invalid control message: {e}"),
@@ -253,16 +534,38 @@ impl Supervisor<'_> {
             }
             Message::Hello { input, publish, ports, .. } if r.phase == Phase::Spawned => {
                 r.phase = Phase::Joined;
+                // A restart binds what this one bound, so peers reconnect to it.
+                if input.is_some() {
+                    r.bind.clone_from(&input);
+                }
+                for (key, ep) in &ports {
+                    r.pub_ports.insert(key.clone(), ep.clone());
+                }
                 r.endpoint = input;
                 r.published = publish;
                 r.ports = ports;
-                if self.replicas.iter().all(|r| r.phase >= Phase::Joined) {
+                if self.wired {
+                    // A restarted replica, after the others were wired: the same wiring.
+                    let msg = self.wiring(i);
+                    self.tell(i, &msg)?;
+                } else if self.replicas.iter().all(|r| r.phase >= Phase::Joined) {
                     self.send_wiring()?;
                 }
             }
             Message::Ready if r.phase == Phase::Joined => {
                 r.phase = Phase::Ready;
-                if self.replicas.iter().all(|r| r.phase >= Phase::Ready) {
+                if self.ready_at.is_some() {
+                    // A replica restarted mid-stream: it starts at once, and its upstream
+                    // replicas send it their `eos` again, in case its predecessor took them.
+                    self.replicas[i].phase = Phase::Started;
+                    self.tell(i, &Message::Start)?;
+                    let to = self.replicas[i].id.clone();
+                    for u in self.upstream_replicas(self.replicas[i].node) {
+                        if matches!(self.replicas[u].phase, Phase::Started | Phase::Done) {
+                            self.tell(u, &Message::Resend { to: to.clone() })?;
+                        }
+                    }
+                } else if self.replicas.iter().all(|r| r.phase >= Phase::Ready) {
                     self.ready_at = Some(self.started.elapsed());
                     for j in 0..self.replicas.len() {
                         self.replicas[j].phase = self.replicas[j].phase.max(Phase::Started);
@@ -279,6 +582,12 @@ impl Supervisor<'_> {
                 self.release_finished()?;
                 self.stop_idle_services()?;
             }
+            // Counters that crossed a `done` or a restart in flight.
+            Message::Stats(_) => {}
+            // Restartable: its exit decides (see `reap_exited`), with this as the cause.
+            Message::Failed { error } if self.topology.nodes[r.node].restart.on_failure && r.phase < Phase::Done => {
+                r.failed = Some(error);
+            }
             Message::Failed { error } => return Err(RunError::NodeFailed { id: r.id.clone(), cause: error }),
             other => {
                 return Err(RunError::NodeFailed {
@@ -288,6 +597,22 @@ impl Supervisor<'_> {
             }
         }
         Ok(())
+    }
+
+    /// The replicas of every node that `node` reads from.
+    fn upstream_replicas(&self, node: NodeId) -> Vec<usize> {
+        let t = self.topology;
+        (0..self.replicas.len())
+            .filter(|&u| t.nodes[node].inputs.iter().any(|i| i.node == self.replicas[u].node))
+            .collect()
+    }
+
+    /// The replicas of every node that reads `node`.
+    fn downstream_replicas(&self, node: NodeId) -> Vec<usize> {
+        let t = self.topology;
+        (0..self.replicas.len())
+            .filter(|&d| t.nodes[self.replicas[d].node].inputs.iter().any(|i| i.node == node))
+            .collect()
     }
 
     /// Once every node but the services is done, nothing needs the services any more: ask
@@ -333,12 +658,22 @@ impl Supervisor<'_> {
 
     /// Every replica has bound its input: tell each whom it reads from and where to send.
     fn send_wiring(&mut self) -> Result<(), RunError> {
+        self.wired = true;
+        for i in 0..self.replicas.len() {
+            let msg = self.wiring(i);
+            self.tell(i, &msg)?;
+        }
+        Ok(())
+    }
+
+    /// The `wire` message of replica `i`.
+    fn wiring(&self, i: usize) -> Message {
         let t = self.topology;
         let endpoints = |node: NodeId| -> Vec<String> {
             self.replicas.iter().filter(|r| r.node == node).map(|r| r.endpoint.clone().unwrap_or_default()).collect()
         };
         // Replicas are in spawn order, so replica 0's value of a replicated node wins.
-        let mut vars = std::collections::BTreeMap::new();
+        let mut vars = BTreeMap::new();
         for r in &self.replicas {
             for (key, value) in &r.published {
                 vars.entry(format!("{}.{key}", t.nodes[r.node].name)).or_insert_with(|| value.clone());
@@ -351,67 +686,58 @@ impl Supervisor<'_> {
                 .map(|r| r.ports.get(port).cloned().unwrap_or_default())
                 .collect()
         };
-        let wiring: Vec<Message> = self
-            .replicas
+        let r = &self.replicas[i];
+        let node = &t.nodes[r.node];
+        let inputs = node
+            .inputs
             .iter()
-            .map(|r| {
-                let node = &t.nodes[r.node];
-                let inputs = node
-                    .inputs
-                    .iter()
-                    .map(|i| {
-                        let (up, port) = (&t.nodes[i.node], t.port(i.node, i.port));
-                        Upstream {
-                            node: up.name.clone(),
-                            replicas: up.replicas,
-                            port: port.name.clone(),
-                            subscribe: (port.pattern == Pattern::Pub).then(|| Subscribe {
-                                topics: i.topics.clone(),
-                                endpoints: port_endpoints(i.node, &socket_key(&port.name, i.drop)),
-                            }),
-                        }
-                    })
-                    .collect();
-                let mut outputs = Vec::new();
-                let mut ports = Vec::new();
-                for (p, port) in node.ports.iter().enumerate() {
-                    let readers = t.readers(r.node, p);
-                    match port.pattern {
-                        Pattern::Push => outputs.extend(readers.into_iter().map(|d| Downstream {
-                            node: t.nodes[d].name.clone(),
-                            endpoints: endpoints(d),
-                            port: port.name.clone(),
-                        })),
-                        Pattern::Pub => ports.push(PubPort {
-                            name: port.name.clone(),
-                            subscribers: readers
-                                .iter()
-                                .filter(|&&d| !t.reads_dropping(d, r.node, p))
-                                .map(|&d| t.nodes[d].replicas)
-                                .sum(),
-                            drop_subscribers: readers
-                                .iter()
-                                .filter(|&&d| t.reads_dropping(d, r.node, p))
-                                .map(|&d| t.nodes[d].replicas)
-                                .sum(),
-                            topic_field: match &port.topic {
-                                TopicRule::Field(f) => Some(f.clone()),
-                                _ => None,
-                            },
-                            topic: match &port.topic {
-                                TopicRule::Fixed(f) => Some(f.clone()),
-                                _ => None,
-                            },
-                        }),
-                    }
+            .map(|i| {
+                let (up, port) = (&t.nodes[i.node], t.port(i.node, i.port));
+                Upstream {
+                    node: up.name.clone(),
+                    replicas: up.replicas,
+                    port: port.name.clone(),
+                    subscribe: (port.pattern == Pattern::Pub).then(|| Subscribe {
+                        topics: i.topics.clone(),
+                        endpoints: port_endpoints(i.node, &socket_key(&port.name, i.drop)),
+                    }),
                 }
-                Message::Wire { inputs, outputs, vars: vars.clone(), ports }
             })
             .collect();
-        for (i, msg) in wiring.iter().enumerate() {
-            self.tell(i, msg)?;
+        let mut outputs = Vec::new();
+        let mut ports = Vec::new();
+        for (p, port) in node.ports.iter().enumerate() {
+            let readers = t.readers(r.node, p);
+            match port.pattern {
+                Pattern::Push => outputs.extend(readers.into_iter().map(|d| Downstream {
+                    node: t.nodes[d].name.clone(),
+                    endpoints: endpoints(d),
+                    port: port.name.clone(),
+                })),
+                Pattern::Pub => ports.push(PubPort {
+                    name: port.name.clone(),
+                    subscribers: readers
+                        .iter()
+                        .filter(|&&d| !t.reads_dropping(d, r.node, p))
+                        .map(|&d| t.nodes[d].replicas)
+                        .sum(),
+                    drop_subscribers: readers
+                        .iter()
+                        .filter(|&&d| t.reads_dropping(d, r.node, p))
+                        .map(|&d| t.nodes[d].replicas)
+                        .sum(),
+                    topic_field: match &port.topic {
+                        TopicRule::Field(f) => Some(f.clone()),
+                        _ => None,
+                    },
+                    topic: match &port.topic {
+                        TopicRule::Fixed(f) => Some(f.clone()),
+                        _ => None,
+                    },
+                }),
+            }
         }
-        Ok(())
+        Message::Wire { inputs, outputs, vars, ports }
     }
 
     fn tell(&self, i: usize, msg: &Message) -> Result<(), RunError> {
@@ -421,19 +747,26 @@ impl Supervisor<'_> {
         })
     }
 
-    /// Notice replicas that exited; any exit other than 0 after `done` fails the run.
-    fn reap_exited(&mut self) -> Result<(), RunError> {
+    /// The raw wait status of replica `i` if its process has ended.
+    fn try_wait(&mut self, i: usize) -> Option<i32> {
+        let r = &self.replicas[i];
+        match r.parent {
+            Parent::Launcher => waitpid(r.pid, libc::WNOHANG),
+            Parent::Zygote => self.zygote.as_mut().and_then(|z| z.take_exit(r.pid)),
+            Parent::Forkserver => self.forkserver.as_mut().and_then(|z| z.take_exit(r.pid)),
+        }
+    }
+
+    /// Notice replicas that exited. Exit 0 after `bye` is the normal end; anything else
+    /// restarts the replica (`restart = "on-failure"`, not while stopping, not after `done`)
+    /// or fails the run.
+    fn reap_exited(&mut self, stopping: bool) -> Result<(), RunError> {
         for i in 0..self.replicas.len() {
-            if self.replicas[i].phase == Phase::Exited {
+            if matches!(self.replicas[i].phase, Phase::Exited | Phase::Restarting) {
                 continue;
             }
-            let status = match self.replicas[i].child.try_wait() {
-                Ok(Some(status)) => status,
-                Ok(None) => continue,
-                Err(e) => {
-                    return Err(RunError::Setup(format!("failed to wait for node `{}`: {e}", self.replicas[i].id)))
-                }
-            };
+            let Some(raw) = self.try_wait(i) else { continue };
+            let status = <std::process::ExitStatus as std::os::unix::process::ExitStatusExt>::from_raw(raw);
             self.replicas[i].exit = Some((self.started.elapsed(), status.code().unwrap_or(-1)));
             if status.success() && self.replicas[i].phase == Phase::Released {
                 self.replicas[i].phase = Phase::Exited;
@@ -441,18 +774,125 @@ impl Supervisor<'_> {
             }
             // A failing node sends `failed` just before it exits: give the message a moment
             // to arrive so the cause, not just the status, is reported.
-            self.receive(200)?;
-            let r = &mut self.replicas[i];
-            let cause = if status.success() && r.phase == Phase::Done {
-                "exited before the launcher's `bye`: records it sent may be lost".to_string()
-            } else if status.success() {
-                "exited before finishing its stream (status 0 without `done`: does it speak the procnet protocol?)"
-                    .to_string()
-            } else {
-                describe_status(status)
+            let failed = match self.replicas[i].failed.take() {
+                Some(error) => Some(error),
+                None => self.await_failed(i),
             };
-            r.phase = Phase::Exited;
-            return Err(RunError::NodeFailed { id: r.id.clone(), cause });
+            let r = &self.replicas[i];
+            let how = match (&failed, status.success(), r.phase) {
+                (Some(error), _, _) => error.clone(),
+                (None, true, Phase::Done) => "exited before the launcher's `bye`".to_string(),
+                (None, true, _) => {
+                    "exited before finishing its stream (status 0 without `done`: does it speak the procnet protocol?)"
+                        .to_string()
+                }
+                (None, false, _) => describe_status(status),
+            };
+            let policy: Restart = self.topology.nodes[r.node].restart;
+            let mid_stream = self.ready_at.is_some() && r.phase < Phase::Done;
+            let restartable = policy.on_failure && !stopping && r.phase < Phase::Done;
+            if mid_stream {
+                let mut note = format!(
+                    "node `{}` died mid-stream ({how}); records in flight may be lost; tally may be incomplete",
+                    r.id
+                );
+                if self.topology.nodes[r.node].inputs.is_empty() {
+                    note.push_str(" (a restarted source starts over, so records may also repeat)");
+                }
+                if restartable && self.reads_pub(r.node) {
+                    self.replicas[i].phase = Phase::Exited;
+                    return Err(RunError::NodeFailed {
+                        id: self.replicas[i].id.clone(),
+                        cause: format!("died mid-stream ({how}); it reads a pub port, and a restarted subscriber cannot be given what its predecessor missed, so it is not restarted; records in flight may be lost"),
+                    });
+                }
+                if restartable && r.restarts < policy.max_restarts {
+                    eprintln!("procnet: {note}");
+                    self.incomplete.push(note);
+                }
+            }
+            if !restartable {
+                let reported_done = self.replicas[i].report.is_some();
+                self.replicas[i].phase = Phase::Exited;
+                let cause = if mid_stream {
+                    format!("{how}; records in flight may be lost")
+                } else if reported_done && failed.is_none() {
+                    format!("{how}: records it sent may be lost")
+                } else {
+                    how
+                };
+                return Err(RunError::NodeFailed { id: self.replicas[i].id.clone(), cause });
+            }
+            let r = &mut self.replicas[i];
+            if r.restarts >= policy.max_restarts {
+                r.phase = Phase::Exited;
+                let n = policy.max_restarts;
+                return Err(RunError::NodeFailed {
+                    id: r.id.clone(),
+                    cause: format!("{how}; gave up after {n} restart{}", if n == 1 { "" } else { "s" }),
+                });
+            }
+            r.restarts += 1;
+            let delay = Restart::backoff(r.restarts);
+            r.phase = Phase::Restarting;
+            r.restart_at = Some(Instant::now() + delay);
+            r.latest = Stats::default();
+            eprintln!(
+                "procnet: node `{}` {how}; restarting it in {} ms ({} of {})",
+                r.id,
+                delay.as_millis(),
+                r.restarts,
+                policy.max_restarts
+            );
+            if mid_stream {
+                // Its consumers stop checking its counts: what it had in flight is gone.
+                let from = r.id.clone();
+                for d in self.downstream_replicas(self.replicas[i].node) {
+                    if self.replicas[d].phase < Phase::Exited && self.replicas[d].phase > Phase::Restarting {
+                        self.tell(d, &Message::Restarted { from: from.clone() })?;
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Whether `node` reads any pub port.
+    fn reads_pub(&self, node: NodeId) -> bool {
+        let t = self.topology;
+        t.nodes[node].inputs.iter().any(|i| t.port(i.node, i.port).pattern == Pattern::Pub)
+    }
+
+    /// Wait up to 200 ms for a `failed` from replica `i` (which just exited); its text.
+    fn await_failed(&mut self, i: usize) -> Option<String> {
+        let deadline = Instant::now() + Duration::from_millis(200);
+        while Instant::now() < deadline {
+            if self.control.poll(zmq::POLLIN, 20).unwrap_or(0) == 0 {
+                continue;
+            }
+            let Ok(parts) = self.control.recv_multipart(0) else { return None };
+            let [identity, frame] = parts.as_slice() else { continue };
+            let Some(&j) = std::str::from_utf8(identity).ok().and_then(|id| self.by_id.get(id)) else { continue };
+            match wire::decode(frame) {
+                Ok(Message::Failed { error }) if j == i => return Some(error),
+                // Another replica's message: handle it as usual (a failure there is reported
+                // with this one's exit, so it is dropped here).
+                Ok(msg) if j != i && self.replicas[j].phase > Phase::Restarting => {
+                    let _ = self.handle(j, msg);
+                }
+                _ => {}
+            }
+        }
+        None
+    }
+
+    /// Start every replica whose restart delay has passed.
+    fn restart_due(&mut self) -> Result<(), RunError> {
+        let now = Instant::now();
+        for i in 0..self.replicas.len() {
+            if self.replicas[i].phase == Phase::Restarting && self.replicas[i].restart_at.is_some_and(|at| at <= now) {
+                self.start_replica(i)?;
+            }
         }
         Ok(())
     }
@@ -465,21 +905,60 @@ impl Supervisor<'_> {
             .map(|r| {
                 let (stats, notes) = r.report.take().expect("every exited replica reported done");
                 let (wall, exit_code) = r.exit.expect("every replica exited");
-                ReplicaReport { id: r.id.clone(), node: t.nodes[r.node].name.clone(), wall, exit_code, stats, notes }
+                ReplicaReport {
+                    id: r.id.clone(),
+                    node: t.nodes[r.node].name.clone(),
+                    wall,
+                    exit_code,
+                    restarts: r.restarts,
+                    stats,
+                    notes,
+                }
             })
             .collect();
-        Outcome { elapsed: self.started.elapsed(), startup: self.ready_at.unwrap_or_default(), replicas }
+        Outcome {
+            elapsed: self.started.elapsed(),
+            startup: self.ready_at.unwrap_or_default(),
+            replicas,
+            incomplete: Vec::new(),
+        }
     }
 
     /// Kill every replica's process group (what a command node started goes with it) and
-    /// reap every child. Groups of replicas that already exited are signalled too, for the
-    /// grandchildren they may have left.
+    /// reap every child; then the fork servers, the relay (the last lines) and the watchdog.
+    /// Groups of replicas that already exited are signalled too, for the grandchildren they
+    /// may have left.
     fn kill_and_reap(&mut self) {
         for r in &self.replicas {
-            signal_group(r.child.id(), libc::SIGKILL);
+            if r.pid > 0 {
+                signal_group(r.pid as u32, libc::SIGKILL);
+            }
         }
-        for r in &mut self.replicas {
-            let _ = r.child.wait();
+        for r in &self.replicas {
+            if r.pid > 0 && r.parent == Parent::Launcher && !matches!(r.phase, Phase::Exited | Phase::Restarting) {
+                waitpid(r.pid, 0);
+            }
+        }
+        // Closing its socket tells a fork server to kill what it forked, relay their last
+        // lines and exit.
+        for server in [self.zygote.take(), self.forkserver.take()].into_iter().flatten() {
+            let pid = server.pid;
+            drop(server);
+            let deadline = Instant::now() + Duration::from_secs(2);
+            while waitpid(pid, libc::WNOHANG).is_none() {
+                if Instant::now() > deadline {
+                    signal_group(pid as u32, libc::SIGKILL);
+                    waitpid(pid, 0);
+                    break;
+                }
+                std::thread::sleep(Duration::from_millis(5));
+            }
+        }
+        if let Some(relay) = self.relay.take() {
+            relay.finish();
+        }
+        if let Some(w) = self.watchdog.take() {
+            w.end();
         }
     }
 }

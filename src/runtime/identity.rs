@@ -26,12 +26,17 @@ pub mod vars {
     /// Where to bind each pub port, as a JSON object `{"port": "endpoint"}`; unset without
     /// pub ports.
     pub const PUB: &str = "PROCNET_PUB";
+    /// How many times this replica was restarted before (unset or `0` on the first start). A
+    /// restarted replica cannot check its input's counts: records were in flight when the
+    /// one before it died.
+    pub const RESTART: &str = "PROCNET_RESTART";
     /// Every variable above: the launcher sets each afresh for every node.
-    pub const ALL: [&str; 10] = [PROTOCOL, NODE, REPLICA, REPLICAS, CONTROL, BIND, TOPOLOGY, RUN_DIR, CONFIG, PUB];
+    pub const ALL: [&str; 11] =
+        [PROTOCOL, NODE, REPLICA, REPLICAS, CONTROL, BIND, TOPOLOGY, RUN_DIR, CONFIG, PUB, RESTART];
 }
 
 /// A node replica's identity and endpoints.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct Identity {
     /// Node name.
     pub node: String,
@@ -45,6 +50,8 @@ pub struct Identity {
     pub bind: Option<String>,
     /// Where to bind each pub port.
     pub pub_ports: std::collections::BTreeMap<String, String>,
+    /// How many times this replica was restarted before (0 on its first start).
+    pub restart: u32,
 }
 
 impl Identity {
@@ -82,6 +89,12 @@ impl Identity {
                 Ok(json) => serde_json::from_str(&json)
                     .map_err(|e| NodeError::Env(format!("{} is not a JSON object of endpoints: {e}", vars::PUB)))?,
                 Err(_) => Default::default(),
+            },
+            restart: match std::env::var(vars::RESTART) {
+                Ok(n) if !n.is_empty() => n
+                    .parse()
+                    .map_err(|_| NodeError::Env(format!("environment variable {} is not a number", vars::RESTART)))?,
+                _ => 0,
             },
         })
     }

@@ -49,6 +49,10 @@ pub struct Node {
     last_stats: Instant,
     notes: Vec<String>,
     stop_requested: bool,
+    /// Whether `eos` went out on every pipe (`finish`).
+    ended: bool,
+    /// Restarted downstream replicas to send `eos` again once this node's stream ends.
+    resend: Vec<String>,
     vars: std::collections::HashMap<String, String>,
     ctx: zmq::Context,
 }
@@ -71,10 +75,17 @@ impl Node {
         let control = ctx.socket(zmq::DEALER).map_err(NodeError::zmq("create the control socket"))?;
         control.set_identity(id.as_bytes()).map_err(NodeError::zmq("set the control identity"))?;
         control.set_linger(2000).map_err(NodeError::zmq("set the control linger"))?;
+        // The control endpoint may not be bound yet (a node forked before the launcher's
+        // context exists): retry the connection often rather than every 100 ms.
+        control.set_reconnect_ivl(10).map_err(NodeError::zmq("set the control reconnect interval"))?;
+
         control
             .connect(&identity.control)
             .map_err(NodeError::zmq(format!("connect to the launcher at `{}`", identity.control)))?;
         let mut input = Input::default();
+        // A restarted replica cannot check its input's counts: records were in flight when
+        // the one before it died.
+        input.set_inexact(identity.restart > 0);
         if let Some(ep) = identity.bind.as_deref() {
             input.bind(&ctx, ep)?;
         }
@@ -97,6 +108,8 @@ impl Node {
             last_stats: Instant::now(),
             notes: Vec::new(),
             stop_requested: false,
+            ended: false,
+            resend: Vec::new(),
             vars: Default::default(),
             ctx,
         };
@@ -176,7 +189,7 @@ impl Node {
             let frame = self.control.recv_bytes(0).map_err(NodeError::zmq("receive from the launcher"))?;
             match wire::decode(&frame) {
                 Ok(m) if m.type_name() == want => return Ok(m),
-                Ok(Message::Stop) => self.stop_requested = true,
+                Ok(m @ (Message::Stop | Message::Restarted { .. } | Message::Resend { .. })) => self.on_control(m)?,
                 Ok(m) => {
                     return Err(NodeError::Protocol(format!(
                         "expected `{want}` from the launcher, got `{}`",
@@ -207,14 +220,47 @@ impl Node {
         loop {
             match self.control.recv_bytes(zmq::DONTWAIT) {
                 Ok(frame) => {
-                    if let Ok(Message::Stop) = wire::decode(&frame) {
-                        self.stop_requested = true;
+                    if let Ok(m) = wire::decode(&frame) {
+                        self.on_control(m)?;
                     }
                 }
                 Err(zmq::Error::EAGAIN) => return Ok(()),
                 Err(e) => return Err(NodeError::Zmq { what: "receive from the launcher".into(), source: e }),
             }
         }
+    }
+
+    /// Act on a control message that may come at any time.
+    fn on_control(&mut self, msg: Message) -> Result<(), NodeError> {
+        match msg {
+            Message::Stop => self.stop_requested = true,
+            Message::Restarted { from } => {
+                if let Some(input) = self.input.as_mut() {
+                    input.relax(&from);
+                }
+            }
+            Message::Resend { to } => {
+                if self.ended {
+                    self.resend_eos(&to)?;
+                } else {
+                    self.resend.push(to);
+                }
+            }
+            _ => {}
+        }
+        Ok(())
+    }
+
+    /// Send `eos` again to restarted replica `to` (`name.replica`), on every pipe to it.
+    fn resend_eos(&mut self, to: &str) -> Result<(), NodeError> {
+        let Some((node, replica)) = to.rsplit_once('.').and_then(|(n, r)| Some((n, r.parse::<usize>().ok()?))) else {
+            return Ok(());
+        };
+        let id = self.id.clone();
+        for out in self.outputs.iter_mut().filter(|o| o.node == node) {
+            out.end_one(&id, replica)?;
+        }
+        Ok(())
     }
 
     /// Whether the launcher asked this node to stop; sources check it and end early.
@@ -247,6 +293,11 @@ impl Node {
                 return Ok(Event::Record(r));
             }
             if input.all_ended() {
+                if input.verify_complete().is_err() {
+                    // A `restarted` notice explains a difference: read any that has come.
+                    self.poll_control()?;
+                }
+                let input = self.input.as_mut().expect("checked above");
                 input.verify_complete()?;
                 return Ok(Event::Ended);
             }
@@ -441,6 +492,10 @@ impl Node {
         let id = self.id.clone();
         for out in &mut self.outputs {
             out.end(&id)?;
+        }
+        self.ended = true;
+        for to in std::mem::take(&mut self.resend) {
+            self.resend_eos(&to)?;
         }
         for p in 0..self.publishers.len() {
             let mut backoff = 1;

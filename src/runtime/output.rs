@@ -110,6 +110,21 @@ impl Output {
         self.peers.iter().map(|p| p.as_poll_item(zmq::POLLOUT)).collect()
     }
 
+    /// Send `eos` again on the pipe to downstream replica `replica` (restarted, it may have
+    /// missed the first), with the same count. Call after [`Output::end`].
+    pub fn end_one(&mut self, from: &str, replica: usize) -> Result<(), NodeError> {
+        let (Some(peer), Some(&sent)) = (self.peers.get(replica), self.sent.get(replica)) else {
+            return Ok(());
+        };
+        let eos = wire::encode(&Message::Eos {
+            from: from.to_string(),
+            sent,
+            port: self.port.clone(),
+            topics: Default::default(),
+        });
+        peer.send(eos, 0).map_err(NodeError::zmq(format!("send end of stream to node `{}`", self.node)))
+    }
+
     /// Send `eos` on every pipe, blocking until each is queued. Call after the last flush.
     pub fn end(&mut self, from: &str) -> Result<(), NodeError> {
         debug_assert_eq!(self.batch_len, 0, "flush before ending");

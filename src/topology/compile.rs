@@ -9,15 +9,19 @@ use toml::Spanned;
 
 use super::checks;
 use super::diagnostic::{did_you_mean, Diagnostic, Diagnostics};
-use super::model::{Node, Port, Runner, Topology, Transport};
+use super::model::{Node, Port, Restart, Runner, StartMethod, Topology, Transport};
 use super::ports::{read_inputs, read_outputs, DeclaredPort, DraftInput};
 use super::raw::{Span, Table};
 use crate::nodes::{Kind, BUILTINS};
 
 /// Keys every node accepts, whatever it runs.
-const NODE_KEYS: &[&str] = &["kind", "command", "inputs", "outputs", "replicas", "transport"];
+const NODE_KEYS: &[&str] =
+    &["kind", "command", "inputs", "outputs", "replicas", "transport", "start", "restart", "max_restarts"];
 const TOP_KEYS: &[&str] = &["name", "defaults", "nodes"];
-const DEFAULT_KEYS: &[&str] = &["transport"];
+const DEFAULT_KEYS: &[&str] = &["transport", "start", "restart", "max_restarts"];
+const RESTARTS: &[&str] = &["never", "on-failure"];
+/// More restarts than this is a crash loop, not a policy.
+pub const MAX_RESTARTS: i64 = 100;
 const TRANSPORTS: &[&str] = &["ipc", "tcp"];
 /// More replicas than this is almost certainly a typo, and would exhaust the machine.
 pub const MAX_REPLICAS: i64 = 1024;
@@ -55,8 +59,20 @@ pub struct Draft {
     pub transport: Transport,
     /// The `transport` key, if set on the node itself.
     pub transport_span: Option<Span>,
+    /// How its processes start.
+    pub start: StartMethod,
+    /// Its restart policy.
+    pub restart: Restart,
 }
 
+/// What `[defaults]` gives every node that does not say otherwise.
+#[derive(Clone)]
+struct Defaults {
+    transport: Transport,
+    /// The start method, with the span of its value in `[defaults]` if set there.
+    start: (StartMethod, Option<Span>),
+    restart: Restart,
+}
 /// Compile `source` into a topology. On success, also returns warnings; on failure, every
 /// error. Warnings are only computed for an otherwise valid file, so an error never brings
 /// a misleading warning along.
@@ -73,8 +89,8 @@ pub fn compile(source: &Source<'_>) -> Result<(Topology, Vec<Diagnostic>), Vec<D
     let top = Table::new(&top_value, "the topology".into(), &mut diags).expect("a document is a table");
     top.deny_unknown(TOP_KEYS, &mut diags);
     let name = read_name(&top, source.path, &mut diags);
-    let default_transport = read_defaults(&top, &mut diags);
-    let drafts = read_nodes(&top, source, default_transport, &mut diags);
+    let defaults = read_defaults(&top, &mut diags);
+    let drafts = read_nodes(&top, source, &defaults, &mut diags);
     let inputs = checks::resolve_inputs(&drafts, &mut diags);
     checks::check_roles(&drafts, &mut diags);
     checks::check_cycles(&drafts, &inputs, &mut diags);
@@ -94,6 +110,8 @@ pub fn compile(source: &Source<'_>) -> Result<(Topology, Vec<Diagnostic>), Vec<D
             inputs: ins.into_iter().map(|(input, _)| input).collect(),
             ports: d.ports,
             transport: d.transport,
+            start: d.start,
+            restart: d.restart,
         })
         .collect();
     let topology = Topology { name, path: source.path.to_path_buf(), base_dir: source.base_dir.to_path_buf(), nodes };
@@ -107,15 +125,56 @@ fn read_name(top: &Table<'_, '_>, path: &Path, diags: &mut Diagnostics) -> Strin
     }
 }
 
-fn read_defaults(top: &Table<'_, '_>, diags: &mut Diagnostics) -> Transport {
+fn read_defaults(top: &Table<'_, '_>, diags: &mut Diagnostics) -> Defaults {
+    let mut d = Defaults { transport: Transport::Ipc, start: (StartMethod::Spawn, None), restart: Restart::NEVER };
     let Some(value) = top.get("defaults") else {
-        return Transport::Ipc;
+        return d;
     };
     let Some(t) = Table::new(value, "`[defaults]`".into(), diags) else {
-        return Transport::Ipc;
+        return d;
     };
     t.deny_unknown(DEFAULT_KEYS, diags);
-    transport(&t, diags).unwrap_or(Transport::Ipc)
+    d.transport = transport(&t, diags).unwrap_or(Transport::Ipc);
+    if let Some(start) = start_method(&t, diags) {
+        d.start = (*start.get_ref(), Some(start.span()));
+    }
+    d.restart = restart(&t, Restart::NEVER, diags);
+    d
+}
+
+fn start_method(t: &Table<'_, '_>, diags: &mut Diagnostics) -> Option<Spanned<StartMethod>> {
+    let name = t.choice("start", StartMethod::NAMES, diags)?;
+    let method = StartMethod::from_name(name.get_ref()).expect("choice checked the name");
+    Some(Spanned::new(name.span(), method))
+}
+
+/// `restart` and `max_restarts` of table `t`, over `base`.
+fn restart(t: &Table<'_, '_>, base: Restart, diags: &mut Diagnostics) -> Restart {
+    let mut r = base;
+    if let Some(policy) = t.choice("restart", RESTARTS, diags) {
+        r.on_failure = policy.get_ref() == "on-failure";
+    }
+    if let Some(max) = t.int("max_restarts", diags) {
+        match u32::try_from(*max.get_ref()) {
+            Ok(n) if i64::from(n) <= MAX_RESTARTS => r.max_restarts = n,
+            _ => diags.push(
+                Diagnostic::error(
+                    max.span(),
+                    format!(
+                        "`max_restarts` in {} is {}; it must be between 0 and {MAX_RESTARTS}",
+                        t.what(),
+                        max.get_ref()
+                    ),
+                )
+                .with_help(if *max.get_ref() < 0 {
+                    "0 restarts is the least: the first failure fails the run"
+                } else {
+                    "a node that needs more restarts than that is failing, not flaky"
+                }),
+            ),
+        }
+    }
+    r
 }
 
 fn transport(t: &Table<'_, '_>, diags: &mut Diagnostics) -> Option<Transport> {
@@ -125,7 +184,7 @@ fn transport(t: &Table<'_, '_>, diags: &mut Diagnostics) -> Option<Transport> {
     })
 }
 
-fn read_nodes(top: &Table<'_, '_>, source: &Source<'_>, default: Transport, diags: &mut Diagnostics) -> Vec<Draft> {
+fn read_nodes(top: &Table<'_, '_>, source: &Source<'_>, defaults: &Defaults, diags: &mut Diagnostics) -> Vec<Draft> {
     let Some(value) = top.get("nodes") else {
         // A misspelt `nodes` key already has its own error, with the suggestion.
         let misspelt = top.entries().iter().any(|(k, _)| did_you_mean(k.get_ref(), ["nodes"]).is_some());
@@ -153,7 +212,7 @@ fn read_nodes(top: &Table<'_, '_>, source: &Source<'_>, default: Transport, diag
             let name = Spanned::new(key.span(), key.get_ref().to_string());
             check_node_name(&name, diags);
             match Table::new(value, format!("node `{}`", name.get_ref()), diags) {
-                Some(table) => read_node(name, &table.anchored_at(key.span()), source, default, diags),
+                Some(table) => read_node(name, &table.anchored_at(key.span()), source, defaults, diags),
                 None => Draft {
                     name,
                     runner: None,
@@ -163,8 +222,10 @@ fn read_nodes(top: &Table<'_, '_>, source: &Source<'_>, default: Transport, diag
                     declared: Vec::new(),
                     inputs_span: None,
                     inputs_malformed: false,
-                    transport: default,
+                    transport: defaults.transport,
                     transport_span: None,
+                    start: defaults.start.0,
+                    restart: defaults.restart,
                 },
             }
         })
@@ -187,11 +248,12 @@ fn read_node(
     name: Spanned<String>,
     t: &Table<'_, '_>,
     source: &Source<'_>,
-    default: Transport,
+    defaults: &Defaults,
     diags: &mut Diagnostics,
 ) -> Draft {
     let replicas = read_replicas(t, diags);
     let runner = read_runner(t, source, diags);
+    let start = read_start(&name, t, &runner, defaults, diags);
     let (ports, declared) = match &runner {
         Some(Runner::Builtin(kind)) => read_outputs(t, kind.ports(), true, diags),
         Some(Runner::Command(_)) => read_outputs(t, vec![Port::out()], false, diags),
@@ -218,9 +280,48 @@ fn read_node(
         declared,
         inputs_span: t.get("inputs").map(Spanned::span),
         inputs_malformed: t.get("inputs").is_some_and(|v| !matches!(v.get_ref(), DeValue::Array(_))),
-        transport: transport(t, diags).unwrap_or(default),
+        transport: transport(t, diags).unwrap_or(defaults.transport),
         transport_span: t.key_span("transport"),
+        start,
+        restart: restart(t, defaults.restart, diags),
     }
+}
+
+/// The node's start method; only built-in kinds can be forked (a command must be executed).
+fn read_start(
+    name: &Spanned<String>,
+    t: &Table<'_, '_>,
+    runner: &Option<Runner>,
+    defaults: &Defaults,
+    diags: &mut Diagnostics,
+) -> StartMethod {
+    let (method, span, from_defaults) = match start_method(t, diags) {
+        Some(s) => (*s.get_ref(), Some(s.span()), false),
+        None => (defaults.start.0, defaults.start.1.clone(), true),
+    };
+    if let (Some(Runner::Command(_)), Some(span), true) = (runner, span, method != StartMethod::Spawn) {
+        let node = name.get_ref();
+        let d = if from_defaults {
+            Diagnostic::error(
+                span,
+                format!(
+                    "node `{node}` runs a command, which can only be spawned, but `[defaults]` gives it start = \"{}\"",
+                    method.name()
+                ),
+            )
+            .with_help(format!(
+                "add `start = \"spawn\"` to node `{node}`; `fork` and `forkserver` are for built-in kinds"
+            ))
+        } else {
+            Diagnostic::error(
+                span,
+                format!("node `{node}` runs a command, which can only be spawned, not started with `{}`", method.name()),
+            )
+            .with_help("a command is a program of its own: it must be executed; `fork` and `forkserver` run built-in kinds without exec")
+        };
+        diags.push(d);
+    }
+    method
 }
 
 fn read_replicas(t: &Table<'_, '_>, diags: &mut Diagnostics) -> Option<Spanned<i64>> {

@@ -11,5 +11,5 @@ pub mod raw;
 mod summary;
 
 pub use load::{load, LoadError};
-pub use model::{Input, Node, NodeId, Pattern, Port, Runner, TopicRule, Topology, Transport};
+pub use model::{Input, Node, NodeId, Pattern, Port, Restart, Runner, StartMethod, TopicRule, Topology, Transport};
 pub use summary::{dot, summary};

@@ -38,6 +38,68 @@ pub struct Node {
     pub ports: Vec<Port>,
     /// How this node's input socket is reached.
     pub transport: Transport,
+    /// How the launcher starts its processes.
+    pub start: StartMethod,
+    /// What the launcher does when one of its processes fails.
+    pub restart: Restart,
+}
+
+/// How the launcher starts a node's processes; the meanings follow Python multiprocessing's
+/// start methods (see `docs/start-methods.md`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum StartMethod {
+    /// A fresh process executes the procnet binary (built-in kinds) or the command.
+    Spawn,
+    /// The launcher forks the replica before it has any thread or ZeroMQ context; the child
+    /// runs the built-in node's code without exec. Built-in kinds only.
+    Fork,
+    /// A small single-threaded server, started first, forks the replica on request (also
+    /// later, for restarts). Built-in kinds only.
+    Forkserver,
+}
+
+impl StartMethod {
+    /// The names used in topology files.
+    pub const NAMES: &'static [&'static str] = &["spawn", "fork", "forkserver"];
+
+    /// The name used in topology files.
+    pub fn name(self) -> &'static str {
+        match self {
+            StartMethod::Spawn => "spawn",
+            StartMethod::Fork => "fork",
+            StartMethod::Forkserver => "forkserver",
+        }
+    }
+
+    /// The method named `name` (one of [`StartMethod::NAMES`]).
+    pub fn from_name(name: &str) -> Option<StartMethod> {
+        match name {
+            "spawn" => Some(StartMethod::Spawn),
+            "fork" => Some(StartMethod::Fork),
+            "forkserver" => Some(StartMethod::Forkserver),
+            _ => None,
+        }
+    }
+}
+
+/// The restart policy of a node: `restart = "never" | "on-failure"` and `max_restarts`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Restart {
+    /// Restart a replica that exits non-zero or is killed (`restart = "on-failure"`).
+    pub on_failure: bool,
+    /// How many times one replica may be restarted before the run fails.
+    pub max_restarts: u32,
+}
+
+impl Restart {
+    /// The default: never restart (`max_restarts` is 3 once `on-failure` is chosen).
+    pub const NEVER: Restart = Restart { on_failure: false, max_restarts: 3 };
+    /// The delay before restart number `n` (from 1): 100 ms, doubling, at most 5 s.
+    pub fn backoff(n: u32) -> std::time::Duration {
+        let ms = 100u64.saturating_mul(1 << n.saturating_sub(1).min(16));
+        std::time::Duration::from_millis(ms.min(5000))
+    }
 }
 
 /// The socket pattern of an output port.

@@ -71,9 +71,24 @@ impl Run {
         self
     }
 
-    /// The last stdout line parsed as JSON.
+    /// What the nodes printed on stdout, line by line, without the `name.replica | `
+    /// prefix the launcher puts before each line.
+    pub fn lines(&self) -> Vec<&str> {
+        self.stdout
+            .lines()
+            .map(|l| match l.split_once(" | ") {
+                Some((id, rest)) if id.trim_end().rsplit_once('.').is_some_and(|(_, r)| r.parse::<u32>().is_ok()) => {
+                    rest
+                }
+                _ => panic!("stdout line without a `name.replica | ` prefix: {l:?}"),
+            })
+            .collect()
+    }
+
+    /// The last stdout line (without its prefix) parsed as JSON.
     pub fn json(&self) -> serde_json::Value {
-        let line = self.stdout.lines().last().unwrap_or_else(|| panic!("no stdout; stderr:\n{}", self.stderr));
+        let lines = self.lines();
+        let line = lines.last().unwrap_or_else(|| panic!("no stdout; stderr:\n{}", self.stderr));
         serde_json::from_str(line)
             .unwrap_or_else(|e| panic!("stdout is not JSON ({e}): {line}\nstderr:\n{}", self.stderr))
     }

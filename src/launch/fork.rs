@@ -1,0 +1,111 @@
+//! Forking a built-in node replica without exec: the `fork` and `forkserver` start methods.
+//!
+//! Fork safety, the rule of the Python docs and the ZeroMQ guide: a process that has threads
+//! or a ZeroMQ context must not fork and go on running code in the child (locks held by
+//! other threads stay locked forever; a context's I/O threads do not exist in the child).
+//! procnet never does. [`fork_node`] is only called by
+//! - the launcher in its fork phase, before it starts its first thread or creates its
+//!   ZeroMQ context (`supervisor::run` does them in that order, and [`single_threaded`]
+//!   checks it at run time), and
+//! - the forkserver and the zygote ([`super::forker`]), which are single-threaded and never
+//!   create a context.
+//!
+//! The child creates its own context when it joins the network (`Node::join`).
+
+use std::ffi::CString;
+use std::io;
+use std::os::fd::{AsRawFd, OwnedFd};
+use std::path::Path;
+
+use super::logs::pipe;
+use crate::nodes::Kind;
+use crate::runtime::{run_builtin, vars, Ending, Identity};
+
+/// A forked replica: its pid (which leads its process group) and the read ends of its
+/// stdout and stderr.
+pub struct Forked {
+    /// The child's pid.
+    pub pid: libc::pid_t,
+    /// Its stdout.
+    pub stdout: OwnedFd,
+    /// Its stderr.
+    pub stderr: OwnedFd,
+}
+
+/// Whether this process has exactly one thread (read from `/proc/self/task`).
+pub fn single_threaded() -> io::Result<bool> {
+    Ok(std::fs::read_dir("/proc/self/task")?.count() == 1)
+}
+
+/// Fork a child that runs `kind` as `identity`, in `base_dir`, and exits. The caller must be
+/// single-threaded and have no ZeroMQ context (see the module docs).
+pub fn fork_node(identity: &Identity, kind: &Kind, base_dir: &Path) -> io::Result<Forked> {
+    let (out_r, out_w) = pipe()?;
+    let (err_r, err_w) = pipe()?;
+    let dir = CString::new(base_dir.as_os_str().as_encoded_bytes())
+        .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "the base directory contains a NUL byte"))?;
+    let parent = std::process::id() as libc::pid_t;
+    // SAFETY: fork in a single-threaded process (the caller's contract); the child never
+    // returns from this function.
+    match unsafe { libc::fork() } {
+        -1 => Err(io::Error::last_os_error()),
+        0 => {
+            let code = child(identity, kind, &dir, parent, out_w.as_raw_fd(), err_w.as_raw_fd());
+            // Never unwind or return into the parent's code: flush what the node printed and
+            // leave without running the parent's destructors.
+            use std::io::Write;
+            let _ = std::io::stdout().flush();
+            // SAFETY: _exit ends the process at once.
+            unsafe { libc::_exit(code) }
+        }
+        pid => Ok(Forked { pid, stdout: out_r, stderr: err_r }),
+    }
+}
+
+/// The child's side: become a node process like a spawned one, then run the node.
+fn child(identity: &Identity, kind: &Kind, dir: &CString, parent: libc::pid_t, out: i32, err: i32) -> i32 {
+    // SAFETY: plain system calls on descriptors and signal dispositions of this process,
+    // which is single-threaded (it was forked from a single-threaded process).
+    unsafe {
+        // Its own process group, like a spawned node: the terminal's Ctrl-C goes to the
+        // launcher alone, and the launcher kills the group.
+        libc::setpgid(0, 0);
+        // If the forking process dies, even by SIGKILL, the kernel kills this one.
+        libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
+        if libc::getppid() != parent {
+            libc::_exit(1);
+        }
+        // The parent's handlers and blocked signals are not the node's.
+        for sig in [libc::SIGINT, libc::SIGTERM, libc::SIGHUP, libc::SIGCHLD] {
+            libc::signal(sig, libc::SIG_DFL);
+        }
+        let mut none: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut none);
+        libc::sigprocmask(libc::SIG_SETMASK, &none, std::ptr::null_mut());
+        let null = libc::open(c"/dev/null".as_ptr(), libc::O_RDONLY);
+        libc::dup2(null, 0);
+        libc::dup2(out, 1);
+        libc::dup2(err, 2);
+        // Nothing else of the parent's: its other pipes, sockets and the watchdog's pipe
+        // (which must see end of file when the launcher dies).
+        libc::syscall(libc::SYS_close_range, 3u32, u32::MAX, 0u32);
+        if libc::chdir(dir.as_ptr()) != 0 {
+            eprintln!("procnet: node `{}`: cannot enter `{}`", identity.id(), dir.to_string_lossy());
+            return 1;
+        }
+    }
+    // The same identity a spawned node reads, for anything that looks (a child process).
+    std::env::set_var(vars::PROTOCOL, crate::wire::VERSION.to_string());
+    std::env::set_var(vars::NODE, &identity.node);
+    std::env::set_var(vars::REPLICA, identity.replica.to_string());
+    std::env::set_var(vars::REPLICAS, identity.replicas.to_string());
+    std::env::set_var(vars::CONTROL, &identity.control);
+    match run_builtin(identity, kind) {
+        Ok(Ending::Finished) => crate::exit_codes::OK as i32,
+        Ok(Ending::FailedReported) => crate::exit_codes::NODE_FAILED as i32,
+        Err(e) => {
+            eprintln!("procnet: node failed: {e}");
+            crate::exit_codes::NODE_FAILED as i32
+        }
+    }
+}

@@ -1,0 +1,267 @@
+//! Node output: every line a node writes on stdout or stderr reaches the launcher's own
+//! stdout or stderr prefixed with `name.replica |` (coloured on a terminal), whole lines at a
+//! time, so the output of many processes interleaves only between lines.
+//!
+//! [`Relay`] is a set of pipes being read; it is driven by `poll(2)` and needs no thread, so
+//! the forkserver (single-threaded by design) relays its children's output with it, and the
+//! launcher runs one in a thread of its own ([`RelayThread`]).
+
+use std::io;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::sync::mpsc;
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+/// Which of the launcher's outputs a pipe goes to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub enum Dest {
+    /// File descriptor 1.
+    Stdout,
+    /// File descriptor 2.
+    Stderr,
+}
+
+impl Dest {
+    fn fd(self) -> RawFd {
+        match self {
+            Dest::Stdout => 1,
+            Dest::Stderr => 2,
+        }
+    }
+}
+
+/// How prefixes look: padded to the longest replica id, coloured or not per destination.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+pub struct Style {
+    /// The width ids are padded to.
+    pub width: usize,
+    /// Colour prefixes on stdout.
+    pub colour_stdout: bool,
+    /// Colour prefixes on stderr.
+    pub colour_stderr: bool,
+}
+
+impl Style {
+    /// The style for this launcher's outputs: colour where they are terminals (and
+    /// `NO_COLOR` is unset).
+    pub fn detect(width: usize) -> Style {
+        use std::io::IsTerminal;
+        let colour = std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty());
+        Style {
+            width,
+            colour_stdout: colour && io::stdout().is_terminal(),
+            colour_stderr: colour && io::stderr().is_terminal(),
+        }
+    }
+
+    /// The prefix of replica `id` of the `node_index`-th node, for `dest`.
+    pub fn prefix(&self, id: &str, node_index: usize, dest: Dest) -> Vec<u8> {
+        let colour = match dest {
+            Dest::Stdout => self.colour_stdout,
+            Dest::Stderr => self.colour_stderr,
+        };
+        let text = format!("{id:<width$} |", width = self.width);
+        if colour {
+            // Six distinct ANSI colours, one per node in turn.
+            let code = 31 + (node_index % 6);
+            format!("\x1b[{code}m{text}\x1b[0m ").into_bytes()
+        } else {
+            format!("{text} ").into_bytes()
+        }
+    }
+}
+
+struct Stream {
+    fd: OwnedFd,
+    prefix: Vec<u8>,
+    partial: Vec<u8>,
+    dest: Dest,
+}
+
+/// Pipes being relayed.
+#[derive(Default)]
+pub struct Relay {
+    streams: Vec<Stream>,
+    buf: Vec<u8>,
+    out: Vec<u8>,
+}
+
+impl Relay {
+    /// Relay what arrives on `fd` (the read end of a pipe) to `dest`, each line after `prefix`.
+    pub fn add(&mut self, fd: OwnedFd, prefix: Vec<u8>, dest: Dest) {
+        self.streams.push(Stream { fd, prefix, partial: Vec::new(), dest });
+    }
+
+    /// Whether every pipe has ended.
+    pub fn is_empty(&self) -> bool {
+        self.streams.is_empty()
+    }
+
+    /// `pollfd`s for every pipe, in order; pass the ones that are ready to [`Relay::service`].
+    pub fn pollfds(&self) -> impl Iterator<Item = libc::pollfd> + '_ {
+        self.streams.iter().map(|s| libc::pollfd { fd: s.fd.as_raw_fd(), events: libc::POLLIN, revents: 0 })
+    }
+
+    /// Read from every pipe whose `pollfd` (as from [`Relay::pollfds`], same order) is ready,
+    /// write out the complete lines, and forget pipes that ended.
+    pub fn service(&mut self, ready: &[libc::pollfd]) {
+        if self.buf.is_empty() {
+            self.buf = vec![0; 64 * 1024];
+        }
+        let mut ended = Vec::new();
+        for (i, p) in ready.iter().enumerate().take(self.streams.len()) {
+            if p.revents == 0 {
+                continue;
+            }
+            let s = &mut self.streams[i];
+            // SAFETY: reading into a buffer we own, of its length.
+            let n = unsafe { libc::read(s.fd.as_raw_fd(), self.buf.as_mut_ptr().cast(), self.buf.len()) };
+            if n < 0 && io::Error::last_os_error().kind() == io::ErrorKind::Interrupted {
+                continue;
+            }
+            if n <= 0 {
+                // End of file (or an error, which ends the pipe just the same).
+                if !s.partial.is_empty() {
+                    s.partial.push(b'\n');
+                    emit(&mut self.out, &s.prefix, &s.partial);
+                    s.partial.clear();
+                    write_all(s.dest.fd(), &self.out);
+                    self.out.clear();
+                }
+                ended.push(i);
+                continue;
+            }
+            s.partial.extend_from_slice(&self.buf[..n as usize]);
+            if let Some(last) = s.partial.iter().rposition(|&b| b == b'\n') {
+                emit(&mut self.out, &s.prefix, &s.partial[..=last]);
+                s.partial.drain(..=last);
+                write_all(s.dest.fd(), &self.out);
+                self.out.clear();
+            }
+            // A line longer than this goes out in pieces rather than growing without bound.
+            if s.partial.len() >= 1 << 20 {
+                s.partial.push(b'\n');
+                emit(&mut self.out, &s.prefix, &s.partial);
+                s.partial.clear();
+                write_all(s.dest.fd(), &self.out);
+                self.out.clear();
+            }
+        }
+        for i in ended.into_iter().rev() {
+            self.streams.remove(i);
+        }
+    }
+}
+
+/// Append each line of `lines` (which ends in a newline) to `out` after `prefix`.
+fn emit(out: &mut Vec<u8>, prefix: &[u8], lines: &[u8]) {
+    for line in lines.split_inclusive(|&b| b == b'\n') {
+        out.extend_from_slice(prefix);
+        out.extend_from_slice(line);
+    }
+}
+
+/// Write all of `buf` to `fd`; a closed or broken output loses the text, never the run.
+pub fn write_all(fd: RawFd, mut buf: &[u8]) {
+    while !buf.is_empty() {
+        // SAFETY: writing from a buffer we own, of its length.
+        let n = unsafe { libc::write(fd, buf.as_ptr().cast(), buf.len()) };
+        if n < 0 {
+            if io::Error::last_os_error().kind() == io::ErrorKind::Interrupted {
+                continue;
+            }
+            return;
+        }
+        buf = &buf[n as usize..];
+    }
+}
+
+/// A pipe whose ends close on exec: (read, write).
+pub fn pipe() -> io::Result<(OwnedFd, OwnedFd)> {
+    let mut fds = [0; 2];
+    // SAFETY: pipe2 writes two descriptors into the array on success.
+    if unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) } != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: both are fresh descriptors that we now own.
+    Ok(unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) })
+}
+
+/// The launcher's relay: a thread polling every node's pipes, with a channel to add more.
+pub struct RelayThread {
+    add: mpsc::Sender<(OwnedFd, Vec<u8>, Dest)>,
+    wake: OwnedFd,
+    handle: JoinHandle<()>,
+}
+
+impl RelayThread {
+    /// Start the thread.
+    pub fn start() -> io::Result<RelayThread> {
+        let (wake_r, wake_w) = pipe()?;
+        let (add, rx) = mpsc::channel::<(OwnedFd, Vec<u8>, Dest)>();
+        let handle = std::thread::Builder::new().name("relay".into()).spawn(move || {
+            let mut relay = Relay::default();
+            let mut closing: Option<Instant> = None;
+            loop {
+                // Once closing, the wake pipe is at end of file: poll ignores a negative fd.
+                let wake_fd = if closing.is_some() { -1 } else { wake_r.as_raw_fd() };
+                let mut fds = vec![libc::pollfd { fd: wake_fd, events: libc::POLLIN, revents: 0 }];
+                fds.extend(relay.pollfds());
+                // Once the launcher is finishing, wait at most a second for the last lines: a
+                // process that escaped its group may hold a pipe open forever.
+                let timeout = match closing {
+                    Some(at) => {
+                        let left = Duration::from_secs(1).saturating_sub(at.elapsed());
+                        if left.is_zero() || relay.is_empty() {
+                            return;
+                        }
+                        left.as_millis() as i32
+                    }
+                    None => -1,
+                };
+                // SAFETY: fds is a valid array of pollfd of the given length.
+                let n = unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, timeout) };
+                if n < 0 {
+                    continue;
+                }
+                if fds[0].revents != 0 {
+                    let mut b = [0u8; 64];
+                    // SAFETY: reading into a local buffer.
+                    let r = unsafe { libc::read(wake_r.as_raw_fd(), b.as_mut_ptr().cast(), b.len()) };
+                    loop {
+                        match rx.try_recv() {
+                            Ok((fd, prefix, dest)) => relay.add(fd, prefix, dest),
+                            Err(mpsc::TryRecvError::Empty) => break,
+                            Err(mpsc::TryRecvError::Disconnected) => {
+                                closing.get_or_insert_with(Instant::now);
+                                break;
+                            }
+                        }
+                    }
+                    if r == 0 {
+                        closing.get_or_insert_with(Instant::now);
+                    }
+                    // Pipes added now are polled from the next round.
+                    continue;
+                }
+                relay.service(&fds[1..]);
+            }
+        })?;
+        Ok(RelayThread { add, wake: wake_w, handle })
+    }
+
+    /// Relay `fd` from now on.
+    pub fn add(&self, fd: OwnedFd, prefix: Vec<u8>, dest: Dest) {
+        if self.add.send((fd, prefix, dest)).is_ok() {
+            write_all(self.wake.as_raw_fd(), b"+");
+        }
+    }
+
+    /// Relay what is left (every node has exited) and stop, within about a second.
+    pub fn finish(self) {
+        let RelayThread { add, wake, handle } = self;
+        drop(add);
+        drop(wake);
+        let _ = handle.join();
+    }
+}
