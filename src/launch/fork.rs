@@ -45,11 +45,13 @@ pub fn fork_node(identity: &Identity, kind: &Kind, base_dir: &Path) -> io::Resul
     let dir = CString::new(base_dir.as_os_str().as_encoded_bytes())
         .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "the base directory contains a NUL byte"))?;
     let parent = std::process::id() as libc::pid_t;
+    let name = process_name(&identity.id());
     // SAFETY: fork in a single-threaded process (the caller's contract); the child never
     // returns from this function.
     match unsafe { libc::fork() } {
         -1 => Err(io::Error::last_os_error()),
         0 => {
+            set_process_name(&name);
             let code = child(identity, kind, &dir, parent, out_w.as_raw_fd(), err_w.as_raw_fd());
             // Never unwind or return into the parent's code: flush what the node printed and
             // leave without running the parent's destructors.
@@ -60,6 +62,22 @@ pub fn fork_node(identity: &Identity, kind: &Kind, base_dir: &Path) -> io::Resul
         }
         pid => Ok(Forked { pid, stdout: out_r, stderr: err_r }),
     }
+}
+
+/// `text` as a process name: what `ps` and `/proc/PID/comm` show (at most 15 bytes).
+pub fn process_name(text: &str) -> CString {
+    let mut end = text.len().min(15);
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    CString::new(text[..end].replace('\0', "")).expect("no NUL bytes left")
+}
+
+/// Name this process (a forked one still carries its parent's name): a forked node shows as
+/// `name.replica` in `ps`, `top` and `/proc/PID/comm`.
+pub fn set_process_name(name: &CString) {
+    // SAFETY: PR_SET_NAME reads a NUL-terminated string of at most 16 bytes.
+    unsafe { libc::prctl(libc::PR_SET_NAME, name.as_ptr()) };
 }
 
 /// The child's side: become a node process like a spawned one, then run the node.

@@ -104,6 +104,7 @@ impl Forker {
                     libc::dup2(theirs.as_raw_fd(), SERVER_FD);
                     libc::syscall(libc::SYS_close_range, (SERVER_FD + 1) as u32, u32::MAX, 0u32);
                 }
+                super::fork::set_process_name(&super::fork::process_name("procnet-zygote"));
                 serve(style.clone())
             }
             pid => {
@@ -199,6 +200,7 @@ impl Forker {
 
 /// `procnet forkserver`: serve the launcher on descriptor 3.
 pub fn forkserver_main() -> ! {
+    super::fork::set_process_name(&super::fork::process_name("procnet-forksrv"));
     let style = std::env::var(STYLE_VAR).ok().and_then(|s| serde_json::from_str(&s).ok()).unwrap_or(Style {
         width: 0,
         colour_stdout: false,

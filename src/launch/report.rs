@@ -12,6 +12,8 @@ struct Report<'a> {
     startup_s: f64,
     records_rejected: u64,
     records_dropped: u64,
+    /// Replicas that died mid-stream and were restarted: the result may be incomplete.
+    incomplete: &'a [String],
     replicas: Vec<Replica<'a>>,
 }
 
@@ -29,6 +31,7 @@ struct Replica<'a> {
     blocked_ms: u64,
     wall_s: f64,
     exit: i32,
+    restarts: u32,
     notes: &'a [String],
 }
 
@@ -52,6 +55,7 @@ pub fn to_json(topology: &Topology, outcome: &Outcome) -> String {
                 blocked_ms: r.stats.blocked_ms,
                 wall_s: r.wall.as_secs_f64(),
                 exit: r.exit_code,
+                restarts: r.restarts,
                 notes: &r.notes,
             }
         })
@@ -62,6 +66,7 @@ pub fn to_json(topology: &Topology, outcome: &Outcome) -> String {
         startup_s: outcome.startup.as_secs_f64(),
         records_rejected: outcome.rejected(),
         records_dropped: outcome.replicas.iter().map(|r| r.stats.dropped).sum(),
+        incomplete: &outcome.incomplete,
         replicas,
     };
     serde_json::to_string_pretty(&report).expect("a report serializes")

@@ -8,7 +8,8 @@
 //! - `crash-after N`: a pass-through that forwards N records, then aborts (SIGABRT).
 //! - `exit-early C`: joins the network, then exits with status C without a word.
 //! - `split`: forwards every record on port `out` and publishes it on port `copy`.
-//! - `sleepy MICROS`: a slow pass-through, MICROS per record.
+//! - `sleepy MICROS`: a slow pass-through, MICROS per record; says `sleepy: first record`
+//!   on stderr when the first arrives.
 
 use procnet::record::Record;
 use procnet::runtime::{Identity, Node};
@@ -44,7 +45,13 @@ fn split() {
 /// A slow consumer: forwards each record after `micros` microseconds.
 fn sleepy(micros: u64) {
     let mut node = Node::join(&Identity::from_env().expect("identity")).expect("join");
+    let mut first = true;
     while let Some(rec) = node.recv().expect("recv") {
+        if first {
+            // Tests wait for this line (through the launcher's log relay): mid-stream.
+            eprintln!("sleepy: first record");
+            first = false;
+        }
         std::thread::sleep(std::time::Duration::from_micros(micros));
         node.send(&rec).expect("send");
     }

@@ -56,6 +56,7 @@ pub struct Run {
     pub status: ExitStatus,
     pub stdout: String,
     pub stderr: String,
+    /// From the start to the launcher's exit (not counting the harness's checks after it).
     pub elapsed: Duration,
     pub tag: String,
 }
@@ -216,6 +217,16 @@ impl Running {
         }
     }
 
+    /// Time since the launcher started.
+    pub fn elapsed(&self) -> Duration {
+        self.started.elapsed()
+    }
+
+    /// What the launcher has written on stderr so far.
+    pub fn stderr_so_far(&self) -> String {
+        fs::read_to_string(&self.err_path).unwrap_or_default()
+    }
+
     /// Wait for the run to end (see [`Procnet::run`]).
     pub fn finish(self) -> Run {
         let left = self.deadline.saturating_duration_since(Instant::now());
@@ -254,6 +265,25 @@ impl Running {
         }
         run
     }
+}
+
+/// The value of `key` in the environment process `pid` started with.
+pub fn environ_var(pid: u32, key: &str) -> Option<String> {
+    let env = fs::read(format!("/proc/{pid}/environ")).ok()?;
+    let prefix = format!("{key}=");
+    env.split(|&b| b == 0)
+        .find_map(|kv| kv.strip_prefix(prefix.as_bytes()).map(|v| String::from_utf8_lossy(v).into_owned()))
+}
+
+/// The name of process `pid` (`/proc/PID/comm`: forked nodes are named `name.replica`).
+pub fn comm(pid: u32) -> String {
+    fs::read_to_string(format!("/proc/{pid}/comm")).unwrap_or_default().trim_end().to_string()
+}
+
+/// The arguments of process `pid`.
+pub fn cmdline(pid: u32) -> Vec<String> {
+    let raw = fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+    raw.split(|&b| b == 0).filter(|a| !a.is_empty()).map(|a| String::from_utf8_lossy(a).into_owned()).collect()
 }
 
 /// Pids of live (non-zombie) processes whose environment carries `TAG_VAR=tag`.
