@@ -5,7 +5,7 @@ CARGO ?= cargo
 PROCNET := target/release/procnet
 
 .DEFAULT_GOAL := help
-.PHONY: help build release run-topology test lint fmt check-topologies bench clean
+.PHONY: help build release run-topology test lint fmt check-topologies bench bench-startup clean
 
 help: ## List the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  make %-18s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -35,8 +35,12 @@ fmt: ## Format the code
 check-topologies: build ## Validate every topology under topologies/
 	@for f in topologies/*.toml; do target/debug/procnet check $$f > /dev/null || exit 1; echo "ok $$f"; done
 
-bench: release ## Fetch benchmark: procnet vs ../shared/peers' thread-pool and asyncio fetchers (table in target/bench/fetch.md)
+bench: release ## Benchmarks: fetch (procnet vs ../shared/peers' fetchers), then start-up (tables in target/bench/)
 	bash benches/fetch.sh
+	python3 benches/startup.py
+
+bench-startup: release ## Start-up benchmark: 32 replicas per start method vs Python multiprocessing (target/bench/startup.md)
+	python3 benches/startup.py
 
 clean: ## Remove build output
 	$(CARGO) clean

@@ -4,7 +4,7 @@
 
 mod util;
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use util::{procnet, Scratch};
 
