@@ -197,6 +197,8 @@ fn a_second_sigint_kills_at_once() {
     let s = Scratch::new();
     let running = start_mid_stream(&s, TOO_SLOW);
     running.signal(libc::SIGINT);
+    // Two signals sent at once are one to the kernel: wait until the launcher took the first.
+    running.wait_until("the launcher stopping", || running.stderr_so_far().contains("SIGINT: stopping gracefully"));
     let signalled = running.elapsed();
     running.signal(libc::SIGINT);
     let r = running.finish();

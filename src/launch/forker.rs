@@ -56,6 +56,9 @@ pub struct Forker {
     sock: UnixStream,
     buf: Vec<u8>,
     exits: Vec<(libc::pid_t, i32)>,
+    /// The read ends of the server's stdout and stderr, where it writes its nodes' prefixed
+    /// lines, until the launcher's relay takes them.
+    pub output: Option<(OwnedFd, OwnedFd)>,
 }
 
 impl Forker {
@@ -67,6 +70,8 @@ impl Forker {
         cmd.arg("forkserver")
             .env(STYLE_VAR, serde_json::to_string(style).expect("a style serializes"))
             .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
             .process_group(0);
         let launcher = std::process::id() as libc::pid_t;
         // SAFETY: only async-signal-safe calls between fork and exec.
@@ -81,15 +86,21 @@ impl Forker {
                 Ok(())
             });
         }
-        let child = cmd.spawn()?;
+        let mut child = cmd.spawn()?;
         drop(theirs);
-        Ok(Forker::new(child.id() as libc::pid_t, ours))
+        let mut server = Forker::new(child.id() as libc::pid_t, ours);
+        if let (Some(out), Some(err)) = (child.stdout.take(), child.stderr.take()) {
+            server.output = Some((out.into(), err.into()));
+        }
+        Ok(server)
     }
 
     /// Fork a zygote: a single-threaded copy of this process that forks nodes later. Call
     /// only in the launcher's fork phase (single-threaded, no ZeroMQ context).
     pub fn fork_zygote(style: &Style) -> io::Result<Forker> {
         let (ours, theirs) = UnixStream::pair()?;
+        let (out_r, out_w) = super::logs::pipe()?;
+        let (err_r, err_w) = super::logs::pipe()?;
         let parent = std::process::id() as libc::pid_t;
         // SAFETY: the caller is single-threaded; the child never returns.
         match unsafe { libc::fork() } {
@@ -101,6 +112,8 @@ impl Forker {
                     if libc::getppid() != parent {
                         libc::_exit(1);
                     }
+                    libc::dup2(out_w.as_raw_fd(), 1);
+                    libc::dup2(err_w.as_raw_fd(), 2);
                     libc::dup2(theirs.as_raw_fd(), SERVER_FD);
                     libc::syscall(libc::SYS_close_range, (SERVER_FD + 1) as u32, u32::MAX, 0u32);
                 }
@@ -109,13 +122,15 @@ impl Forker {
             }
             pid => {
                 drop(theirs);
-                Ok(Forker::new(pid, ours))
+                let mut zygote = Forker::new(pid, ours);
+                zygote.output = Some((out_r, err_r));
+                Ok(zygote)
             }
         }
     }
 
     fn new(pid: libc::pid_t, sock: UnixStream) -> Forker {
-        Forker { pid, sock, buf: Vec::new(), exits: Vec::new() }
+        Forker { pid, sock, buf: Vec::new(), exits: Vec::new(), output: None }
     }
 
     /// The socket, to poll for replies.

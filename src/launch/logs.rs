@@ -84,12 +84,28 @@ pub struct Relay {
     streams: Vec<Stream>,
     buf: Vec<u8>,
     out: Vec<u8>,
+    /// Live progress lines on the terminal, hidden while node lines are written.
+    progress: Option<indicatif::MultiProgress>,
 }
 
 impl Relay {
     /// Relay what arrives on `fd` (the read end of a pipe) to `dest`, each line after `prefix`.
     pub fn add(&mut self, fd: OwnedFd, prefix: Vec<u8>, dest: Dest) {
         self.streams.push(Stream { fd, prefix, partial: Vec::new(), dest });
+    }
+
+    /// Hide `progress` while writing node lines, so they do not garble it.
+    pub fn set_progress(&mut self, progress: Option<indicatif::MultiProgress>) {
+        self.progress = progress;
+    }
+
+    /// Write `self.out` to `dest` and clear it.
+    fn write_out(&mut self, dest: Dest) {
+        match &self.progress {
+            Some(p) => p.suspend(|| write_all(dest.fd(), &self.out)),
+            None => write_all(dest.fd(), &self.out),
+        }
+        self.out.clear();
     }
 
     /// Whether every pipe has ended.
@@ -121,30 +137,30 @@ impl Relay {
             }
             if n <= 0 {
                 // End of file (or an error, which ends the pipe just the same).
+                let dest = s.dest;
                 if !s.partial.is_empty() {
                     s.partial.push(b'\n');
                     emit(&mut self.out, &s.prefix, &s.partial);
                     s.partial.clear();
-                    write_all(s.dest.fd(), &self.out);
-                    self.out.clear();
+                    self.write_out(dest);
                 }
                 ended.push(i);
                 continue;
             }
             s.partial.extend_from_slice(&self.buf[..n as usize]);
+            let dest = s.dest;
             if let Some(last) = s.partial.iter().rposition(|&b| b == b'\n') {
                 emit(&mut self.out, &s.prefix, &s.partial[..=last]);
                 s.partial.drain(..=last);
-                write_all(s.dest.fd(), &self.out);
-                self.out.clear();
             }
             // A line longer than this goes out in pieces rather than growing without bound.
             if s.partial.len() >= 1 << 20 {
                 s.partial.push(b'\n');
                 emit(&mut self.out, &s.prefix, &s.partial);
                 s.partial.clear();
-                write_all(s.dest.fd(), &self.out);
-                self.out.clear();
+            }
+            if !self.out.is_empty() {
+                self.write_out(dest);
             }
         }
         for i in ended.into_iter().rev() {
@@ -195,12 +211,14 @@ pub struct RelayThread {
 }
 
 impl RelayThread {
-    /// Start the thread.
-    pub fn start() -> io::Result<RelayThread> {
+    /// Start the thread; it hides `progress` (if any) while it writes.
+    pub fn start(progress: Option<indicatif::MultiProgress>) -> io::Result<RelayThread> {
         let (wake_r, wake_w) = pipe()?;
         let (add, rx) = mpsc::channel::<(OwnedFd, Vec<u8>, Dest)>();
         let handle = std::thread::Builder::new().name("relay".into()).spawn(move || {
+            super::signals::block_in_this_thread();
             let mut relay = Relay::default();
+            relay.set_progress(progress);
             let mut closing: Option<Instant> = None;
             loop {
                 // Once closing, the wake pipe is at end of file: poll ignores a negative fd.

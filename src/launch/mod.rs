@@ -7,6 +7,7 @@ mod logs;
 mod outcome;
 mod progress;
 pub mod report;
+mod signals;
 mod spawn;
 mod supervisor;
 mod watchdog;

@@ -71,6 +71,11 @@ impl Progress {
     }
 
     /// Remove the live lines (the run's own output and the report follow).
+    /// A handle to hide the lines from another thread (the log relay).
+    pub fn handle(&self) -> MultiProgress {
+        self.multi.clone()
+    }
+
     pub fn clear(&self) {
         for (_, bar) in &self.bars {
             bar.finish_and_clear();

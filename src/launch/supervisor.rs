@@ -12,7 +12,6 @@
 use std::collections::{BTreeMap, HashMap};
 use std::os::fd::OwnedFd;
 use std::path::{Path, PathBuf};
-use std::sync::mpsc::{self, Receiver};
 use std::time::{Duration, Instant};
 
 use super::fork::{fork_node, single_threaded, Forked};
@@ -122,10 +121,8 @@ pub fn run(topology: &Topology, opts: &RunOptions) -> Result<Outcome, RunError> 
     let replicas = plan(topology, dir.path());
     let width = replicas.iter().map(|r| r.id.len()).max().unwrap_or(0);
     let style = Style::detect(width);
-    // Registered now, so a signal during the fork phase waits in signal-hook's pipe; read
-    // by a thread started after it.
-    let signals = signal_hook::iterator::Signals::new([libc::SIGINT, libc::SIGTERM])
-        .map_err(|e| RunError::Setup(format!("failed to install the signal handlers: {e}")))?;
+    // Counted from now on, so a signal during the fork phase is seen as soon as the loop runs.
+    super::signals::install().map_err(|e| RunError::Setup(format!("failed to install the signal handlers: {e}")))?;
 
     // The fork phase. Fork safety rests on this: here the launcher has one thread and no
     // ZeroMQ context, so what it forks starts clean.
@@ -155,7 +152,6 @@ pub fn run(topology: &Topology, opts: &RunOptions) -> Result<Outcome, RunError> 
     }
 
     // From here on: threads and a ZeroMQ context.
-    let interrupt = forward(signals);
     let Early { watchdog, zygote, forked } = early;
     let mut sup = Supervisor {
         topology,
@@ -178,7 +174,7 @@ pub fn run(topology: &Topology, opts: &RunOptions) -> Result<Outcome, RunError> 
         forkserver: None,
         incomplete: Vec::new(),
     };
-    let result = sup.setup(forked).and_then(|()| sup.supervise(opts, &interrupt));
+    let result = sup.setup(forked).and_then(|()| sup.supervise(opts));
     if let Some(p) = &sup.progress {
         p.clear();
     }
@@ -218,19 +214,6 @@ impl Early {
         }
         RunError::Setup(message)
     }
-}
-
-/// Deliver SIGINT and SIGTERM, by number, on a channel.
-fn forward(mut signals: signal_hook::iterator::Signals) -> Receiver<i32> {
-    let (tx, rx) = mpsc::channel();
-    std::thread::spawn(move || {
-        for signal in signals.forever() {
-            if tx.send(signal).is_err() {
-                return;
-            }
-        }
-    });
-    rx
 }
 
 /// Every replica of the topology, not started yet, with the endpoints it will bind.
@@ -314,6 +297,14 @@ fn run_dir() -> Result<tempfile::TempDir, RunError> {
 }
 
 impl Supervisor<'_> {
+    /// Print `text` on stderr as the launcher's, above the live view if there is one.
+    fn say(&self, text: &str) {
+        match &self.progress {
+            Some(p) => p.handle().suspend(|| eprintln!("procnet: {text}")),
+            None => eprintln!("procnet: {text}"),
+        }
+    }
+
     /// Bind the control socket, start the relay, the forkserver and every replica not forked
     /// in the fork phase.
     fn setup(&mut self, forked: Vec<(usize, Forked)>) -> Result<(), RunError> {
@@ -324,7 +315,9 @@ impl Supervisor<'_> {
         self.control
             .bind(&self.control_ep)
             .map_err(|e| RunError::Setup(format!("failed to bind `{}`: {e}", self.control_ep)))?;
-        let relay = RelayThread::start().map_err(|e| RunError::Setup(format!("failed to start the log relay: {e}")))?;
+        self.progress = Progress::for_terminal(self.topology);
+        let relay = RelayThread::start(self.progress.as_ref().map(Progress::handle))
+            .map_err(|e| RunError::Setup(format!("failed to start the log relay: {e}")))?;
         self.relay = Some(relay);
         for (i, f) in forked {
             self.replicas[i].pid = f.pid;
@@ -339,7 +332,14 @@ impl Supervisor<'_> {
             self.guard(server.pid);
             self.forkserver = Some(server);
         }
-        self.progress = Progress::for_terminal(self.topology);
+        // The fork servers' output is their nodes', prefixed already: pass it on as it is.
+        let relay = self.relay.as_ref().expect("started above");
+        for server in self.zygote.iter_mut().chain(self.forkserver.iter_mut()) {
+            if let Some((out, err)) = server.output.take() {
+                relay.add(out, Vec::new(), Dest::Stdout);
+                relay.add(err, Vec::new(), Dest::Stderr);
+            }
+        }
         for i in 0..self.replicas.len() {
             if self.replicas[i].pid == 0 {
                 self.start_replica(i)?;
@@ -418,11 +418,11 @@ impl Supervisor<'_> {
         Ok(())
     }
 
-    fn supervise(&mut self, opts: &RunOptions, interrupt: &Receiver<i32>) -> Result<Outcome, RunError> {
+    fn supervise(&mut self, opts: &RunOptions) -> Result<Outcome, RunError> {
         // After a first signal: which one, and when the grace period ends.
         let mut stopping: Option<(i32, Instant)> = None;
         loop {
-            if let Ok(signal) = interrupt.try_recv() {
+            if let Some(signal) = super::signals::take() {
                 if stopping.is_some() || self.ready_at.is_none() {
                     // A second signal, or one before the network started: stop at once.
                     return Err(RunError::Interrupted { signal, drained: false });
@@ -430,6 +430,11 @@ impl Supervisor<'_> {
                 // The first: ask every node to stop. Sources end their streams, the rest
                 // drains, sinks and tallies flush; nodes that do not finish in time are killed.
                 stopping = Some((signal, Instant::now() + opts.grace));
+                self.say(&format!(
+                    "{}: stopping gracefully within {} s (send it again to kill at once)",
+                    super::spawn::signal_name(signal),
+                    opts.grace.as_secs_f64()
+                ));
                 for i in 0..self.replicas.len() {
                     if self.replicas[i].phase == Phase::Started {
                         self.tell(i, &Message::Stop)?;
@@ -807,7 +812,7 @@ impl Supervisor<'_> {
                     });
                 }
                 if restartable && r.restarts < policy.max_restarts {
-                    eprintln!("procnet: {note}");
+                    self.say(&note);
                     self.incomplete.push(note);
                 }
             }
@@ -837,17 +842,19 @@ impl Supervisor<'_> {
             r.phase = Phase::Restarting;
             r.restart_at = Some(Instant::now() + delay);
             r.latest = Stats::default();
-            eprintln!(
-                "procnet: node `{}` {how}; restarting it in {} ms ({} of {})",
+            let text = format!(
+                "node `{}` {how}; restarting it in {} ms ({} of {})",
                 r.id,
                 delay.as_millis(),
                 r.restarts,
                 policy.max_restarts
             );
+            let r_node = r.node;
+            let from = r.id.clone();
+            self.say(&text);
             if mid_stream {
                 // Its consumers stop checking its counts: what it had in flight is gone.
-                let from = r.id.clone();
-                for d in self.downstream_replicas(self.replicas[i].node) {
+                for d in self.downstream_replicas(r_node) {
                     if self.replicas[d].phase < Phase::Exited && self.replicas[d].phase > Phase::Restarting {
                         self.tell(d, &Message::Restarted { from: from.clone() })?;
                     }
