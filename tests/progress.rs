@@ -68,3 +68,27 @@ fn nothing_is_drawn_when_stderr_is_not_a_terminal() {
     r.expect_code(0);
     assert_eq!(r.stderr, "", "progress output without a terminal");
 }
+
+/// On a terminal, each node's lines carry a coloured `name.replica |` prefix.
+#[test]
+fn a_terminal_gets_coloured_prefixes() {
+    let s = Scratch::new();
+    s.write("in.txt", "a\nb\n");
+    let topology = s.write(
+        "t.toml",
+        r#"
+        [nodes.src]
+        kind = "lines"
+        path = "in.txt"
+        [nodes.count]
+        kind = "tally"
+        inputs = ["src"]
+        start = "fork"
+        "#,
+    );
+    let command = format!("{} run {}", util::bin().display(), topology.display());
+    let r = program("script", ["-qec", command.as_str(), "/dev/null"]).timeout(Duration::from_secs(60)).run();
+    r.expect_code(0);
+    // The tally is the second node: the second of the six colours (ANSI 32, green).
+    assert!(r.stdout.contains("\x1b[32mcount.0 |\x1b[0m {\"count\":2}"), "{:?}", r.stdout);
+}

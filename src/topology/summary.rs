@@ -2,7 +2,7 @@
 
 use std::fmt::Write;
 
-use super::model::{Pattern, Runner, Topology, Transport};
+use super::model::{Pattern, Runner, StartMethod, Topology, Transport};
 
 /// The `procnet check` summary: nodes with their replicas, and each edge with its sockets
 /// and the endpoints its consumer replicas bind.
@@ -27,7 +27,14 @@ pub fn summary(t: &Topology) -> String {
             Runner::Builtin(k) => format!("kind {}", k.name()),
             Runner::Command(argv) => format!("command {}", argv.join(" ")),
         };
-        let _ = writeln!(s, "  {:width$}  x{}  {what}", n.name, n.replicas);
+        let mut how = String::new();
+        if n.start != StartMethod::Spawn {
+            let _ = write!(how, "  start {}", n.start.name());
+        }
+        if n.restart.on_failure {
+            let _ = write!(how, "  restart on-failure (at most {})", n.restart.max_restarts);
+        }
+        let _ = writeln!(s, "  {:width$}  x{}  {what}{how}", n.name, n.replicas);
     }
     if !edges.is_empty() {
         let _ = writeln!(s, "edges:");
