@@ -156,6 +156,7 @@ impl Procnet {
         let started = Instant::now();
         let mut child = self.cmd.spawn().expect("spawn procnet");
         let pid = child.id();
+        let guard = KillOnDrop { tag: self.tag.clone(), pid, armed: true };
         let (tx, rx) = mpsc::channel();
         let waiter = std::thread::spawn(move || {
             let _ = tx.send(child.wait().expect("wait for procnet"));
@@ -170,6 +171,7 @@ impl Procnet {
             out_path,
             err_path,
             _dir: dir,
+            guard,
         }
     }
 }
@@ -185,6 +187,24 @@ pub struct Running {
     out_path: PathBuf,
     err_path: PathBuf,
     _dir: tempfile::TempDir,
+    guard: KillOnDrop,
+}
+
+/// Kills a run left behind by a test that panicked before `finish` (a failed `wait_until`).
+struct KillOnDrop {
+    tag: String,
+    pid: u32,
+    armed: bool,
+}
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        if self.armed {
+            kill_tagged(&self.tag);
+            // SAFETY: plain kill(2) of the test's own child process group.
+            unsafe { libc::kill(-(self.pid as i32), libc::SIGKILL) };
+        }
+    }
 }
 
 impl Running {
@@ -228,7 +248,8 @@ impl Running {
     }
 
     /// Wait for the run to end (see [`Procnet::run`]).
-    pub fn finish(self) -> Run {
+    pub fn finish(mut self) -> Run {
+        self.guard.armed = false;
         let left = self.deadline.saturating_duration_since(Instant::now());
         let status = match self.status.recv_timeout(left) {
             Ok(status) => status,
