@@ -380,6 +380,8 @@ fn a_command_that_fails_twice_then_succeeds_completes_under_on_failure() {
     assert!(r.stderr.contains("restarting it in 200 ms (2 of 3)"), "backoff doubles: {}", r.stderr);
 }
 
+/// Each attempt also leaves a background `sleep` in its process group: the harness checks
+/// that none of the three survives.
 #[test]
 fn a_command_that_always_fails_gives_up_after_max_restarts() {
     let s = Scratch::new();
@@ -392,7 +394,7 @@ fn a_command_that_always_fails_gives_up_after_max_restarts() {
         path = "in.jsonl"
         format = "jsonl"
         [nodes.broken]
-        command = ["sh", "-c", "echo x >> attempts; echo 'cannot start' >&2; exit 4"]
+        command = ["sh", "-c", "sleep 300 & echo x >> attempts; echo 'cannot start' >&2; exit 4"]
         inputs = ["src"]
         restart = "on-failure"
         max_restarts = 2

@@ -37,9 +37,10 @@ pub fn single_threaded() -> io::Result<bool> {
     Ok(std::fs::read_dir("/proc/self/task")?.count() == 1)
 }
 
-/// Fork a child that runs `kind` as `identity`, in `base_dir`, and exits. The caller must be
-/// single-threaded and have no ZeroMQ context (see the module docs).
-pub fn fork_node(identity: &Identity, kind: &Kind, base_dir: &Path) -> io::Result<Forked> {
+/// Fork a child that runs `kind` as `identity`, in `base_dir`, with the `PROCNET_*`
+/// variables `env`, and exits. The caller must be single-threaded and have no ZeroMQ context
+/// (see the module docs).
+pub fn fork_node(identity: &Identity, kind: &Kind, base_dir: &Path, env: &[(String, String)]) -> io::Result<Forked> {
     let (out_r, out_w) = pipe()?;
     let (err_r, err_w) = pipe()?;
     let dir = CString::new(base_dir.as_os_str().as_encoded_bytes())
@@ -52,15 +53,41 @@ pub fn fork_node(identity: &Identity, kind: &Kind, base_dir: &Path) -> io::Resul
         -1 => Err(io::Error::last_os_error()),
         0 => {
             set_process_name(&name);
-            let code = child(identity, kind, &dir, parent, out_w.as_raw_fd(), err_w.as_raw_fd());
-            // Never unwind or return into the parent's code: flush what the node printed and
-            // leave without running the parent's destructors.
+            // Never unwind or return into the parent's code (its destructors would run here:
+            // the launcher's would delete the run directory): a panic ends this process.
+            let code = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                child(identity, kind, &dir, env, parent, out_w.as_raw_fd(), err_w.as_raw_fd())
+            }))
+            .unwrap_or(101);
             use std::io::Write;
             let _ = std::io::stdout().flush();
-            // SAFETY: _exit ends the process at once.
+            // SAFETY: _exit ends the process at once, without the parent's destructors.
             unsafe { libc::_exit(code) }
         }
-        pid => Ok(Forked { pid, stdout: out_r, stderr: err_r }),
+        pid => {
+            // Also here, so the group exists before the parent may signal it.
+            // SAFETY: setpgid on our own child.
+            unsafe { libc::setpgid(pid, pid) };
+            Ok(Forked { pid, stdout: out_r, stderr: err_r })
+        }
+    }
+}
+
+/// Close every descriptor from `first` up: `close_range(2)`, or one by one where the kernel
+/// is older than 5.9. Only for a single-threaded process (it reads `/proc/self/fd`).
+pub fn close_from(first: i32) {
+    // SAFETY: closing descriptors of this process; the caller owns none of them any more.
+    unsafe {
+        if libc::syscall(libc::SYS_close_range, first as u32, u32::MAX, 0u32) == 0 {
+            return;
+        }
+    }
+    let fds: Vec<i32> = std::fs::read_dir("/proc/self/fd")
+        .map(|d| d.flatten().filter_map(|e| e.file_name().to_str()?.parse().ok()).collect())
+        .unwrap_or_default();
+    for fd in fds.into_iter().filter(|&fd| fd >= first) {
+        // SAFETY: as above.
+        unsafe { libc::close(fd) };
     }
 }
 
@@ -81,7 +108,15 @@ pub fn set_process_name(name: &CString) {
 }
 
 /// The child's side: become a node process like a spawned one, then run the node.
-fn child(identity: &Identity, kind: &Kind, dir: &CString, parent: libc::pid_t, out: i32, err: i32) -> i32 {
+fn child(
+    identity: &Identity,
+    kind: &Kind,
+    dir: &CString,
+    env: &[(String, String)],
+    parent: libc::pid_t,
+    out: i32,
+    err: i32,
+) -> i32 {
     // SAFETY: plain system calls on descriptors and signal dispositions of this process,
     // which is single-threaded (it was forked from a single-threaded process).
     unsafe {
@@ -106,18 +141,19 @@ fn child(identity: &Identity, kind: &Kind, dir: &CString, parent: libc::pid_t, o
         libc::dup2(err, 2);
         // Nothing else of the parent's: its other pipes, sockets and the watchdog's pipe
         // (which must see end of file when the launcher dies).
-        libc::syscall(libc::SYS_close_range, 3u32, u32::MAX, 0u32);
+        close_from(3);
         if libc::chdir(dir.as_ptr()) != 0 {
             eprintln!("procnet: node `{}`: cannot enter `{}`", identity.id(), dir.to_string_lossy());
             return 1;
         }
     }
-    // The same identity a spawned node reads, for anything that looks (a child process).
-    std::env::set_var(vars::PROTOCOL, crate::wire::VERSION.to_string());
-    std::env::set_var(vars::NODE, &identity.node);
-    std::env::set_var(vars::REPLICA, identity.replica.to_string());
-    std::env::set_var(vars::REPLICAS, identity.replicas.to_string());
-    std::env::set_var(vars::CONTROL, &identity.control);
+    // The same identity a spawned node has, for anything that looks (a child process).
+    for key in vars::ALL {
+        std::env::remove_var(key);
+    }
+    for (key, value) in env {
+        std::env::set_var(key, value);
+    }
     match run_builtin(identity, kind) {
         Ok(Ending::Finished) => crate::exit_codes::OK as i32,
         Ok(Ending::FailedReported) => crate::exit_codes::NODE_FAILED as i32,

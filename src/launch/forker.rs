@@ -37,6 +37,8 @@ struct Request {
     identity: Identity,
     kind: Kind,
     base_dir: PathBuf,
+    /// Its `PROCNET_*` variables.
+    env: Vec<(String, String)>,
     /// For the colour of its output's prefix.
     node_index: usize,
 }
@@ -106,22 +108,33 @@ impl Forker {
         match unsafe { libc::fork() } {
             -1 => Err(io::Error::last_os_error()),
             0 => {
-                // SAFETY: descriptor calls in the single-threaded child.
+                // SAFETY: descriptor and signal calls in the single-threaded child.
                 unsafe {
                     libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
                     if libc::getppid() != parent {
                         libc::_exit(1);
                     }
+                    // The launcher's signal counters are not the zygote's.
+                    for sig in [libc::SIGINT, libc::SIGTERM] {
+                        libc::signal(sig, libc::SIG_DFL);
+                    }
+                    let null = libc::open(c"/dev/null".as_ptr(), libc::O_RDONLY);
+                    libc::dup2(null, 0);
                     libc::dup2(out_w.as_raw_fd(), 1);
                     libc::dup2(err_w.as_raw_fd(), 2);
                     libc::dup2(theirs.as_raw_fd(), SERVER_FD);
-                    libc::syscall(libc::SYS_close_range, (SERVER_FD + 1) as u32, u32::MAX, 0u32);
                 }
+                super::fork::close_from(SERVER_FD + 1);
                 super::fork::set_process_name(&super::fork::process_name("procnet-zygote"));
-                serve(style.clone())
+                // A copy of the launcher's stack is below: never unwind into it.
+                let _ = std::panic::catch_unwind(|| serve(style.clone()));
+                // SAFETY: _exit ends the process without the launcher's destructors.
+                unsafe { libc::_exit(101) }
             }
             pid => {
                 drop(theirs);
+                // SAFETY: setpgid on our own child, so its group exists before we signal it.
+                unsafe { libc::setpgid(pid, pid) };
                 let mut zygote = Forker::new(pid, ours);
                 zygote.output = Some((out_r, err_r));
                 Ok(zygote)
@@ -138,17 +151,24 @@ impl Forker {
         self.sock.as_raw_fd()
     }
 
-    /// Fork replica `identity` of node `node_index`; its pid.
+    /// Fork replica `identity` of node `node_index`, with the `PROCNET_*` variables `env`;
+    /// its pid.
     pub fn fork(
         &mut self,
         identity: &Identity,
         kind: &Kind,
         base_dir: &std::path::Path,
+        env: Vec<(String, String)>,
         node_index: usize,
     ) -> io::Result<libc::pid_t> {
         let id = identity.id();
-        let request =
-            Request { identity: identity.clone(), kind: kind.clone(), base_dir: base_dir.to_path_buf(), node_index };
+        let request = Request {
+            identity: identity.clone(),
+            kind: kind.clone(),
+            base_dir: base_dir.to_path_buf(),
+            env,
+            node_index,
+        };
         let mut line = serde_json::to_vec(&request).expect("a request serializes");
         line.push(b'\n');
         self.sock.set_nonblocking(false)?;
@@ -284,7 +304,7 @@ fn serve(style: Style) -> ! {
                 let reply = match serde_json::from_slice::<Request>(&line) {
                     Ok(req) => {
                         let id = req.identity.id();
-                        match fork_node(&req.identity, &req.kind, &req.base_dir) {
+                        match fork_node(&req.identity, &req.kind, &req.base_dir, &req.env) {
                             Ok(f) => {
                                 children.insert(f.pid);
                                 relay.add(f.stdout, style.prefix(&id, req.node_index, Dest::Stdout), Dest::Stdout);
@@ -314,15 +334,27 @@ fn drain(relay: &mut Relay) {
     }
 }
 
-/// Reap every child that ended and tell the launcher.
+/// Reap every child that ended, with what it left in its process group, and tell the
+/// launcher.
 fn reap(children: &mut HashSet<libc::pid_t>, sock: &mut UnixStream) {
     loop {
-        let mut status = 0;
-        // SAFETY: waitpid writes the status into a local.
-        let pid = unsafe { libc::waitpid(-1, &mut status, libc::WNOHANG) };
-        if pid <= 0 {
-            return;
-        }
+        // SAFETY: waitid and waitpid write into locals; kill has no memory preconditions.
+        let (pid, status) = unsafe {
+            let mut info: libc::siginfo_t = std::mem::zeroed();
+            // Look without reaping: while the ended leader is a zombie, its group id cannot
+            // be reused, so killing the group hits only what it left behind.
+            if libc::waitid(libc::P_ALL, 0, &mut info, libc::WEXITED | libc::WNOHANG | libc::WNOWAIT) != 0 {
+                return;
+            }
+            let pid = info.si_pid();
+            if pid == 0 {
+                return;
+            }
+            libc::kill(-pid, libc::SIGKILL);
+            let mut status = 0;
+            libc::waitpid(pid, &mut status, 0);
+            (pid, status)
+        };
         children.remove(&pid);
         send(sock, &Reply::Exited { pid, status });
     }

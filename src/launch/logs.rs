@@ -208,6 +208,7 @@ pub struct RelayThread {
     add: mpsc::Sender<(OwnedFd, Vec<u8>, Dest)>,
     wake: OwnedFd,
     handle: JoinHandle<()>,
+    done: mpsc::Receiver<()>,
 }
 
 impl RelayThread {
@@ -215,7 +216,10 @@ impl RelayThread {
     pub fn start(progress: Option<indicatif::MultiProgress>) -> io::Result<RelayThread> {
         let (wake_r, wake_w) = pipe()?;
         let (add, rx) = mpsc::channel::<(OwnedFd, Vec<u8>, Dest)>();
+        let (done_tx, done) = mpsc::channel::<()>();
         let handle = std::thread::Builder::new().name("relay".into()).spawn(move || {
+            // Dropped when the thread ends, however it ends: `finish` waits for that.
+            let _done = done_tx;
             super::signals::block_in_this_thread();
             let mut relay = Relay::default();
             relay.set_progress(progress);
@@ -265,7 +269,7 @@ impl RelayThread {
                 relay.service(&fds[1..]);
             }
         })?;
-        Ok(RelayThread { add, wake: wake_w, handle })
+        Ok(RelayThread { add, wake: wake_w, handle, done })
     }
 
     /// Relay `fd` from now on.
@@ -275,11 +279,15 @@ impl RelayThread {
         }
     }
 
-    /// Relay what is left (every node has exited) and stop, within about a second.
+    /// Relay what is left (every node has exited) and stop, within about a second. If the
+    /// launcher's own output is stuck (a reader that does not read), give up on it after two
+    /// seconds rather than hang: the thread is left to die with the process.
     pub fn finish(self) {
-        let RelayThread { add, wake, handle } = self;
+        let RelayThread { add, wake, handle, done } = self;
         drop(add);
         drop(wake);
-        let _ = handle.join();
+        if let Err(mpsc::RecvTimeoutError::Disconnected) = done.recv_timeout(Duration::from_secs(2)) {
+            let _ = handle.join();
+        }
     }
 }

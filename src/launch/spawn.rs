@@ -24,7 +24,7 @@ pub struct Launch<'a> {
     pub pub_ports: Option<&'a str>,
     /// The run's private directory.
     pub run_dir: &'a Path,
-    /// How many times this replica was restarted before.
+    /// How many times this replica was restarted mid-stream before (`PROCNET_RESTART`).
     pub restart: u32,
 }
 
@@ -34,16 +34,16 @@ pub struct Launch<'a> {
 /// group.
 pub fn spawn(t: &Topology, l: &Launch<'_>) -> io::Result<Child> {
     let node = &t.nodes[l.node];
-    let (mut cmd, config) = match &node.runner {
-        Runner::Builtin(kind) => {
+    let mut cmd = match &node.runner {
+        Runner::Builtin(_) => {
             let mut c = Command::new(std::env::current_exe()?);
             c.arg("node");
-            (c, Some(serde_json::to_string(kind).expect("a kind serializes")))
+            c
         }
         Runner::Command(argv) => {
             let mut c = Command::new(&argv[0]);
             c.args(&argv[1..]);
-            (c, None)
+            c
         }
     };
     // Nothing of the launcher's own environment may pose as this node's identity.
@@ -54,24 +54,8 @@ pub fn spawn(t: &Topology, l: &Launch<'_>) -> io::Result<Child> {
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
-        .env(vars::PROTOCOL, crate::wire::VERSION.to_string())
-        .env(vars::NODE, &node.name)
-        .env(vars::REPLICA, l.replica.to_string())
-        .env(vars::REPLICAS, node.replicas.to_string())
-        .env(vars::CONTROL, l.control)
-        .env(vars::TOPOLOGY, &t.name)
-        .env(vars::RUN_DIR, l.run_dir)
-        .env(vars::RESTART, l.restart.to_string())
+        .envs(node_env(t, l))
         .process_group(0);
-    if let Some(bind) = l.bind {
-        cmd.env(vars::BIND, bind);
-    }
-    if let Some(ports) = l.pub_ports {
-        cmd.env(vars::PUB, ports);
-    }
-    if let Some(config) = config {
-        cmd.env(vars::CONFIG, config);
-    }
     let launcher = std::process::id() as libc::pid_t;
     // SAFETY: only async-signal-safe calls (prctl, getppid, _exit) between fork and exec.
     unsafe {
@@ -90,6 +74,32 @@ pub fn spawn(t: &Topology, l: &Launch<'_>) -> io::Result<Child> {
     cmd.spawn()
 }
 
+/// The `PROCNET_*` variables of a replica (docs/protocol.md, section 2.2), whatever its start
+/// method: a spawned replica gets them from `exec`, a forked one sets them itself.
+pub fn node_env(t: &Topology, l: &Launch<'_>) -> Vec<(&'static str, String)> {
+    let node = &t.nodes[l.node];
+    let mut env = vec![
+        (vars::PROTOCOL, crate::wire::VERSION.to_string()),
+        (vars::NODE, node.name.clone()),
+        (vars::REPLICA, l.replica.to_string()),
+        (vars::REPLICAS, node.replicas.to_string()),
+        (vars::CONTROL, l.control.to_string()),
+        (vars::TOPOLOGY, t.name.clone()),
+        (vars::RUN_DIR, l.run_dir.display().to_string()),
+        (vars::RESTART, l.restart.to_string()),
+    ];
+    if let Some(bind) = l.bind {
+        env.push((vars::BIND, bind.to_string()));
+    }
+    if let Some(ports) = l.pub_ports {
+        env.push((vars::PUB, ports.to_string()));
+    }
+    if let Runner::Builtin(kind) = &node.runner {
+        env.push((vars::CONFIG, serde_json::to_string(kind).expect("a kind serializes")));
+    }
+    env
+}
+
 /// Why a program could not be started, in words.
 pub fn describe_spawn_error(t: &Topology, node: NodeId, e: &io::Error) -> String {
     let program = match &t.nodes[node].runner {
@@ -103,11 +113,14 @@ pub fn describe_spawn_error(t: &Topology, node: NodeId, e: &io::Error) -> String
     }
 }
 
-/// Send `signal` to the process group led by `pid`; a group that is gone already is fine.
+/// Send `signal` to the process group led by `pid`, and to `pid` itself (in case it has
+/// not made its group yet); a group that is gone already is fine. `pid` must not have been
+/// reaped (it could be another process's by now).
 pub fn signal_group(pid: u32, signal: libc::c_int) {
     // SAFETY: kill has no memory-safety preconditions.
     unsafe {
         libc::kill(-(pid as libc::pid_t), signal);
+        libc::kill(pid as libc::pid_t, signal);
     }
 }
 

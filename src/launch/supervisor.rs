@@ -6,8 +6,10 @@
 //! `run` works in two phases, in this order, and the order is what makes forking safe:
 //! 1. the fork phase: one thread, no ZeroMQ context. The watchdog, the zygote (for restarts
 //!    of `fork` nodes) and every `fork` replica are forked here;
-//! 2. everything else: the signal thread, the output relay thread, the forkserver (spawned:
-//!    fork + exec), the control socket and its context, and every `spawn` replica.
+//! 2. everything else: the output relay thread, the forkserver (spawned: fork + exec), the
+//!    control socket and its context, and every `spawn` replica.
+//!
+//! Signals are only counted by their handlers (`super::signals`), so no thread waits for them.
 
 use std::collections::{BTreeMap, HashMap};
 use std::os::fd::OwnedFd;
@@ -19,7 +21,7 @@ use super::forker::Forker;
 use super::logs::{Dest, RelayThread, Style};
 use super::outcome::{Outcome, ReplicaReport, RunError};
 use super::progress::Progress;
-use super::spawn::{describe_spawn_error, describe_status, signal_group, spawn, Launch};
+use super::spawn::{describe_spawn_error, describe_status, node_env, signal_group, spawn, Launch};
 use super::watchdog::Watchdog;
 use crate::runtime::Identity;
 use crate::topology::{NodeId, Pattern, Restart, Runner, StartMethod, TopicRule, Topology, Transport};
@@ -86,7 +88,12 @@ struct Replica {
     /// When it exited (since the run started) and with what status.
     exit: Option<(Duration, i32)>,
     restarts: u32,
+    /// Restarts after `start`: what `PROCNET_RESTART` says (a replica restarted during
+    /// start-up still checks its counts).
+    midstream_restarts: u32,
     restart_at: Option<Instant>,
+    /// When its current process was started.
+    spawned_at: Instant,
     /// What it said in `failed`, kept until its exit decides on a restart.
     failed: Option<String>,
 }
@@ -111,12 +118,17 @@ struct Supervisor<'t> {
     forkserver: Option<Forker>,
     /// What went wrong without failing the run at once: replicas that died mid-stream.
     incomplete: Vec<String>,
+    /// After a first Ctrl-C or SIGTERM: which one, and when the grace period ends.
+    stopping: Option<(i32, Instant)>,
+    /// The output pipes of the replicas forked before the relay existed.
+    forked_output: Vec<(usize, OwnedFd, OwnedFd)>,
 }
 
 /// Run `topology` to the end. The first SIGINT or SIGTERM stops it gracefully (within
 /// `opts.grace`), a second kills it.
 pub fn run(topology: &Topology, opts: &RunOptions) -> Result<Outcome, RunError> {
     let started = Instant::now();
+    sane_process_state();
     let dir = run_dir()?;
     let replicas = plan(topology, dir.path());
     let width = replicas.iter().map(|r| r.id.len()).max().unwrap_or(0);
@@ -131,7 +143,8 @@ pub fn run(topology: &Topology, opts: &RunOptions) -> Result<Outcome, RunError> 
         Ok(false) => return Err(RunError::Setup("refusing to fork: the launcher already has threads".into())),
         Err(e) => return Err(RunError::Setup(format!("failed to count the launcher's threads: {e}"))),
     }
-    let watchdog = Watchdog::fork().map_err(|e| RunError::Setup(format!("failed to start the watchdog: {e}")))?;
+    let watchdog =
+        Watchdog::fork(dir.path()).map_err(|e| RunError::Setup(format!("failed to start the watchdog: {e}")))?;
     let mut early = Early { watchdog: Some(watchdog), zygote: None, forked: Vec::new() };
     let needs_zygote = topology.nodes.iter().any(|n| n.start == StartMethod::Fork && n.restart.on_failure);
     if needs_zygote {
@@ -144,7 +157,8 @@ pub fn run(topology: &Topology, opts: &RunOptions) -> Result<Outcome, RunError> 
         let node = &topology.nodes[r.node];
         if let (StartMethod::Fork, Runner::Builtin(kind)) = (node.start, &node.runner) {
             let identity = identity(topology, r, &control_ep);
-            let f = fork_node(&identity, kind, &topology.base_dir)
+            let env = env_of(topology, r, &control_ep, dir.path());
+            let f = fork_node(&identity, kind, &topology.base_dir, &env)
                 .map_err(|e| early.fail(format!("failed to fork node `{}`: {e}", r.id)))?;
             early.guard(f.pid);
             early.forked.push((i, f));
@@ -152,12 +166,14 @@ pub fn run(topology: &Topology, opts: &RunOptions) -> Result<Outcome, RunError> 
     }
 
     // From here on: threads and a ZeroMQ context.
+    let control = match zmq::Context::new().socket(zmq::ROUTER) {
+        Ok(socket) => socket,
+        Err(e) => return Err(early.fail(format!("failed to create the control socket: {e}"))),
+    };
     let Early { watchdog, zygote, forked } = early;
     let mut sup = Supervisor {
         topology,
-        control: zmq::Context::new()
-            .socket(zmq::ROUTER)
-            .map_err(|e| RunError::Setup(format!("failed to create the control socket: {e}")))?,
+        control,
         control_ep,
         dir: dir.path().to_path_buf(),
         replicas,
@@ -173,8 +189,16 @@ pub fn run(topology: &Topology, opts: &RunOptions) -> Result<Outcome, RunError> 
         zygote,
         forkserver: None,
         incomplete: Vec::new(),
+        stopping: None,
+        forked_output: Vec::new(),
     };
-    let result = sup.setup(forked).and_then(|()| sup.supervise(opts));
+    // Known before anything can fail, so that every path kills and reaps them.
+    for (i, f) in forked {
+        sup.replicas[i].pid = f.pid;
+        sup.replicas[i].spawned_at = Instant::now();
+        sup.forked_output.push((i, f.stdout, f.stderr));
+    }
+    let result = sup.setup().and_then(|()| sup.supervise(opts));
     if let Some(p) = &sup.progress {
         p.clear();
     }
@@ -247,7 +271,9 @@ fn plan(t: &Topology, dir: &Path) -> Vec<Replica> {
                 report: None,
                 exit: None,
                 restarts: 0,
+                midstream_restarts: 0,
                 restart_at: None,
+                spawned_at: Instant::now(),
                 failed: None,
             });
         }
@@ -264,8 +290,61 @@ fn identity(t: &Topology, r: &Replica, control: &str) -> Identity {
         control: control.to_string(),
         bind: r.bind.clone(),
         pub_ports: r.pub_ports.clone(),
-        restart: r.restarts,
+        restart: r.midstream_restarts,
     }
+}
+
+/// The `PROCNET_*` variables replica `r` gets.
+fn env_of(t: &Topology, r: &Replica, control: &str, dir: &Path) -> Vec<(String, String)> {
+    let pub_ports =
+        (!r.pub_ports.is_empty()).then(|| serde_json::to_string(&r.pub_ports).expect("endpoints serialize"));
+    let launch = Launch {
+        node: r.node,
+        replica: r.index,
+        control,
+        bind: r.bind.as_deref(),
+        pub_ports: pub_ports.as_deref(),
+        run_dir: dir,
+        restart: r.midstream_restarts,
+    };
+    node_env(t, &launch).into_iter().map(|(k, v)| (k.to_string(), v)).collect()
+}
+
+/// Descriptors 0 to 2 open (so no pipe of ours takes their numbers) and SIGCHLD at its
+/// default (so children can be waited for), whatever the launcher was started with.
+fn sane_process_state() {
+    // SAFETY: opening /dev/null and setting a signal disposition in this process.
+    unsafe {
+        loop {
+            let fd = libc::open(c"/dev/null".as_ptr(), libc::O_RDWR);
+            if fd < 0 {
+                break;
+            }
+            if fd > 2 {
+                libc::close(fd);
+                break;
+            }
+        }
+        libc::signal(libc::SIGCHLD, libc::SIG_DFL);
+    }
+}
+
+/// If child `pid` has ended: kill what it left in its process group (while the ended
+/// leader is a zombie, the group id cannot be reused), reap it, and return its raw wait
+/// status.
+fn reap_with_group(pid: libc::pid_t) -> Option<i32> {
+    // SAFETY: waitid writes into a local; kill has no memory-safety preconditions.
+    unsafe {
+        let mut info: libc::siginfo_t = std::mem::zeroed();
+        let r = libc::waitid(libc::P_PID, pid as libc::id_t, &mut info, libc::WEXITED | libc::WNOHANG | libc::WNOWAIT);
+        if r == 0 && info.si_pid() == 0 {
+            return None;
+        }
+        if r == 0 {
+            libc::kill(-pid, libc::SIGKILL);
+        }
+    }
+    waitpid(pid, 0)
 }
 
 /// Wait for `pid` (`flags`: 0 or WNOHANG); its raw wait status once it has ended.
@@ -307,7 +386,7 @@ impl Supervisor<'_> {
 
     /// Bind the control socket, start the relay, the forkserver and every replica not forked
     /// in the fork phase.
-    fn setup(&mut self, forked: Vec<(usize, Forked)>) -> Result<(), RunError> {
+    fn setup(&mut self) -> Result<(), RunError> {
         let configure = |e| RunError::Setup(format!("failed to configure the control socket: {e}"));
         self.control.set_linger(0).map_err(configure)?;
         // A restarted replica connects with its predecessor's identity: it takes it over.
@@ -319,9 +398,8 @@ impl Supervisor<'_> {
         let relay = RelayThread::start(self.progress.as_ref().map(Progress::handle))
             .map_err(|e| RunError::Setup(format!("failed to start the log relay: {e}")))?;
         self.relay = Some(relay);
-        for (i, f) in forked {
-            self.replicas[i].pid = f.pid;
-            self.relay_output(i, f.stdout, f.stderr);
+        for (i, out, err) in std::mem::take(&mut self.forked_output) {
+            self.relay_output(i, out, err);
         }
         for i in 0..self.replicas.len() {
             self.by_id.insert(self.replicas[i].id.clone(), i);
@@ -376,8 +454,9 @@ impl Supervisor<'_> {
                 };
                 let forker = forker.expect("started in the fork phase or setup when a node needs it");
                 let identity = identity(t, r, &self.control_ep);
+                let env = env_of(t, r, &self.control_ep, &self.dir);
                 let pid = forker
-                    .fork(&identity, kind, &t.base_dir, r.node)
+                    .fork(&identity, kind, &t.base_dir, env, r.node)
                     .map_err(|e| RunError::Spawn { id: r.id.clone(), cause: format!("the fork server failed: {e}") })?;
                 (pid, parent)
             }
@@ -391,7 +470,7 @@ impl Supervisor<'_> {
                     bind: r.bind.as_deref(),
                     pub_ports: pub_ports.as_deref(),
                     run_dir: &self.dir,
-                    restart: r.restarts,
+                    restart: r.midstream_restarts,
                 };
                 let mut child = spawn(t, &launch)
                     .map_err(|e| RunError::Spawn { id: r.id.clone(), cause: describe_spawn_error(t, r.node, &e) })?;
@@ -409,6 +488,7 @@ impl Supervisor<'_> {
         r.parent = parent;
         r.phase = Phase::Spawned;
         r.restart_at = None;
+        r.spawned_at = Instant::now();
         if restarted {
             eprintln!(
                 "procnet: restarted node `{}` (restart {} of {})",
@@ -419,17 +499,15 @@ impl Supervisor<'_> {
     }
 
     fn supervise(&mut self, opts: &RunOptions) -> Result<Outcome, RunError> {
-        // After a first signal: which one, and when the grace period ends.
-        let mut stopping: Option<(i32, Instant)> = None;
         loop {
             if let Some(signal) = super::signals::take() {
-                if stopping.is_some() || self.ready_at.is_none() {
+                if self.stopping.is_some() || self.ready_at.is_none() {
                     // A second signal, or one before the network started: stop at once.
                     return Err(RunError::Interrupted { signal, drained: false });
                 }
                 // The first: ask every node to stop. Sources end their streams, the rest
                 // drains, sinks and tallies flush; nodes that do not finish in time are killed.
-                stopping = Some((signal, Instant::now() + opts.grace));
+                self.stopping = Some((signal, Instant::now() + opts.grace));
                 self.say(&format!(
                     "{}: stopping gracefully within {} s (send it again to kill at once)",
                     super::spawn::signal_name(signal),
@@ -441,20 +519,20 @@ impl Supervisor<'_> {
                     }
                 }
             }
-            if let Some((signal, deadline)) = stopping {
+            if let Some((signal, deadline)) = self.stopping {
                 if Instant::now() > deadline {
                     return Err(RunError::Interrupted { signal, drained: false });
                 }
             }
             let all_done = self.replicas.iter().all(|r| r.phase >= Phase::Released);
             self.receive(if all_done { 5 } else { 50 })?;
-            self.reap_exited(stopping.is_some())?;
+            self.reap_exited()?;
             self.restart_due()?;
             if let Some(p) = &self.progress {
                 p.update(|n| sum_stats(self.replicas.iter().filter(|r| r.node == n).map(|r| &r.latest)));
             }
             if self.replicas.iter().all(|r| r.phase == Phase::Exited) {
-                return match stopping {
+                return match self.stopping {
                     // Every node finished, but the run was cut short: not a complete result.
                     Some((signal, _)) => Err(RunError::Interrupted { signal, drained: true }),
                     None => Ok(self.outcome()),
@@ -463,6 +541,19 @@ impl Supervisor<'_> {
             if self.ready_at.is_none() && self.started.elapsed() > opts.startup_timeout {
                 let waiting = self.replicas.iter().filter(|r| r.phase < Phase::Ready).map(|r| r.id.clone()).collect();
                 return Err(RunError::Startup { waiting, timeout: opts.startup_timeout });
+            }
+            // A replica restarted mid-stream has the same time to join as the first ones had.
+            if self.ready_at.is_some() {
+                let late: Vec<String> = self
+                    .replicas
+                    .iter()
+                    .filter(|r| matches!(r.phase, Phase::Spawned | Phase::Joined | Phase::Ready))
+                    .filter(|r| r.spawned_at.elapsed() > opts.startup_timeout)
+                    .map(|r| r.id.clone())
+                    .collect();
+                if !late.is_empty() {
+                    return Err(RunError::Startup { waiting: late, timeout: opts.startup_timeout });
+                }
             }
         }
     }
@@ -537,6 +628,18 @@ impl Supervisor<'_> {
                         .into(),
                 });
             }
+            Message::Hello { ref publish, .. }
+                if r.phase == Phase::Spawned && self.wired && !r.published.is_empty() && *publish != r.published =>
+            {
+                return Err(RunError::NodeFailed {
+                    id: r.id.clone(),
+                    cause: format!(
+                        "was restarted and published different values ({publish:?}, before {:?}); \
+                         the other nodes were given the old ones",
+                        r.published
+                    ),
+                });
+            }
             Message::Hello { input, publish, ports, .. } if r.phase == Phase::Spawned => {
                 r.phase = Phase::Joined;
                 // A restart binds what this one bound, so peers reconnect to it.
@@ -564,6 +667,10 @@ impl Supervisor<'_> {
                     // replicas send it their `eos` again, in case its predecessor took them.
                     self.replicas[i].phase = Phase::Started;
                     self.tell(i, &Message::Start)?;
+                    if self.stopping.is_some() {
+                        // Restarted while the run stops: it stops like the others did.
+                        self.tell(i, &Message::Stop)?;
+                    }
                     let to = self.replicas[i].id.clone();
                     for u in self.upstream_replicas(self.replicas[i].node) {
                         if matches!(self.replicas[u].phase, Phase::Started | Phase::Done) {
@@ -756,7 +863,7 @@ impl Supervisor<'_> {
     fn try_wait(&mut self, i: usize) -> Option<i32> {
         let r = &self.replicas[i];
         match r.parent {
-            Parent::Launcher => waitpid(r.pid, libc::WNOHANG),
+            Parent::Launcher => reap_with_group(r.pid),
             Parent::Zygote => self.zygote.as_mut().and_then(|z| z.take_exit(r.pid)),
             Parent::Forkserver => self.forkserver.as_mut().and_then(|z| z.take_exit(r.pid)),
         }
@@ -765,12 +872,17 @@ impl Supervisor<'_> {
     /// Notice replicas that exited. Exit 0 after `bye` is the normal end; anything else
     /// restarts the replica (`restart = "on-failure"`, not while stopping, not after `done`)
     /// or fails the run.
-    fn reap_exited(&mut self, stopping: bool) -> Result<(), RunError> {
+    fn reap_exited(&mut self) -> Result<(), RunError> {
+        let stopping = self.stopping.is_some();
         for i in 0..self.replicas.len() {
             if matches!(self.replicas[i].phase, Phase::Exited | Phase::Restarting) {
                 continue;
             }
             let Some(raw) = self.try_wait(i) else { continue };
+            // Its group is dead (the fork servers kill it too before they report an exit).
+            if let Some(w) = &self.watchdog {
+                w.forget(self.replicas[i].pid);
+            }
             let status = <std::process::ExitStatus as std::os::unix::process::ExitStatusExt>::from_raw(raw);
             self.replicas[i].exit = Some((self.started.elapsed(), status.code().unwrap_or(-1)));
             if status.success() && self.replicas[i].phase == Phase::Released {
@@ -781,7 +893,7 @@ impl Supervisor<'_> {
             // to arrive so the cause, not just the status, is reported.
             let failed = match self.replicas[i].failed.take() {
                 Some(error) => Some(error),
-                None => self.await_failed(i),
+                None => self.await_failed(i)?,
             };
             let r = &self.replicas[i];
             let how = match (&failed, status.success(), r.phase) {
@@ -838,6 +950,9 @@ impl Supervisor<'_> {
                 });
             }
             r.restarts += 1;
+            if mid_stream {
+                r.midstream_restarts += 1;
+            }
             let delay = Restart::backoff(r.restarts);
             r.phase = Phase::Restarting;
             r.restart_at = Some(Instant::now() + delay);
@@ -871,26 +986,24 @@ impl Supervisor<'_> {
     }
 
     /// Wait up to 200 ms for a `failed` from replica `i` (which just exited); its text.
-    fn await_failed(&mut self, i: usize) -> Option<String> {
+    fn await_failed(&mut self, i: usize) -> Result<Option<String>, RunError> {
         let deadline = Instant::now() + Duration::from_millis(200);
         while Instant::now() < deadline {
             if self.control.poll(zmq::POLLIN, 20).unwrap_or(0) == 0 {
                 continue;
             }
-            let Ok(parts) = self.control.recv_multipart(0) else { return None };
+            let Ok(parts) = self.control.recv_multipart(0) else { return Ok(None) };
             let [identity, frame] = parts.as_slice() else { continue };
             let Some(&j) = std::str::from_utf8(identity).ok().and_then(|id| self.by_id.get(id)) else { continue };
+            let live = !matches!(self.replicas[j].phase, Phase::Restarting | Phase::Exited);
             match wire::decode(frame) {
-                Ok(Message::Failed { error }) if j == i => return Some(error),
-                // Another replica's message: handle it as usual (a failure there is reported
-                // with this one's exit, so it is dropped here).
-                Ok(msg) if j != i && self.replicas[j].phase > Phase::Restarting => {
-                    let _ = self.handle(j, msg);
-                }
+                Ok(Message::Failed { error }) if j == i => return Ok(Some(error)),
+                // Another replica's message: handled as usual, failures included.
+                Ok(msg) if j != i && live => self.handle(j, msg)?,
                 _ => {}
             }
         }
-        None
+        Ok(None)
     }
 
     /// Start every replica whose restart delay has passed.
@@ -933,18 +1046,22 @@ impl Supervisor<'_> {
 
     /// Kill every replica's process group (what a command node started goes with it) and
     /// reap every child; then the fork servers, the relay (the last lines) and the watchdog.
-    /// Groups of replicas that already exited are signalled too, for the grandchildren they
-    /// may have left.
     fn kill_and_reap(&mut self) {
-        for r in &self.replicas {
-            if r.pid > 0 {
-                signal_group(r.pid as u32, libc::SIGKILL);
-            }
+        // The launcher's own children not reaped yet (those reaped had their groups killed
+        // then). A fork server's children are its to kill, below.
+        let own: Vec<libc::pid_t> = self
+            .replicas
+            .iter()
+            .filter(|r| {
+                r.pid > 0 && r.parent == Parent::Launcher && !matches!(r.phase, Phase::Exited | Phase::Restarting)
+            })
+            .map(|r| r.pid)
+            .collect();
+        for &pid in &own {
+            signal_group(pid as u32, libc::SIGKILL);
         }
-        for r in &self.replicas {
-            if r.pid > 0 && r.parent == Parent::Launcher && !matches!(r.phase, Phase::Exited | Phase::Restarting) {
-                waitpid(r.pid, 0);
-            }
+        for pid in own {
+            waitpid(pid, 0);
         }
         // Closing its socket tells a fork server to kill what it forked, relay their last
         // lines and exit.

@@ -5,9 +5,10 @@
 //! `command` node started: a shell script's children, a Python pool's workers. Those live in
 //! the node's process group, and the watchdog knows every group: the launcher tells it each
 //! one over a pipe. When the pipe reaches end of file (the launcher is gone) before the
-//! launcher said `end`, the watchdog SIGKILLs every group it was told about, then exits.
-//! Linux does not reuse a pid while a process group of that id has members, so the groups
-//! killed are the run's.
+//! launcher said `end`, the watchdog SIGKILLs every group it was told about, removes the
+//! run's directory, and exits. The launcher tells it to forget a group once it has killed and
+//! reaped its leader itself; Linux does not reuse a pid while a process group of that id has
+//! members, so the groups it kills are the run's.
 
 use std::io::{self, Read};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
@@ -22,9 +23,11 @@ pub struct Watchdog {
 }
 
 impl Watchdog {
-    /// Fork the watchdog. Call in the launcher's fork phase (single-threaded).
-    pub fn fork() -> io::Result<Watchdog> {
+    /// Fork the watchdog of the run whose directory is `dir`. Call in the launcher's fork
+    /// phase (single-threaded).
+    pub fn fork(dir: &std::path::Path) -> io::Result<Watchdog> {
         let (r, w) = pipe()?;
+        let dir = dir.to_path_buf();
         // SAFETY: the caller is single-threaded; the child never returns.
         match unsafe { libc::fork() } {
             -1 => Err(io::Error::last_os_error()),
@@ -43,8 +46,10 @@ impl Watchdog {
                     libc::dup2(null, 1);
                     libc::dup2(null, 2);
                     libc::dup2(r.as_raw_fd(), 3);
-                    libc::syscall(libc::SYS_close_range, 4u32, u32::MAX, 0u32);
-                    watch(OwnedFd::from_raw_fd(3));
+                    super::fork::close_from(4);
+                    if !watch(OwnedFd::from_raw_fd(3)) {
+                        let _ = std::fs::remove_dir_all(&dir);
+                    }
                     libc::_exit(0)
                 }
             }
@@ -57,6 +62,11 @@ impl Watchdog {
         write_all(self.pipe.as_raw_fd(), format!("+{pgid}\n").as_bytes());
     }
 
+    /// Group `pgid` is dead and its leader reaped: forget it.
+    pub fn forget(&self, pgid: libc::pid_t) {
+        write_all(self.pipe.as_raw_fd(), format!("-{pgid}\n").as_bytes());
+    }
+
     /// The launcher has killed and reaped everything itself: the watchdog may exit.
     pub fn end(self) {
         write_all(self.pipe.as_raw_fd(), b"end\n");
@@ -67,7 +77,8 @@ impl Watchdog {
     }
 }
 
-fn watch(fd: OwnedFd) {
+/// Watch until `end` (true) or end of file (false, after killing every group).
+fn watch(fd: OwnedFd) -> bool {
     let mut input = std::fs::File::from(fd);
     let mut groups: Vec<libc::pid_t> = Vec::new();
     let mut text = Vec::new();
@@ -85,10 +96,13 @@ fn watch(fd: OwnedFd) {
         while let Some(end) = text.iter().position(|&b| b == b'\n') {
             let line: Vec<u8> = text.drain(..=end).collect();
             match &line[..line.len() - 1] {
-                b"end" => return,
-                [b'+', pgid @ ..] => {
-                    if let Some(p) = std::str::from_utf8(pgid).ok().and_then(|s| s.parse().ok()) {
-                        groups.push(p);
+                b"end" => return true,
+                [sign @ (b'+' | b'-'), pgid @ ..] => {
+                    if let Some(p) = std::str::from_utf8(pgid).ok().and_then(|s| s.parse::<libc::pid_t>().ok()) {
+                        groups.retain(|&g| g != p);
+                        if *sign == b'+' {
+                            groups.push(p);
+                        }
                     }
                 }
                 _ => {}
@@ -99,4 +113,5 @@ fn watch(fd: OwnedFd) {
         // SAFETY: kill has no memory-safety preconditions.
         unsafe { libc::kill(-pgid, libc::SIGKILL) };
     }
+    false
 }
