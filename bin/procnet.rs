@@ -25,9 +25,14 @@ enum Command {
     Run {
         /// The topology file.
         file: PathBuf,
-        /// Seconds every node may take to join the network before the run fails.
-        #[arg(long, default_value_t = 30.0, value_name = "SECONDS")]
-        startup_timeout: f64,
+        /// Seconds every node may take to join the network before the run fails (default 30;
+        /// with external nodes, no limit: the run waits for them to be started by hand).
+        #[arg(long, value_name = "SECONDS")]
+        startup_timeout: Option<f64>,
+        /// Write, as JSON, what each replica of an external node needs to join (its
+        /// environment); also printed on stderr.
+        #[arg(long, value_name = "FILE")]
+        endpoints: Option<PathBuf>,
         /// Write a JSON report of the finished run (per replica: records in and out, drops).
         #[arg(long, value_name = "FILE")]
         report: Option<PathBuf>,
@@ -57,7 +62,9 @@ enum Command {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     ExitCode::from(match cli.command {
-        Command::Run { file, startup_timeout, report, grace } => run(&file, startup_timeout, grace, report.as_deref()),
+        Command::Run { file, startup_timeout, report, grace, endpoints } => {
+            run(&file, startup_timeout, grace, report.as_deref(), endpoints)
+        }
         Command::Check { file } => with_topology(&file, |t| print!("{}", topology::summary(t))),
         Command::Graph { file } => with_topology(&file, |t| print!("{}", topology::dot(t))),
         Command::Node => node(),
@@ -113,11 +120,24 @@ fn parse_duration(text: &str) -> Result<Duration, String> {
     Ok(Duration::from_secs_f64(seconds))
 }
 
-fn run(file: &Path, startup_timeout: f64, grace: Duration, report: Option<&Path>) -> u8 {
+fn run(
+    file: &Path,
+    startup_timeout: Option<f64>,
+    grace: Duration,
+    report: Option<&Path>,
+    endpoints: Option<PathBuf>,
+) -> u8 {
     let Some(t) = load(file) else {
         return exit_codes::INVALID_TOPOLOGY;
     };
-    let opts = RunOptions { startup_timeout: Duration::from_secs_f64(startup_timeout.max(0.0)), grace };
+    let external = t.nodes.iter().any(|n| matches!(n.runner, topology::Runner::External));
+    let startup_timeout = match startup_timeout {
+        Some(s) => Duration::from_secs_f64(s.clamp(0.0, 1e9)),
+        // Someone has to start the external nodes by hand: wait (Ctrl-C stops).
+        None if external => Duration::from_secs(1_000_000_000),
+        None => Duration::from_secs(30),
+    };
+    let opts = RunOptions { startup_timeout, grace, endpoints_file: endpoints };
     match launch::run(&t, &opts) {
         Ok(outcome) => {
             if std::io::stderr().is_terminal() {

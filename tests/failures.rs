@@ -316,3 +316,35 @@ fn kill_9_of_the_launcher_leaves_no_node() {
     let r = running.finish();
     assert_eq!(r.status.code(), None, "the launcher was killed by a signal");
 }
+
+/// A foreign process sends a 100 MB message: the receiving node's input refuses it (ZMQ_MAXMSGSIZE,
+/// `max_message_bytes`, 64 MiB by default) without allocating it, goes on with the rest of
+/// the stream, and the run names the node, counts what was dropped, and exits 65.
+#[test]
+fn a_message_over_max_message_bytes_is_dropped_counted_and_named() {
+    let s = Scratch::new();
+    let r = run(
+        &s,
+        &format!(
+            r#"
+            [nodes.src]
+            command = ["{}", "huge", "100"]
+            [nodes.count]
+            kind = "tally"
+            inputs = ["src"]
+            "#,
+            rogue()
+        ),
+    );
+    r.expect_code(65);
+    assert!(r.stderr.contains("node `count.0` dropped 1 invalid frame"), "{}", r.stderr);
+    assert!(
+        r.stderr.contains("input connection was dropped mid-stream (a message over max_message_bytes, 67108864 bytes"),
+        "{}",
+        r.stderr
+    );
+    let count = r.json()["count"].as_u64().expect("a tally");
+    // The 10 records before the huge one arrive; of the 10 after it, those already written to
+    // the dropped connection are lost with it.
+    assert!((10..=20).contains(&count), "{count}");
+}

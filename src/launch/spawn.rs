@@ -45,6 +45,9 @@ pub fn spawn(t: &Topology, l: &Launch<'_>) -> io::Result<Child> {
             c.args(&argv[1..]);
             c
         }
+        Runner::External => {
+            return Err(io::Error::new(io::ErrorKind::InvalidInput, "an external node is started by hand"))
+        }
     };
     // Nothing of the launcher's own environment may pose as this node's identity.
     for key in vars::ALL {
@@ -87,6 +90,7 @@ pub fn node_env(t: &Topology, l: &Launch<'_>) -> Vec<(&'static str, String)> {
         (vars::TOPOLOGY, t.name.clone()),
         (vars::RUN_DIR, l.run_dir.display().to_string()),
         (vars::RESTART, l.restart.to_string()),
+        (vars::MAX_MESSAGE_BYTES, node.max_message_bytes.to_string()),
     ];
     if let Some(bind) = l.bind {
         env.push((vars::BIND, bind.to_string()));
@@ -105,6 +109,7 @@ pub fn describe_spawn_error(t: &Topology, node: NodeId, e: &io::Error) -> String
     let program = match &t.nodes[node].runner {
         Runner::Command(argv) => argv[0].clone(),
         Runner::Builtin(_) => "the procnet binary".to_string(),
+        Runner::External => "an external node".to_string(),
     };
     match e.kind() {
         io::ErrorKind::NotFound => format!("command `{program}` not found"),

@@ -35,11 +35,13 @@ pub struct RunOptions {
     /// After a first Ctrl-C or SIGTERM, how long nodes may take to finish their streams
     /// before they are killed.
     pub grace: Duration,
+    /// Where to write, as JSON, what each replica of an external node needs to join.
+    pub endpoints_file: Option<PathBuf>,
 }
 
 impl Default for RunOptions {
     fn default() -> Self {
-        RunOptions { startup_timeout: Duration::from_secs(30), grace: Duration::from_secs(5) }
+        RunOptions { startup_timeout: Duration::from_secs(30), grace: Duration::from_secs(5), endpoints_file: None }
     }
 }
 
@@ -67,6 +69,8 @@ enum Parent {
     Zygote,
     /// The forkserver.
     Forkserver,
+    /// Nobody: an external node's process, started by hand (its pid comes in `hello`).
+    External,
 }
 
 struct Replica {
@@ -198,7 +202,7 @@ pub fn run(topology: &Topology, opts: &RunOptions) -> Result<Outcome, RunError> 
         sup.replicas[i].spawned_at = Instant::now();
         sup.forked_output.push((i, f.stdout, f.stderr));
     }
-    let result = sup.setup().and_then(|()| sup.supervise(opts));
+    let result = sup.setup(opts).and_then(|()| sup.supervise(opts));
     if let Some(p) = &sup.progress {
         p.clear();
     }
@@ -291,6 +295,7 @@ fn identity(t: &Topology, r: &Replica, control: &str) -> Identity {
         bind: r.bind.clone(),
         pub_ports: r.pub_ports.clone(),
         restart: r.midstream_restarts,
+        max_message_bytes: Some(t.nodes[r.node].max_message_bytes),
     }
 }
 
@@ -347,6 +352,14 @@ fn reap_with_group(pid: libc::pid_t) -> Option<i32> {
     waitpid(pid, 0)
 }
 
+/// Whether process `pid` exists (and is not a zombie).
+fn process_alive(pid: libc::pid_t) -> bool {
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        Ok(stat) => !stat.rsplit(')').next().is_some_and(|rest| rest.trim_start().starts_with('Z')),
+        Err(_) => false,
+    }
+}
+
 /// Wait for `pid` (`flags`: 0 or WNOHANG); its raw wait status once it has ended.
 fn waitpid(pid: libc::pid_t, flags: i32) -> Option<i32> {
     let mut status = 0;
@@ -361,6 +374,15 @@ fn waitpid(pid: libc::pid_t, flags: i32) -> Option<i32> {
         }
         // Not ended yet (0), or not ours any more (-1: treat as ended, nothing to wait for).
         return (r < 0).then_some(0);
+    }
+}
+
+/// `text` quoted for a POSIX shell, if it needs to be.
+fn shell_quote(text: &str) -> String {
+    if !text.is_empty() && text.chars().all(|c| c.is_ascii_alphanumeric() || "/._-:*,=+@".contains(c)) {
+        text.to_string()
+    } else {
+        format!("'{}'", text.replace('\'', "'\\''"))
     }
 }
 
@@ -386,7 +408,7 @@ impl Supervisor<'_> {
 
     /// Bind the control socket, start the relay, the forkserver and every replica not forked
     /// in the fork phase.
-    fn setup(&mut self) -> Result<(), RunError> {
+    fn setup(&mut self, opts: &RunOptions) -> Result<(), RunError> {
         let configure = |e| RunError::Setup(format!("failed to configure the control socket: {e}"));
         self.control.set_linger(0).map_err(configure)?;
         // A restarted replica connects with its predecessor's identity: it takes it over.
@@ -394,6 +416,12 @@ impl Supervisor<'_> {
         self.control
             .bind(&self.control_ep)
             .map_err(|e| RunError::Setup(format!("failed to bind `{}`: {e}", self.control_ep)))?;
+        for r in &mut self.replicas {
+            if matches!(self.topology.nodes[r.node].runner, Runner::External) {
+                r.parent = Parent::External;
+            }
+        }
+        self.announce_external(opts)?;
         self.progress = Progress::for_terminal(self.topology);
         let relay = RelayThread::start(self.progress.as_ref().map(Progress::handle))
             .map_err(|e| RunError::Setup(format!("failed to start the log relay: {e}")))?;
@@ -419,9 +447,40 @@ impl Supervisor<'_> {
             }
         }
         for i in 0..self.replicas.len() {
-            if self.replicas[i].pid == 0 {
+            if self.replicas[i].pid == 0 && self.replicas[i].parent != Parent::External {
                 self.start_replica(i)?;
             }
+        }
+        Ok(())
+    }
+
+    /// Say what each replica of an external node needs to join (on stderr, and as JSON in
+    /// `--endpoints FILE`): its `PROCNET_*` environment.
+    fn announce_external(&self, opts: &RunOptions) -> Result<(), RunError> {
+        let external: Vec<&Replica> = self.replicas.iter().filter(|r| r.parent == Parent::External).collect();
+        if external.is_empty() {
+            return Ok(());
+        }
+        let mut json = Vec::new();
+        for r in &external {
+            let env = env_of(self.topology, r, &self.control_ep, &self.dir);
+            let line: Vec<String> = env.iter().map(|(k, v)| format!("{k}={}", shell_quote(v))).collect();
+            eprintln!("procnet: waiting for external node `{}`; start it with this environment:", r.id);
+            eprintln!("  {}", line.join(" "));
+            json.push(serde_json::json!({
+                "id": r.id,
+                "node": self.topology.nodes[r.node].name,
+                "replica": r.index,
+                "env": env.into_iter().map(|(k, v)| (k, serde_json::Value::from(v))).collect::<serde_json::Map<String, serde_json::Value>>(),
+            }));
+        }
+        if let Some(path) = &opts.endpoints_file {
+            let doc = serde_json::json!({ "topology": self.topology.name, "replicas": json });
+            // Written whole, then renamed: a reader polling for the file never sees half of it.
+            let tmp = path.with_extension("tmp");
+            std::fs::write(&tmp, serde_json::to_string_pretty(&doc).expect("json") + "\n")
+                .and_then(|()| std::fs::rename(&tmp, path))
+                .map_err(|e| RunError::Setup(format!("failed to write `{}`: {e}", path.display())))?;
         }
         Ok(())
     }
@@ -640,8 +699,12 @@ impl Supervisor<'_> {
                     ),
                 });
             }
-            Message::Hello { input, publish, ports, .. } if r.phase == Phase::Spawned => {
+            Message::Hello { input, publish, ports, pid, .. } if r.phase == Phase::Spawned => {
                 r.phase = Phase::Joined;
+                if r.parent == Parent::External {
+                    // Watched by its pid from now on (it runs on this host).
+                    r.pid = pid as libc::pid_t;
+                }
                 // A restart binds what this one bound, so peers reconnect to it.
                 if input.is_some() {
                     r.bind.clone_from(&input);
@@ -866,6 +929,9 @@ impl Supervisor<'_> {
             Parent::Launcher => reap_with_group(r.pid),
             Parent::Zygote => self.zygote.as_mut().and_then(|z| z.take_exit(r.pid)),
             Parent::Forkserver => self.forkserver.as_mut().and_then(|z| z.take_exit(r.pid)),
+            // Not ours to wait for: it is gone when its pid is (it exits 0 after `bye`).
+            Parent::External if r.pid > 0 && !process_alive(r.pid) => Some(0),
+            Parent::External => None,
         }
     }
 
@@ -1062,6 +1128,14 @@ impl Supervisor<'_> {
         }
         for pid in own {
             waitpid(pid, 0);
+        }
+        // External processes are not ours to kill, but after a failed run they would wait
+        // for `bye` forever: ask them to end.
+        for r in &self.replicas {
+            if r.parent == Parent::External && r.pid > 0 && r.phase != Phase::Exited && process_alive(r.pid) {
+                // SAFETY: kill has no memory-safety preconditions.
+                unsafe { libc::kill(r.pid, libc::SIGTERM) };
+            }
         }
         // Closing its socket tells a fork server to kill what it forked, relay their last
         // lines and exit.

@@ -30,9 +30,11 @@ pub mod vars {
     /// restarted replica cannot check its input's counts: records were in flight when the
     /// one before it died.
     pub const RESTART: &str = "PROCNET_RESTART";
+    /// The largest message, in bytes, the node's input sockets must accept (ZMQ_MAXMSGSIZE).
+    pub const MAX_MESSAGE_BYTES: &str = "PROCNET_MAX_MESSAGE_BYTES";
     /// Every variable above: the launcher sets each afresh for every node.
-    pub const ALL: [&str; 11] =
-        [PROTOCOL, NODE, REPLICA, REPLICAS, CONTROL, BIND, TOPOLOGY, RUN_DIR, CONFIG, PUB, RESTART];
+    pub const ALL: [&str; 12] =
+        [PROTOCOL, NODE, REPLICA, REPLICAS, CONTROL, BIND, TOPOLOGY, RUN_DIR, CONFIG, PUB, RESTART, MAX_MESSAGE_BYTES];
 }
 
 /// A node replica's identity and endpoints.
@@ -50,8 +52,10 @@ pub struct Identity {
     pub bind: Option<String>,
     /// Where to bind each pub port.
     pub pub_ports: std::collections::BTreeMap<String, String>,
-    /// How many times this replica was restarted before (0 on its first start).
+    /// How many times this replica was restarted mid-stream before (0 on its first start).
     pub restart: u32,
+    /// The largest message its input sockets accept, if limited.
+    pub max_message_bytes: Option<u64>,
 }
 
 impl Identity {
@@ -95,6 +99,12 @@ impl Identity {
                     .parse()
                     .map_err(|_| NodeError::Env(format!("environment variable {} is not a number", vars::RESTART)))?,
                 _ => 0,
+            },
+            max_message_bytes: match std::env::var(vars::MAX_MESSAGE_BYTES) {
+                Ok(n) if !n.is_empty() => Some(n.parse().map_err(|_| {
+                    NodeError::Env(format!("environment variable {} is not a number", vars::MAX_MESSAGE_BYTES))
+                })?),
+                _ => None,
             },
         })
     }

@@ -38,6 +38,15 @@ pub struct Input {
     inexact: bool,
     /// Upstream replicas (`name.replica`) restarted mid-stream: likewise.
     relaxed: std::collections::HashSet<String>,
+    /// ZMQ_MAXMSGSIZE of every input socket, if limited.
+    max_message_bytes: Option<u64>,
+    /// PAIR sockets receiving the disconnect events of the input sockets.
+    monitors: Vec<zmq::Socket>,
+    /// Connections dropped while reading: libzmq drops a message over the size limit with its
+    /// connection, and records the sender counted go with it.
+    disconnects: u64,
+    /// Whether a shortfall explained by dropped connections was counted already.
+    shortfall_counted: bool,
     /// Frames that could not be decoded.
     pub invalid_frames: u64,
     /// The first reasons for dropped frames.
@@ -45,10 +54,45 @@ pub struct Input {
 }
 
 impl Input {
+    /// Refuse messages over `bytes` on every input socket (ZMQ_MAXMSGSIZE): libzmq drops such
+    /// a message, with its connection, before allocating it. Call before `bind` and `wire`.
+    pub fn set_max_message_bytes(&mut self, bytes: Option<u64>) {
+        self.max_message_bytes = bytes;
+    }
+
+    /// Apply the size limit to `socket` and watch it for dropped connections.
+    fn guard(&mut self, ctx: &zmq::Context, socket: &zmq::Socket) -> Result<(), NodeError> {
+        if let Some(max) = self.max_message_bytes {
+            socket.set_maxmsgsize(max as i64).map_err(NodeError::zmq("set the maximum message size"))?;
+        }
+        static N: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+        let ep = format!("inproc://procnet-monitor-{}", N.fetch_add(1, std::sync::atomic::Ordering::Relaxed));
+        socket
+            .monitor(&ep, zmq::SocketEvent::DISCONNECTED.to_raw() as i32)
+            .map_err(NodeError::zmq("monitor an input socket"))?;
+        let pair = ctx.socket(zmq::PAIR).map_err(NodeError::zmq("create a monitor socket"))?;
+        pair.connect(&ep).map_err(NodeError::zmq("connect the monitor socket"))?;
+        self.monitors.push(pair);
+        Ok(())
+    }
+
+    /// Count the connections dropped so far.
+    fn count_disconnects(&mut self) {
+        for m in &self.monitors {
+            while let Ok(parts) = m.recv_multipart(zmq::DONTWAIT) {
+                let event = parts.first().and_then(|f| f.get(..2)).map(|b| u16::from_le_bytes([b[0], b[1]]));
+                if event == Some(zmq::SocketEvent::DISCONNECTED.to_raw()) {
+                    self.disconnects += 1;
+                }
+            }
+        }
+    }
+
     /// Bind the PULL socket at `endpoint` (`tcp://127.0.0.1:*` picks a port).
     pub fn bind(&mut self, ctx: &zmq::Context, endpoint: &str) -> Result<(), NodeError> {
         let socket = ctx.socket(zmq::PULL).map_err(NodeError::zmq("create a PULL socket"))?;
         socket.set_rcvhwm(HWM).map_err(NodeError::zmq("set the receive high-water mark"))?;
+        self.guard(ctx, &socket)?;
         let endpoint = bind(&socket, endpoint, &format!("bind `{endpoint}`"))?;
         self.pull = Some((socket, endpoint));
         Ok(())
@@ -68,6 +112,7 @@ impl Input {
                 Some(s) => {
                     let socket = ctx.socket(zmq::SUB).map_err(NodeError::zmq("create a SUB socket"))?;
                     socket.set_rcvhwm(HWM).map_err(NodeError::zmq("set the receive high-water mark"))?;
+                    self.guard(ctx, &socket)?;
                     for ep in &s.endpoints {
                         socket.connect(ep).map_err(NodeError::zmq(format!("connect to `{ep}`")))?;
                     }
@@ -121,7 +166,30 @@ impl Input {
     ///
     /// Not when a replica died mid-stream (this one's predecessor, or an upstream one): the
     /// launcher then reports the run incomplete itself.
-    pub fn verify_complete(&self) -> Result<(), NodeError> {
+    ///
+    /// Nor when fewer records arrived than were announced and input connections were dropped
+    /// meanwhile (a message over `max_message_bytes`): the missing records are counted with
+    /// the invalid frames, so the run reports this node and ends with exit 65.
+    pub fn verify_complete(&mut self) -> Result<(), NodeError> {
+        self.count_disconnects();
+        if self.received < self.announced && self.disconnects > 0 && !self.shortfall_counted {
+            self.shortfall_counted = true;
+            self.invalid_frames += self.disconnects;
+            let limit = self.max_message_bytes.map_or("none".to_string(), |b| format!("{b} bytes"));
+            let note = format!(
+                "{} records announced were never received: {} input connection{} dropped mid-stream \
+                 (a message over max_message_bytes, {limit}, or a sender that died)",
+                self.announced - self.received,
+                self.disconnects,
+                if self.disconnects == 1 { " was" } else { "s were" }
+            );
+            if self.notes.len() < MAX_NOTES {
+                self.notes.push(note);
+            }
+        }
+        if self.shortfall_counted {
+            return Ok(());
+        }
         if self.received != self.announced && !self.inexact && self.relaxed.is_empty() {
             return Err(NodeError::Protocol(format!(
                 "received {} records but upstream replicas reported sending {}",

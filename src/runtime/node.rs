@@ -86,6 +86,7 @@ impl Node {
         // A restarted replica cannot check its input's counts: records were in flight when
         // the one before it died.
         input.set_inexact(identity.restart > 0);
+        input.set_max_message_bytes(identity.max_message_bytes);
         if let Some(ep) = identity.bind.as_deref() {
             input.bind(&ctx, ep)?;
         }

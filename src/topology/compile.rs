@@ -9,16 +9,29 @@ use toml::Spanned;
 
 use super::checks;
 use super::diagnostic::{did_you_mean, Diagnostic, Diagnostics};
-use super::model::{Node, Port, Restart, Runner, StartMethod, Topology, Transport};
+use super::model::{Node, Port, Restart, Runner, StartMethod, Topology, Transport, DEFAULT_MAX_MESSAGE_BYTES};
 use super::ports::{read_inputs, read_outputs, DeclaredPort, DraftInput};
 use super::raw::{Span, Table};
 use crate::nodes::{Kind, BUILTINS};
 
 /// Keys every node accepts, whatever it runs.
-const NODE_KEYS: &[&str] =
-    &["kind", "command", "inputs", "outputs", "replicas", "transport", "start", "restart", "max_restarts"];
+const NODE_KEYS: &[&str] = &[
+    "kind",
+    "command",
+    "external",
+    "inputs",
+    "outputs",
+    "replicas",
+    "transport",
+    "start",
+    "restart",
+    "max_restarts",
+    "max_message_bytes",
+];
 const TOP_KEYS: &[&str] = &["name", "defaults", "nodes"];
-const DEFAULT_KEYS: &[&str] = &["transport", "start", "restart", "max_restarts"];
+const DEFAULT_KEYS: &[&str] = &["transport", "start", "restart", "max_restarts", "max_message_bytes"];
+/// Bounds of `max_message_bytes`: a batch must fit, and libzmq takes an int64.
+const MESSAGE_BYTES: (i64, i64) = (64 * 1024, 1 << 40);
 const RESTARTS: &[&str] = &["never", "on-failure"];
 /// More restarts than this is a crash loop, not a policy.
 pub const MAX_RESTARTS: i64 = 100;
@@ -63,6 +76,8 @@ pub struct Draft {
     pub start: StartMethod,
     /// Its restart policy.
     pub restart: Restart,
+    /// The largest message its inputs accept.
+    pub max_message_bytes: u64,
 }
 
 /// What `[defaults]` gives every node that does not say otherwise.
@@ -72,6 +87,7 @@ struct Defaults {
     /// The start method, with the span of its value in `[defaults]` if set there.
     start: (StartMethod, Option<Span>),
     restart: Restart,
+    max_message_bytes: u64,
 }
 /// Compile `source` into a topology. On success, also returns warnings; on failure, every
 /// error. Warnings are only computed for an otherwise valid file, so an error never brings
@@ -112,6 +128,7 @@ pub fn compile(source: &Source<'_>) -> Result<(Topology, Vec<Diagnostic>), Vec<D
             transport: d.transport,
             start: d.start,
             restart: d.restart,
+            max_message_bytes: d.max_message_bytes,
         })
         .collect();
     let topology = Topology { name, path: source.path.to_path_buf(), base_dir: source.base_dir.to_path_buf(), nodes };
@@ -126,7 +143,12 @@ fn read_name(top: &Table<'_, '_>, path: &Path, diags: &mut Diagnostics) -> Strin
 }
 
 fn read_defaults(top: &Table<'_, '_>, diags: &mut Diagnostics) -> Defaults {
-    let mut d = Defaults { transport: Transport::Ipc, start: (StartMethod::Spawn, None), restart: Restart::NEVER };
+    let mut d = Defaults {
+        transport: Transport::Ipc,
+        start: (StartMethod::Spawn, None),
+        restart: Restart::NEVER,
+        max_message_bytes: DEFAULT_MAX_MESSAGE_BYTES,
+    };
     let Some(value) = top.get("defaults") else {
         return d;
     };
@@ -139,7 +161,24 @@ fn read_defaults(top: &Table<'_, '_>, diags: &mut Diagnostics) -> Defaults {
         d.start = (*start.get_ref(), Some(start.span()));
     }
     d.restart = restart(&t, Restart::NEVER, diags);
+    d.max_message_bytes = max_message_bytes(&t, diags).unwrap_or(DEFAULT_MAX_MESSAGE_BYTES);
     d
+}
+
+fn max_message_bytes(t: &Table<'_, '_>, diags: &mut Diagnostics) -> Option<u64> {
+    let n = t.int("max_message_bytes", diags)?;
+    let (lo, hi) = MESSAGE_BYTES;
+    if (lo..=hi).contains(n.get_ref()) {
+        return Some(*n.get_ref() as u64);
+    }
+    diags.push(
+        Diagnostic::error(
+            n.span(),
+            format!("`max_message_bytes` in {} is {}; it must be between {lo} and {hi}", t.what(), n.get_ref()),
+        )
+        .with_help("the default, 67108864 (64 MiB), holds any batch and a 10 MiB fetched page"),
+    );
+    None
 }
 
 fn start_method(t: &Table<'_, '_>, diags: &mut Diagnostics) -> Option<Spanned<StartMethod>> {
@@ -226,6 +265,7 @@ fn read_nodes(top: &Table<'_, '_>, source: &Source<'_>, defaults: &Defaults, dia
                     transport_span: None,
                     start: defaults.start.0,
                     restart: defaults.restart,
+                    max_message_bytes: defaults.max_message_bytes,
                 },
             }
         })
@@ -254,9 +294,10 @@ fn read_node(
     let replicas = read_replicas(t, diags);
     let runner = read_runner(t, source, diags);
     let start = read_start(&name, t, &runner, defaults, diags);
+    let restart = read_restart(&name, t, &runner, defaults, diags);
     let (ports, declared) = match &runner {
         Some(Runner::Builtin(kind)) => read_outputs(t, kind.ports(), true, diags),
-        Some(Runner::Command(_)) => read_outputs(t, vec![Port::out()], false, diags),
+        Some(Runner::Command(_) | Runner::External) => read_outputs(t, vec![Port::out()], false, diags),
         None => (Vec::new(), Vec::new()),
     };
     if let (Some(Runner::Builtin(kind)), Some(replicas)) = (&runner, &replicas) {
@@ -283,8 +324,38 @@ fn read_node(
         transport: transport(t, diags).unwrap_or(defaults.transport),
         transport_span: t.key_span("transport"),
         start,
-        restart: restart(t, defaults.restart, diags),
+        restart,
+        max_message_bytes: max_message_bytes(t, diags).unwrap_or(defaults.max_message_bytes),
     }
+}
+
+/// The node's restart policy; an external node cannot be restarted by the launcher.
+fn read_restart(
+    name: &Spanned<String>,
+    t: &Table<'_, '_>,
+    runner: &Option<Runner>,
+    defaults: &Defaults,
+    diags: &mut Diagnostics,
+) -> Restart {
+    let policy = restart(t, defaults.restart, diags);
+    if let (Some(Runner::External), Some(span)) = (runner, t.get("restart").map(Spanned::span)) {
+        if policy.on_failure {
+            diags.push(
+                Diagnostic::error(
+                    span,
+                    format!(
+                        "node `{}` is external: the launcher does not start it, so it cannot restart it",
+                        name.get_ref()
+                    ),
+                )
+                .with_help("remove `restart`; restart the process yourself, or make it a `command` node"),
+            );
+        }
+    }
+    if matches!(runner, Some(Runner::External)) {
+        return Restart::NEVER;
+    }
+    policy
 }
 
 /// The node's start method; only built-in kinds can be forked (a command must be executed).
@@ -344,6 +415,20 @@ fn read_replicas(t: &Table<'_, '_>, diags: &mut Diagnostics) -> Option<Spanned<i
 
 fn read_runner(t: &Table<'_, '_>, source: &Source<'_>, diags: &mut Diagnostics) -> Option<Runner> {
     let all = all_node_keys();
+    if let Some(external) = t.bool("external", diags) {
+        if *external.get_ref() {
+            if let Some(span) = t.key_span("kind").or_else(|| t.key_span("command")) {
+                diags.push(
+                    Diagnostic::error(span, format!("{} is external, but also has `kind` or `command`", t.what()))
+                        .with_help("an external node is started by hand, not by the launcher: remove `kind` and `command`, or `external`"),
+                );
+                t.deny_unknown(&all, diags);
+                return None;
+            }
+            t.deny_unknown_with(NODE_KEYS, |key| owner(key).map(|k| format!("`{key}` is an option of `{k}`")), diags);
+            return Some(Runner::External);
+        }
+    }
     match (t.key_span("kind"), t.key_span("command")) {
         (Some(_), Some(cmd)) => {
             diags.push(
@@ -356,7 +441,10 @@ fn read_runner(t: &Table<'_, '_>, source: &Source<'_>, diags: &mut Diagnostics) 
         (None, None) => {
             diags.push(
                 Diagnostic::error(t.anchor(), format!("{} has neither `kind` nor `command`", t.what())).with_help(
-                    format!("give `kind` (one of: {}) or `command = [\"program\", \"arg\"]`", BUILTINS.join(", ")),
+                    format!(
+                        "give `kind` (one of: {}), `command = [\"program\", \"arg\"]`, or `external = true`",
+                        BUILTINS.join(", ")
+                    ),
                 ),
             );
             t.deny_unknown(&all, diags);

@@ -11,5 +11,8 @@ pub mod raw;
 mod summary;
 
 pub use load::{load, LoadError};
-pub use model::{Input, Node, NodeId, Pattern, Port, Restart, Runner, StartMethod, TopicRule, Topology, Transport};
+pub use model::{
+    Input, Node, NodeId, Pattern, Port, Restart, Runner, StartMethod, TopicRule, Topology, Transport,
+    DEFAULT_MAX_MESSAGE_BYTES,
+};
 pub use summary::{dot, summary};

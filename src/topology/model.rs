@@ -42,7 +42,13 @@ pub struct Node {
     pub start: StartMethod,
     /// What the launcher does when one of its processes fails.
     pub restart: Restart,
+    /// The largest message its input sockets accept (ZMQ_MAXMSGSIZE), in bytes.
+    pub max_message_bytes: u64,
 }
+
+/// The default of `max_message_bytes`: far above any batch (16 KiB plus one record) and a
+/// fetched page (10 MiB by default), far below what would hurt the machine.
+pub const DEFAULT_MAX_MESSAGE_BYTES: u64 = 64 * 1024 * 1024;
 
 /// How the launcher starts a node's processes; the meanings follow Python multiprocessing's
 /// start methods (see `docs/start-methods.md`).
@@ -172,6 +178,9 @@ pub enum Runner {
     Builtin(Kind),
     /// An executable and its arguments; it speaks the wire protocol.
     Command(Vec<String>),
+    /// A process the launcher does not start (`external = true`): started by hand, in any
+    /// language, with what `procnet run` prints; it speaks the wire protocol.
+    External,
 }
 
 /// How a node's input endpoint is reached by its upstream peers.
@@ -200,6 +209,7 @@ impl Runner {
         match self {
             Runner::Builtin(kind) => kind.name().to_string(),
             Runner::Command(argv) => argv.join(" "),
+            Runner::External => "external".to_string(),
         }
     }
 }

@@ -26,6 +26,7 @@ pub fn summary(t: &Topology) -> String {
         let what = match &n.runner {
             Runner::Builtin(k) => format!("kind {}", k.name()),
             Runner::Command(argv) => format!("command {}", argv.join(" ")),
+            Runner::External => "external (started by hand)".to_string(),
         };
         let mut how = String::new();
         if n.start != StartMethod::Spawn {
@@ -97,6 +98,7 @@ pub fn dot(t: &Topology) -> String {
         let what = match &n.runner {
             Runner::Builtin(k) => k.name().to_string(),
             Runner::Command(argv) => argv.join(" "),
+            Runner::External => "external".to_string(),
         };
         let label = format!("{}\n{what}\nx{}", n.name, n.replicas);
         let _ = writeln!(s, "  {} [label={}];", quote(&n.name), quote(&label));

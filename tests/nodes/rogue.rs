@@ -5,6 +5,9 @@
 //! - `garbage N`: a source that sends N valid records, interleaved with invalid frames
 //!   (not MessagePack, a wrong protocol version, an `eos` missing fields, an `eos` from a
 //!   replica that is not upstream), then ends cleanly.
+//! - `huge MB`: a source that sends 10 records, one record of MB megabytes (a 100 MB message
+//!   from a foreign process), then 10 more, counting all 21 in its `eos`, as a careless
+//!   sender would.
 //! - `crash-after N`: a pass-through that forwards N records, then aborts (SIGABRT).
 //! - `exit-early C`: joins the network, then exits with status C without a word.
 //! - `split`: forwards every record on port `out` and publishes it on port `copy`.
@@ -20,6 +23,7 @@ fn main() {
     let arg = |i: usize| args.get(i).and_then(|a| a.parse::<u64>().ok()).expect("numeric argument");
     match args.get(1).map(String::as_str) {
         Some("garbage") => garbage(arg(2)),
+        Some("huge") => huge(arg(2)),
         Some("crash-after") => crash_after(arg(2)),
         Some("split") => split(),
         Some("sleepy") => sleepy(arg(2)),
@@ -134,4 +138,61 @@ fn garbage(n: u64) {
     let stats = wire::Stats { sent: n, ..Default::default() };
     tell(&Message::Done { stats, notes: vec![] });
     assert_eq!(hear(), Message::Bye);
+}
+
+/// Join as a source speaking the protocol by hand: the control socket, one PUSH per
+/// downstream replica, and a function to end (eos with the counts given, done, bye).
+fn join_raw() -> (zmq::Context, zmq::Socket, Vec<zmq::Socket>, Identity) {
+    let id = Identity::from_env().expect("identity");
+    let ctx = zmq::Context::new();
+    let control = ctx.socket(zmq::DEALER).expect("socket");
+    control.set_identity(id.id().as_bytes()).expect("identity");
+    control.connect(&id.control).expect("connect control");
+    let tell = |m: &Message| control.send(wire::encode(m), 0).expect("tell");
+    tell(&Message::Hello {
+        node: id.node.clone(),
+        replica: id.replica,
+        pid: std::process::id(),
+        input: None,
+        publish: Default::default(),
+        ports: Default::default(),
+    });
+    let Message::Wire { outputs, .. } = wire::decode(&control.recv_bytes(0).expect("hear")).expect("decode") else {
+        panic!("expected wire")
+    };
+    let peers = outputs
+        .iter()
+        .flat_map(|d| d.endpoints.iter())
+        .map(|ep| {
+            let s = ctx.socket(zmq::PUSH).expect("socket");
+            s.connect(ep).expect("connect");
+            s
+        })
+        .collect();
+    tell(&Message::Ready);
+    assert_eq!(wire::decode(&control.recv_bytes(0).expect("hear")).expect("decode"), Message::Start);
+    (ctx, control, peers, id)
+}
+
+fn huge(mb: u64) {
+    let (_ctx, control, peers, id) = join_raw();
+    let peer = &peers[0];
+    let record = |i: u64, body: String| {
+        let mut rec = Record::new();
+        rec.insert("id", format!("h{i}"));
+        rec.insert("body", body);
+        wire::encode(&Message::Data(vec![rec]))
+    };
+    for i in 0..10 {
+        peer.send(record(i, "small".into()), 0).expect("send");
+    }
+    peer.send(record(10, "x".repeat((mb * 1024 * 1024) as usize)), 0).expect("send the huge one");
+    for i in 11..21 {
+        peer.send(record(i, "small".into()), 0).expect("send");
+    }
+    let eos = Message::Eos { from: id.id(), sent: 21, port: "out".into(), topics: Default::default() };
+    peer.send(wire::encode(&eos), 0).expect("eos");
+    let stats = wire::Stats { sent: 21, ..Default::default() };
+    control.send(wire::encode(&Message::Done { stats, notes: vec![] }), 0).expect("done");
+    assert_eq!(wire::decode(&control.recv_bytes(0).expect("hear")).expect("decode"), Message::Bye);
 }
