@@ -3,9 +3,13 @@
 TOPOLOGY ?= topologies/demo.toml
 CARGO ?= cargo
 PROCNET := target/release/procnet
+# The Python side (python/: the procnet package, its tests, the example nodes in bin/) runs in
+# this virtualenv, created by `make venv` from PyPI.
+VENV := target/venv
+PYTHON := $(VENV)/bin/python
 
 .DEFAULT_GOAL := help
-.PHONY: help build release run-topology test lint fmt check-topologies bench bench-startup clean
+.PHONY: help build release venv run-topology test test-python lint fmt check-topologies bench bench-startup clean
 
 help: ## List the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  make %-18s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -21,9 +25,20 @@ run-topology: release ## Run TOPOLOGY (default topologies/demo.toml) and print i
 	$(PROCNET) check $(TOPOLOGY)
 	$(PROCNET) run $(TOPOLOGY)
 
-test: ## Build and run every test (unit, golden, integration through the real binary)
+venv: $(VENV)/.installed ## Create the Python virtualenv with the procnet package (python/), pyzmq, msgpack, pytest
+
+$(VENV)/.installed: python/pyproject.toml
+	test -x $(PYTHON) || python3 -m venv $(VENV)
+	$(PYTHON) -m pip install -q --disable-pip-version-check -e python/ pytest
+	touch $@
+
+test: venv ## Build and run every test: Rust (unit, golden, through the real binary), then Python (pytest)
 	$(CARGO) build --all-targets
-	$(CARGO) test --all-targets --no-fail-fast
+	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(CARGO) test --all-targets --no-fail-fast
+	$(MAKE) test-python
+
+test-python: venv ## The Python package's tests (conformance to the golden vectors, the node API)
+	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(PYTHON) -m pytest -q python/tests
 
 lint: ## clippy with -D warnings, and rustfmt --check
 	$(CARGO) clippy --all-targets -- -D warnings
