@@ -21,9 +21,12 @@ build: ## Build the debug binary
 release: ## Build the optimized binary
 	$(CARGO) build --release --bin procnet
 
-run-topology: release ## Run TOPOLOGY (default topologies/demo.toml) and print its result
+# A topology with Python nodes needs the virtualenv (packages from PyPI); the demo does not.
+NEEDS_VENV := $(shell grep -qs 'python3' $(TOPOLOGY) && echo venv)
+
+run-topology: release $(NEEDS_VENV) ## Run TOPOLOGY (default topologies/demo.toml) and print its result
 	$(PROCNET) check $(TOPOLOGY)
-	$(PROCNET) run $(TOPOLOGY)
+	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(PROCNET) run $(TOPOLOGY)
 
 venv: $(VENV)/.installed ## Create the Python virtualenv with the procnet package (python/), pyzmq, msgpack, pytest
 
