@@ -15,11 +15,7 @@ use util::{procnet, root, Scratch};
 /// The virtualenv's `bin`, where `python3` is the one with the procnet package.
 fn venv_bin() -> PathBuf {
     let bin = root().join("target/venv/bin");
-    assert!(
-        bin.join("python3").exists(),
-        "{} is missing: run `make venv` (`make test` does it first)",
-        bin.display()
-    );
+    assert!(bin.join("python3").exists(), "{} is missing: run `make venv` (`make test` does it first)", bin.display());
     bin
 }
 
@@ -50,7 +46,8 @@ fn tally_of(line: &serde_json::Value) -> BTreeMap<String, u64> {
 /// progress record is the result.
 #[test]
 fn mixed_topology_counts_exactly() {
-    let r = procnet(["run", "topologies/mixed.toml"]).env("PATH", path_with_venv()).timeout(Duration::from_secs(60)).run();
+    let r =
+        procnet(["run", "topologies/mixed.toml"]).env("PATH", path_with_venv()).timeout(Duration::from_secs(60)).run();
     r.expect_code(0);
     let want = python_pages_per_host();
     let count: Vec<serde_json::Value> = r
@@ -64,7 +61,11 @@ fn mixed_topology_counts_exactly() {
     assert_eq!(count[0]["count"], want.values().sum::<u64>());
     let watched: Vec<&str> = r.stdout.lines().filter(|l| l.starts_with("watch.0 ")).collect();
     let last = watched.last().unwrap_or_else(|| panic!("the monitor printed nothing:\n{}", r.stdout));
-    assert!(last.contains(&format!("\"count\": {}", want.values().sum::<u64>())) || last.contains(&format!("\"count\":{}", want.values().sum::<u64>())), "{last}");
+    assert!(
+        last.contains(&format!("\"count\": {}", want.values().sum::<u64>()))
+            || last.contains(&format!("\"count\":{}", want.values().sum::<u64>())),
+        "{last}"
+    );
 }
 
 /// The same pipeline with the built-in filter and with the Python one: the same result.
@@ -92,15 +93,23 @@ fn a_python_node_and_a_rust_node_are_interchangeable() {
             pages.display()
         )
     };
-    let rust = topology(r#"kind = "filter"
+    let rust = topology(
+        r#"kind = "filter"
             field = "body"
             contains = "python"
-            ignore_case = true"#);
-    let python = topology(&format!(r#"command = ["python3", "{}", "--field", "body", "--contains", "python"]"#, filter.display()));
+            ignore_case = true"#,
+    );
+    let python = topology(&format!(
+        r#"command = ["python3", "{}", "--field", "body", "--contains", "python"]"#,
+        filter.display()
+    ));
     let mut results = Vec::new();
     for (name, text) in [("rust", rust), ("python", python)] {
         let file = s.write(&format!("{name}.toml"), &text);
-        let r = procnet(["run".as_ref(), file.as_os_str()]).env("PATH", path_with_venv()).timeout(Duration::from_secs(60)).run();
+        let r = procnet(["run".as_ref(), file.as_os_str()])
+            .env("PATH", path_with_venv())
+            .timeout(Duration::from_secs(60))
+            .run();
         r.expect_code(0);
         results.push(tally_of(&r.json()));
     }
@@ -113,7 +122,9 @@ fn a_python_node_and_a_rust_node_are_interchangeable() {
 #[test]
 fn an_external_python_process_joins_by_hand_and_the_tally_is_exact() {
     let s = Scratch::new();
-    let lines: String = (0..5000).map(|i| format!("{{\"id\":{i},\"body\":\"{}\"}}\n", if i % 5 == 0 { "Python" } else { "Rust" })).collect();
+    let lines: String = (0..5000)
+        .map(|i| format!("{{\"id\":{i},\"body\":\"{}\"}}\n", if i % 5 == 0 { "Python" } else { "Rust" }))
+        .collect();
     s.write("in.jsonl", &lines);
     let file = s.write(
         "t.toml",
@@ -137,7 +148,8 @@ fn an_external_python_process_joins_by_hand_and_the_tally_is_exact() {
         .start();
     running.wait_until("the endpoints file", || endpoints.exists());
     assert!(running.stderr_so_far().contains("waiting for external node `ext.1`"), "{}", running.stderr_so_far());
-    let doc: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&endpoints).expect("read")).expect("json");
+    let doc: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&endpoints).expect("read")).expect("json");
     let deadline = Instant::now() + Duration::from_secs(60);
     let mut children = Vec::new();
     for replica in doc["replicas"].as_array().expect("replicas") {
