@@ -15,6 +15,7 @@ use super::template::{template_option, Template};
 use crate::record::{text_of, Record, Value};
 use crate::runtime::{Node, NodeError};
 use crate::topology::compile::resolve;
+use crate::topology::diagnostic::Diagnostic;
 use crate::topology::diagnostic::Diagnostics;
 use crate::topology::raw::Table;
 
@@ -30,6 +31,9 @@ pub const MISSING: &str = "(missing)";
 pub struct TallyConfig {
     /// Group counts by this field's value.
     pub by: Option<String>,
+    /// Group by the host of the URL in `by` instead of the whole value.
+    #[serde(default)]
+    pub by_host: bool,
     /// Where to write the result; None means stdout.
     pub output: Option<PathBuf>,
     /// Write the result as this template (`{count}`, `{by}`) instead of as JSON.
@@ -58,7 +62,7 @@ impl Tally {
 
 impl TallyConfig {
     /// Option keys this kind accepts.
-    pub const KEYS: &'static [&'static str] = &["by", "output", "template"];
+    pub const KEYS: &'static [&'static str] = &["by", "by_host", "output", "template"];
 
     /// Validate the options in `t`.
     pub fn from_table(t: &Table<'_, '_>, base_dir: &std::path::Path, diags: &mut Diagnostics) -> Option<Self> {
@@ -77,7 +81,14 @@ impl TallyConfig {
                 );
             }
         }
-        Some(TallyConfig { by, output, template })
+        let by_host = t.bool("by_host", diags).is_some_and(|b| *b.get_ref());
+        if let (true, None, Some(span)) = (by_host, &by, t.key_span("by_host")) {
+            diags.push(
+                Diagnostic::error(span, format!("`by_host` in {} needs `by`: the field holding the URL", t.what()))
+                    .with_help("add `by = \"url\"` (or the name of your URL field)"),
+            );
+        }
+        Some(TallyConfig { by, by_host, output, template })
     }
 
     /// Count everything, then write the result once.
@@ -92,6 +103,7 @@ impl TallyConfig {
             tally.count += 1;
             if let (Some(field), Some(groups)) = (&self.by, &mut tally.by) {
                 let key = rec.get(field).map_or_else(|| MISSING.to_string(), |v| text_of(v).into_owned());
+                let key = if self.by_host { host_of(&key).to_string() } else { key };
                 *groups.entry(key).or_default() += 1;
             }
             if last_progress.elapsed() >= PROGRESS_EVERY {
@@ -109,5 +121,27 @@ impl TallyConfig {
             None => serde_json::to_string(&tally).expect("a tally serializes"),
         };
         writeln!(out, "{line}").and_then(|()| out.flush()).map_err(NodeError::io("write the tally"))
+    }
+}
+
+/// The host of `url` as written: what lies between `//` and the next `/`
+/// (`http://site-7.test/page/3` gives `site-7.test`); the whole text if it has no `//`.
+pub fn host_of(url: &str) -> &str {
+    match url.split_once("//") {
+        Some((_, rest)) => rest.split('/').next().unwrap_or(rest),
+        None => url,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::host_of;
+
+    #[test]
+    fn host_of_takes_what_lies_between_the_slashes() {
+        assert_eq!(host_of("http://site-7.test/page/3"), "site-7.test");
+        assert_eq!(host_of("https://a.test"), "a.test");
+        assert_eq!(host_of("http://a.test:8080/x"), "a.test:8080");
+        assert_eq!(host_of("not a url"), "not a url");
     }
 }
