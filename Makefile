@@ -9,7 +9,7 @@ VENV := target/venv
 PYTHON := $(VENV)/bin/python
 
 .DEFAULT_GOAL := help
-.PHONY: help build release venv run-topology test test-python lint fmt check-topologies bench bench-startup clean
+.PHONY: help build release venv run-topology test test-python lint fmt check-topologies bench bench-pipeline bench-startup clean
 
 help: ## List the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  make %-18s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -53,9 +53,13 @@ fmt: ## Format the code
 check-topologies: build ## Validate every topology under topologies/
 	@for f in topologies/*.toml; do target/debug/procnet check $$f > /dev/null || exit 1; echo "ok $$f"; done
 
-bench: release ## Benchmarks: fetch (procnet vs ../shared/peers' fetchers), then start-up (tables in target/bench/)
+bench: release ## Benchmarks: fetch (procnet vs ../shared/peers' fetchers), pipeline, then start-up (tables in target/bench/)
 	bash benches/fetch.sh
+	python3 benches/pipeline.py
 	python3 benches/startup.py
+
+bench-pipeline: release ## Pipeline benchmark: the peers' CPU job, small records, memory flatness (target/bench/pipeline.md)
+	python3 benches/pipeline.py
 
 bench-startup: release ## Start-up benchmark: 32 replicas per start method vs Python multiprocessing (target/bench/startup.md)
 	python3 benches/startup.py
