@@ -250,10 +250,10 @@ fn kill_9_of_the_launcher_leaves_no_grandchild() {
 
 /// The pid of the first tagged process whose command line contains `needle`.
 fn find(running: &util::Running, needle: &str) -> Option<u32> {
-    util::tagged_pids(&running.tag).into_iter().filter(|&p| p != running.pid).find(|&p| {
-        std::fs::read(format!("/proc/{p}/cmdline"))
-            .is_ok_and(|c| String::from_utf8_lossy(&c).replace('\0', " ").contains(needle))
-    })
+    util::tagged_pids(&running.tag)
+        .into_iter()
+        .filter(|&p| p != running.pid)
+        .find(|&p| util::cmdline(p).join(" ").contains(needle))
 }
 
 #[test]

@@ -46,13 +46,12 @@ pub fn fork_node(identity: &Identity, kind: &Kind, base_dir: &Path, env: &[(Stri
     let dir = CString::new(base_dir.as_os_str().as_encoded_bytes())
         .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "the base directory contains a NUL byte"))?;
     let parent = std::process::id() as libc::pid_t;
-    let name = process_name(&identity.id());
     // SAFETY: fork in a single-threaded process (the caller's contract); the child never
     // returns from this function.
     match unsafe { libc::fork() } {
         -1 => Err(io::Error::last_os_error()),
         0 => {
-            set_process_name(&name);
+            set_process_name(&identity.id());
             // Never unwind or return into the parent's code (its destructors would run here:
             // the launcher's would delete the run directory): a panic ends this process.
             let code = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
@@ -70,6 +69,34 @@ pub fn fork_node(identity: &Identity, kind: &Kind, base_dir: &Path, env: &[(Stri
             unsafe { libc::setpgid(pid, pid) };
             Ok(Forked { pid, stdout: out_r, stderr: err_r })
         }
+    }
+}
+
+/// Reap a child that has ended (`pid`, or any child with None) after killing what it left in
+/// its process group. The child is looked at first without being reaped (waitid WNOWAIT):
+/// while the ended leader is a zombie, its group id cannot be reused, so the kill hits only
+/// what it left behind. Ok(None) if none has ended yet; Err if there is no such child.
+pub fn reap_with_group(pid: Option<libc::pid_t>) -> io::Result<Option<(libc::pid_t, i32)>> {
+    let (idtype, id) = match pid {
+        Some(p) => (libc::P_PID, p as libc::id_t),
+        None => (libc::P_ALL, 0),
+    };
+    // SAFETY: waitid and waitpid write into locals; kill has no memory-safety preconditions.
+    unsafe {
+        let mut info: libc::siginfo_t = std::mem::zeroed();
+        if libc::waitid(idtype, id, &mut info, libc::WEXITED | libc::WNOHANG | libc::WNOWAIT) != 0 {
+            return Err(io::Error::last_os_error());
+        }
+        let ended = info.si_pid();
+        if ended == 0 {
+            return Ok(None);
+        }
+        libc::kill(-ended, libc::SIGKILL);
+        let mut status = 0;
+        while libc::waitpid(ended, &mut status, 0) < 0
+            && io::Error::last_os_error().kind() == io::ErrorKind::Interrupted
+        {}
+        Ok(Some((ended, status)))
     }
 }
 
@@ -91,18 +118,14 @@ pub fn close_from(first: i32) {
     }
 }
 
-/// `text` as a process name: what `ps` and `/proc/PID/comm` show (at most 15 bytes).
-pub fn process_name(text: &str) -> CString {
+/// Name this process `text` (a forked one still carries its parent's name): a forked node
+/// shows as `name.replica` in `ps`, `top` and `/proc/PID/comm` (at most 15 bytes of it).
+pub fn set_process_name(text: &str) {
     let mut end = text.len().min(15);
     while !text.is_char_boundary(end) {
         end -= 1;
     }
-    CString::new(text[..end].replace('\0', "")).expect("no NUL bytes left")
-}
-
-/// Name this process (a forked one still carries its parent's name): a forked node shows as
-/// `name.replica` in `ps`, `top` and `/proc/PID/comm`.
-pub fn set_process_name(name: &CString) {
+    let name = CString::new(text[..end].replace('\0', "")).expect("no NUL bytes left");
     // SAFETY: PR_SET_NAME reads a NUL-terminated string of at most 16 bytes.
     unsafe { libc::prctl(libc::PR_SET_NAME, name.as_ptr()) };
 }

@@ -125,7 +125,7 @@ impl Forker {
                     libc::dup2(theirs.as_raw_fd(), SERVER_FD);
                 }
                 super::fork::close_from(SERVER_FD + 1);
-                super::fork::set_process_name(&super::fork::process_name("procnet-zygote"));
+                super::fork::set_process_name("procnet-zygote");
                 // A copy of the launcher's stack is below: never unwind into it.
                 let _ = std::panic::catch_unwind(|| serve(style.clone()));
                 // SAFETY: _exit ends the process without the launcher's destructors.
@@ -235,7 +235,7 @@ impl Forker {
 
 /// `procnet forkserver`: serve the launcher on descriptor 3.
 pub fn forkserver_main() -> ! {
-    super::fork::set_process_name(&super::fork::process_name("procnet-forksrv"));
+    super::fork::set_process_name("procnet-forksrv");
     let style = std::env::var(STYLE_VAR).ok().and_then(|s| serde_json::from_str(&s).ok()).unwrap_or(Style {
         width: 0,
         colour_stdout: false,
@@ -337,24 +337,7 @@ fn drain(relay: &mut Relay) {
 /// Reap every child that ended, with what it left in its process group, and tell the
 /// launcher.
 fn reap(children: &mut HashSet<libc::pid_t>, sock: &mut UnixStream) {
-    loop {
-        // SAFETY: waitid and waitpid write into locals; kill has no memory preconditions.
-        let (pid, status) = unsafe {
-            let mut info: libc::siginfo_t = std::mem::zeroed();
-            // Look without reaping: while the ended leader is a zombie, its group id cannot
-            // be reused, so killing the group hits only what it left behind.
-            if libc::waitid(libc::P_ALL, 0, &mut info, libc::WEXITED | libc::WNOHANG | libc::WNOWAIT) != 0 {
-                return;
-            }
-            let pid = info.si_pid();
-            if pid == 0 {
-                return;
-            }
-            libc::kill(-pid, libc::SIGKILL);
-            let mut status = 0;
-            libc::waitpid(pid, &mut status, 0);
-            (pid, status)
-        };
+    while let Ok(Some((pid, status))) = super::fork::reap_with_group(None) {
         children.remove(&pid);
         send(sock, &Reply::Exited { pid, status });
     }

@@ -32,8 +32,8 @@ pub struct Launch<'a> {
 /// leads its own process group, so a terminal's Ctrl-C reaches only the launcher, which
 /// decides, and the launcher can kill the node with everything it started by signalling the
 /// group.
-pub fn spawn(t: &Topology, l: &Launch<'_>) -> io::Result<Child> {
-    let node = &t.nodes[l.node];
+pub fn spawn(t: &Topology, node: NodeId, env: &[(String, String)]) -> io::Result<Child> {
+    let node = &t.nodes[node];
     let mut cmd = match &node.runner {
         Runner::Builtin(_) => {
             let mut c = Command::new(std::env::current_exe()?);
@@ -57,7 +57,7 @@ pub fn spawn(t: &Topology, l: &Launch<'_>) -> io::Result<Child> {
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
-        .envs(node_env(t, l))
+        .envs(env.iter().map(|(k, v)| (k, v)))
         .process_group(0);
     let launcher = std::process::id() as libc::pid_t;
     // SAFETY: only async-signal-safe calls (prctl, getppid, _exit) between fork and exec.

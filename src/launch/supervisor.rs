@@ -16,7 +16,7 @@ use std::os::fd::OwnedFd;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use super::fork::{fork_node, single_threaded, Forked};
+use super::fork::{fork_node, reap_with_group, single_threaded, Forked};
 use super::forker::Forker;
 use super::logs::{Dest, RelayThread, Style};
 use super::outcome::{Outcome, ReplicaReport, RunError};
@@ -334,24 +334,6 @@ fn sane_process_state() {
     }
 }
 
-/// If child `pid` has ended: kill what it left in its process group (while the ended
-/// leader is a zombie, the group id cannot be reused), reap it, and return its raw wait
-/// status.
-fn reap_with_group(pid: libc::pid_t) -> Option<i32> {
-    // SAFETY: waitid writes into a local; kill has no memory-safety preconditions.
-    unsafe {
-        let mut info: libc::siginfo_t = std::mem::zeroed();
-        let r = libc::waitid(libc::P_PID, pid as libc::id_t, &mut info, libc::WEXITED | libc::WNOHANG | libc::WNOWAIT);
-        if r == 0 && info.si_pid() == 0 {
-            return None;
-        }
-        if r == 0 {
-            libc::kill(-pid, libc::SIGKILL);
-        }
-    }
-    waitpid(pid, 0)
-}
-
 /// Whether process `pid` exists (and is not a zombie).
 fn process_alive(pid: libc::pid_t) -> bool {
     match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
@@ -520,18 +502,8 @@ impl Supervisor<'_> {
                 (pid, parent)
             }
             _ => {
-                let pub_ports = (!r.pub_ports.is_empty())
-                    .then(|| serde_json::to_string(&r.pub_ports).expect("endpoints serialize"));
-                let launch = Launch {
-                    node: r.node,
-                    replica: r.index,
-                    control: &self.control_ep,
-                    bind: r.bind.as_deref(),
-                    pub_ports: pub_ports.as_deref(),
-                    run_dir: &self.dir,
-                    restart: r.midstream_restarts,
-                };
-                let mut child = spawn(t, &launch)
+                let env = env_of(t, r, &self.control_ep, &self.dir);
+                let mut child = spawn(t, r.node, &env)
                     .map_err(|e| RunError::Spawn { id: r.id.clone(), cause: describe_spawn_error(t, r.node, &e) })?;
                 let (out, err) = (child.stdout.take(), child.stderr.take());
                 let pid = child.id() as libc::pid_t;
@@ -926,7 +898,11 @@ impl Supervisor<'_> {
     fn try_wait(&mut self, i: usize) -> Option<i32> {
         let r = &self.replicas[i];
         match r.parent {
-            Parent::Launcher => reap_with_group(r.pid),
+            // Not our child any more (Err) counts as ended: nothing to wait for.
+            Parent::Launcher => match reap_with_group(Some(r.pid)) {
+                Ok(ended) => ended.map(|(_, status)| status),
+                Err(_) => Some(0),
+            },
             Parent::Zygote => self.zygote.as_mut().and_then(|z| z.take_exit(r.pid)),
             Parent::Forkserver => self.forkserver.as_mut().and_then(|z| z.take_exit(r.pid)),
             // Not ours to wait for: it is gone when its pid is (it exits 0 after `bye`).

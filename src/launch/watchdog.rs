@@ -37,7 +37,7 @@ impl Watchdog {
                     // Out of the launcher's group and deaf to the terminal's signals: it must
                     // outlive the launcher to clean up after it.
                     libc::setpgid(0, 0);
-                    super::fork::set_process_name(&super::fork::process_name("procnet-watch"));
+                    super::fork::set_process_name("procnet-watch");
                     for sig in [libc::SIGINT, libc::SIGTERM, libc::SIGHUP, libc::SIGQUIT] {
                         libc::signal(sig, libc::SIG_IGN);
                     }
