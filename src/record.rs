@@ -1,7 +1,18 @@
 //! Records: the unit of data in a procnet network, a MessagePack map with string keys (like a
 //! JSON object), plus the conversions to and from JSON that the built-in nodes need.
+//!
+//! Two forms: [`Record`], decoded, for nodes that build or change records; and
+//! [`RawRecord`], the checked bytes read in place, for the hot paths that only look at a
+//! field or two and pass records on unchanged ([`raw`]). [`json_to_record_bytes`] writes a
+//! JSON object's record bytes directly ([`json`]).
 
 use std::borrow::Cow;
+
+pub mod json;
+pub mod raw;
+
+pub use json::json_to_record_bytes;
+pub use raw::{RawRecord, RawValue};
 
 pub use rmpv::Value;
 

@@ -323,15 +323,35 @@ pub fn encode(msg: &Message) -> Vec<u8> {
     out
 }
 
+/// How every `data` frame starts (`{"v": 1, "t": "data", "records": `, section 6.1 of
+/// docs/protocol.md); the array header and the records follow.
+pub const DATA_HEADER: &[u8] = b"\x83\xa1v\x01\xa1t\xa4data\xa7records";
+
 /// Write the start of a `data` message holding `count` records; the records follow, each
 /// written with [`write_record`]. Lets a sender encode records once, as they come.
 pub fn write_data_header(out: &mut Vec<u8>, count: usize) {
     let len = u32::try_from(count).expect("a batch holds fewer than 2^32 records");
-    rmp::encode::write_map_len(out, 3).expect("writing to a Vec cannot fail");
-    for v in [s("v"), Value::from(VERSION), s("t"), s("data"), s("records")] {
-        rmpv::encode::write_value(out, &v).expect("writing to a Vec cannot fail");
-    }
+    out.extend_from_slice(DATA_HEADER);
     rmp::encode::write_array_len(out, len).expect("writing to a Vec cannot fail");
+}
+
+/// The records of a `data` frame laid out as [`DATA_HEADER`] says, checked where they lie:
+/// the offset of the first and their count. None for any other frame, valid or not, which
+/// [`decode`] then reads (and explains).
+pub fn data_in_place(frame: &[u8]) -> Option<(usize, usize)> {
+    let rest = frame.strip_prefix(DATA_HEADER)?;
+    let (count, header) = match *rest.first()? {
+        m @ 0x90..=0x9f => (usize::from(m & 0x0f), 1),
+        0xdc => (usize::from(u16::from_be_bytes(rest.get(1..3)?.try_into().ok()?)), 3),
+        0xdd => (u32::from_be_bytes(rest.get(1..5)?.try_into().ok()?) as usize, 5),
+        _ => return None,
+    };
+    let first = DATA_HEADER.len() + header;
+    let mut pos = first;
+    for _ in 0..count {
+        pos = crate::record::raw::check_record(frame, pos).ok()?;
+    }
+    (pos == frame.len()).then_some((first, count))
 }
 
 /// Append one record (a map with string keys) to `out`.
@@ -667,6 +687,37 @@ mod tests {
         for m in msgs {
             assert_eq!(decode(&encode(&m)).unwrap(), m);
         }
+    }
+
+    #[test]
+    fn data_frames_are_read_in_place_when_laid_out_as_written() {
+        let mut rec = Record::new();
+        rec.insert("url", "http://a.test/");
+        for n in [0, 1, 15, 16, 70_000] {
+            let frame = encode(&Message::Data(vec![rec.clone(); n]));
+            let first = DATA_HEADER.len()
+                + if n < 16 {
+                    1
+                } else if n < 65_536 {
+                    3
+                } else {
+                    5
+                };
+            assert_eq!(data_in_place(&frame), Some((first, n)));
+        }
+        let frame = encode(&Message::Data(vec![rec.clone(); 2]));
+        // A truncated frame, a frame with a byte too many, a bad record: left to `decode`.
+        assert_eq!(data_in_place(&frame[..frame.len() - 1]), None);
+        assert_eq!(data_in_place(&[&frame[..], b"\x00"].concat()), None);
+        let bad = [DATA_HEADER, b"\x91\x01"].concat();
+        assert_eq!(data_in_place(&bad), None);
+        assert!(decode(&bad).unwrap_err().0.contains("data record 0: a record must be a map"));
+        // Fields in another order are valid too, just not read in place.
+        let mut other = Vec::new();
+        let map = vec![(s("t"), s("data")), (s("v"), Value::from(1)), (s("records"), Value::Array(vec![]))];
+        rmpv::encode::write_value(&mut other, &Value::Map(map)).unwrap();
+        assert_eq!(data_in_place(&other), None);
+        assert_eq!(decode(&other).unwrap(), Message::Data(vec![]));
     }
 
     #[test]

@@ -372,3 +372,59 @@ fn report_counts_match_the_tally() {
     assert_eq!(sum("count", "received"), hits.len() as u64);
     assert_eq!(run.json()["count"], hits.len() as u64);
 }
+
+/// Batches wait for nothing: a source that has read all there is for now sends its partial
+/// batch before it blocks, and so does every node before it waits for input; the last
+/// partial batch goes out before `eos`.
+#[test]
+fn a_trickle_arrives_as_it_comes_and_its_last_partial_batch_is_not_lost() {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    use std::time::Duration;
+    let s = Scratch::new();
+    let fifo = s.path("in.fifo");
+    let c = std::ffi::CString::new(fifo.as_os_str().as_encoded_bytes()).unwrap();
+    // SAFETY: mkfifo(3) with a NUL-terminated path.
+    assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0, "mkfifo");
+    let echo = s.path("echo.txt");
+    let file = s.write(
+        "t.toml",
+        &format!(
+            r#"
+            [nodes.src]
+            kind = "lines"
+            path = "in.fifo"
+            format = "jsonl"
+            [nodes.keep]
+            kind = "filter"
+            inputs = ["src"]
+            field = "id"
+            regex = "^r"
+            [nodes.echo]
+            command = ["{}", "echo", "{}"]
+            inputs = ["keep"]
+            "#,
+            util::rogue().display(),
+            echo.display()
+        ),
+    );
+    let running = procnet(["run".as_ref(), file.as_os_str()]).timeout(Duration::from_secs(30)).start();
+    // Opening a FIFO for writing fails (ENXIO) until its reader, the source, has opened it.
+    let open = || std::fs::OpenOptions::new().write(true).custom_flags(libc::O_NONBLOCK).open(&fifo);
+    let writer = std::cell::RefCell::new(None);
+    running.wait_until("the source opens its FIFO", || {
+        *writer.borrow_mut() = open().ok();
+        writer.borrow().is_some()
+    });
+    let mut w = writer.into_inner().unwrap();
+    let lines_in_echo = || std::fs::read_to_string(&echo).map_or(0, |t| t.lines().count());
+    w.write_all(b"{\"id\":\"r1\"}\n{\"id\":\"r2\"}\n{\"id\":\"r3\"}\n").unwrap();
+    // The stream is still open: these three must arrive without waiting for more.
+    running.wait_until("three records reach the end of the pipeline", || lines_in_echo() == 3);
+    w.write_all(b"{\"id\":\"r4\"}\n{\"id\":\"r5\"}").unwrap();
+    drop(w);
+    let run = running.finish();
+    run.expect_code(0);
+    let got = std::fs::read_to_string(&echo).unwrap();
+    assert_eq!(got, "r1\nr2\nr3\nr4\nr5\n");
+}

@@ -154,6 +154,48 @@ fn garbage_frames_are_dropped_counted_and_named_without_losing_good_records() {
 }
 
 #[test]
+fn frames_laid_out_otherwise_are_read_and_bad_nesting_is_refused() {
+    // Records read in place (the filter and tally never decode them) must give what
+    // decoding would, whatever valid layout a foreign sender chose.
+    let s = Scratch::new();
+    let r = run(
+        &s,
+        &format!(
+            r#"
+            [nodes.rogue]
+            command = ["{}", "foreign"]
+            [nodes.all]
+            kind = "tally"
+            inputs = ["rogue"]
+            by = "url"
+            by_host = true
+            output = "all.json"
+            [nodes.python]
+            kind = "filter"
+            inputs = ["rogue"]
+            field = "body"
+            contains = "python"
+            ignore_case = true
+            [nodes.count]
+            kind = "tally"
+            inputs = ["python"]
+            by = "id"
+            "#,
+            rogue()
+        ),
+    );
+    r.expect_code(65);
+    let all: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(s.path("all.json")).unwrap()).unwrap();
+    assert_eq!(all, serde_json::json!({"count": 9, "by": {"h0.test": 5, "h1.test": 4}}));
+    // 0 "Python here", 2 "PYTHON", 3 "python 3", 5 bin "bin python", 7 {1: "python"} as JSON.
+    assert_eq!(r.json(), serde_json::json!({"count": 5, "by": {"0": 1, "2": 1, "3": 1, "5": 1, "7": 1}}));
+    for node in ["all", "python"] {
+        assert!(r.stderr.contains(&format!("node `{node}.0` dropped 1 invalid frame")), "{}", r.stderr);
+    }
+    assert!(r.stderr.contains("data record 0: nested deeper than 256 levels"), "{}", r.stderr);
+}
+
+#[test]
 fn bad_json_lines_are_dropped_counted_and_located() {
     let s = Scratch::new();
     s.write("in.jsonl", "{\"a\":1}\nnot json\n[1,2]\n{\"a\":2}\n");

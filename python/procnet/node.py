@@ -16,7 +16,8 @@ from .wire import CONTROL_TOPIC, DecodeError, data_frame, decode, encode, encode
 
 # §11. The batch limits are the Rust runtime's choice; receivers accept batches of any size.
 HWM = 16  # ZMQ_SNDHWM / ZMQ_RCVHWM of every data socket, in messages
-BATCH_RECORDS, BATCH_BYTES, BATCH_GROWTH = 32, 16 * 1024, 8
+BATCH_RECORDS, BATCH_BYTES, BATCH_GROWTH = 1024, 64 * 1024, 8
+PUB_BATCH_RECORDS = 256  # per topic on a pub port: also what a dropping subscriber loses at once
 MAX_NOTES = 5  # reasons kept per kind of drop (every drop is counted)
 JOIN_TIMEOUT = 120  # seconds to wait for `wire`, for each port's subscribers, for `start`
 STATS_EVERY = 0.25  # seconds between two `stats`, at least
@@ -407,8 +408,8 @@ class _Output:
         self.sent, self.next, self.batch, self.batch_bytes = [0] * len(self.peers), 0, [], 0
 
     def add(self, encoded):
-        """Add a record; True when the batch is full: at 16 KiB, or at one record per 8 sent so
-        far per downstream replica, at least 1 and at most 32 (§3.3 step 1)."""
+        """Add a record; True when the batch is full: at 64 KiB, or at one record per 8 sent so
+        far per downstream replica, at least 1 and at most 1024 (§3.3 step 1)."""
         self.batch.append(encoded)
         self.batch_bytes += len(encoded)
         limit = min(max(sum(self.sent) // len(self.peers) // BATCH_GROWTH, 1), BATCH_RECORDS)
@@ -463,14 +464,14 @@ class _Publisher:
                 seen += 1
 
     def add(self, record, encoded):
-        """Add a record to its topic's batch; True when that batch has 32 records or 16 KiB."""
+        """Add a record to its topic's batch; True when that batch has 256 records or 64 KiB."""
         if self.topic_field is not None:
             topic = text_of(record[self.topic_field]) if self.topic_field in record else ""
         else:
             topic = self.topic or ""
         batch = self.batches.setdefault(topic.lstrip("\0"), [])  # a record topic never starts with NUL
         batch.append(encoded)
-        return len(batch) >= BATCH_RECORDS or sum(map(len, batch)) >= BATCH_BYTES
+        return len(batch) >= PUB_BATCH_RECORDS or sum(map(len, batch)) >= BATCH_BYTES
 
     def try_flush(self):
         """Send every batch, topics in byte order; False if a subscriber is full (the rest stays

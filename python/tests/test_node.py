@@ -163,8 +163,9 @@ def test_batches_grow_with_the_stream_and_balance_over_replicas(launcher):
             sizes[r].append(len(msg["records"]))
             got[r] += [x["i"] for x in msg["records"]]
     assert sorted(got[0] + got[1]) == list(range(1000))
-    # One record per batch at first; one per 8 sent per replica later, up to 32 (§3.3).
-    assert sizes[0][:2] == [1, 1] and max(sizes[0] + sizes[1]) == 32
+    # One record per batch at first; one per 8 sent per replica later (§3.3): at most
+    # 1000 / 2 / 8 here, far below the cap of BATCH_RECORDS.
+    assert sizes[0][:2] == [1, 1] and 32 < max(sizes[0] + sizes[1]) <= 1000 // 2 // 8
     assert abs(len(got[0]) - len(got[1])) <= 64
     assert launcher.recv()[1]["sent"] == 1000
     launcher.send("n.0", "bye")

@@ -3,7 +3,6 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::record::text_of;
 use crate::runtime::{Node, NodeError};
 use crate::topology::diagnostic::{Diagnostic, Diagnostics};
 use crate::topology::raw::Table;
@@ -82,14 +81,24 @@ impl FilterConfig {
         Some(FilterConfig { field: field?.into_inner(), pattern: pattern?, ignore_case, invert })
     }
 
-    /// Pass on the matching records.
+    /// Pass on the matching records, as they came: read in place, never re-encoded.
     pub fn run(&self, node: &mut Node) -> Result<(), NodeError> {
         let re = build(&self.pattern, self.ignore_case).map_err(|e| NodeError::Env(format!("invalid pattern: {e}")))?;
-        while let Some(rec) = node.recv()? {
-            // A nil value is no value: it does not match, like a missing field.
-            let hit = rec.get(&self.field).is_some_and(|v| !v.is_nil() && re.is_match(&text_of(v)));
-            if hit != self.invert {
-                node.send(&rec)?;
+        while let Some(batch) = node.recv_batch()? {
+            for rec in batch.records() {
+                // A nil value is no value: it does not match, like a missing field.
+                let hit = rec.get(&self.field).is_some_and(|v| {
+                    !v.is_nil()
+                        && match v.str_bytes() {
+                            // A str is searched as it lies (bad UTF-8 never matches a Unicode
+                            // class, and literals match the same bytes).
+                            Some(text) => re.is_match(text),
+                            None => re.is_match(v.text().as_bytes()),
+                        }
+                });
+                if hit != self.invert {
+                    node.send_raw("out", rec)?;
+                }
             }
         }
         Ok(())
@@ -97,13 +106,14 @@ impl FilterConfig {
 }
 
 /// A substring search is a regex of the escaped text: the regex engine's literal search is
-/// as fast as a hand-written one, and case folding is then Unicode-correct for both.
-fn build(pattern: &Pattern, ignore_case: bool) -> Result<regex::Regex, String> {
+/// as fast as a hand-written one, and case folding is then Unicode-correct for both. The
+/// regex runs on bytes, so a str is searched where it lies in the frame.
+fn build(pattern: &Pattern, ignore_case: bool) -> Result<regex::bytes::Regex, String> {
     let source = match pattern {
         Pattern::Contains(s) => regex::escape(s),
         Pattern::Regex(r) => r.clone(),
     };
-    regex::RegexBuilder::new(&source).case_insensitive(ignore_case).build().map_err(|e| e.to_string())
+    regex::bytes::RegexBuilder::new(&source).case_insensitive(ignore_case).build().map_err(|e| e.to_string())
 }
 
 /// The regex crate's message without its frame: the last non-empty line, minus "error: ".

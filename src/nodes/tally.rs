@@ -3,7 +3,8 @@
 //! `progress` port (pub) publishes the running counts as a record at most every second, and
 //! the final counts at the end.
 
-use std::collections::BTreeMap;
+use std::borrow::Cow;
+use std::collections::{BTreeMap, HashMap};
 use std::fs::File;
 use std::io::Write;
 use std::path::PathBuf;
@@ -12,7 +13,7 @@ use std::time::{Duration, Instant};
 use serde::{Deserialize, Serialize};
 
 use super::template::{template_option, Template};
-use crate::record::{text_of, Record, Value};
+use crate::record::{Record, Value};
 use crate::runtime::{Node, NodeError};
 use crate::topology::compile::resolve;
 use crate::topology::diagnostic::Diagnostic;
@@ -97,20 +98,39 @@ impl TallyConfig {
             Some(p) => Box::new(File::create(p).map_err(NodeError::io(format!("create `{}`", p.display())))?),
             None => Box::new(std::io::stdout()),
         };
-        let mut tally = Tally { count: 0, by: self.by.as_ref().map(|_| BTreeMap::new()) };
+        let mut count = 0u64;
+        // Counted by the bytes of each group's text (a str as it lies in the record), made
+        // text when published: the same groups as `text_of`, as bad UTF-8 is replaced.
+        let mut groups: HashMap<Box<[u8]>, u64> = HashMap::new();
         let mut last_progress = Instant::now();
-        while let Some(rec) = node.recv()? {
-            tally.count += 1;
-            if let (Some(field), Some(groups)) = (&self.by, &mut tally.by) {
-                let key = rec.get(field).map_or_else(|| MISSING.to_string(), |v| text_of(v).into_owned());
-                let key = if self.by_host { host_of(&key).to_string() } else { key };
-                *groups.entry(key).or_default() += 1;
+        while let Some(batch) = node.recv_batch()? {
+            count += batch.len() as u64;
+            if let Some(field) = &self.by {
+                for rec in batch.records() {
+                    let value = rec.get(field);
+                    let text;
+                    let key = match value.and_then(|v| v.str_bytes()) {
+                        Some(bytes) => bytes,
+                        None => {
+                            text = value.map_or(Cow::Borrowed(MISSING), |v| v.text());
+                            text.as_bytes()
+                        }
+                    };
+                    let key = if self.by_host { host_of(key) } else { key };
+                    match groups.get_mut(key) {
+                        Some(n) => *n += 1,
+                        None => {
+                            groups.insert(key.into(), 1);
+                        }
+                    }
+                }
             }
             if last_progress.elapsed() >= PROGRESS_EVERY {
                 last_progress = Instant::now();
-                node.send_to("progress", &tally.record())?;
+                node.send_to("progress", &self.tally(count, &groups).record())?;
             }
         }
+        let tally = self.tally(count, &groups);
         // The final counts, so a subscriber always ends with the result.
         node.send_to("progress", &tally.record())?;
         let line = match &self.template {
@@ -124,12 +144,30 @@ impl TallyConfig {
     }
 }
 
+impl TallyConfig {
+    /// The counts so far, with the groups as text, sorted.
+    fn tally(&self, count: u64, groups: &HashMap<Box<[u8]>, u64>) -> Tally {
+        let by = self.by.as_ref().map(|_| {
+            let mut by = BTreeMap::new();
+            for (k, n) in groups {
+                *by.entry(String::from_utf8_lossy(k).into_owned()).or_default() += n;
+            }
+            by
+        });
+        Tally { count, by }
+    }
+}
+
 /// The host of `url` as written: what lies between `//` and the next `/`
 /// (`http://site-7.test/page/3` gives `site-7.test`); the whole text if it has no `//`.
-pub fn host_of(url: &str) -> &str {
-    match url.split_once("//") {
-        Some((_, rest)) => rest.split('/').next().unwrap_or(rest),
-        None => url,
+pub fn host_of(url: &[u8]) -> &[u8] {
+    let Some(i) = url.windows(2).position(|w| w == b"//") else {
+        return url;
+    };
+    let rest = &url[i + 2..];
+    match memchr::memchr(b'/', rest) {
+        Some(j) => &rest[..j],
+        None => rest,
     }
 }
 
@@ -139,9 +177,9 @@ mod tests {
 
     #[test]
     fn host_of_takes_what_lies_between_the_slashes() {
-        assert_eq!(host_of("http://site-7.test/page/3"), "site-7.test");
-        assert_eq!(host_of("https://a.test"), "a.test");
-        assert_eq!(host_of("http://a.test:8080/x"), "a.test:8080");
-        assert_eq!(host_of("not a url"), "not a url");
+        assert_eq!(host_of(b"http://site-7.test/page/3"), b"site-7.test");
+        assert_eq!(host_of(b"https://a.test"), b"a.test");
+        assert_eq!(host_of(b"http://a.test:8080/x"), b"a.test:8080");
+        assert_eq!(host_of(b"not a url"), b"not a url");
     }
 }

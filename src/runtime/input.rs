@@ -6,9 +6,11 @@
 
 use std::collections::{HashMap, VecDeque};
 
+use super::batch::Batch;
 use super::error::NodeError;
 use super::output::HWM;
 use super::publisher::CONTROL_TOPIC;
+use crate::record::raw::{self, RawError};
 use crate::record::Record;
 use crate::wire::{self, Message, Upstream};
 
@@ -33,7 +35,7 @@ pub struct Input {
     eos_seen: u64,
     announced: u64,
     received: u64,
-    queue: VecDeque<Record>,
+    queue: VecDeque<Batch>,
     /// A restarted replica: its counts cannot be checked, and repeated `eos` are expected.
     inexact: bool,
     /// Upstream replicas (`name.replica`) restarted mid-stream: likewise.
@@ -146,8 +148,18 @@ impl Input {
         self.relaxed.insert(from.to_string());
     }
 
-    /// The next queued record, if any.
-    pub fn pop(&mut self) -> Option<Record> {
+    /// The next queued record, decoded, if any.
+    pub fn pop(&mut self) -> Option<Result<Record, RawError>> {
+        let batch = self.queue.front_mut()?;
+        let rec = batch.take_record();
+        if batch.is_empty() {
+            self.queue.pop_front();
+        }
+        rec
+    }
+
+    /// The next queued batch (never empty), if any.
+    pub fn pop_batch(&mut self) -> Option<Batch> {
         self.queue.pop_front()
     }
 
@@ -208,9 +220,10 @@ impl Input {
     /// Take one frame from any socket that has one; false if none had.
     pub fn try_receive(&mut self) -> Result<bool, NodeError> {
         if let Some((pull, _)) = &self.pull {
-            match pull.recv_bytes(zmq::DONTWAIT) {
-                Ok(frame) => {
-                    self.accept(&frame, None);
+            let mut frame = zmq::Message::new();
+            match pull.recv(&mut frame, zmq::DONTWAIT) {
+                Ok(()) => {
+                    self.accept(frame, None);
                     return Ok(true);
                 }
                 Err(zmq::Error::EAGAIN) => {}
@@ -218,11 +231,25 @@ impl Input {
             }
         }
         for i in 0..self.subs.len() {
-            match self.subs[i].socket.recv_multipart(zmq::DONTWAIT) {
-                Ok(parts) => {
-                    match parts.as_slice() {
-                        [_topic, frame] => self.accept(frame, Some(i)),
-                        _ => self.drop_frame(format!("a published message of {} frames, not 2", parts.len())),
+            let socket = &self.subs[i].socket;
+            let mut topic = zmq::Message::new();
+            match socket.recv(&mut topic, zmq::DONTWAIT) {
+                Ok(()) => {
+                    // The rest of a message arrives with its first frame.
+                    let what = "receive a published record";
+                    let mut parts = Vec::new();
+                    let mut more = topic.get_more();
+                    while more {
+                        let mut part = zmq::Message::new();
+                        socket.recv(&mut part, 0).map_err(NodeError::zmq(what))?;
+                        more = part.get_more();
+                        parts.push(part);
+                    }
+                    if parts.len() == 1 {
+                        let frame = parts.pop().expect("one part");
+                        self.accept(frame, Some(i));
+                    } else {
+                        self.drop_frame(format!("a published message of {} frames, not 2", parts.len() + 1));
                     }
                     return Ok(true);
                 }
@@ -234,11 +261,33 @@ impl Input {
     }
 
     /// Take one frame that arrived on the PULL socket (None) or subscription `sub`.
-    fn accept(&mut self, frame: &[u8], sub: Option<usize>) {
-        match wire::decode(frame) {
+    fn accept(&mut self, frame: zmq::Message, sub: Option<usize>) {
+        // The common case: records checked where they lie, never decoded here.
+        if let Some((pos, count)) = wire::data_in_place(&frame) {
+            self.received += count as u64;
+            if count > 0 {
+                self.queue.push_back(Batch::in_message(frame, pos, count));
+            }
+            return;
+        }
+        match wire::decode(&frame) {
             Ok(Message::Data(records)) => {
+                // Valid, laid out otherwise: encode the records as this node would.
+                let mut bytes = Vec::new();
+                for r in &records {
+                    wire::write_record(&mut bytes, r);
+                }
+                let mut pos = 0;
+                for i in 0..records.len() {
+                    match raw::check_record(&bytes, pos) {
+                        Ok(end) => pos = end,
+                        Err(e) => return self.drop_frame(format!("data record {i}: {e}")),
+                    }
+                }
                 self.received += records.len() as u64;
-                self.queue.extend(records);
+                if !records.is_empty() {
+                    self.queue.push_back(Batch::owned(bytes, records.len()));
+                }
             }
             Ok(Message::Eos { from, sent, port, topics }) => {
                 let key = format!("{from}/{port}");

@@ -1,6 +1,7 @@
 //! The node side of the protocol: identity from the environment, joining the network, and
 //! the record loop (`recv`, `send`, `finish`) that built-in and Rust command nodes share.
 
+mod batch;
 mod entry;
 mod error;
 mod identity;
@@ -10,6 +11,7 @@ mod output;
 mod publisher;
 mod waker;
 
+pub use batch::{Batch, Records};
 pub use entry::{run_builtin, run_builtin_from_env, Ending};
 pub use error::NodeError;
 pub use identity::{vars, Identity};

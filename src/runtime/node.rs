@@ -6,13 +6,14 @@
 
 use std::time::{Duration, Instant};
 
+use super::batch::Batch;
 use super::error::NodeError;
 use super::identity::Identity;
 use super::input::{Input, MAX_NOTES};
 use super::output::Output;
 use super::publisher::{Publisher, Topic};
 use super::waker::Waker;
-use crate::record::Record;
+use crate::record::{RawRecord, Record};
 use crate::wire::{self, Message, Stats};
 
 /// How long a node waits for the launcher's `wire` and `start` before giving up.
@@ -30,6 +31,13 @@ pub enum Event {
     /// The input has ended (every upstream replica ended, every record arrived).
     Ended,
     /// The node's [`Waker`] was woken.
+    Woken,
+}
+
+/// What [`Node::next_input`] got.
+enum Polled<T> {
+    Taken(T),
+    Ended,
     Woken,
 }
 
@@ -287,11 +295,41 @@ impl Node {
     /// waiting.
     pub fn next_event(&mut self, waker: Option<&Waker>) -> Result<Event, NodeError> {
         loop {
+            match self.next_input(waker, Input::pop)? {
+                Polled::Taken(Ok(r)) => return Ok(Event::Record(r)),
+                // Cannot happen: records are checked when their frame arrives.
+                Polled::Taken(Err(e)) => self.bad_record(format!("a record could not be decoded: {e}")),
+                Polled::Ended => return Ok(Event::Ended),
+                Polled::Woken => return Ok(Event::Woken),
+            }
+        }
+    }
+
+    /// The next batch of input records, read in place, or None at end of stream: the fast
+    /// way for a node that passes records on unchanged ([`Node::send_raw`]) or only reads a
+    /// field or two. Pending output is flushed before waiting.
+    pub fn recv_batch(&mut self) -> Result<Option<Batch>, NodeError> {
+        loop {
+            match self.next_input(None, Input::pop_batch)? {
+                Polled::Taken(b) => return Ok(Some(b)),
+                Polled::Ended => return Ok(None),
+                Polled::Woken => {}
+            }
+        }
+    }
+
+    /// Take from the input with `take`, receiving and waiting as needed.
+    fn next_input<T>(
+        &mut self,
+        waker: Option<&Waker>,
+        take: impl Fn(&mut Input) -> Option<T>,
+    ) -> Result<Polled<T>, NodeError> {
+        loop {
             let Some(input) = self.input.as_mut() else {
-                return Ok(Event::Ended);
+                return Ok(Polled::Ended);
             };
-            if let Some(r) = input.pop() {
-                return Ok(Event::Record(r));
+            if let Some(x) = take(input) {
+                return Ok(Polled::Taken(x));
             }
             if input.all_ended() {
                 if input.verify_complete().is_err() {
@@ -300,12 +338,12 @@ impl Node {
                 }
                 let input = self.input.as_mut().expect("checked above");
                 input.verify_complete()?;
-                return Ok(Event::Ended);
+                return Ok(Polled::Ended);
             }
             if !input.try_receive()? {
                 self.flush()?;
                 if self.wait_for_input(waker)? {
-                    return Ok(Event::Woken);
+                    return Ok(Polled::Woken);
                 }
             }
         }
@@ -359,24 +397,59 @@ impl Node {
     /// Send a record on port `port`: to every node reading it (push: load-balanced over each
     /// one's replicas; pub: to every subscriber whose topics match).
     pub fn send_to(&mut self, port: &str, record: &Record) -> Result<(), NodeError> {
-        let pushes: Vec<usize> = (0..self.outputs.len()).filter(|&i| self.outputs[i].port == port).collect();
-        let publishers: Vec<usize> = (0..self.publishers.len()).filter(|&i| self.publishers[i].port == port).collect();
-        if pushes.is_empty() && publishers.is_empty() {
+        if !self.has_port(port) {
             return Ok(());
         }
-        self.scratch.clear();
-        wire::write_record(&mut self.scratch, record);
-        for i in pushes {
-            if self.outputs[i].push_encoded(&self.scratch) {
+        let mut scratch = std::mem::take(&mut self.scratch);
+        scratch.clear();
+        wire::write_record(&mut scratch, record);
+        let sent = self.send_raw(port, RawRecord::checked(&scratch));
+        self.scratch = scratch;
+        sent
+    }
+
+    /// Send a record read in place (from [`Node::recv_batch`], or checked with
+    /// [`RawRecord::new`]) on port `port`, as its bytes: nothing is encoded again.
+    pub fn send_raw(&mut self, port: &str, record: RawRecord<'_>) -> Result<(), NodeError> {
+        for i in 0..self.outputs.len() {
+            if self.outputs[i].port == port && self.outputs[i].push_encoded(record.bytes()) {
                 self.flush_output(i)?;
             }
         }
-        for p in publishers {
-            if self.publishers[p].push(record, &self.scratch) {
+        for p in 0..self.publishers.len() {
+            if self.publishers[p].port == port && self.publishers[p].push(record) {
                 self.flush_publisher(p)?;
             }
         }
         Ok(())
+    }
+
+    /// Send the record that `encode` appends to the buffer it is given (one MessagePack map
+    /// with str keys, such as [`wire::write_record`] writes) on port `port`. When a single
+    /// push output reads the port, the record is encoded straight into its batch: the way
+    /// for a source to send what it parses with no copy. If `encode` fails, nothing is sent
+    /// and its error is returned inside the `Ok`.
+    pub fn send_with<E>(
+        &mut self,
+        port: &str,
+        encode: impl FnOnce(&mut Vec<u8>) -> Result<(), E>,
+    ) -> Result<Result<(), E>, NodeError> {
+        let mut pushes = self.outputs.iter().enumerate().filter(|(_, o)| o.port == port).map(|(i, _)| i);
+        if let (Some(i), None, false) = (pushes.next(), pushes.next(), self.publishers.iter().any(|p| p.port == port)) {
+            return match self.outputs[i].push_with(encode) {
+                Ok(true) => self.flush_output(i).map(Ok),
+                Ok(false) => Ok(Ok(())),
+                Err(e) => Ok(Err(e)),
+            };
+        }
+        let mut scratch = std::mem::take(&mut self.scratch);
+        scratch.clear();
+        let sent = match encode(&mut scratch) {
+            Ok(()) => self.send_raw(port, RawRecord::checked(&scratch)).map(Ok),
+            Err(e) => Ok(Err(e)),
+        };
+        self.scratch = scratch;
+        sent
     }
 
     /// Whether this node has a port named `port` that some node reads.
@@ -422,11 +495,11 @@ impl Node {
     }
 
     fn flush_output(&mut self, i: usize) -> Result<(), NodeError> {
-        let Some((frame, n)) = self.outputs[i].take_frame() else {
+        if !self.outputs[i].seal() {
             return Ok(());
-        };
+        }
         self.report_stats()?;
-        while !self.outputs[i].try_send(&frame, n)? {
+        while !self.outputs[i].try_send()? {
             // Every peer is full: this is backpressure. Wait for room, watching control.
             let out = &self.outputs[i];
             let mut items = out.poll_items();

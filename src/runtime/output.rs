@@ -7,7 +7,12 @@
 //! record sent on it, and the `eos` says how many that was.
 
 use super::error::NodeError;
-use crate::wire::{self, Message};
+use crate::wire::{self, Message, DATA_HEADER};
+
+/// Room kept at the start of a batch for the frame's header: [`DATA_HEADER`] and an array
+/// header of up to 5 bytes, written in place when the batch is sealed, so a batch is sent
+/// from where it was assembled.
+const ROOM: usize = DATA_HEADER.len() + 5;
 
 /// A batch is sent once it holds this many records...
 ///
@@ -15,9 +20,14 @@ use crate::wire::{self, Message};
 /// and lets them grow to this size as it goes on (see [`Output::push_encoded`]): a short
 /// stream of slow records (64 URLs to fetch) spreads evenly over the consumer's replicas,
 /// and a long one still travels in full batches.
-pub const BATCH_RECORDS: usize = 32;
+pub const BATCH_RECORDS: usize = 1024;
 /// ...or this many bytes, whichever comes first (and whenever the node is about to wait).
-pub const BATCH_BYTES: usize = 16 * 1024;
+///
+/// Both limits were measured (docs/benchmarks.md): per-frame costs (a send, a wake-up of the
+/// receiver) stop mattering at a few hundred records or tens of KiB, and a frame below
+/// glibc's mmap threshold (128 KiB) is allocated from the heap rather than by a fresh `mmap`
+/// whose pages fault in one by one.
+pub const BATCH_BYTES: usize = 64 * 1024;
 /// Frames queued per pipe on each side before a sender blocks: bounds memory per pipe to
 /// about 2 x HWM x BATCH_BYTES.
 pub const HWM: i32 = 16;
@@ -31,8 +41,11 @@ pub struct Output {
     peers: Vec<zmq::Socket>,
     sent: Vec<u64>,
     next: usize,
+    /// [`ROOM`] bytes, then the records of the batch.
     batch: Vec<u8>,
     batch_len: usize,
+    /// Where the sealed batch's frame starts in `batch`, once sealed.
+    sealed: Option<usize>,
 }
 
 impl Output {
@@ -51,8 +64,9 @@ impl Output {
             sent: vec![0; peers.len()],
             peers,
             next: 0,
-            batch: Vec::new(),
+            batch: vec![0; ROOM],
             batch_len: 0,
+            sealed: None,
         })
     }
 
@@ -60,11 +74,28 @@ impl Output {
     /// A batch may hold one record per 8 sent so far per peer, from 1 up to
     /// [`BATCH_RECORDS`].
     pub fn push_encoded(&mut self, record: &[u8]) -> bool {
+        debug_assert!(self.sealed.is_none(), "send the sealed batch first");
         self.batch.extend_from_slice(record);
+        self.added()
+    }
+
+    /// Let `encode` append one record to the batch, in place; on error the batch is as it
+    /// was. Returns whether the batch is full, as [`Output::push_encoded`] does.
+    pub fn push_with<E>(&mut self, encode: impl FnOnce(&mut Vec<u8>) -> Result<(), E>) -> Result<bool, E> {
+        debug_assert!(self.sealed.is_none(), "send the sealed batch first");
+        let len = self.batch.len();
+        if let Err(e) = encode(&mut self.batch) {
+            self.batch.truncate(len);
+            return Err(e);
+        }
+        Ok(self.added())
+    }
+
+    fn added(&mut self) -> bool {
         self.batch_len += 1;
         let per_peer = self.sent.iter().sum::<u64>() / self.peers.len() as u64;
         let limit = (per_peer / 8).clamp(1, BATCH_RECORDS as u64) as usize;
-        self.batch_len >= limit || self.batch.len() >= BATCH_BYTES
+        self.batch_len >= limit || self.batch.len() - ROOM >= BATCH_BYTES
     }
 
     /// Records sent so far, over all peers.
@@ -72,30 +103,37 @@ impl Output {
         self.sent.iter().sum::<u64>() + self.batch_len as u64
     }
 
-    /// The pending batch as a `data` frame, or None if it is empty. Clears the batch.
-    pub fn take_frame(&mut self) -> Option<(Vec<u8>, usize)> {
+    /// Turn the pending batch into a `data` frame, to send with [`Output::try_send`]; false if
+    /// there is nothing to send.
+    pub fn seal(&mut self) -> bool {
         if self.batch_len == 0 {
-            return None;
+            return false;
         }
-        let mut frame = Vec::with_capacity(self.batch.len() + 32);
-        wire::write_data_header(&mut frame, self.batch_len);
-        frame.extend_from_slice(&self.batch);
-        let n = self.batch_len;
-        self.batch.clear();
-        self.batch_len = 0;
-        Some((frame, n))
+        if self.sealed.is_none() {
+            let mut header = Vec::with_capacity(ROOM);
+            wire::write_data_header(&mut header, self.batch_len);
+            let start = ROOM - header.len();
+            self.batch[start..ROOM].copy_from_slice(&header);
+            self.sealed = Some(start);
+        }
+        true
     }
 
-    /// Try to hand `frame` to the next peer with room, round-robin. Returns false if every
-    /// peer's pipe is full (the caller waits with [`Output::poll_items`] and retries).
-    pub fn try_send(&mut self, frame: &[u8], records: usize) -> Result<bool, NodeError> {
+    /// Try to hand the sealed frame to the next peer with room, round-robin. Returns false
+    /// if every peer's pipe is full (the caller waits with [`Output::poll_items`] and
+    /// retries).
+    pub fn try_send(&mut self) -> Result<bool, NodeError> {
+        let start = self.sealed.expect("seal before sending");
         let n = self.peers.len();
         for k in 0..n {
             let i = (self.next + k) % n;
-            match self.peers[i].send(frame, zmq::DONTWAIT) {
+            match self.peers[i].send(&self.batch[start..], zmq::DONTWAIT) {
                 Ok(()) => {
-                    self.sent[i] += records as u64;
+                    self.sent[i] += self.batch_len as u64;
                     self.next = (i + 1) % n;
+                    self.batch.truncate(ROOM);
+                    self.batch_len = 0;
+                    self.sealed = None;
                     return Ok(true);
                 }
                 Err(zmq::Error::EAGAIN) => continue,

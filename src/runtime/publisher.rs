@@ -14,9 +14,15 @@ use std::time::{Duration, Instant};
 
 use super::error::NodeError;
 use super::input::bind;
-use super::output::{BATCH_BYTES, BATCH_RECORDS, HWM};
-use crate::record::{text_of, Record};
+use super::output::{BATCH_BYTES, HWM};
+use crate::record::RawRecord;
 use crate::wire::{self, Message};
+
+/// A pub port's batch (per topic) is sent once it holds this many records, or
+/// [`BATCH_BYTES`]. Smaller than a push batch: on a port with `drop = true` subscribers a
+/// batch is also the unit that is dropped, and a subscriber that can only keep up with part
+/// of the stream gets it in finer grains.
+pub const PUB_BATCH_RECORDS: usize = 256;
 
 /// The topic every subscriber subscribes to, under which `eos` is published. Record topics
 /// never start with a NUL byte (a leading one is removed).
@@ -108,19 +114,26 @@ impl Publisher {
         Ok(())
     }
 
-    /// Add a record (and its encoding); true when a batch is full and should be flushed.
-    pub fn push(&mut self, record: &Record, encoded: &[u8]) -> bool {
+    /// Add a record; true when a batch is full and should be flushed.
+    pub fn push(&mut self, record: RawRecord<'_>) -> bool {
+        let field;
         let topic = match &self.topic {
-            Topic::Empty => String::new(),
-            Topic::Field(f) => record.get(f).map(|v| text_of(v).into_owned()).unwrap_or_default(),
-            Topic::Fixed(t) => t.clone(),
+            Topic::Empty => "",
+            Topic::Field(f) => {
+                field = record.get(f).map(|v| v.text()).unwrap_or_default();
+                &field
+            }
+            Topic::Fixed(t) => t,
         };
-        let topic = topic.trim_start_matches('\0').to_string();
-        let batch = self.batches.entry(topic).or_default();
-        batch.0.extend_from_slice(encoded);
+        let topic = topic.trim_start_matches('\0');
+        let batch = match self.batches.get_mut(topic) {
+            Some(b) => b,
+            None => self.batches.entry(topic.to_string()).or_default(),
+        };
+        batch.0.extend_from_slice(record.bytes());
         batch.1 += 1;
         self.pending += 1;
-        batch.1 >= BATCH_RECORDS || batch.0.len() >= BATCH_BYTES
+        batch.1 >= PUB_BATCH_RECORDS || batch.0.len() >= BATCH_BYTES
     }
 
     /// Try to send every pending batch; false if a subscriber is full (call again later:

@@ -46,7 +46,7 @@ pub struct Node {
     pub max_message_bytes: u64,
 }
 
-/// The default of `max_message_bytes`: far above any batch (16 KiB plus one record) and a
+/// The default of `max_message_bytes`: far above any batch (64 KiB plus one record) and a
 /// fetched page (10 MiB by default), far below what would hurt the machine.
 pub const DEFAULT_MAX_MESSAGE_BYTES: u64 = 64 * 1024 * 1024;
 

@@ -13,6 +13,12 @@
 //! - `split`: forwards every record on port `out` and publishes it on port `copy`.
 //! - `sleepy MICROS`: a slow pass-through, MICROS per record; says `sleepy: first record`
 //!   on stderr when the first arrives.
+//! - `echo FILE`: a sink that appends each record's `id` to FILE as a line, flushed at
+//!   once, so a test sees records the moment they arrive.
+//! - `foreign`: a source whose `data` frames are valid but laid out unlike procnet's own
+//!   (fields in another order, an unknown field, larger encodings than needed, bin and int
+//!   bodies), 9 records in all, 5 of them with a body that mentions "python"; then one
+//!   frame whose record nests 300 levels deep (invalid), not counted in its `eos`.
 
 use procnet::record::Record;
 use procnet::runtime::{Identity, Node};
@@ -27,6 +33,8 @@ fn main() {
         Some("crash-after") => crash_after(arg(2)),
         Some("split") => split(),
         Some("sleepy") => sleepy(arg(2)),
+        Some("foreign") => foreign(),
+        Some("echo") => echo(args.get(2).expect("a file")),
         Some("exit-early") => {
             let _node = Node::join(&Identity::from_env().expect("identity")).expect("join");
             std::process::exit(arg(2) as i32);
@@ -193,6 +201,96 @@ fn huge(mb: u64) {
     let eos = Message::Eos { from: id.id(), sent: 21, port: "out".into(), topics: Default::default() };
     peer.send(wire::encode(&eos), 0).expect("eos");
     let stats = wire::Stats { sent: 21, ..Default::default() };
+    control.send(wire::encode(&Message::Done { stats, notes: vec![] }), 0).expect("done");
+    assert_eq!(wire::decode(&control.recv_bytes(0).expect("hear")).expect("decode"), Message::Bye);
+}
+
+/// Append each record's `id` to `path`, flushed at once.
+fn echo(path: &str) {
+    use std::io::Write;
+    let mut node = Node::join(&Identity::from_env().expect("identity")).expect("join");
+    let mut out = std::fs::OpenOptions::new().create(true).append(true).open(path).expect("open the echo file");
+    while let Some(rec) = node.recv().expect("recv") {
+        let id = rec.get("id").map(|v| procnet::record::text_of(v).into_owned()).unwrap_or_default();
+        out.write_all(format!("{id}\n").as_bytes()).expect("write");
+    }
+    node.finish().expect("finish");
+}
+
+/// `data` frames as another implementation might write them; see the module doc.
+fn foreign() {
+    use procnet::record::Value;
+    let (_ctx, control, peers, id) = join_raw();
+    // Every downstream node gets the whole stream (each has one replica here).
+    let send = |frame: Vec<u8>| {
+        for p in &peers {
+            p.send(&frame, 0).expect("send");
+        }
+    };
+    let s = |x: &str| Value::from(x);
+    let rec = |i: u64, body: Value| {
+        Value::Map(vec![
+            (s("id"), Value::from(i)),
+            (s("url"), s(&format!("http://h{}.test/", i % 2))),
+            (s("body"), body),
+        ])
+    };
+    let frame = |entries: Vec<(Value, Value)>| {
+        let mut out = Vec::new();
+        rmpv::encode::write_value(&mut out, &Value::Map(entries)).expect("encode");
+        out
+    };
+    let header = || vec![(s("v"), Value::from(1)), (s("t"), s("data"))];
+    // 1. Fields in another order.
+    send(frame(vec![
+        (s("records"), Value::Array(vec![rec(0, s("Python here")), rec(1, s("nothing"))])),
+        (s("t"), s("data")),
+        (s("v"), Value::from(1)),
+    ]));
+    // 2. An unknown field after the records.
+    let mut extra = header();
+    extra.push((s("records"), Value::Array(vec![rec(2, s("PYTHON"))])));
+    extra.push((s("x-trace"), s("abc")));
+    send(frame(extra));
+    // 3. Larger encodings than needed: an array 32 header, a str 16 key, a uint 64 id.
+    let mut big = procnet::wire::DATA_HEADER.to_vec();
+    big.extend_from_slice(&[0xdd, 0, 0, 0, 2]);
+    for (i, body) in [(3u64, "python 3"), (4, "no")] {
+        big.push(0x83);
+        big.extend_from_slice(&[0xda, 0, 2]);
+        big.extend_from_slice(b"id");
+        big.push(0xcf);
+        big.extend_from_slice(&i.to_be_bytes());
+        rmpv::encode::write_value(&mut big, &s("url")).expect("encode");
+        rmpv::encode::write_value(&mut big, &s(&format!("http://h{}.test/", i % 2))).expect("encode");
+        rmpv::encode::write_value(&mut big, &s("body")).expect("encode");
+        rmpv::encode::write_value(&mut big, &s(body)).expect("encode");
+    }
+    send(big);
+    // 4. Bodies that are not strings: bin (matched as its text), an integer, a nested map
+    //    with integer keys, nil.
+    let mut odd = header();
+    odd.push((
+        s("records"),
+        Value::Array(vec![
+            rec(5, Value::Binary(b"bin python".to_vec())),
+            rec(6, Value::from(42)),
+            rec(7, Value::Map(vec![(Value::from(1), s("python"))])),
+            rec(8, Value::Nil),
+        ]),
+    ));
+    send(frame(odd));
+    // 5. A record nested deeper than receivers accept: an invalid frame, not counted.
+    let mut deep = Value::Nil;
+    for _ in 0..300 {
+        deep = Value::Array(vec![deep]);
+    }
+    let mut bad = header();
+    bad.push((s("records"), Value::Array(vec![rec(9, deep)])));
+    send(frame(bad));
+    let eos = Message::Eos { from: id.id(), sent: 9, port: "out".into(), topics: Default::default() };
+    send(wire::encode(&eos));
+    let stats = wire::Stats { sent: 9, ..Default::default() };
     control.send(wire::encode(&Message::Done { stats, notes: vec![] }), 0).expect("done");
     assert_eq!(wire::decode(&control.recv_bytes(0).expect("hear")).expect("decode"), Message::Bye);
 }
