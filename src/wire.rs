@@ -336,9 +336,9 @@ pub fn write_data_header(out: &mut Vec<u8>, count: usize) {
 }
 
 /// The records of a `data` frame laid out as [`DATA_HEADER`] says, checked where they lie:
-/// the offset of the first and their count. None for any other frame, valid or not, which
-/// [`decode`] then reads (and explains).
-pub fn data_in_place(frame: &[u8]) -> Option<(usize, usize)> {
+/// the offset of the first, and where each ends. None for any other frame, valid or not,
+/// which [`decode`] then reads (and explains).
+pub fn data_in_place(frame: &[u8]) -> Option<(usize, Vec<usize>)> {
     let rest = frame.strip_prefix(DATA_HEADER)?;
     let (count, header) = match *rest.first()? {
         m @ 0x90..=0x9f => (usize::from(m & 0x0f), 1),
@@ -347,11 +347,14 @@ pub fn data_in_place(frame: &[u8]) -> Option<(usize, usize)> {
         _ => return None,
     };
     let first = DATA_HEADER.len() + header;
+    // Every record takes a byte at least: a count beyond that is a lie, not an allocation.
+    let mut ends = Vec::with_capacity(count.min(frame.len() - first));
     let mut pos = first;
     for _ in 0..count {
         pos = crate::record::raw::check_record(frame, pos).ok()?;
+        ends.push(pos);
     }
-    (pos == frame.len()).then_some((first, count))
+    (pos == frame.len()).then_some((first, ends))
 }
 
 /// Append one record (a map with string keys) to `out`.
@@ -703,7 +706,7 @@ mod tests {
                 } else {
                     5
                 };
-            assert_eq!(data_in_place(&frame), Some((first, n)));
+            assert_eq!(data_in_place(&frame).map(|(f, ends)| (f, ends.len())), Some((first, n)));
         }
         let frame = encode(&Message::Data(vec![rec.clone(); 2]));
         // A truncated frame, a frame with a byte too many, a bad record: left to `decode`.

@@ -379,16 +379,10 @@ fn report_counts_match_the_tally() {
 #[test]
 fn a_trickle_arrives_as_it_comes_and_its_last_partial_batch_is_not_lost() {
     use std::io::Write;
-    use std::os::unix::fs::OpenOptionsExt;
-    use std::time::Duration;
     let s = Scratch::new();
-    let fifo = s.path("in.fifo");
-    let c = std::ffi::CString::new(fifo.as_os_str().as_encoded_bytes()).unwrap();
-    // SAFETY: mkfifo(3) with a NUL-terminated path.
-    assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0, "mkfifo");
     let echo = s.path("echo.txt");
-    let file = s.write(
-        "t.toml",
+    let (running, mut w) = run_on_fifo(
+        &s,
         &format!(
             r#"
             [nodes.src]
@@ -408,15 +402,6 @@ fn a_trickle_arrives_as_it_comes_and_its_last_partial_batch_is_not_lost() {
             echo.display()
         ),
     );
-    let running = procnet(["run".as_ref(), file.as_os_str()]).timeout(Duration::from_secs(30)).start();
-    // Opening a FIFO for writing fails (ENXIO) until its reader, the source, has opened it.
-    let open = || std::fs::OpenOptions::new().write(true).custom_flags(libc::O_NONBLOCK).open(&fifo);
-    let writer = std::cell::RefCell::new(None);
-    running.wait_until("the source opens its FIFO", || {
-        *writer.borrow_mut() = open().ok();
-        writer.borrow().is_some()
-    });
-    let mut w = writer.into_inner().unwrap();
     let lines_in_echo = || std::fs::read_to_string(&echo).map_or(0, |t| t.lines().count());
     w.write_all(b"{\"id\":\"r1\"}\n{\"id\":\"r2\"}\n{\"id\":\"r3\"}\n").unwrap();
     // The stream is still open: these three must arrive without waiting for more.
@@ -427,4 +412,86 @@ fn a_trickle_arrives_as_it_comes_and_its_last_partial_batch_is_not_lost() {
     run.expect_code(0);
     let got = std::fs::read_to_string(&echo).unwrap();
     assert_eq!(got, "r1\nr2\nr3\nr4\nr5\n");
+}
+
+/// Start `procnet run` on `toml` whose source reads the FIFO `in.fifo` (created here), and
+/// return the run and the FIFO's writing end, once the source has opened it.
+fn run_on_fifo(s: &Scratch, toml: &str) -> (util::Running, std::fs::File) {
+    use std::os::unix::fs::OpenOptionsExt;
+    let fifo = s.path("in.fifo");
+    let c = std::ffi::CString::new(fifo.as_os_str().as_encoded_bytes()).expect("a path without NUL");
+    // SAFETY: mkfifo(3) with a NUL-terminated path.
+    assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0, "mkfifo");
+    let file = s.write("t.toml", toml);
+    let running = procnet(["run".as_ref(), file.as_os_str()]).timeout(std::time::Duration::from_secs(30)).start();
+    // Opening a FIFO for writing fails (ENXIO) until its reader, the source, has opened it.
+    let writer = std::cell::RefCell::new(None);
+    running.wait_until("the source opens its FIFO", || {
+        *writer.borrow_mut() = std::fs::OpenOptions::new().write(true).custom_flags(libc::O_NONBLOCK).open(&fifo).ok();
+        writer.borrow().is_some()
+    });
+    let w = writer.into_inner().expect("opened above");
+    // Blocking writes from here on.
+    // SAFETY: fcntl(2) on a descriptor we own.
+    unsafe { libc::fcntl(std::os::fd::AsRawFd::as_raw_fd(&w), libc::F_SETFL, 0) };
+    (running, w)
+}
+
+#[test]
+fn a_line_longer_than_the_read_buffer_arrives_whole() {
+    use std::io::Write;
+    let s = Scratch::new();
+    let (running, mut w) = run_on_fifo(
+        &s,
+        r#"
+        [nodes.src]
+        kind = "lines"
+        path = "in.fifo"
+        [nodes.all]
+        kind = "tally"
+        inputs = ["src"]
+        output = "all.json"
+        [nodes.long]
+        kind = "filter"
+        inputs = ["src"]
+        field = "line"
+        regex = "^x+$"
+        [nodes.count]
+        kind = "tally"
+        inputs = ["long"]
+        "#,
+    );
+    // 3 MB in one line, then a short last line without a newline: the source's buffer is
+    // 1 MiB, so the long line is assembled from several reads.
+    let writer = std::thread::spawn(move || {
+        w.write_all(&vec![b'x'; 3_000_000]).unwrap();
+        w.write_all(b"\nshort").unwrap();
+    });
+    let run = running.finish();
+    writer.join().unwrap();
+    run.expect_code(0);
+    // Two lines, not pieces of one: a split line would count more and match `^x+$` twice.
+    let all = std::fs::read_to_string(s.path("all.json")).unwrap();
+    assert_eq!(all.trim(), r#"{"count":2}"#);
+    assert_eq!(run.json(), serde_json::json!({"count": 1}));
+}
+
+#[test]
+fn a_file_without_a_final_newline_is_read_whole_by_every_share() {
+    let s = Scratch::new();
+    s.write("in.txt", "a\nb\r\n\nc\nd");
+    let run = run_topology(
+        &s,
+        r#"
+        [nodes.src]
+        kind = "lines"
+        path = "in.txt"
+        replicas = 2
+        [nodes.count]
+        kind = "tally"
+        inputs = ["src"]
+        by = "line"
+        "#,
+    );
+    assert_eq!(run.json(), serde_json::json!({"count": 4, "by": {"a": 1, "b": 1, "c": 1, "d": 1}}));
 }

@@ -74,7 +74,7 @@ fn be_len(buf: &[u8], at: usize, n: usize) -> Result<usize, RawError> {
 }
 
 /// The header of the value at `pos`: (offset of its payload, payload bytes, items inside).
-#[inline]
+#[inline(always)]
 fn header(buf: &[u8], pos: usize) -> Result<(usize, usize, usize), RawError> {
     let marker = *buf.get(pos).ok_or_else(truncated)?;
     // The markers records are made of, first: small ints, short strings, nil, booleans.
@@ -153,17 +153,6 @@ fn str_at(buf: &[u8], pos: usize) -> Result<Option<(&[u8], usize)>, RawError> {
 
 /// Check the record (a map with str keys, valid UTF-8) starting at `pos`; returns its end.
 pub fn check_record(buf: &[u8], pos: usize) -> Result<usize, RawError> {
-    walk_record(buf, pos, true)
-}
-
-/// The end of the record starting at `pos`, checked before with [`check_record`].
-#[inline]
-pub fn record_end(buf: &[u8], pos: usize) -> Result<usize, RawError> {
-    walk_record(buf, pos, false)
-}
-
-#[inline]
-fn walk_record(buf: &[u8], pos: usize, check_keys: bool) -> Result<usize, RawError> {
     let (payload, _, items) = match buf.get(pos) {
         Some(0x80..=0x8f | 0xde | 0xdf) => header(buf, pos)?,
         Some(&m) => return Err(RawError(format!("a record must be a map, found {}", kind_of_marker(m)))),
@@ -175,7 +164,7 @@ fn walk_record(buf: &[u8], pos: usize, check_keys: bool) -> Result<usize, RawErr
             let m = buf[pos];
             return Err(RawError(format!("record keys must be strings, found {}", kind_of_marker(m))));
         };
-        if check_keys && std::str::from_utf8(key).is_err() {
+        if !key.is_ascii() && std::str::from_utf8(key).is_err() {
             return Err(RawError("a record key is not valid UTF-8".into()));
         }
         pos = skip(buf, end)?;

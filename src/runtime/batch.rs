@@ -16,20 +16,24 @@ enum Bytes {
 /// Checked records of one frame, from the first not yet taken.
 pub struct Batch {
     bytes: Bytes,
+    /// Where the next record starts.
     pos: usize,
-    left: usize,
+    /// Where each record ends (found when the frame was checked).
+    ends: Vec<usize>,
+    /// The next record's index in `ends`.
+    next: usize,
 }
 
 impl Batch {
-    /// `count` records starting at `pos` in a frame received from libzmq, each checked with
-    /// [`raw::check_record`].
-    pub(super) fn in_message(message: zmq::Message, pos: usize, count: usize) -> Batch {
-        Batch { bytes: Bytes::Zmq(message), pos, left: count }
+    /// Records from `pos` in a frame received from libzmq, ending at `ends`, each checked
+    /// with [`raw::check_record`].
+    pub(super) fn in_message(message: zmq::Message, pos: usize, ends: Vec<usize>) -> Batch {
+        Batch { bytes: Bytes::Zmq(message), pos, ends, next: 0 }
     }
 
-    /// `count` records, checked, back to back in `bytes`.
-    pub(super) fn owned(bytes: Vec<u8>, count: usize) -> Batch {
-        Batch { bytes: Bytes::Owned(bytes), pos: 0, left: count }
+    /// Records, checked, back to back in `bytes`, ending at `ends`.
+    pub(super) fn owned(bytes: Vec<u8>, ends: Vec<usize>) -> Batch {
+        Batch { bytes: Bytes::Owned(bytes), pos: 0, ends, next: 0 }
     }
 
     fn buf(&self) -> &[u8] {
@@ -41,25 +45,24 @@ impl Batch {
 
     /// Records not yet taken.
     pub fn len(&self) -> usize {
-        self.left
+        self.ends.len() - self.next
     }
 
     /// Whether every record was taken.
     pub fn is_empty(&self) -> bool {
-        self.left == 0
+        self.len() == 0
     }
 
     /// The records not yet taken, in order.
     pub fn records(&self) -> Records<'_> {
-        Records { buf: self.buf(), pos: self.pos, left: self.left }
+        Records { buf: self.buf(), pos: self.pos, ends: &self.ends[self.next..] }
     }
 
     /// Take the next record, decoded.
     pub(super) fn take_record(&mut self) -> Option<Result<Record, raw::RawError>> {
-        let mut it = self.records();
-        let rec = it.next()?.to_record();
-        let (pos, left) = (it.pos, it.left);
-        (self.pos, self.left) = (pos, left);
+        let end = *self.ends.get(self.next)?;
+        let rec = RawRecord::checked(&self.buf()[self.pos..end]).to_record();
+        (self.pos, self.next) = (end, self.next + 1);
         Some(rec)
     }
 }
@@ -68,26 +71,21 @@ impl Batch {
 pub struct Records<'a> {
     buf: &'a [u8],
     pos: usize,
-    left: usize,
+    ends: &'a [usize],
 }
 
 impl<'a> Iterator for Records<'a> {
     type Item = RawRecord<'a>;
 
     fn next(&mut self) -> Option<RawRecord<'a>> {
-        if self.left == 0 {
-            return None;
-        }
-        // Checked when the frame arrived, so the record ends where `skip` says.
-        let end = raw::record_end(self.buf, self.pos).unwrap_or(self.buf.len());
+        let (&end, rest) = self.ends.split_first()?;
         let rec = RawRecord::checked(&self.buf[self.pos..end]);
-        self.pos = end;
-        self.left -= 1;
+        (self.pos, self.ends) = (end, rest);
         Some(rec)
     }
 
     fn size_hint(&self) -> (usize, Option<usize>) {
-        (self.left, Some(self.left))
+        (self.ends.len(), Some(self.ends.len()))
     }
 }
 

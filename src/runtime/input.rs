@@ -263,10 +263,10 @@ impl Input {
     /// Take one frame that arrived on the PULL socket (None) or subscription `sub`.
     fn accept(&mut self, frame: zmq::Message, sub: Option<usize>) {
         // The common case: records checked where they lie, never decoded here.
-        if let Some((pos, count)) = wire::data_in_place(&frame) {
-            self.received += count as u64;
-            if count > 0 {
-                self.queue.push_back(Batch::in_message(frame, pos, count));
+        if let Some((pos, ends)) = wire::data_in_place(&frame) {
+            self.received += ends.len() as u64;
+            if !ends.is_empty() {
+                self.queue.push_back(Batch::in_message(frame, pos, ends));
             }
             return;
         }
@@ -277,16 +277,16 @@ impl Input {
                 for r in &records {
                     wire::write_record(&mut bytes, r);
                 }
-                let mut pos = 0;
+                let mut ends = Vec::with_capacity(records.len());
                 for i in 0..records.len() {
-                    match raw::check_record(&bytes, pos) {
-                        Ok(end) => pos = end,
+                    match raw::check_record(&bytes, ends.last().copied().unwrap_or(0)) {
+                        Ok(end) => ends.push(end),
                         Err(e) => return self.drop_frame(format!("data record {i}: {e}")),
                     }
                 }
                 self.received += records.len() as u64;
                 if !records.is_empty() {
-                    self.queue.push_back(Batch::owned(bytes, records.len()));
+                    self.queue.push_back(Batch::owned(bytes, ends));
                 }
             }
             Ok(Message::Eos { from, sent, port, topics }) => {
