@@ -9,7 +9,7 @@ VENV := target/venv
 PYTHON := $(VENV)/bin/python
 
 .DEFAULT_GOAL := help
-.PHONY: help build release venv run-topology test test-python lint fmt check-topologies bench bench-pipeline bench-startup clean
+.PHONY: help build release venv run-topology test test-python lint fmt check-topologies bench bench-pipeline bench-startup bench-report clean
 
 help: ## List the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  make %-18s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -53,16 +53,25 @@ fmt: ## Format the code
 check-topologies: build ## Validate every topology under topologies/
 	@for f in topologies/*.toml; do target/debug/procnet check $$f > /dev/null || exit 1; echo "ok $$f"; done
 
-bench: release ## Benchmarks: fetch (procnet vs ../shared/peers' fetchers), pipeline, then start-up (tables in target/bench/)
-	bash benches/fetch.sh
-	python3 benches/pipeline.py
-	python3 benches/startup.py
+# The three benchmarks, timed together; then report.py copies their tables (target/bench/*.md)
+# and the machine's description into docs/benchmarks.md, between its generated markers.
+bench: release ## Benchmarks, ~10 min: fetch, pipeline, start-up (procnet vs ../shared/peers), then bench-report
+	@set -e; start=$$(date +%s); \
+	echo "+ bash benches/fetch.sh"; bash benches/fetch.sh; \
+	echo "+ python3 benches/pipeline.py"; python3 benches/pipeline.py; \
+	echo "+ python3 benches/startup.py"; python3 benches/startup.py; \
+	took=$$(($$(date +%s) - start)); \
+	echo "+ python3 benches/report.py --elapsed $$took"; python3 benches/report.py --elapsed $$took; \
+	echo "make bench: the benchmarks took $$took s ($$((took / 60)) min $$((took % 60)) s)"
 
 bench-pipeline: release ## Pipeline benchmark: the peers' CPU job, small records, memory flatness (target/bench/pipeline.md)
 	python3 benches/pipeline.py
 
 bench-startup: release ## Start-up benchmark: 32 replicas per start method vs Python multiprocessing (target/bench/startup.md)
 	python3 benches/startup.py
+
+bench-report: ## Fill docs/benchmarks.md's generated sections from target/bench/ (machine, fetch, pipeline, start-up)
+	python3 benches/report.py
 
 clean: ## Remove build output
 	$(CARGO) clean

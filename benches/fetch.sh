@@ -181,10 +181,12 @@ EOF
 }
 
 # procnet_tally MATCHED_TALLY STATUSES_FILE: the peers' tally format from procnet's two tallies
+# (MATCHED_TALLY is the tally's stdout line, which the launcher prefixes with `matched.0  | `)
 procnet_tally() {
     "$PY" - "$1" "$2" <<'EOF'
 import json, sys
-matched = json.loads(sys.argv[1])
+line = sys.argv[1]
+matched = json.loads(line[line.index("{"):])
 with open(sys.argv[2]) as f:
     statuses = json.load(f)
 ok = sum(n for status, n in statuses.get("by", {}).items() if status.startswith("2"))

@@ -22,6 +22,13 @@ Usage: python3 benches/pipeline.py [--docs N] [--runs N] [--records N] [--flat] 
    the first docs/5 documents of the corpus and 5x the whole corpus; with --flat, 1x is the
    corpus and 5x the corpus five times over (a temporary 5x file, 2.1 GB for 200,000 docs,
    deleted afterwards unless --keep; the expected tally is 5x the corpus').
+4. Targets: a table (first in pipeline.md, "targets" in pipeline.json, also on stdout) holds
+   this run's own figures against the goals: on the docs job (median walls), procnet at least
+   2x as fast as p5, 3x as fast as the fastest Python peer (p0-p3), 0.7x as fast as p4 (aim
+   1.0x); at least 1,000,000 records/s through "procnet 3 stages" (the report's elapsed_s);
+   peak PSS at 5x the input at most 1.25x that at 1x; peak PSS on the docs job at most 2x
+   p5's. A target whose part or program was left out (--only, --programs) is "not measured".
+   The exit status ignores the targets unless BENCH_STRICT=1 (then a failed one exits 1).
 
 Memory: a thread samples every process below the command every --interval s (as
 benches/treepss.py does, from /proc/PID/smaps_rollup): peak PSS summed over the process tree
@@ -596,6 +603,116 @@ def node_breakdown(p):
             + "; ".join(parts))
 
 
+# ---------------------------------------------------------------- targets
+
+PYTHON_PEERS = ("p0_serial", "p1_mp_queue", "p2_mp_pool", "p3_pyzmq")
+
+
+def targets(result):
+    """The speed and memory targets, each computed from figures measured in this run only.
+    Returns a list of {"id", "target", "value", "measured", "threshold", "verdict"}: verdict is
+    PASS, FAIL, or "not measured" (its part or program was left out with --only/--programs,
+    or a figure was too short to sample); value is the figure compared with the threshold."""
+    rows = []
+
+    def add(key, target, threshold, value=None, ok=None, measured="", missing=None):
+        if missing:
+            rows.append({"id": key, "target": target, "value": None,
+                         "measured": missing, "threshold": threshold,
+                         "verdict": "not measured"})
+        else:
+            rows.append({"id": key, "target": target, "value": value, "measured": measured,
+                         "threshold": threshold, "verdict": "PASS" if ok else "FAIL"})
+
+    docs = result.get("docs")
+    summary = docs["summary"] if docs else {}
+
+    def docs_missing(*names):
+        """Why a docs-job target cannot be computed, or None."""
+        if not docs:
+            return "docs part not run (--only)"
+        gone = [n for n in ("procnet", *names) if not summary.get(n)]
+        return f"{', '.join(gone)} not run (--programs)" if gone else None
+
+    pn = summary.get("procnet")
+
+    def speed(key, target, peer, limit, threshold, missing):
+        if missing:
+            return add(key, target, threshold, missing=missing)
+        s = summary[peer]
+        ratio = s["wall_s"] / pn["wall_s"]
+        add(key, target, threshold, ratio, ratio >= limit,
+            f"{ratio:.2f}x ({peer} {s['wall_s']:.2f} s / procnet {pn['wall_s']:.2f} s)")
+
+    speed("speed_vs_p5", "docs job: speed vs p5_rust_zmq_raw (p5 wall / procnet wall, medians)",
+          "p5_rust_zmq_raw", 2.0, ">= 2.0x", docs_missing("p5_rust_zmq_raw"))
+    ran = [n for n in PYTHON_PEERS if summary.get(n)]
+    if docs and pn and ran:
+        fastest = min(ran, key=lambda n: summary[n]["wall_s"])
+        of = ("fastest of p0-p3" if len(ran) == len(PYTHON_PEERS)
+              else f"only {', '.join(ran)} of p0-p3 ran")
+        speed("speed_vs_python", f"docs job: speed vs the fastest Python peer, {fastest} ({of}; "
+              "its wall / procnet wall, medians)", fastest, 3.0, ">= 3.0x", None)
+        rows[-1]["peer"] = fastest
+    else:
+        speed("speed_vs_python", "docs job: speed vs the fastest Python peer of p0-p3 "
+              "(its wall / procnet wall, medians)", None, 3.0, ">= 3.0x",
+              docs_missing() or "no Python peer (p0-p3) in --programs")
+    speed("speed_vs_p4", "docs job: speed vs p4_rust_single (p4 wall / procnet wall, medians)",
+          "p4_rust_single", 0.7, ">= 0.7x (aim 1.0x)", docs_missing("p4_rust_single"))
+
+    target = "small records, procnet 3 stages: records/s (from the report's elapsed_s, median)"
+    rec = result.get("records")
+    s = rec["summary"].get("procnet 3 stages") if rec else None
+    if not s:
+        add("records_per_s", target, ">= 1,000,000", missing="records part not run (--only)")
+    else:
+        rate = rec["records"] / s["elapsed_s"]
+        add("records_per_s", target, ">= 1,000,000", rate, rate >= 1_000_000,
+            f"{rate:,.0f} records/s ({rec['records']:,} records in {s['elapsed_s']:.2f} s)")
+
+    flat = result.get("flat")
+    if not flat:
+        add("memory_flat", "memory flatness: procnet peak PSS at 5x the input / at 1x", "<= 1.25x",
+            missing="flat part not run (--only)")
+    else:
+        s0, s1 = flat["summary"]["1x"], flat["summary"]["5x"]
+        target = (f"memory flatness: procnet peak PSS at 5x ({flat['big_docs']:,} docs) / "
+                  f"at 1x ({flat['base_docs']:,} docs) (max over the runs)")
+        if not (s0["peak_pss_mib"] > 0 and s1["peak_pss_mib"] > 0):
+            add("memory_flat", target, "<= 1.25x", missing="runs too short to sample")
+        else:
+            growth = s1["peak_pss_mib"] / s0["peak_pss_mib"]
+            add("memory_flat", target, "<= 1.25x", growth, growth <= 1.25,
+                f"{growth:.2f}x ({s0['peak_pss_mib']:.1f} -> {s1['peak_pss_mib']:.1f} MiB)")
+
+    target = "docs job: memory, procnet peak PSS / p5_rust_zmq_raw's (max over the runs)"
+    missing = docs_missing("p5_rust_zmq_raw")
+    if not missing and not (pn["peak_pss_mib"] > 0 and summary["p5_rust_zmq_raw"]["peak_pss_mib"] > 0):
+        missing = "runs too short to sample"
+    if missing:
+        add("memory_vs_p5", target, "<= 2.0x", missing=missing)
+    else:
+        p5 = summary["p5_rust_zmq_raw"]["peak_pss_mib"]
+        ratio = pn["peak_pss_mib"] / p5
+        add("memory_vs_p5", target, "<= 2.0x", ratio, ratio <= 2.0,
+            f"{ratio:.2f}x (procnet {pn['peak_pss_mib']:.1f} MiB, p5 {p5:.1f} MiB)")
+    return rows
+
+
+def targets_md(rows):
+    """The Targets section (Markdown lines)."""
+    out = ["## Targets", "",
+           "Each computed from figures measured in this run (the tables below); a target whose part "
+           "or program was left out (`--only`, `--programs`) is not measured. The exit status "
+           "ignores them unless `BENCH_STRICT=1` (then a failed target fails the run).", "",
+           "| target | measured | threshold | result |", "| --- | --- | --- | --- |"]
+    for r in rows:
+        verdict = f"**{r['verdict']}**" if r["verdict"] in ("PASS", "FAIL") else r["verdict"]
+        out.append(f"| {r['target']} | {r['measured']} | {r['threshold']} | {verdict} |")
+    return out
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--docs", type=int, default=200000, help="corpus size (default 200000)")
@@ -862,7 +979,9 @@ def main():
            if disturbed else "") + ".",
         f"- Measured in {measured:.0f} s; whole script {total:.0f} s (with builds and inputs).",
     ]
-    md = ["# Pipeline benchmark (`benches/pipeline.py`)", ""] + md + notes
+    result["targets"] = goals = targets(result)
+    md = (["# Pipeline benchmark (`benches/pipeline.py`)", ""] + targets_md(goals)
+          + ([""] if md and md[0] != "" else []) + md + notes)
     text = "\n".join(md) + "\n"
     result["total_s"] = total
     result["measured_s"] = measured
@@ -870,6 +989,12 @@ def main():
     (OUT / "pipeline.json").write_text(json.dumps(result, indent=1) + "\n")
     print(text)
     print("(target/bench/pipeline.md; every figure in target/bench/pipeline.json)")
+    count = {v: sum(g["verdict"] == v for g in goals) for v in ("PASS", "FAIL", "not measured")}
+    failed = [g["id"] for g in goals if g["verdict"] == "FAIL"]
+    print(f"targets: {count['PASS']} PASS, {count['FAIL']} FAIL, {count['not measured']} not measured"
+          + (f" ({', '.join(failed)})" if failed else ""))
+    if failed and os.environ.get("BENCH_STRICT") == "1":
+        fail(f"targets not met (BENCH_STRICT=1): {', '.join(failed)}")
 
 
 if __name__ == "__main__":
