@@ -24,9 +24,12 @@ release: ## Build the optimized binary
 # A topology with Python nodes needs the virtualenv (packages from PyPI); the demo does not.
 NEEDS_VENV := $(shell grep -qs 'python3' $(TOPOLOGY) && echo venv)
 
+# A topology spread over [hosts] runs with every host on this machine (--local).
+RUN_LOCAL := $(shell grep -qs '^\[hosts' $(TOPOLOGY) && echo --local)
+
 run-topology: release $(NEEDS_VENV) ## Run TOPOLOGY (default topologies/demo.toml) and print its result
 	$(PROCNET) check $(TOPOLOGY)
-	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(PROCNET) run $(TOPOLOGY)
+	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(PROCNET) run $(RUN_LOCAL) $(TOPOLOGY)
 
 venv: $(VENV)/.installed ## Create the Python virtualenv with the procnet package (python/), pyzmq, msgpack, pytest
 

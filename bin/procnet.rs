@@ -40,6 +40,11 @@ enum Command {
         /// before they are killed (a second signal kills at once): `5s`, `500ms`, `1m`.
         #[arg(long, default_value = "5s", value_name = "DURATION", value_parser = parse_duration)]
         grace: Duration,
+        /// Run every host's nodes on this machine (a topology with `[hosts]`): each host is
+        /// mapped to the loopback address, and edges between hosts go over tcp as they would
+        /// between machines.
+        #[arg(long)]
+        local: bool,
     },
     /// Validate a topology and print a summary, without starting anything.
     Check {
@@ -62,8 +67,8 @@ enum Command {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     ExitCode::from(match cli.command {
-        Command::Run { file, startup_timeout, report, grace, endpoints } => {
-            run(&file, startup_timeout, grace, report.as_deref(), endpoints)
+        Command::Run { file, startup_timeout, report, grace, endpoints, local } => {
+            run(&file, startup_timeout, grace, report.as_deref(), endpoints, local)
         }
         Command::Check { file } => with_topology(&file, |t| print!("{}", topology::summary(t))),
         Command::Graph { file } => with_topology(&file, |t| print!("{}", topology::dot(t))),
@@ -126,10 +131,21 @@ fn run(
     grace: Duration,
     report: Option<&Path>,
     endpoints: Option<PathBuf>,
+    local: bool,
 ) -> u8 {
     let Some(t) = load(file) else {
         return exit_codes::INVALID_TOPOLOGY;
     };
+    if !t.hosts.is_empty() && !local {
+        let names: Vec<String> = t.hosts.iter().map(|h| format!("`{}`", h.name)).collect();
+        eprintln!(
+            "procnet: topology `{}` spans hosts {}: run it with `--local` to run every host's nodes on \
+             this machine (running one host's share on each machine is not available yet)",
+            t.name,
+            names.join(", ")
+        );
+        return exit_codes::USAGE;
+    }
     let external = t.nodes.iter().any(|n| matches!(n.runner, topology::Runner::External));
     let startup_timeout = match startup_timeout {
         Some(s) => Duration::from_secs_f64(s.clamp(0.0, 1e9)),

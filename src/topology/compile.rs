@@ -9,6 +9,7 @@ use toml::Spanned;
 
 use super::checks;
 use super::diagnostic::{did_you_mean, Diagnostic, Diagnostics};
+use super::hosts::{self, Host};
 use super::model::{Node, Port, Restart, Runner, StartMethod, Topology, Transport, DEFAULT_MAX_MESSAGE_BYTES};
 use super::ports::{read_inputs, read_outputs, DeclaredPort, DraftInput};
 use super::raw::{Span, Table};
@@ -27,8 +28,9 @@ const NODE_KEYS: &[&str] = &[
     "restart",
     "max_restarts",
     "max_message_bytes",
+    "host",
 ];
-const TOP_KEYS: &[&str] = &["name", "defaults", "nodes"];
+const TOP_KEYS: &[&str] = &["name", "defaults", "hosts", "nodes"];
 const DEFAULT_KEYS: &[&str] = &["transport", "start", "restart", "max_restarts", "max_message_bytes"];
 /// Bounds of `max_message_bytes`: a batch must fit, and libzmq takes an int64.
 const MESSAGE_BYTES: (i64, i64) = (64 * 1024, 1 << 40);
@@ -78,6 +80,9 @@ pub struct Draft {
     pub restart: Restart,
     /// The largest message its inputs accept.
     pub max_message_bytes: u64,
+    /// The declared hosts its replicas run on, round-robin (indices in `[hosts]`); empty
+    /// for the local host.
+    pub host: Vec<usize>,
 }
 
 /// What `[defaults]` gives every node that does not say otherwise.
@@ -106,8 +111,10 @@ pub fn compile(source: &Source<'_>) -> Result<(Topology, Vec<Diagnostic>), Vec<D
     top.deny_unknown(TOP_KEYS, &mut diags);
     let name = read_name(&top, source.path, &mut diags);
     let defaults = read_defaults(&top, &mut diags);
-    let drafts = read_nodes(&top, source, &defaults, &mut diags);
+    let hosts = hosts::read_hosts(&top, &mut diags);
+    let mut drafts = read_nodes(&top, source, &defaults, &hosts, &mut diags);
     let inputs = checks::resolve_inputs(&drafts, &mut diags);
+    hosts::place_edges(&mut drafts, &inputs, &hosts, &mut diags);
     checks::check_roles(&drafts, &mut diags);
     checks::check_cycles(&drafts, &inputs, &mut diags);
     checks::check_references(&drafts, &mut diags);
@@ -129,9 +136,11 @@ pub fn compile(source: &Source<'_>) -> Result<(Topology, Vec<Diagnostic>), Vec<D
             start: d.start,
             restart: d.restart,
             max_message_bytes: d.max_message_bytes,
+            host: d.host,
         })
         .collect();
-    let topology = Topology { name, path: source.path.to_path_buf(), base_dir: source.base_dir.to_path_buf(), nodes };
+    let topology =
+        Topology { name, path: source.path.to_path_buf(), base_dir: source.base_dir.to_path_buf(), hosts, nodes };
     Ok((topology, diags.into_sorted()))
 }
 
@@ -223,7 +232,13 @@ fn transport(t: &Table<'_, '_>, diags: &mut Diagnostics) -> Option<Transport> {
     })
 }
 
-fn read_nodes(top: &Table<'_, '_>, source: &Source<'_>, defaults: &Defaults, diags: &mut Diagnostics) -> Vec<Draft> {
+fn read_nodes(
+    top: &Table<'_, '_>,
+    source: &Source<'_>,
+    defaults: &Defaults,
+    hosts: &[Host],
+    diags: &mut Diagnostics,
+) -> Vec<Draft> {
     let Some(value) = top.get("nodes") else {
         // A misspelt `nodes` key already has its own error, with the suggestion.
         let misspelt = top.entries().iter().any(|(k, _)| did_you_mean(k.get_ref(), ["nodes"]).is_some());
@@ -251,7 +266,7 @@ fn read_nodes(top: &Table<'_, '_>, source: &Source<'_>, defaults: &Defaults, dia
             let name = Spanned::new(key.span(), key.get_ref().to_string());
             check_node_name(&name, diags);
             match Table::new(value, format!("node `{}`", name.get_ref()), diags) {
-                Some(table) => read_node(name, &table.anchored_at(key.span()), source, defaults, diags),
+                Some(table) => read_node(name, &table.anchored_at(key.span()), source, defaults, hosts, diags),
                 None => Draft {
                     name,
                     runner: None,
@@ -266,6 +281,7 @@ fn read_nodes(top: &Table<'_, '_>, source: &Source<'_>, defaults: &Defaults, dia
                     start: defaults.start.0,
                     restart: defaults.restart,
                     max_message_bytes: defaults.max_message_bytes,
+                    host: Vec::new(),
                 },
             }
         })
@@ -289,9 +305,12 @@ fn read_node(
     t: &Table<'_, '_>,
     source: &Source<'_>,
     defaults: &Defaults,
+    hosts: &[Host],
     diags: &mut Diagnostics,
 ) -> Draft {
     let replicas = read_replicas(t, diags);
+    let count = replicas.as_ref().map_or(1, |r| u32::try_from(*r.get_ref()).unwrap_or(1));
+    let host = hosts::read_host(t, hosts, count, diags);
     let runner = read_runner(t, source, diags);
     let start = read_start(&name, t, &runner, defaults, diags);
     let restart = read_restart(&name, t, &runner, defaults, diags);
@@ -326,6 +345,7 @@ fn read_node(
         start,
         restart,
         max_message_bytes: max_message_bytes(t, diags).unwrap_or(defaults.max_message_bytes),
+        host,
     }
 }
 

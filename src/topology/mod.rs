@@ -4,6 +4,7 @@
 mod checks;
 pub mod compile;
 pub mod diagnostic;
+pub mod hosts;
 mod load;
 mod model;
 mod ports;
@@ -12,7 +13,7 @@ mod summary;
 
 pub use load::{load, LoadError};
 pub use model::{
-    Input, Node, NodeId, Pattern, Port, Restart, Runner, StartMethod, TopicRule, Topology, Transport,
+    Host, Input, Node, NodeId, Pattern, Port, Restart, Runner, StartMethod, TopicRule, Topology, Transport,
     DEFAULT_MAX_MESSAGE_BYTES,
 };
 pub use summary::{dot, summary};

@@ -5,6 +5,7 @@ use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
 
+pub use super::hosts::Host;
 use crate::nodes::Kind;
 
 /// Index of a node in [`Topology::nodes`].
@@ -19,6 +20,8 @@ pub struct Topology {
     pub path: PathBuf,
     /// The directory relative paths resolve against (the file's own directory), absolute.
     pub base_dir: PathBuf,
+    /// The hosts of `[hosts]`, in file order (empty: everything runs on this machine).
+    pub hosts: Vec<Host>,
     /// Nodes in file order.
     pub nodes: Vec<Node>,
 }
@@ -44,6 +47,9 @@ pub struct Node {
     pub restart: Restart,
     /// The largest message its input sockets accept (ZMQ_MAXMSGSIZE), in bytes.
     pub max_message_bytes: u64,
+    /// The hosts its replicas run on, round-robin (indices in [`Topology::hosts`]); empty
+    /// for the local host.
+    pub host: Vec<usize>,
 }
 
 /// The default of `max_message_bytes`: far above any batch (64 KiB plus one record) and a

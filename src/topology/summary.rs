@@ -4,6 +4,17 @@ use std::fmt::Write;
 
 use super::model::{Pattern, Runner, StartMethod, Topology, Transport};
 
+/// Where a tcp socket of a node on `host` binds.
+fn tcp_endpoint(t: &Topology, host: &[usize]) -> String {
+    match host {
+        [] => "tcp://127.0.0.1:<port chosen by the OS>".to_string(),
+        hosts => {
+            let addrs: Vec<String> = hosts.iter().map(|&i| t.hosts[i].address.to_string()).collect();
+            format!("tcp://{}:<port chosen by the OS>", addrs.join("|"))
+        }
+    }
+}
+
 /// The `procnet check` summary: nodes with their replicas, and each edge with its sockets
 /// and the endpoints its consumer replicas bind.
 pub fn summary(t: &Topology) -> String {
@@ -21,6 +32,29 @@ pub fn summary(t: &Topology) -> String {
         plural(edges.len(), "s")
     );
     let width = t.nodes.iter().map(|n| n.name.len()).max().unwrap_or(0);
+    if !t.hosts.is_empty() {
+        let _ = writeln!(s, "hosts (with `procnet run --local`, every one is 127.0.0.1):");
+        let hw = t.hosts.iter().map(|h| h.name.len()).max().unwrap_or(0);
+        for (i, h) in t.hosts.iter().enumerate() {
+            let on: Vec<String> = t
+                .nodes
+                .iter()
+                .filter(|n| n.host.contains(&i))
+                .map(|n| {
+                    let mine: Vec<String> = (0..n.replicas)
+                        .filter(|r| n.host[*r as usize % n.host.len()] == i)
+                        .map(|r| r.to_string())
+                        .collect();
+                    format!("{}.{{{}}}", n.name, mine.join(","))
+                })
+                .collect();
+            let _ = writeln!(s, "  {:hw$}  {}  nodes: {}", h.name, h.address, on.join(", "));
+        }
+        let local: Vec<&str> = t.nodes.iter().filter(|n| n.host.is_empty()).map(|n| n.name.as_str()).collect();
+        if !local.is_empty() {
+            let _ = writeln!(s, "  (local host)  nodes: {}", local.join(", "));
+        }
+    }
     let _ = writeln!(s, "nodes:");
     for n in &t.nodes {
         let what = match &n.runner {
@@ -46,7 +80,7 @@ pub fn summary(t: &Topology) -> String {
             Pattern::Push => {
                 let endpoint = match down.transport {
                     Transport::Ipc => format!("ipc://<run dir>/{}.{{0..{}}}", down.name, down.replicas - 1),
-                    Transport::Tcp => "tcp://127.0.0.1:<port chosen by the OS>".to_string(),
+                    Transport::Tcp => tcp_endpoint(t, &down.host),
                 };
                 writeln!(
                     s,
@@ -57,7 +91,7 @@ pub fn summary(t: &Topology) -> String {
             Pattern::Pub => {
                 let endpoint = match up.transport {
                     Transport::Ipc => format!("ipc://<run dir>/{}.{{0..{}}}.{}", up.name, up.replicas - 1, port.name),
-                    Transport::Tcp => "tcp://127.0.0.1:<port chosen by the OS>".to_string(),
+                    Transport::Tcp => tcp_endpoint(t, &up.host),
                 };
                 let mut topics = if input.topics.is_empty() {
                     "every topic".to_string()

@@ -1,0 +1,202 @@
+//! `[hosts]` and a node's `host`: the machines one topology spans.
+//!
+//! ```toml
+//! [hosts.a]
+//! address = "10.77.0.1"      # where the other hosts reach this one
+//! [nodes.source]
+//! kind = "lines"
+//! host = "a"
+//! ```
+//!
+//! `host = ["b", "c"]` spreads a node's replicas over several hosts, round-robin (replica 0
+//! on `b`, 1 on `c`, 2 on `b`, ...). A node without `host` runs on the local host: the machine `procnet run` runs on. Nodes on
+//! one host keep their transport; an edge between two hosts always goes over TCP, so the node
+//! that binds its end (the reader of a push port, the publisher of a pub port) gets
+//! `transport = "tcp"`, and an explicit `transport = "ipc"` there is an error.
+//! `procnet run --local` runs every host's nodes on this machine, each host mapped to the
+//! loopback address.
+
+use std::net::IpAddr;
+
+use toml::Spanned;
+
+use super::checks::Inputs;
+use super::compile::Draft;
+use super::diagnostic::{did_you_mean, Diagnostic, Diagnostics};
+use super::model::{Pattern, Transport};
+use super::raw::{Span, Table};
+
+const HOST_KEYS: &[&str] = &["address"];
+
+/// One declared host.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Host {
+    /// Its name (the key in `[hosts]`).
+    pub name: String,
+    /// The address the other hosts reach it at (an IP address, not a name, so that the
+    /// topology says exactly who may connect).
+    pub address: IpAddr,
+}
+
+/// Read `[hosts]`, if present.
+pub(super) fn read_hosts(top: &Table<'_, '_>, diags: &mut Diagnostics) -> Vec<Host> {
+    let Some(value) = top.get("hosts") else {
+        return Vec::new();
+    };
+    let Some(hosts) = Table::new(value, "`[hosts]`".into(), diags) else {
+        return Vec::new();
+    };
+    let mut out = Vec::new();
+    for (key, value) in hosts.entries() {
+        let name = key.get_ref().to_string();
+        if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-') {
+            diags.push(
+                Diagnostic::error(key.span(), format!("host name `{name}` is not allowed"))
+                    .with_help("use letters, digits, `_` and `-`"),
+            );
+            continue;
+        }
+        let Some(t) = Table::new(value, format!("host `{name}`"), diags) else {
+            continue;
+        };
+        let t = t.anchored_at(key.span());
+        t.deny_unknown(HOST_KEYS, diags);
+        t.require("address", "give the IP address the other hosts reach it at, e.g. `address = \"10.77.0.1\"`", diags);
+        // A host with a bad address is still declared (its nodes resolve); the error stops
+        // the compile anyway.
+        let unspecified = IpAddr::from([0, 0, 0, 0]);
+        let address = match t.str("address", diags) {
+            None => unspecified,
+            Some(address) => match address.get_ref().parse::<IpAddr>() {
+                Ok(ip) if ip.is_unspecified() => {
+                    diags.push(
+                        Diagnostic::error(
+                            address.span(),
+                            format!("`address` of host `{name}` is {ip}, which no host can reach"),
+                        )
+                        .with_help("give the address of one of its interfaces"),
+                    );
+                    ip
+                }
+                Ok(ip) => ip,
+                Err(_) => {
+                    diags.push(
+                        Diagnostic::error(
+                            address.span(),
+                            format!("`address` of host `{name}` is not an IP address: `{}`", address.get_ref()),
+                        )
+                        .with_help(
+                            "an IPv4 or IPv6 address, e.g. \"10.77.0.1\": the allowed peers are matched by address",
+                        ),
+                    );
+                    unspecified
+                }
+            },
+        };
+        out.push(Host { name, address });
+    }
+    out
+}
+
+/// A node's `host`: one host (`host = "a"`), or several (`host = ["b", "c"]`: replica `r`
+/// runs on the `r`-th, round-robin), as indices into `[hosts]`. Empty: the local host.
+pub(super) fn read_host(t: &Table<'_, '_>, hosts: &[Host], replicas: u32, diags: &mut Diagnostics) -> Vec<usize> {
+    let Some(value) = t.get("host") else {
+        return Vec::new();
+    };
+    let names: Vec<Spanned<String>> = match value.get_ref() {
+        toml::de::DeValue::Array(_) => t.str_list("host", diags).map(Spanned::into_inner).unwrap_or_default(),
+        _ => t.str("host", diags).into_iter().collect(),
+    };
+    if names.is_empty() && matches!(value.get_ref(), toml::de::DeValue::Array(_)) {
+        diags.push(
+            Diagnostic::error(value.span(), format!("`host` of {} is an empty list", t.what()))
+                .with_help("name a host, or leave `host` out to run on the local host"),
+        );
+    }
+    let mut out = Vec::new();
+    for name in &names {
+        match hosts.iter().position(|h| h.name == *name.get_ref()) {
+            Some(i) if out.contains(&i) => diags.push(
+                Diagnostic::error(name.span(), format!("{} lists host `{}` twice", t.what(), name.get_ref()))
+                    .with_help("replicas go round-robin over the hosts listed: list each once"),
+            ),
+            Some(i) => out.push(i),
+            None => unknown_host(t, name, hosts, diags),
+        }
+    }
+    if out.len() > replicas as usize {
+        diags.push(
+            Diagnostic::error(
+                value.span(),
+                format!("{} has {replicas} replica(s) but is placed on {} hosts", t.what(), out.len()),
+            )
+            .with_help("replica r runs on the r-th host listed: give at least as many replicas as hosts"),
+        );
+    }
+    out
+}
+
+fn unknown_host(t: &Table<'_, '_>, name: &Spanned<String>, hosts: &[Host], diags: &mut Diagnostics) {
+    let mut d = Diagnostic::error(
+        name.span(),
+        format!("{} is placed on host `{}`, which `[hosts]` does not declare", t.what(), name.get_ref()),
+    );
+    d = match did_you_mean(name.get_ref(), hosts.iter().map(|h| h.name.as_str())) {
+        Some(near) => d.with_help(format!("did you mean `{near}`?")),
+        None if hosts.is_empty() => d.with_help("declare it, like `[hosts.a]` with `address = \"10.77.0.1\"`"),
+        None => d.with_help(format!(
+            "declared hosts: {}",
+            hosts.iter().map(|h| format!("`{}`", h.name)).collect::<Vec<_>>().join(", ")
+        )),
+    };
+    diags.push(d);
+}
+
+/// Edges between hosts go over TCP: give the node that binds each such edge's socket
+/// `transport = "tcp"`, or report an explicit `"ipc"` there.
+pub(super) fn place_edges(drafts: &mut [Draft], inputs: &Inputs, hosts: &[Host], diags: &mut Diagnostics) {
+    let host_name = |h: &[usize]| match h {
+        [] => "the local host".to_string(),
+        [i] => format!("host `{}`", hosts[*i].name),
+        many => {
+            format!("hosts {}", many.iter().map(|i| format!("`{}`", hosts[*i].name)).collect::<Vec<_>>().join(", "))
+        }
+    };
+    for (reader, ins) in inputs.iter().enumerate() {
+        for (input, _) in ins {
+            let (up, down) = (&drafts[input.node], &drafts[reader]);
+            // Within one host only when both are wholly on the same single host.
+            if up.host == down.host && up.host.len() <= 1 {
+                continue;
+            }
+            // The socket's end that binds: the reader's PULL for push, the publisher's XPUB.
+            let pub_port = up.ports.get(input.port).is_some_and(|p| p.pattern == Pattern::Pub);
+            let binder = if pub_port { input.node } else { reader };
+            let why = format!(
+                "`{}` on {} reads `{}` on {}",
+                down.name.get_ref(),
+                host_name(&down.host),
+                up.name.get_ref(),
+                host_name(&up.host)
+            );
+            set_tcp(&mut drafts[binder], &why, diags);
+        }
+    }
+}
+
+fn set_tcp(d: &mut Draft, why: &str, diags: &mut Diagnostics) {
+    if let (Transport::Ipc, Some(span)) = (d.transport, d.transport_span.take()) {
+        // Reported once per node: the span is taken, so a second edge only sets tcp.
+        report(diags, span, d.name.get_ref(), why);
+        return;
+    }
+    d.transport = Transport::Tcp;
+}
+
+fn report(diags: &mut Diagnostics, span: Span, node: &str, why: &str) {
+    diags.push(
+        Diagnostic::error(span, format!("node `{node}` has `transport = \"ipc\"`, but {why}: ipc cannot cross hosts"))
+            .with_help("remove the key (edges between hosts are tcp), or place both nodes on one host"),
+    );
+}
