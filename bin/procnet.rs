@@ -33,9 +33,15 @@ enum Command {
         /// environment); also printed on stderr.
         #[arg(long, value_name = "FILE")]
         endpoints: Option<PathBuf>,
-        /// Write a JSON report of the finished run (per replica: records in and out, drops).
+        /// Write a report of the finished run(s): per node, records in and out and throughput,
+        /// and its result (a tally's counts); per replica, its counters and drops. JSON, or
+        /// CSV (one row per node per run) when FILE ends in `.csv`.
         #[arg(long, value_name = "FILE")]
         report: Option<PathBuf>,
+        /// Run the topology K times in a row (an experiment: the report has every run); stops
+        /// at the first run that does not exit 0, with its status.
+        #[arg(long, value_name = "K", default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..))]
+        repeat: u32,
         /// After a first Ctrl-C or SIGTERM, how long nodes may take to finish their streams
         /// before they are killed (a second signal kills at once): `5s`, `500ms`, `1m`.
         #[arg(long, default_value = "5s", value_name = "DURATION", value_parser = parse_duration)]
@@ -67,8 +73,8 @@ enum Command {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     ExitCode::from(match cli.command {
-        Command::Run { file, startup_timeout, report, grace, endpoints, local } => {
-            run(&file, startup_timeout, grace, report.as_deref(), endpoints, local)
+        Command::Run { file, startup_timeout, report, grace, endpoints, local, repeat } => {
+            run(&file, startup_timeout, grace, report.as_deref(), endpoints, local, repeat)
         }
         Command::Check { file } => with_topology(&file, |t| print!("{}", topology::summary(t))),
         Command::Graph { file } => with_topology(&file, |t| print!("{}", topology::dot(t))),
@@ -132,6 +138,7 @@ fn run(
     report: Option<&Path>,
     endpoints: Option<PathBuf>,
     local: bool,
+    repeat: u32,
 ) -> u8 {
     let Some(t) = load(file) else {
         return exit_codes::INVALID_TOPOLOGY;
@@ -154,16 +161,39 @@ fn run(
         None => Duration::from_secs(30),
     };
     let opts = RunOptions { startup_timeout, grace, endpoints_file: endpoints };
-    match launch::run(&t, &opts) {
+    let mut outcomes = Vec::new();
+    let mut code = exit_codes::OK;
+    for i in 1..=repeat {
+        if repeat > 1 {
+            eprintln!("procnet: run {i} of {repeat}");
+        }
+        let (c, outcome) = run_once(&t, &opts);
+        code = c;
+        outcomes.extend(outcome);
+        // An experiment stops at the first run that did not go through: its figures would
+        // not compare.
+        if code != exit_codes::OK {
+            break;
+        }
+    }
+    if let (Some(path), false) = (report, outcomes.is_empty()) {
+        let csv = path.extension().is_some_and(|e| e.eq_ignore_ascii_case("csv"));
+        let text =
+            if csv { launch::report::to_csv(&t, &outcomes) } else { launch::report::to_json(&t, &outcomes) + "\n" };
+        if let Err(e) = std::fs::write(path, text) {
+            eprintln!("procnet: failed to write the report `{}`: {e}", path.display());
+            return exit_codes::NODE_FAILED;
+        }
+    }
+    code
+}
+
+/// One run: its exit code, and its outcome if every node finished.
+fn run_once(t: &topology::Topology, opts: &RunOptions) -> (u8, Option<launch::Outcome>) {
+    match launch::run(t, opts) {
         Ok(outcome) => {
             if std::io::stderr().is_terminal() {
-                eprint!("{}", launch::report_table(&t, &outcome));
-            }
-            if let Some(path) = report {
-                if let Err(e) = std::fs::write(path, launch::report::to_json(&t, &outcome) + "\n") {
-                    eprintln!("procnet: failed to write the report `{}`: {e}", path.display());
-                    return exit_codes::NODE_FAILED;
-                }
+                eprint!("{}", launch::report_table(t, &outcome));
             }
             for line in outcome.shed_report() {
                 eprintln!("procnet: {line}");
@@ -178,30 +208,31 @@ fn run(
                     outcome.incomplete.len(),
                     if outcome.incomplete.len() == 1 { "" } else { "s" }
                 );
-                return exit_codes::NODE_FAILED;
+                return (exit_codes::NODE_FAILED, Some(outcome));
             }
             let rejected = outcome.rejected_report();
             for line in &rejected {
                 eprintln!("procnet: {line}");
             }
             if rejected.is_empty() {
-                exit_codes::OK
+                (exit_codes::OK, Some(outcome))
             } else {
                 eprintln!(
                     "procnet: run `{}` finished, but dropped {} invalid frames or records: results are incomplete",
                     t.name,
                     outcome.rejected()
                 );
-                exit_codes::DATA_DROPPED
+                (exit_codes::DATA_DROPPED, Some(outcome))
             }
         }
         Err(e) => {
             eprintln!("procnet: {e}");
-            match e {
+            let code = match e {
                 RunError::Interrupted { signal, .. } if signal == libc::SIGTERM => exit_codes::TERMINATED,
                 RunError::Interrupted { .. } => exit_codes::INTERRUPTED,
                 _ => exit_codes::NODE_FAILED,
-            }
+            };
+            (code, None)
         }
     }
 }

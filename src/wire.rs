@@ -139,6 +139,9 @@ pub enum Message {
         stats: Stats,
         /// The first reasons for dropped frames and records.
         notes: Vec<String>,
+        /// The node's result, if it has one (a `tally`'s JSON line), for the run report.
+        /// Optional on the wire; written only when present.
+        result: Option<String>,
     },
     /// Launcher to node: every consumer of this node has finished, so its data sockets may
     /// close and it may exit. Closing earlier can lose records (see `docs/protocol.md`).
@@ -309,9 +312,12 @@ pub fn encode(msg: &Message) -> Vec<u8> {
             }
         }
         Message::Ready | Message::Start | Message::Stop | Message::Bye => {}
-        Message::Done { stats, notes } => {
+        Message::Done { stats, notes, result } => {
             push_stats(&mut map, stats);
             map.push((s("notes"), Value::Array(notes.iter().map(|n| s(n)).collect())));
+            if let Some(r) = result {
+                map.push((s("result"), s(r)));
+            }
         }
         Message::Stats(stats) => push_stats(&mut map, stats),
         Message::Failed { error } => map.push((s("error"), s(error))),
@@ -445,6 +451,7 @@ pub fn decode(frame: &[u8]) -> Result<Message, DecodeError> {
         "done" => Message::Done {
             stats: m.stats()?,
             notes: m.array("notes")?.into_iter().map(|v| as_string("notes", v)).collect::<Result<_, _>>()?,
+            result: m.opt_string("result")?,
         },
         "stats" => Message::Stats(m.stats()?),
         "restarted" => Message::Restarted { from: m.string("from")? },
@@ -682,7 +689,9 @@ mod tests {
                     blocked_ms: 7,
                 },
                 notes: vec!["n".into()],
+                result: None,
             },
+            Message::Done { stats: Stats::default(), notes: vec![], result: Some("{\"count\":3}".into()) },
             Message::Failed { error: "boom".into() },
             Message::Restarted { from: "w.1".into() },
             Message::Resend { to: "w.1".into() },

@@ -45,3 +45,80 @@ fn a_cluster_topology_is_not_run_without_saying_where() {
     assert!(r.stdout.is_empty(), "nothing may start: {}", r.stdout);
     assert!(r.stderr.contains("topology `cluster` spans hosts `a`, `b`, `c`: run it with `--local`"), "{}", r.stderr);
 }
+
+/// Experiments: `--repeat K` runs the topology K times; the report (CSV or JSON by the file's
+/// extension) has each run's wall time, each node's throughput and the tally.
+#[test]
+fn repeated_runs_are_reported_per_run_and_node_in_csv_and_json() {
+    let s = util::Scratch::new();
+    let csv = s.path("runs.csv");
+    let r = procnet([
+        "run".as_ref(),
+        "--repeat".as_ref(),
+        "3".as_ref(),
+        "--report".as_ref(),
+        csv.as_os_str(),
+        topology("pages.toml").as_os_str(),
+    ])
+    .run();
+    r.expect_code(0);
+    assert_eq!(r.stderr.matches("procnet: run ").count(), 3, "{}", r.stderr);
+    let text = std::fs::read_to_string(&csv).expect("the CSV report");
+    let mut lines = text.lines();
+    assert_eq!(lines.next(), Some("run,node,replicas,received,sent,elapsed_s,startup_s,records_per_s,result"));
+    let rows: Vec<&str> = lines.collect();
+    assert_eq!(rows.len(), 9, "3 runs x 3 nodes:\n{text}");
+    let tally = r.lines().last().map(|l| l.to_string()).expect("the tally's line");
+    for run in 1..=3 {
+        let mine: Vec<&&str> = rows.iter().filter(|l| l.starts_with(&format!("{run},"))).collect();
+        assert_eq!(mine.len(), 3, "{text}");
+        let count = mine.iter().find(|l| l.starts_with(&format!("{run},count,"))).expect("the tally's row");
+        // The result column: the tally's JSON, quoted with its quotes doubled.
+        let quoted = format!("\"{}\"", tally.replace('"', "\"\""));
+        assert!(count.ends_with(&quoted), "{count} should end with {quoted}");
+        let fields: Vec<&str> = count.splitn(9, ',').collect();
+        assert!(fields[5].parse::<f64>().is_ok_and(|s| s > 0.0), "elapsed_s: {count}");
+        assert!(fields[7].parse::<f64>().is_ok_and(|x| x > 0.0), "records_per_s: {count}");
+    }
+
+    let json = s.path("runs.json");
+    let r = procnet([
+        "run".as_ref(),
+        "--repeat".as_ref(),
+        "2".as_ref(),
+        "--report".as_ref(),
+        json.as_os_str(),
+        topology("pages.toml").as_os_str(),
+    ])
+    .run();
+    r.expect_code(0);
+    let report: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&json).expect("report")).expect("json");
+    let runs = report["runs"].as_array().expect("runs");
+    assert_eq!(runs.len(), 2);
+    for run in runs {
+        let count = run["nodes"].as_array().expect("nodes").iter().find(|n| n["node"] == "count").expect("count");
+        assert_eq!(count["result"], r.json(), "the report's tally is the tally printed");
+        assert!(run["elapsed_s"].as_f64().is_some_and(|s| s > 0.0));
+    }
+}
+
+#[test]
+fn a_repeated_experiment_stops_at_the_first_failed_run() {
+    let s = util::Scratch::new();
+    let file = s.write(
+        "t.toml",
+        r#"
+        [nodes.src]
+        kind = "lines"
+        path = "no-such-file.txt"
+        [nodes.count]
+        kind = "tally"
+        inputs = ["src"]
+        "#,
+    );
+    let r = procnet(["run".as_ref(), "--repeat".as_ref(), "3".as_ref(), file.as_os_str()]).run();
+    r.expect_code(1);
+    assert_eq!(r.stderr.matches("procnet: run ").count(), 1, "{}", r.stderr);
+    assert!(r.stderr.contains("node `src.0` failed"), "{}", r.stderr);
+}

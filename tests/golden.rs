@@ -164,6 +164,16 @@ fn vectors() -> Vec<Vector> {
                     blocked_ms: 1500,
                 },
                 notes: vec!["unexpected `start` message on a data socket".into()],
+                result: None,
+            },
+        },
+        Vector {
+            file: "done_result.msgpack",
+            about: "a tally's final counters with its result, for the run report",
+            message: Message::Done {
+                stats: Stats { received: 3, ..Default::default() },
+                notes: vec![],
+                result: Some(r#"{"count":3}"#.into()),
             },
         },
         Vector {

@@ -68,6 +68,9 @@ class Node:
         self._inexact = int(env.get("PROCNET_RESTART") or 0) > 0  # §4.5: a replacement
         self.received = self.invalid_frames = self.bad_records = self.errors = 0
         self._blocked, self._input_notes, self._notes = 0.0, [], []
+        #: The node's result for the run report (§6.6 ``done.result``): set it to a str (a
+        #: tally's JSON, say) before the stream ends; None sends none.
+        self.result = None
         self._queue, self._pending_eos, self._announced = collections.deque(), {}, 0
         self._relaxed, self._resend_to, self._monitors, self._subs = set(), [], [], []
         self._ended = self._running = self._input_done = False
@@ -371,7 +374,8 @@ class Node:
         for pub in self._pubs:
             self._flush_publisher(pub, end=True)
         self._running = False
-        self._tell("done", **self.stats(), notes=self._input_notes + self._notes)
+        result = {} if self.result is None else {"result": str(self.result)}
+        self._tell("done", **self.stats(), notes=self._input_notes + self._notes, **result)
         self._await("bye")
 
     def __exit__(self, exc_type, exc, tb):

@@ -82,7 +82,7 @@ _SPECS = {
     "data": "records records", "eos": "from str, sent uint, port str?, topics counts?",
     "hello": "node str, replica u32, pid u32, input str?, publish strmap?, ports strmap?",
     "wire": "inputs inputs, outputs outputs, vars strmap?, ports ports?",
-    "ready": "", "start": "", "stop": "", "bye": "", "stats": _STATS, "done": _STATS + ", notes strs",
+    "ready": "", "start": "", "stop": "", "bye": "", "stats": _STATS, "done": _STATS + ", notes strs, result str?",
     "failed": "error str", "restarted": "from str", "resend": "to str",
     "wire input": "node str, replicas u32, port str?, pattern str?",
     "wire pub input": "topics strs, endpoints strs",

@@ -415,3 +415,16 @@ def test_bad_records_and_errors_are_counted_with_the_first_reasons(launcher):
     assert done["notes"][1:] == [f"no use for {i}" for i in range(5)]  # 5 per kind of drop
     launcher.send("n.0", "bye")
     assert finished(t) is None
+
+
+def test_a_result_goes_out_with_done_for_the_run_report(launcher):
+    # §6.6: `done.result`, which the launcher puts in the run report (a tally's counts).
+    def source(node):
+        node.result = '{"count": 0}'
+
+    t = start(launcher.env(bind=False), source)
+    launcher.join("n.0", outputs=[])
+    done = launcher.recv()[1]
+    assert done["t"] == "done" and done["result"] == '{"count": 0}'
+    launcher.send("n.0", "bye")
+    assert finished(t) is None

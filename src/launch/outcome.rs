@@ -22,6 +22,8 @@ pub struct ReplicaReport {
     pub stats: Stats,
     /// Why it dropped frames or records, if it did (the first few reasons).
     pub notes: Vec<String>,
+    /// Its result, if it reported one (a `tally`'s JSON line).
+    pub result: Option<String>,
 }
 
 /// A run in which every node finished its stream and exited 0.

@@ -1,4 +1,7 @@
-//! The run report as JSON (`procnet run --report FILE`): per replica, what it counted.
+//! The run report (`procnet run --report FILE`): per replica, what it counted; per node, its
+//! throughput; each node's result (a tally's counts). JSON, or CSV when FILE ends in `.csv`;
+//! with `--repeat K`, one entry (JSON) or one group of rows (CSV) per run, so runs of
+//! different placements, replica counts and start methods can be compared.
 
 use serde::Serialize;
 
@@ -14,7 +17,22 @@ struct Report<'a> {
     records_dropped: u64,
     /// Replicas that died mid-stream and were restarted: the result may be incomplete.
     incomplete: &'a [String],
+    nodes: Vec<NodeLine<'a>>,
     replicas: Vec<Replica<'a>>,
+}
+
+/// One node's totals over its replicas, in a run.
+#[derive(Serialize)]
+struct NodeLine<'a> {
+    node: &'a str,
+    replicas: u32,
+    received: u64,
+    sent: u64,
+    /// Records handled per second of the run: received, or sent for a source.
+    records_per_s: f64,
+    /// Its result, if it reported one (a tally's counts: JSON, kept as JSON).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    result: Option<serde_json::Value>,
 }
 
 #[derive(Serialize)]
@@ -33,10 +51,83 @@ struct Replica<'a> {
     exit: i32,
     restarts: u32,
     notes: &'a [String],
+    #[serde(skip_serializing_if = "Option::is_none")]
+    result: Option<serde_json::Value>,
 }
 
-/// The report of a finished run, as pretty JSON.
-pub fn to_json(topology: &Topology, outcome: &Outcome) -> String {
+/// A result as JSON when it is JSON (a tally's), else as a string.
+fn json_or_text(text: &str) -> serde_json::Value {
+    serde_json::from_str(text).unwrap_or_else(|_| serde_json::Value::String(text.to_string()))
+}
+
+/// Per node, in topology order: totals over its replicas and throughput over the run.
+fn node_lines<'a>(topology: &'a Topology, outcome: &'a Outcome) -> Vec<NodeLine<'a>> {
+    let secs = outcome.elapsed.as_secs_f64().max(1e-9);
+    topology
+        .nodes
+        .iter()
+        .map(|n| {
+            let mine = || outcome.replicas.iter().filter(|r| r.node == n.name);
+            let received = mine().map(|r| r.stats.received).sum::<u64>();
+            let sent = mine().map(|r| r.stats.sent).sum::<u64>();
+            let handled = if n.inputs.is_empty() { sent } else { received };
+            NodeLine {
+                node: &n.name,
+                replicas: n.replicas,
+                received,
+                sent,
+                records_per_s: (handled as f64 / secs).round(),
+                result: mine().find_map(|r| r.result.as_deref()).map(json_or_text),
+            }
+        })
+        .collect()
+}
+
+/// The report of finished runs, as pretty JSON: one run's report, or with several runs,
+/// `{"topology": ..., "runs": [report, ...]}`.
+pub fn to_json(topology: &Topology, runs: &[Outcome]) -> String {
+    let reports: Vec<Report<'_>> = runs.iter().map(|o| report(topology, o)).collect();
+    match reports.as_slice() {
+        [one] => serde_json::to_string_pretty(one),
+        _ => serde_json::to_string_pretty(&serde_json::json!({"topology": topology.name, "runs": reports})),
+    }
+    .expect("a report serializes")
+}
+
+/// The report of finished runs as CSV: a header, then one row per node per run.
+pub fn to_csv(topology: &Topology, runs: &[Outcome]) -> String {
+    let mut out = String::from("run,node,replicas,received,sent,elapsed_s,startup_s,records_per_s,result\n");
+    for (i, o) in runs.iter().enumerate() {
+        for n in node_lines(topology, o) {
+            let result = n.result.map(|r| r.to_string()).unwrap_or_default();
+            out.push_str(&format!(
+                "{},{},{},{},{},{:.6},{:.6},{},{}\n",
+                i + 1,
+                csv_field(n.node),
+                n.replicas,
+                n.received,
+                n.sent,
+                o.elapsed.as_secs_f64(),
+                o.startup.as_secs_f64(),
+                n.records_per_s,
+                csv_field(&result)
+            ));
+        }
+    }
+    out
+}
+
+/// A CSV field (RFC 4180): quoted, with quotes doubled, when it holds a comma, a quote or a
+/// line break.
+fn csv_field(s: &str) -> String {
+    if s.contains([',', '"', '\n', '\r']) {
+        format!("\"{}\"", s.replace('"', "\"\""))
+    } else {
+        s.to_string()
+    }
+}
+
+fn report<'a>(topology: &'a Topology, outcome: &'a Outcome) -> Report<'a> {
     let replicas = outcome
         .replicas
         .iter()
@@ -57,17 +148,29 @@ pub fn to_json(topology: &Topology, outcome: &Outcome) -> String {
                 exit: r.exit_code,
                 restarts: r.restarts,
                 notes: &r.notes,
+                result: r.result.as_deref().map(json_or_text),
             }
         })
         .collect();
-    let report = Report {
+    Report {
         topology: &topology.name,
         elapsed_s: outcome.elapsed.as_secs_f64(),
         startup_s: outcome.startup.as_secs_f64(),
         records_rejected: outcome.rejected(),
         records_dropped: outcome.replicas.iter().map(|r| r.stats.dropped).sum(),
         incomplete: &outcome.incomplete,
+        nodes: node_lines(topology, outcome),
         replicas,
-    };
-    serde_json::to_string_pretty(&report).expect("a report serializes")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::csv_field;
+
+    #[test]
+    fn csv_fields_are_quoted_only_when_needed() {
+        assert_eq!(csv_field("count"), "count");
+        assert_eq!(csv_field(r#"{"count":3,"by":{"a":1}}"#), r#""{""count"":3,""by"":{""a"":1}}""#);
+    }
 }

@@ -88,7 +88,7 @@ struct Replica {
     published: BTreeMap<String, String>,
     ports: BTreeMap<String, String>,
     latest: Stats,
-    report: Option<(Stats, Vec<String>)>,
+    report: Option<(Stats, Vec<String>, Option<String>)>,
     /// When it exited (since the run started) and with what status.
     exit: Option<(Duration, i32)>,
     restarts: u32,
@@ -722,10 +722,10 @@ impl Supervisor<'_> {
                 }
             }
             Message::Stats(stats) if r.phase == Phase::Started => r.latest = stats,
-            Message::Done { stats, notes } if r.phase == Phase::Started => {
+            Message::Done { stats, notes, result } if r.phase == Phase::Started => {
                 r.phase = Phase::Done;
                 r.latest = stats.clone();
-                r.report = Some((stats, notes));
+                r.report = Some((stats, notes, result));
                 self.release_finished()?;
                 self.stop_idle_services()?;
             }
@@ -1065,7 +1065,7 @@ impl Supervisor<'_> {
             .replicas
             .iter_mut()
             .map(|r| {
-                let (stats, notes) = r.report.take().expect("every exited replica reported done");
+                let (stats, notes, result) = r.report.take().expect("every exited replica reported done");
                 let (wall, exit_code) = r.exit.expect("every replica exited");
                 ReplicaReport {
                     id: r.id.clone(),
@@ -1075,6 +1075,7 @@ impl Supervisor<'_> {
                     restarts: r.restarts,
                     stats,
                     notes,
+                    result,
                 }
             })
             .collect();

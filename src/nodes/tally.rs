@@ -131,8 +131,10 @@ impl TallyConfig {
             }
         }
         let tally = self.tally(count, &groups);
-        // The final counts, so a subscriber always ends with the result.
+        // The final counts, so a subscriber always ends with the result; and for the run
+        // report, as JSON whatever the template.
         node.send_to("progress", &tally.record())?;
+        node.set_result(serde_json::to_string(&tally).expect("a tally serializes"));
         let line = match &self.template {
             Some(t) => t.render(|f| match f {
                 "count" => Some(tally.count.to_string().into()),

@@ -61,6 +61,8 @@ pub struct Node {
     ended: bool,
     /// Restarted downstream replicas to send `eos` again once this node's stream ends.
     resend: Vec<String>,
+    /// The node's result for the run report, sent with `done`.
+    result: Option<String>,
     vars: std::collections::HashMap<String, String>,
     ctx: zmq::Context,
 }
@@ -119,6 +121,7 @@ impl Node {
             stop_requested: false,
             ended: false,
             resend: Vec::new(),
+            result: None,
             vars: Default::default(),
             ctx,
         };
@@ -579,9 +582,16 @@ impl Node {
         }
         let mut notes = self.input.as_ref().map(|i| i.notes.clone()).unwrap_or_default();
         notes.extend(self.notes.iter().cloned());
-        self.tell(&Message::Done { stats: self.stats(), notes })?;
+        let result = self.result.take();
+        self.tell(&Message::Done { stats: self.stats(), notes, result })?;
         self.await_control("bye", None)?;
         Ok(())
+    }
+
+    /// Give the node's result (text, e.g. a JSON line), which the launcher puts in the run
+    /// report; sent with `done` by [`Node::finish`].
+    pub fn set_result(&mut self, result: String) {
+        self.result = Some(result);
     }
 
     /// Tell the launcher this node failed and why.

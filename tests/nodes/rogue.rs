@@ -144,7 +144,7 @@ fn garbage(n: u64) {
         .expect("eos");
     }
     let stats = wire::Stats { sent: n, ..Default::default() };
-    tell(&Message::Done { stats, notes: vec![] });
+    tell(&Message::Done { stats, notes: vec![], result: None });
     assert_eq!(hear(), Message::Bye);
 }
 
@@ -201,7 +201,7 @@ fn huge(mb: u64) {
     let eos = Message::Eos { from: id.id(), sent: 21, port: "out".into(), topics: Default::default() };
     peer.send(wire::encode(&eos), 0).expect("eos");
     let stats = wire::Stats { sent: 21, ..Default::default() };
-    control.send(wire::encode(&Message::Done { stats, notes: vec![] }), 0).expect("done");
+    control.send(wire::encode(&Message::Done { stats, notes: vec![], result: None }), 0).expect("done");
     assert_eq!(wire::decode(&control.recv_bytes(0).expect("hear")).expect("decode"), Message::Bye);
 }
 
@@ -291,6 +291,6 @@ fn foreign() {
     let eos = Message::Eos { from: id.id(), sent: 9, port: "out".into(), topics: Default::default() };
     send(wire::encode(&eos));
     let stats = wire::Stats { sent: 9, ..Default::default() };
-    control.send(wire::encode(&Message::Done { stats, notes: vec![] }), 0).expect("done");
+    control.send(wire::encode(&Message::Done { stats, notes: vec![], result: None }), 0).expect("done");
     assert_eq!(wire::decode(&control.recv_bytes(0).expect("hear")).expect("decode"), Message::Bye);
 }
