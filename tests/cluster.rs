@@ -122,3 +122,72 @@ fn a_repeated_experiment_stops_at_the_first_failed_run() {
     assert_eq!(r.stderr.matches("procnet: run ").count(), 1, "{}", r.stderr);
     assert!(r.stderr.contains("node `src.0` failed"), "{}", r.stderr);
 }
+
+/// Only declared hosts get in: with `[hosts]`, a node's tcp sockets refuse any other address
+/// (ZAP), and the run goes on undisturbed. Under `--local` the one allowed address is
+/// 127.0.0.1, so the rogue source knocks from 127.0.0.2 (also loopback) before sending its
+/// records the right way. The consumer is Rust, then Python.
+fn intruder_is_refused(consumer: &str, path: Option<String>) {
+    let path_is_rust = path.is_none();
+    let s = util::Scratch::new();
+    let file = s.write(
+        "t.toml",
+        &format!(
+            r#"
+            [hosts.a]
+            address = "10.77.0.1"
+            [hosts.b]
+            address = "10.77.0.2"
+            [nodes.intruder]
+            command = ["{}", "intruder", "100"]
+            host = "a"
+            [nodes.keep]
+            {consumer}
+            inputs = ["intruder"]
+            host = "b"
+            [nodes.count]
+            kind = "tally"
+            inputs = ["keep"]
+            host = "b"
+            "#,
+            util::rogue().display()
+        ),
+    );
+    let mut cmd = procnet(["run".as_ref(), "--local".as_ref(), file.as_os_str()]);
+    if let Some(path) = path {
+        cmd = cmd.env("PATH", path);
+    }
+    let r = cmd.run();
+    r.expect_code(0);
+    assert!(r.stderr.contains("intruder: refused"), "the handshake from 127.0.0.2 must fail:\n{}", r.stderr);
+    assert_eq!(r.json(), serde_json::json!({"count": 100}), "the intruder's record must not get in");
+    if path_is_rust {
+        assert!(r.stderr.contains("keep.0: refused a connection from 127.0.0.2"), "{}", r.stderr);
+    }
+}
+
+#[test]
+fn a_connection_from_an_undeclared_address_is_refused_by_a_rust_node() {
+    intruder_is_refused(
+        r#"kind = "filter"
+            field = "id"
+            regex = "^i""#,
+        None,
+    );
+}
+
+#[test]
+fn a_connection_from_an_undeclared_address_is_refused_by_a_python_node() {
+    let venv = root().join("target/venv/bin");
+    assert!(
+        venv.join("python3").exists(),
+        "{} is missing: run `make venv` (`make test` does it first)",
+        venv.display()
+    );
+    let path = format!("{}:{}", venv.display(), std::env::var("PATH").unwrap_or_default());
+    let filter = root().join("bin/py_filter.py");
+    intruder_is_refused(
+        &format!(r#"command = ["python3", "{}", "--field", "id", "--contains", "i"]"#, filter.display()),
+        Some(path),
+    );
+}

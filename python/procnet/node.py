@@ -78,12 +78,21 @@ class Node:
         self._control.setsockopt(zmq.IDENTITY, self.id.encode())
         self._control.setsockopt(zmq.LINGER, 2000)  # a `done` or `failed` sent last still goes
         self._control.connect(env["PROCNET_CONTROL"])
+        # §2.2 PROCNET_ALLOW: only declared hosts may connect to the tcp sockets (ZAP).
+        allow = [a.strip() for a in (env.get("PROCNET_ALLOW") or "").split(",") if a.strip()]
+        self._auth = None
+        if allow:
+            from zmq.auth.thread import ThreadAuthenticator
+            self._auth = ThreadAuthenticator(ctx)
+            self._auth.start()
+            self._auth.allow(*allow)
         self._pull = None  # §3.2: one PULL for every push port read, bound before hello
         if env.get("PROCNET_BIND"):
             self._pull = self._input_socket(zmq.PULL)
+            _guard(self._pull, env["PROCNET_BIND"], allow)
             self._pull.bind(env["PROCNET_BIND"])
         # §3.4: an XPUB per entry of PROCNET_PUB: a port, or its lossy `<port>!drop` socket.
-        self._pubs = [_Publisher(ctx, k, ep) for k, ep in json.loads(env.get("PROCNET_PUB") or "{}").items()]
+        self._pubs = [_Publisher(ctx, k, ep, allow) for k, ep in json.loads(env.get("PROCNET_PUB") or "{}").items()]
         hello = {"node": self.name, "replica": self.replica, "pid": os.getpid(),
                  "input": self._pull.getsockopt_string(zmq.LAST_ENDPOINT) if self._pull else None}
         if self._publish:
@@ -393,6 +402,8 @@ class Node:
     def close(self):
         """Close every socket; the control socket keeps its linger, for a last ``failed``."""
         if self._ctx is not None:
+            if getattr(self, "_auth", None) is not None:
+                self._auth.stop()
             if hasattr(self, "_control"):
                 self._control.close()
             self._ctx.destroy(linger=0)
@@ -440,17 +451,24 @@ class _Output:
         return encode("eos", **{"from": me, "sent": self.sent[i]}, **({"port": self.port} if self.port != "out" else {}))
 
 
+def _guard(sock, endpoint, allow):
+    """With an allow list, a tcp socket asks the ZAP handler about every peer (§2.2)."""
+    if allow and endpoint.startswith("tcp://"):
+        sock.zap_domain = b"procnet"
+
+
 class _Publisher:
     """§3.4: the XPUB socket of a pub port, or of its lossy ``<port>!drop`` socket: a batch per
     topic, and the records published per topic for its ``eos``."""
 
-    def __init__(self, ctx, key, endpoint):
+    def __init__(self, ctx, key, endpoint, allow=()):
         self.key, self.lossy = key, key.endswith("!drop")
         self.port = key[: -len("!drop")] if self.lossy else key
         self.sock = ctx.socket(zmq.XPUB)
         self.sock.setsockopt(zmq.XPUB_NODROP, 1)  # a full subscriber refuses, never loses
         self.sock.setsockopt(zmq.XPUB_VERBOSE, 1)  # every subscription reaches us: count them
         self.sock.setsockopt(zmq.SNDHWM, HWM)
+        _guard(self.sock, endpoint, allow)
         self.sock.bind(endpoint)
         self.endpoint = self.sock.getsockopt_string(zmq.LAST_ENDPOINT)
         self.topic_field = self.topic = None

@@ -101,7 +101,22 @@ pub fn node_env(t: &Topology, l: &Launch<'_>) -> Vec<(&'static str, String)> {
     if let Runner::Builtin(kind) = &node.runner {
         env.push((vars::CONFIG, serde_json::to_string(kind).expect("a kind serializes")));
     }
+    let allow = allowed_peers(t);
+    if !allow.is_empty() {
+        env.push((vars::ALLOW, allow.iter().map(ToString::to_string).collect::<Vec<_>>().join(",")));
+    }
     env
+}
+
+/// Who may connect to the nodes' tcp sockets: with `[hosts]`, the hosts' addresses; without,
+/// anyone (empty). One launcher runs every host today (`--local`), each host mapped to the
+/// loopback address, so that is the one address allowed.
+pub fn allowed_peers(t: &Topology) -> Vec<std::net::IpAddr> {
+    if t.hosts.is_empty() {
+        Vec::new()
+    } else {
+        vec![std::net::IpAddr::from([127, 0, 0, 1])]
+    }
 }
 
 /// Why a program could not be started, in words.

@@ -296,6 +296,7 @@ fn identity(t: &Topology, r: &Replica, control: &str) -> Identity {
         pub_ports: r.pub_ports.clone(),
         restart: r.midstream_restarts,
         max_message_bytes: Some(t.nodes[r.node].max_message_bytes),
+        allow: super::spawn::allowed_peers(t),
     }
 }
 

@@ -32,9 +32,25 @@ pub mod vars {
     pub const RESTART: &str = "PROCNET_RESTART";
     /// The largest message, in bytes, the node's input sockets must accept (ZMQ_MAXMSGSIZE).
     pub const MAX_MESSAGE_BYTES: &str = "PROCNET_MAX_MESSAGE_BYTES";
+    /// With `[hosts]`: the addresses (comma-separated) that may connect to the node's tcp
+    /// sockets; any other peer is refused (ZAP). Unset: no restriction.
+    pub const ALLOW: &str = "PROCNET_ALLOW";
     /// Every variable above: the launcher sets each afresh for every node.
-    pub const ALL: [&str; 12] =
-        [PROTOCOL, NODE, REPLICA, REPLICAS, CONTROL, BIND, TOPOLOGY, RUN_DIR, CONFIG, PUB, RESTART, MAX_MESSAGE_BYTES];
+    pub const ALL: [&str; 13] = [
+        PROTOCOL,
+        NODE,
+        REPLICA,
+        REPLICAS,
+        CONTROL,
+        BIND,
+        TOPOLOGY,
+        RUN_DIR,
+        CONFIG,
+        PUB,
+        RESTART,
+        MAX_MESSAGE_BYTES,
+        ALLOW,
+    ];
 }
 
 /// A node replica's identity and endpoints.
@@ -56,6 +72,8 @@ pub struct Identity {
     pub restart: u32,
     /// The largest message its input sockets accept, if limited.
     pub max_message_bytes: Option<u64>,
+    /// The addresses allowed to connect to its tcp sockets; empty: any.
+    pub allow: Vec<std::net::IpAddr>,
 }
 
 impl Identity {
@@ -105,6 +123,18 @@ impl Identity {
                     NodeError::Env(format!("environment variable {} is not a number", vars::MAX_MESSAGE_BYTES))
                 })?),
                 _ => None,
+            },
+            allow: match std::env::var(vars::ALLOW) {
+                Ok(list) => list
+                    .split(',')
+                    .filter(|a| !a.trim().is_empty())
+                    .map(|a| {
+                        a.trim().parse().map_err(|_| {
+                            NodeError::Env(format!("{} holds `{a}`, which is not an IP address", vars::ALLOW))
+                        })
+                    })
+                    .collect::<Result<_, _>>()?,
+                Err(_) => Vec::new(),
             },
         })
     }

@@ -42,6 +42,8 @@ pub struct Input {
     relaxed: std::collections::HashSet<String>,
     /// ZMQ_MAXMSGSIZE of every input socket, if limited.
     max_message_bytes: Option<u64>,
+    /// Whether a tcp input socket is guarded by the node's ZAP handler.
+    zap: bool,
     /// PAIR sockets receiving the disconnect events of the input sockets.
     monitors: Vec<zmq::Socket>,
     /// Connections dropped while reading: libzmq drops a message over the size limit with its
@@ -60,6 +62,12 @@ impl Input {
     /// a message, with its connection, before allocating it. Call before `bind` and `wire`.
     pub fn set_max_message_bytes(&mut self, bytes: Option<u64>) {
         self.max_message_bytes = bytes;
+    }
+
+    /// Guard a tcp input socket with the node's ZAP handler (see `runtime/zap.rs`). Call
+    /// before `bind`.
+    pub fn set_zap(&mut self, zap: bool) {
+        self.zap = zap;
     }
 
     /// Apply the size limit to `socket` and watch it for dropped connections.
@@ -95,6 +103,9 @@ impl Input {
         let socket = ctx.socket(zmq::PULL).map_err(NodeError::zmq("create a PULL socket"))?;
         socket.set_rcvhwm(HWM).map_err(NodeError::zmq("set the receive high-water mark"))?;
         self.guard(ctx, &socket)?;
+        if self.zap && endpoint.starts_with("tcp://") {
+            socket.set_zap_domain(super::zap::DOMAIN).map_err(NodeError::zmq("set the ZAP domain"))?;
+        }
         let endpoint = bind(&socket, endpoint, &format!("bind `{endpoint}`"))?;
         self.pull = Some((socket, endpoint));
         Ok(())

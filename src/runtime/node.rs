@@ -13,6 +13,7 @@ use super::input::{Input, MAX_NOTES};
 use super::output::Output;
 use super::publisher::{Publisher, Topic};
 use super::waker::Waker;
+use super::zap::Zap;
 use crate::record::{RawRecord, Record};
 use crate::wire::{self, Message, Stats};
 
@@ -61,6 +62,9 @@ pub struct Node {
     ended: bool,
     /// Restarted downstream replicas to send `eos` again once this node's stream ends.
     resend: Vec<String>,
+    /// The ZAP handler guarding the tcp sockets, with `PROCNET_ALLOW`; stopped before the
+    /// context ends.
+    _zap: Option<Zap>,
     /// The node's result for the run report, sent with `done`.
     result: Option<String>,
     vars: std::collections::HashMap<String, String>,
@@ -97,13 +101,17 @@ impl Node {
         // the one before it died.
         input.set_inexact(identity.restart > 0);
         input.set_max_message_bytes(identity.max_message_bytes);
+        // Only declared hosts get in: started before any socket is bound.
+        let zap =
+            if identity.allow.is_empty() { None } else { Some(Zap::start(&ctx, &identity.allow, &identity.id())?) };
+        input.set_zap(zap.is_some());
         if let Some(ep) = identity.bind.as_deref() {
             input.bind(&ctx, ep)?;
         }
         let publishers = identity
             .pub_ports
             .iter()
-            .map(|(port, ep)| Publisher::bind(&ctx, port, ep))
+            .map(|(port, ep)| Publisher::bind(&ctx, port, ep, zap.is_some()))
             .collect::<Result<Vec<_>, _>>()?;
         let mut node = Node {
             id,
@@ -121,6 +129,7 @@ impl Node {
             stop_requested: false,
             ended: false,
             resend: Vec::new(),
+            _zap: zap,
             result: None,
             vars: Default::default(),
             ctx,

@@ -60,7 +60,7 @@ pub struct Publisher {
 impl Publisher {
     /// Bind the port's XPUB socket at `endpoint`. A `key` of `<port>!drop` is the port's
     /// lossy socket.
-    pub fn bind(ctx: &zmq::Context, key: &str, endpoint: &str) -> Result<Publisher, NodeError> {
+    pub fn bind(ctx: &zmq::Context, key: &str, endpoint: &str, zap: bool) -> Result<Publisher, NodeError> {
         let (port, lossy) = match key.strip_suffix("!drop") {
             Some(port) => (port, true),
             None => (key, false),
@@ -69,6 +69,9 @@ impl Publisher {
         set_nodrop(&mut socket)?;
         socket.set_xpub_verbose(true).map_err(NodeError::zmq("set XPUB_VERBOSE"))?;
         socket.set_sndhwm(HWM).map_err(NodeError::zmq("set the send high-water mark"))?;
+        if zap && endpoint.starts_with("tcp://") {
+            socket.set_zap_domain(super::zap::DOMAIN).map_err(NodeError::zmq("set the ZAP domain"))?;
+        }
         let endpoint = bind(&socket, endpoint, &format!("bind port `{port}` at `{endpoint}`"))?;
         Ok(Publisher {
             port: port.to_string(),

@@ -13,6 +13,9 @@
 //! - `split`: forwards every record on port `out` and publishes it on port `copy`.
 //! - `sleepy MICROS`: a slow pass-through, MICROS per record; says `sleepy: first record`
 //!   on stderr when the first arrives.
+//! - `intruder N`: a source that first connects to its consumer's tcp input a second time,
+//!   from 127.0.0.2 (not a declared host), and pushes a record there; says `intruder:
+//!   refused` on stderr if the handshake was refused; then sends N records the right way.
 //! - `echo FILE`: a sink that appends each record's `id` to FILE as a line, flushed at
 //!   once, so a test sees records the moment they arrive.
 //! - `foreign`: a source whose `data` frames are valid but laid out unlike procnet's own
@@ -35,6 +38,7 @@ fn main() {
         Some("sleepy") => sleepy(arg(2)),
         Some("foreign") => foreign(),
         Some("echo") => echo(args.get(2).expect("a file")),
+        Some("intruder") => intruder(arg(2)),
         Some("exit-early") => {
             let _node = Node::join(&Identity::from_env().expect("identity")).expect("join");
             std::process::exit(arg(2) as i32);
@@ -151,6 +155,12 @@ fn garbage(n: u64) {
 /// Join as a source speaking the protocol by hand: the control socket, one PUSH per
 /// downstream replica, and a function to end (eos with the counts given, done, bye).
 fn join_raw() -> (zmq::Context, zmq::Socket, Vec<zmq::Socket>, Identity) {
+    let (ctx, control, peers, id, _) = join_raw_endpoints();
+    (ctx, control, peers, id)
+}
+
+/// [`join_raw`], with the downstream endpoints.
+fn join_raw_endpoints() -> (zmq::Context, zmq::Socket, Vec<zmq::Socket>, Identity, Vec<String>) {
     let id = Identity::from_env().expect("identity");
     let ctx = zmq::Context::new();
     let control = ctx.socket(zmq::DEALER).expect("socket");
@@ -168,9 +178,9 @@ fn join_raw() -> (zmq::Context, zmq::Socket, Vec<zmq::Socket>, Identity) {
     let Message::Wire { outputs, .. } = wire::decode(&control.recv_bytes(0).expect("hear")).expect("decode") else {
         panic!("expected wire")
     };
-    let peers = outputs
+    let endpoints: Vec<String> = outputs.iter().flat_map(|d| d.endpoints.iter().cloned()).collect();
+    let peers = endpoints
         .iter()
-        .flat_map(|d| d.endpoints.iter())
         .map(|ep| {
             let s = ctx.socket(zmq::PUSH).expect("socket");
             s.connect(ep).expect("connect");
@@ -179,7 +189,7 @@ fn join_raw() -> (zmq::Context, zmq::Socket, Vec<zmq::Socket>, Identity) {
         .collect();
     tell(&Message::Ready);
     assert_eq!(wire::decode(&control.recv_bytes(0).expect("hear")).expect("decode"), Message::Start);
-    (ctx, control, peers, id)
+    (ctx, control, peers, id, endpoints)
 }
 
 fn huge(mb: u64) {
@@ -291,6 +301,43 @@ fn foreign() {
     let eos = Message::Eos { from: id.id(), sent: 9, port: "out".into(), topics: Default::default() };
     send(wire::encode(&eos));
     let stats = wire::Stats { sent: 9, ..Default::default() };
+    control.send(wire::encode(&Message::Done { stats, notes: vec![], result: None }), 0).expect("done");
+    assert_eq!(wire::decode(&control.recv_bytes(0).expect("hear")).expect("decode"), Message::Bye);
+}
+
+/// Knock from an address that is not a declared host, then send `n` records properly.
+fn intruder(n: u64) {
+    let (ctx, control, peers, id, endpoints) = join_raw_endpoints();
+    let target = endpoints[0].strip_prefix("tcp://").expect("a tcp input");
+    let bad = ctx.socket(zmq::PUSH).expect("socket");
+    bad.monitor("inproc://intruder-monitor", zmq::SocketEvent::ALL as i32).expect("monitor");
+    let events = ctx.socket(zmq::PAIR).expect("socket");
+    events.connect("inproc://intruder-monitor").expect("connect the monitor");
+    // libzmq's `source;destination` form: connect from 127.0.0.2 (all of 127/8 is loopback).
+    bad.connect(&format!("tcp://127.0.0.2:0;{target}")).expect("connect from 127.0.0.2");
+    let mut rec = Record::new();
+    rec.insert("id", "intruder");
+    let _ = bad.send(wire::encode(&Message::Data(vec![rec])), zmq::DONTWAIT);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    let refused = zmq::SocketEvent::HANDSHAKE_FAILED_AUTH.to_raw();
+    let mut seen = false;
+    while !seen && std::time::Instant::now() < deadline {
+        if events.poll(zmq::POLLIN, 100).expect("poll") > 0 {
+            let parts = events.recv_multipart(0).expect("event");
+            seen = parts[0].get(..2).is_some_and(|b| u16::from_le_bytes([b[0], b[1]]) == refused);
+        }
+    }
+    eprintln!("intruder: {}", if seen { "refused" } else { "not refused" });
+    bad.set_linger(0).expect("linger");
+    drop(bad);
+    for i in 0..n {
+        let mut rec = Record::new();
+        rec.insert("id", format!("i{i}"));
+        peers[0].send(wire::encode(&Message::Data(vec![rec])), 0).expect("send");
+    }
+    let eos = Message::Eos { from: id.id(), sent: n, port: "out".into(), topics: Default::default() };
+    peers[0].send(wire::encode(&eos), 0).expect("eos");
+    let stats = wire::Stats { sent: n, ..Default::default() };
     control.send(wire::encode(&Message::Done { stats, notes: vec![], result: None }), 0).expect("done");
     assert_eq!(wire::decode(&control.recv_bytes(0).expect("hear")).expect("decode"), Message::Bye);
 }
