@@ -191,3 +191,20 @@ fn a_connection_from_an_undeclared_address_is_refused_by_a_python_node() {
         Some(path),
     );
 }
+
+#[test]
+fn the_graph_draws_each_host_as_a_box_around_its_nodes() {
+    let r = procnet(["graph".as_ref(), topology("cluster.toml").as_os_str()]).run();
+    r.expect_code(0);
+    assert!(
+        r.stdout.contains("subgraph \"cluster_a\" {\n    label=\"a (10.77.0.1)\";\n    \"pages\";\n  }"),
+        "{}",
+        r.stdout
+    );
+    assert!(
+        r.stdout.contains("subgraph \"cluster_c\" {\n    label=\"c (10.77.0.3)\";\n    \"count\";\n  }"),
+        "{}",
+        r.stdout
+    );
+    assert!(r.stdout.contains("\"python\" [label=\"python\\nfilter\\nx4 on b, c\"];"), "{}", r.stdout);
+}

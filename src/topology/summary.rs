@@ -134,8 +134,25 @@ pub fn dot(t: &Topology) -> String {
             Runner::Command(argv) => argv.join(" "),
             Runner::External => "external".to_string(),
         };
-        let label = format!("{}\n{what}\nx{}", n.name, n.replicas);
+        let label = match n.host.as_slice() {
+            [_, _, ..] => format!(
+                "{}\n{what}\nx{} on {}",
+                n.name,
+                n.replicas,
+                n.host.iter().map(|&h| t.hosts[h].name.as_str()).collect::<Vec<_>>().join(", ")
+            ),
+            _ => format!("{}\n{what}\nx{}", n.name, n.replicas),
+        };
         let _ = writeln!(s, "  {} [label={}];", quote(&n.name), quote(&label));
+    }
+    // A node wholly on one host is drawn inside that host's box.
+    for (i, h) in t.hosts.iter().enumerate() {
+        let _ = writeln!(s, "  subgraph {} {{", quote(&format!("cluster_{}", h.name)));
+        let _ = writeln!(s, "    label={};", quote(&format!("{} ({})", h.name, h.address)));
+        for n in t.nodes.iter().filter(|n| n.host == [i]) {
+            let _ = writeln!(s, "    {};", quote(&n.name));
+        }
+        let _ = writeln!(s, "  }}");
     }
     for (d, input) in t.edges() {
         let port = t.port(input.node, input.port);
