@@ -495,3 +495,33 @@ fn a_file_without_a_final_newline_is_read_whole_by_every_share() {
     );
     assert_eq!(run.json(), serde_json::json!({"count": 4, "by": {"a": 1, "b": 1, "c": 1, "d": 1}}));
 }
+
+/// The smallest `max_message_bytes` allowed still holds a full batch of small records
+/// (a batch closes once it reaches 64 KiB, with the record that took it there).
+#[test]
+fn the_smallest_max_message_bytes_holds_full_batches() {
+    let s = Scratch::new();
+    let hits = corpus(&s, "in.jsonl", 0, N);
+    let run = run_topology(
+        &s,
+        r#"
+        [defaults]
+        max_message_bytes = 1048576
+        [nodes.src]
+        kind = "lines"
+        path = "in.jsonl"
+        format = "jsonl"
+        [nodes.keep]
+        kind = "filter"
+        inputs = ["src"]
+        field = "body"
+        contains = "python"
+        ignore_case = true
+        [nodes.count]
+        kind = "tally"
+        inputs = ["keep"]
+        by = "id"
+        "#,
+    );
+    assert_exactly_once(&run.json(), &hits);
+}

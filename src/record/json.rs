@@ -43,6 +43,10 @@ impl<'de> DeserializeSeed<'de> for Transcode<'_> {
 
 const WRITE: &str = "writing to a Vec cannot fail";
 
+/// Objects with more keys than this are left to the slow path: the check for repeated keys
+/// here compares each key with the ones before it.
+const MAX_KEYS: usize = 64;
+
 /// Replace the one-byte placeholder at `at` with the smallest header for `n` items.
 fn patch_header(out: &mut Vec<u8>, at: usize, n: usize, map: bool) {
     let n32 = u32::try_from(n).expect("fewer than 2^32 items");
@@ -125,6 +129,10 @@ impl<'de> Visitor<'de> for Transcode<'_> {
             if map.next_key_seed(Transcode(self.0))?.is_none() {
                 break;
             }
+            // A very wide object goes to the slow path, which is linear (this check is not).
+            if n >= MAX_KEYS {
+                return Err(de::Error::custom("many keys"));
+            }
             let key = &self.0[key_start..];
             let seen = first[..n.min(16)].iter().chain(&more);
             if seen.clone().any(|&(s, e)| &self.0[s..e] == key) {
@@ -171,6 +179,7 @@ mod tests {
             r#"{"a":[1,[2,[3]],{"x":null}],"t":true,"u":false,"z":{}, "y":[]}"#,
             r#"{"huge":100000000000000000000000000,"s":""}"#,
             &format!("{{{many}}}"),
+            &format!("{{{}}}", (0..100).map(|i| format!("\"k{i}\":{i}")).collect::<Vec<_>>().join(",")),
             &format!("{{\"list\":[{list}]}}"),
             r#"{"nested":{"a":1,"a":2}}"#,
             r#"{"a":1,"b":2,"a":3}"#,

@@ -7,8 +7,9 @@ use std::borrow::Cow;
 
 use super::{text_of, Record, Value};
 
-/// Containers (arrays, maps) may nest this deep inside a record; deeper frames are invalid
-/// (the decoder behind [`RawRecord::to_record`] stops at about 1,000 levels).
+/// Containers (arrays, maps) may nest this deep inside a record; a deeper record is dropped
+/// and counted (the rest of its frame is kept). The decoder behind
+/// [`RawRecord::to_record`] recurses once per level, so this also bounds its stack use.
 pub const MAX_DEPTH: usize = 256;
 
 /// Why bytes are not a valid record.

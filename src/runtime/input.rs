@@ -283,21 +283,24 @@ impl Input {
         }
         match wire::decode(&frame) {
             Ok(Message::Data(records)) => {
-                // Valid, laid out otherwise: encode the records as this node would.
-                let mut bytes = Vec::new();
-                for r in &records {
-                    wire::write_record(&mut bytes, r);
-                }
-                let mut ends = Vec::with_capacity(records.len());
-                for i in 0..records.len() {
-                    match raw::check_record(&bytes, ends.last().copied().unwrap_or(0)) {
-                        Ok(end) => ends.push(end),
-                        Err(e) => return self.drop_frame(format!("data record {i}: {e}")),
+                // Valid, laid out otherwise: encode the records as this node would. A record
+                // deeper than raw::MAX_DEPTH (which the frame decoder still read) is dropped
+                // alone and counted; the sender counted it, so it counts as received.
+                let (mut kept, mut ends, mut one) = (Vec::new(), Vec::with_capacity(records.len()), Vec::new());
+                for (i, r) in records.iter().enumerate() {
+                    one.clear();
+                    wire::write_record(&mut one, r);
+                    match raw::check_record(&one, 0) {
+                        Ok(_) => {
+                            kept.extend_from_slice(&one);
+                            ends.push(kept.len());
+                        }
+                        Err(e) => self.drop_frame(format!("data record {i}: {e}")),
                     }
                 }
                 self.received += records.len() as u64;
-                if !records.is_empty() {
-                    self.queue.push_back(Batch::owned(bytes, ends));
+                if !ends.is_empty() {
+                    self.queue.push_back(Batch::owned(kept, ends));
                 }
             }
             Ok(Message::Eos { from, sent, port, topics }) => {

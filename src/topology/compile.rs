@@ -32,8 +32,9 @@ const NODE_KEYS: &[&str] = &[
 ];
 const TOP_KEYS: &[&str] = &["name", "defaults", "hosts", "nodes"];
 const DEFAULT_KEYS: &[&str] = &["transport", "start", "restart", "max_restarts", "max_message_bytes"];
-/// Bounds of `max_message_bytes`: a batch must fit, and libzmq takes an int64.
-const MESSAGE_BYTES: (i64, i64) = (64 * 1024, 1 << 40);
+/// Bounds of `max_message_bytes`: a full batch (64 KiB, closed after the record that reaches
+/// it) with its last record must fit, and libzmq takes an int64.
+const MESSAGE_BYTES: (i64, i64) = (1 << 20, 1 << 40);
 const RESTARTS: &[&str] = &["never", "on-failure"];
 /// More restarts than this is a crash loop, not a policy.
 pub const MAX_RESTARTS: i64 = 100;

@@ -20,8 +20,9 @@
 //!   once, so a test sees records the moment they arrive.
 //! - `foreign`: a source whose `data` frames are valid but laid out unlike procnet's own
 //!   (fields in another order, an unknown field, larger encodings than needed, bin and int
-//!   bodies), 9 records in all, 5 of them with a body that mentions "python"; then one
-//!   frame whose record nests 300 levels deep (invalid), not counted in its `eos`.
+//!   bodies), 9 records in all, 5 of them with a body that mentions "python"; then a frame
+//!   with a record nested 300 levels deep (refused by receivers) and a good one, 11 records
+//!   in all, each counted in its `eos` as a sender does.
 
 use procnet::record::Record;
 use procnet::runtime::{Identity, Node};
@@ -296,11 +297,11 @@ fn foreign() {
         deep = Value::Array(vec![deep]);
     }
     let mut bad = header();
-    bad.push((s("records"), Value::Array(vec![rec(9, deep)])));
+    bad.push((s("records"), Value::Array(vec![rec(9, deep), rec(10, s("python again"))])));
     send(frame(bad));
-    let eos = Message::Eos { from: id.id(), sent: 9, port: "out".into(), topics: Default::default() };
+    let eos = Message::Eos { from: id.id(), sent: 11, port: "out".into(), topics: Default::default() };
     send(wire::encode(&eos));
-    let stats = wire::Stats { sent: 9, ..Default::default() };
+    let stats = wire::Stats { sent: 11, ..Default::default() };
     control.send(wire::encode(&Message::Done { stats, notes: vec![], result: None }), 0).expect("done");
     assert_eq!(wire::decode(&control.recv_bytes(0).expect("hear")).expect("decode"), Message::Bye);
 }
