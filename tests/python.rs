@@ -6,23 +6,10 @@
 mod util;
 
 use std::collections::BTreeMap;
-use std::path::PathBuf;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use util::{procnet, root, Scratch};
-
-/// The virtualenv's `bin`, where `python3` is the one with the procnet package.
-fn venv_bin() -> PathBuf {
-    let bin = root().join("target/venv/bin");
-    assert!(bin.join("python3").exists(), "{} is missing: run `make venv` (`make test` does it first)", bin.display());
-    bin
-}
-
-/// PATH with the virtualenv first, so `python3` in a topology is the venv's.
-fn path_with_venv() -> String {
-    format!("{}:{}", venv_bin().display(), std::env::var("PATH").unwrap_or_default())
-}
+use util::{path_with_venv, procnet, root, venv_bin, Scratch};
 
 /// Pages of topologies/data/pages.jsonl mentioning "python" in any case, per host.
 fn python_pages_per_host() -> BTreeMap<String, u64> {

@@ -26,75 +26,47 @@ fn truncated() -> RawError {
     RawError("truncated MessagePack".into())
 }
 
-/// What a MessagePack marker byte announces: the bytes of payload after the marker (and
-/// after `len_bytes` of big-endian length), and how many values it contains.
-enum Shape {
-    /// A value of fixed size: `n` bytes follow the marker.
-    Fixed(usize),
-    /// A str, bin or ext: a big-endian length of `len_bytes` bytes, then that many bytes
-    /// (plus `extra`, the type byte of an ext).
-    Sized { len_bytes: usize, extra: usize },
-    /// An array or map: `n` items follow (2 per map entry), after `len_bytes` of length.
-    Items { len_bytes: usize, fixed: usize, per: usize },
-}
-
-fn shape(marker: u8) -> Result<Shape, RawError> {
-    Ok(match marker {
-        0x00..=0x7f | 0xe0..=0xff | 0xc0 | 0xc2 | 0xc3 => Shape::Fixed(0),
-        0x80..=0x8f => Shape::Items { len_bytes: 0, fixed: usize::from(marker & 0x0f), per: 2 },
-        0x90..=0x9f => Shape::Items { len_bytes: 0, fixed: usize::from(marker & 0x0f), per: 1 },
-        0xa0..=0xbf => Shape::Fixed(usize::from(marker & 0x1f)),
-        0xc1 => return Err(RawError("reserved MessagePack marker 0xc1".into())),
-        0xc4 | 0xd9 => Shape::Sized { len_bytes: 1, extra: 0 },
-        0xc5 | 0xda => Shape::Sized { len_bytes: 2, extra: 0 },
-        0xc6 | 0xdb => Shape::Sized { len_bytes: 4, extra: 0 },
-        0xc7 => Shape::Sized { len_bytes: 1, extra: 1 },
-        0xc8 => Shape::Sized { len_bytes: 2, extra: 1 },
-        0xc9 => Shape::Sized { len_bytes: 4, extra: 1 },
-        0xca => Shape::Fixed(4),
-        0xcb => Shape::Fixed(8),
-        0xcc | 0xd0 => Shape::Fixed(1),
-        0xcd | 0xd1 => Shape::Fixed(2),
-        0xce | 0xd2 => Shape::Fixed(4),
-        0xcf | 0xd3 => Shape::Fixed(8),
-        0xd4 => Shape::Fixed(2),
-        0xd5 => Shape::Fixed(3),
-        0xd6 => Shape::Fixed(5),
-        0xd7 => Shape::Fixed(9),
-        0xd8 => Shape::Fixed(17),
-        0xdc => Shape::Items { len_bytes: 2, fixed: 0, per: 1 },
-        0xdd => Shape::Items { len_bytes: 4, fixed: 0, per: 1 },
-        0xde => Shape::Items { len_bytes: 2, fixed: 0, per: 2 },
-        0xdf => Shape::Items { len_bytes: 4, fixed: 0, per: 2 },
-    })
-}
-
 fn be_len(buf: &[u8], at: usize, n: usize) -> Result<usize, RawError> {
     let b = buf.get(at..at + n).ok_or_else(truncated)?;
     Ok(b.iter().fold(0usize, |acc, &x| (acc << 8) | usize::from(x)))
 }
 
-/// The header of the value at `pos`: (offset of its payload, payload bytes, items inside).
+/// The header of the value at `pos`: (offset of its payload, payload bytes, items inside;
+/// 2 items per map entry). The markers records are mostly made of come first.
 #[inline(always)]
 fn header(buf: &[u8], pos: usize) -> Result<(usize, usize, usize), RawError> {
     let marker = *buf.get(pos).ok_or_else(truncated)?;
-    // The markers records are made of, first: small ints, short strings, nil, booleans.
+    // A str, bin or ext: a big-endian length of `n` bytes, then the payload (plus `extra`,
+    // an ext's type byte).
+    let sized = |n: usize, extra: usize| Ok((pos + 1 + n, be_len(buf, pos + 1, n)? + extra, 0));
+    // An array or map: a big-endian count of `n` bytes, then `per` items each.
+    let items = |n: usize, per: usize| Ok((pos + 1 + n, 0, be_len(buf, pos + 1, n)? * per));
+    let fixed = |n: usize| Ok((pos + 1, n, 0));
     match marker {
-        0x00..=0x7f | 0xe0..=0xff | 0xc0 | 0xc2 | 0xc3 => return Ok((pos + 1, 0, 0)),
-        0xa0..=0xbf => return Ok((pos + 1, usize::from(marker & 0x1f), 0)),
-        0xd9 => return Ok((pos + 2, usize::from(*buf.get(pos + 1).ok_or_else(truncated)?), 0)),
-        0xda => {
-            let b = buf.get(pos + 1..pos + 3).ok_or_else(truncated)?;
-            return Ok((pos + 3, usize::from(u16::from_be_bytes([b[0], b[1]])), 0));
-        }
-        _ => {}
+        0x00..=0x7f | 0xe0..=0xff | 0xc0 | 0xc2 | 0xc3 => fixed(0),
+        0xa0..=0xbf => fixed(usize::from(marker & 0x1f)),
+        0xd9 | 0xc4 => sized(1, 0),
+        0xda | 0xc5 => sized(2, 0),
+        0xdb | 0xc6 => sized(4, 0),
+        0x80..=0x8f => Ok((pos + 1, 0, usize::from(marker & 0x0f) * 2)),
+        0x90..=0x9f => Ok((pos + 1, 0, usize::from(marker & 0x0f))),
+        0xc1 => Err(RawError("reserved MessagePack marker 0xc1".into())),
+        0xc7 => sized(1, 1),
+        0xc8 => sized(2, 1),
+        0xc9 => sized(4, 1),
+        0xcc | 0xd0 => fixed(1),
+        0xcd | 0xd1 | 0xd4 => fixed(2),
+        0xd5 => fixed(3),
+        0xca | 0xce | 0xd2 => fixed(4),
+        0xd6 => fixed(5),
+        0xcb | 0xcf | 0xd3 => fixed(8),
+        0xd7 => fixed(9),
+        0xd8 => fixed(17),
+        0xdc => items(2, 1),
+        0xdd => items(4, 1),
+        0xde => items(2, 2),
+        0xdf => items(4, 2),
     }
-    Ok(match shape(marker)? {
-        Shape::Fixed(n) => (pos + 1, n, 0),
-        Shape::Sized { len_bytes, extra } => (pos + 1 + len_bytes, be_len(buf, pos + 1, len_bytes)? + extra, 0),
-        Shape::Items { len_bytes: 0, fixed, per } => (pos + 1, 0, fixed * per),
-        Shape::Items { len_bytes, per, .. } => (pos + 1 + len_bytes, 0, be_len(buf, pos + 1, len_bytes)? * per),
-    })
 }
 
 /// The end of the value starting at `pos`, checking that it is complete and no deeper than

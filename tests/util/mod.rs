@@ -288,6 +288,18 @@ impl Running {
     }
 }
 
+/// The virtualenv's `bin`, where `python3` is the one with the procnet package.
+pub fn venv_bin() -> PathBuf {
+    let bin = root().join("target/venv/bin");
+    assert!(bin.join("python3").exists(), "{} is missing: run `make venv` (`make test` does it first)", bin.display());
+    bin
+}
+
+/// PATH with the virtualenv first, so `python3` in a topology is the venv's.
+pub fn path_with_venv() -> String {
+    format!("{}:{}", venv_bin().display(), std::env::var("PATH").unwrap_or_default())
+}
+
 /// The value of `key` in the environment process `pid` started with.
 pub fn environ_var(pid: u32, key: &str) -> Option<String> {
     let env = fs::read(format!("/proc/{pid}/environ")).ok()?;
