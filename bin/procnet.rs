@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use clap::{Parser, Subcommand};
 use procnet::exit_codes;
-use procnet::launch::{self, RunError, RunOptions};
+use procnet::launch::{self, RunOptions};
 use procnet::topology::{self, LoadError, Topology};
 
 /// Brokerless process networks over ZeroMQ.
@@ -49,8 +49,20 @@ enum Command {
         /// Run every host's nodes on this machine (a topology with `[hosts]`): each host is
         /// mapped to the loopback address, and edges between hosts go over tcp as they would
         /// between machines.
-        #[arg(long)]
+        #[arg(long, conflicts_with_all = ["host", "coordinate"])]
         local: bool,
+        /// Run only host NAME's nodes (a topology with `[hosts]`), with one such launcher on
+        /// each host: the first host's launcher coordinates the run, the others join it
+        /// (docs/cluster.md).
+        #[arg(long, value_name = "NAME", conflicts_with = "coordinate")]
+        host: Option<String>,
+        /// Start no node: coordinate a run whose nodes another engine starts (Kubernetes, see
+        /// `procnet export k8s`), binding the control socket at ADDRESS.
+        #[arg(long, value_name = "ADDRESS")]
+        coordinate: Option<std::net::IpAddr>,
+        /// The coordinator's tcp control port, with `--host` or `--coordinate`.
+        #[arg(long, value_name = "PORT", default_value_t = launch::DEFAULT_CONTROL_PORT)]
+        control_port: u16,
     },
     /// Validate a topology and print a summary, without starting anything.
     Check {
@@ -68,18 +80,57 @@ enum Command {
     /// Serve `procnet run` as its fork server on descriptor 3 (the `forkserver` start method).
     #[command(hide = true)]
     Forkserver,
+    /// Render a topology for another engine to run.
+    Export {
+        #[command(subcommand)]
+        what: ExportCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum ExportCommand {
+    /// Kubernetes manifests (multi-document YAML): a coordinator and one StatefulSet per node
+    /// (docs/cluster.md).
+    K8s {
+        /// The topology file.
+        file: PathBuf,
+        /// The container image of every pod, with `procnet` on its PATH.
+        #[arg(long, default_value = "procnet:latest")]
+        image: String,
+        /// The namespace of every object.
+        #[arg(long)]
+        namespace: Option<String>,
+        /// Write the manifests to FILE instead of stdout.
+        #[arg(short = 'o', long, value_name = "FILE")]
+        output: Option<PathBuf>,
+    },
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     ExitCode::from(match cli.command {
-        Command::Run { file, startup_timeout, report, grace, endpoints, local, repeat } => {
-            run(&file, startup_timeout, grace, report.as_deref(), endpoints, local, repeat)
+        Command::Run {
+            file,
+            startup_timeout,
+            report,
+            grace,
+            endpoints,
+            local,
+            repeat,
+            host,
+            coordinate,
+            control_port,
+        } => {
+            let place = Place { local, host, coordinate, control_port };
+            run(&file, startup_timeout, grace, report.as_deref(), endpoints, &place, repeat)
         }
         Command::Check { file } => with_topology(&file, |t| print!("{}", topology::summary(t))),
         Command::Graph { file } => with_topology(&file, |t| print!("{}", topology::dot(t))),
         Command::Node => node(),
         Command::Forkserver => launch::forkserver_main(),
+        Command::Export { what: ExportCommand::K8s { file, image, namespace, output } } => {
+            export_k8s(&file, image, namespace, output.as_deref())
+        }
     })
 }
 
@@ -131,28 +182,63 @@ fn parse_duration(text: &str) -> Result<Duration, String> {
     Ok(Duration::from_secs_f64(seconds))
 }
 
+/// Where `procnet run` runs the nodes: `--local`, `--host`, `--coordinate`.
+struct Place {
+    local: bool,
+    host: Option<String>,
+    coordinate: Option<std::net::IpAddr>,
+    control_port: u16,
+}
+
+/// Which replicas this launcher starts; Err(exit code) after saying why on stderr.
+fn placement(t: &Topology, place: &Place) -> Result<launch::Placement, u8> {
+    let names = || t.hosts.iter().map(|h| format!("`{}`", h.name)).collect::<Vec<_>>().join(", ");
+    if let Some(address) = place.coordinate {
+        return Ok(launch::Placement::Coordinate { address, control_port: place.control_port });
+    }
+    match &place.host {
+        None if t.hosts.is_empty() || place.local => Ok(launch::Placement::All),
+        None => {
+            eprintln!(
+                "procnet: topology `{}` spans hosts {}: run `procnet run {} --host NAME` on each host, or \
+                 `--local` to run every host's nodes on this machine",
+                t.name,
+                names(),
+                t.path.display()
+            );
+            Err(exit_codes::USAGE)
+        }
+        Some(name) if t.hosts.is_empty() => {
+            eprintln!("procnet: `--host {name}`: topology `{}` declares no `[hosts]`", t.name);
+            Err(exit_codes::USAGE)
+        }
+        Some(name) => match t.hosts.iter().position(|h| h.name == *name) {
+            Some(host) => Ok(launch::Placement::Host { host, control_port: place.control_port }),
+            None => {
+                eprintln!("procnet: `--host {name}`: topology `{}` declares hosts {} only", t.name, names());
+                Err(exit_codes::USAGE)
+            }
+        },
+    }
+}
+
 fn run(
     file: &Path,
     startup_timeout: Option<f64>,
     grace: Duration,
     report: Option<&Path>,
     endpoints: Option<PathBuf>,
-    local: bool,
+    place: &Place,
     repeat: u32,
 ) -> u8 {
     let Some(t) = load(file) else {
         return exit_codes::INVALID_TOPOLOGY;
     };
-    if !t.hosts.is_empty() && !local {
-        let names: Vec<String> = t.hosts.iter().map(|h| format!("`{}`", h.name)).collect();
-        eprintln!(
-            "procnet: topology `{}` spans hosts {}: run it with `--local` to run every host's nodes on \
-             this machine (running one host's share on each machine is not available yet)",
-            t.name,
-            names.join(", ")
-        );
-        return exit_codes::USAGE;
-    }
+    let t = if place.local { t.localized() } else { t };
+    let placement = match placement(&t, place) {
+        Ok(p) => p,
+        Err(code) => return code,
+    };
     let external = t.nodes.iter().any(|n| matches!(n.runner, topology::Runner::External));
     let startup_timeout = match startup_timeout {
         Some(s) => Duration::from_secs_f64(s.clamp(0.0, 1e9)),
@@ -160,7 +246,12 @@ fn run(
         None if external => Duration::from_secs(1_000_000_000),
         None => Duration::from_secs(30),
     };
-    let opts = RunOptions { startup_timeout, grace, endpoints_file: endpoints };
+    let opts = RunOptions { startup_timeout, grace, endpoints_file: endpoints, placement };
+    if let launch::Placement::Host { host, .. } = placement {
+        if host != Topology::COORDINATOR {
+            return join(&t, &opts, host, report, repeat);
+        }
+    }
     let mut outcomes = Vec::new();
     let mut code = exit_codes::OK;
     for i in 1..=repeat {
@@ -188,6 +279,37 @@ fn run(
     code
 }
 
+/// Host `host`'s share of the run(s), joined to the first host's launcher.
+fn join(t: &Topology, opts: &RunOptions, host: usize, report: Option<&Path>, repeat: u32) -> u8 {
+    let coordinator = &t.hosts[Topology::COORDINATOR].name;
+    if !t.runs_on(host) {
+        eprintln!("procnet: host `{}` runs no node of topology `{}`: nothing to do here", t.hosts[host].name, t.name);
+        return exit_codes::OK;
+    }
+    if report.is_some() {
+        eprintln!(
+            "procnet: the report is written by the coordinator (`--host {coordinator}`); ignoring `--report` here"
+        );
+    }
+    let mut code = exit_codes::OK;
+    for i in 1..=repeat {
+        if repeat > 1 {
+            eprintln!("procnet: run {i} of {repeat}");
+        }
+        code = match launch::join(t, opts) {
+            Ok(code) => code,
+            Err(e) => {
+                eprintln!("procnet: {e}");
+                e.exit_code()
+            }
+        };
+        if code != exit_codes::OK {
+            break;
+        }
+    }
+    code
+}
+
 /// One run: its exit code, and its outcome if every node finished.
 fn run_once(t: &topology::Topology, opts: &RunOptions) -> (u8, Option<launch::Outcome>) {
     match launch::run(t, opts) {
@@ -198,6 +320,7 @@ fn run_once(t: &topology::Topology, opts: &RunOptions) -> (u8, Option<launch::Ou
             for line in outcome.shed_report() {
                 eprintln!("procnet: {line}");
             }
+            let code = outcome.exit_code();
             if !outcome.incomplete.is_empty() {
                 for line in &outcome.incomplete {
                     eprintln!("procnet: {line}");
@@ -208,31 +331,26 @@ fn run_once(t: &topology::Topology, opts: &RunOptions) -> (u8, Option<launch::Ou
                     outcome.incomplete.len(),
                     if outcome.incomplete.len() == 1 { "" } else { "s" }
                 );
-                return (exit_codes::NODE_FAILED, Some(outcome));
+                return (code, Some(outcome));
             }
             let rejected = outcome.rejected_report();
             for line in &rejected {
                 eprintln!("procnet: {line}");
             }
             if rejected.is_empty() {
-                (exit_codes::OK, Some(outcome))
+                (code, Some(outcome))
             } else {
                 eprintln!(
                     "procnet: run `{}` finished, but dropped {} invalid frames or records: results are incomplete",
                     t.name,
                     outcome.rejected()
                 );
-                (exit_codes::DATA_DROPPED, Some(outcome))
+                (code, Some(outcome))
             }
         }
         Err(e) => {
             eprintln!("procnet: {e}");
-            let code = match e {
-                RunError::Interrupted { signal, .. } if signal == libc::SIGTERM => exit_codes::TERMINATED,
-                RunError::Interrupted { .. } => exit_codes::INTERRUPTED,
-                _ => exit_codes::NODE_FAILED,
-            };
-            (code, None)
+            (e.exit_code(), None)
         }
     }
 }
@@ -243,6 +361,39 @@ fn node() -> u8 {
         Ok(procnet::runtime::Ending::FailedReported) => exit_codes::NODE_FAILED,
         Err(e) => {
             eprintln!("procnet: node failed: {e}");
+            exit_codes::NODE_FAILED
+        }
+    }
+}
+
+/// `procnet export k8s`: the manifests on stdout or in `output`, notes on stderr.
+fn export_k8s(file: &Path, image: String, namespace: Option<String>, output: Option<&Path>) -> u8 {
+    let Some(t) = load(file) else {
+        return exit_codes::INVALID_TOPOLOGY;
+    };
+    let rendered = match procnet::export::k8s::render(&t, &procnet::export::k8s::Options { image, namespace }) {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("procnet: {e}");
+            return exit_codes::NODE_FAILED;
+        }
+    };
+    for note in &rendered.notes {
+        eprintln!("{note}");
+    }
+    let written = match output {
+        Some(path) => {
+            std::fs::write(path, &rendered.yaml).map_err(|e| format!("failed to write `{}`: {e}", path.display()))
+        }
+        None => {
+            use std::io::Write;
+            std::io::stdout().write_all(rendered.yaml.as_bytes()).map_err(|e| format!("failed to write stdout: {e}"))
+        }
+    };
+    match written {
+        Ok(()) => exit_codes::OK,
+        Err(e) => {
+            eprintln!("procnet: {e}");
             exit_codes::NODE_FAILED
         }
     }

@@ -43,7 +43,15 @@ fn a_cluster_topology_is_not_run_without_saying_where() {
     let r = procnet(["run".as_ref(), topology("cluster.toml").as_os_str()]).run();
     r.expect_code(2);
     assert!(r.stdout.is_empty(), "nothing may start: {}", r.stdout);
-    assert!(r.stderr.contains("topology `cluster` spans hosts `a`, `b`, `c`: run it with `--local`"), "{}", r.stderr);
+    assert!(
+        r.stderr.contains("topology `cluster` spans hosts `a`, `b`, `c`: run `procnet run")
+            && r.stderr.contains("--host NAME` on each host, or `--local`"),
+        "{}",
+        r.stderr
+    );
+    let r = procnet(["run".as_ref(), "--host".as_ref(), "d".as_ref(), topology("cluster.toml").as_os_str()]).run();
+    r.expect_code(2);
+    assert!(r.stderr.contains("`--host d`: topology `cluster` declares hosts `a`, `b`, `c` only"), "{}", r.stderr);
 }
 
 /// Experiments: `--repeat K` runs the topology K times; the report (CSV or JSON by the file's
@@ -203,4 +211,219 @@ fn the_graph_draws_each_host_as_a_box_around_its_nodes() {
         r.stdout
     );
     assert!(r.stdout.contains("\"python\" [label=\"python\\nfilter\\nx4 on b, c\"];"), "{}", r.stdout);
+}
+
+/// Three hosts on one machine: 127.0.0.1, .2 and .3 are all loopback addresses, so three
+/// launchers (`--host a`, `b`, `c`) make a real run over several hosts without root. The
+/// job is `topologies/cluster.toml`'s, reading `source` (a file or a FIFO).
+fn loopback_cluster(s: &util::Scratch, source: &std::path::Path) -> std::path::PathBuf {
+    let text = std::fs::read_to_string(topology("cluster.toml")).expect("cluster.toml");
+    let text = text.replace("10.77.0.", "127.0.0.").replace("data/pages.jsonl", &source.display().to_string());
+    s.write("cluster.toml", &text)
+}
+
+/// A tcp port free on this machine now, for a coordinator's control socket: tests run in
+/// parallel, so each run gets its own.
+fn free_port() -> String {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind a free port");
+    l.local_addr().expect("its address").port().to_string()
+}
+
+/// `procnet run FILE --host NAME --control-port PORT`, with a deadline.
+fn launcher(file: &std::path::Path, host: &str, port: &str, extra: &[&str]) -> util::Procnet {
+    let mut args: Vec<std::ffi::OsString> =
+        vec!["run".into(), file.into(), "--host".into(), host.into(), "--control-port".into(), port.into()];
+    args.extend(extra.iter().map(Into::into));
+    procnet(args).timeout(std::time::Duration::from_secs(60))
+}
+
+#[test]
+fn three_launchers_on_three_hosts_give_the_one_host_tally() {
+    let s = util::Scratch::new();
+    let file = loopback_cluster(&s, &topology("data/pages.jsonl"));
+    let report = s.path("report.json");
+    let port = free_port();
+    // The coordinator last: the others wait for it, as they would on their machines.
+    let c = launcher(&file, "c", &port, &[]).start();
+    let b = launcher(&file, "b", &port, &[]).start();
+    let a = launcher(&file, "a", &port, &["--report", report.to_str().expect("utf-8")]).start();
+    let (a, b, c) = (a.finish(), b.finish(), c.finish());
+    for (r, host) in [(&a, "a"), (&b, "b"), (&c, "c")] {
+        assert_eq!(r.code(), 0, "host {host}:\n{}", r.stderr);
+    }
+    let one_host = procnet(["run".as_ref(), topology("pages.toml").as_os_str()]).run();
+    one_host.expect_code(0);
+    // The tally runs on c: its line comes out of c's launcher.
+    assert_eq!(c.json(), one_host.json(), "the same job over three launchers must count the same");
+    assert!(a.stdout.is_empty() && b.stdout.is_empty(), "a: {}\nb: {}", a.stdout, b.stdout);
+    assert!(b.stderr.contains("host `b` joined the run coordinated by host `a`"), "{}", b.stderr);
+    // The coordinator's report spans the hosts: every replica, and the tally's result.
+    let report: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&report).expect("the report")).expect("json");
+    let nodes = report["nodes"].as_array().expect("nodes");
+    let python = nodes.iter().find(|n| n["node"] == "python").expect("the filter");
+    assert_eq!(python["replicas"], 4);
+    assert_eq!(python["received"], 400, "every line went through the four replicas on b and c");
+    let count = nodes.iter().find(|n| n["node"] == "count").expect("the tally");
+    assert_eq!(count["result"], one_host.json());
+}
+
+#[test]
+fn a_host_whose_launcher_never_comes_is_named() {
+    let s = util::Scratch::new();
+    let file = loopback_cluster(&s, &topology("data/pages.jsonl"));
+    let port = free_port();
+    let c = launcher(&file, "c", &port, &["--startup-timeout", "2"]).start();
+    let a = launcher(&file, "a", &port, &["--startup-timeout", "2"]).run();
+    let c = c.finish();
+    a.expect_code(1);
+    assert!(a.stderr.contains("host `b`: its launcher did not join within 2 s"), "{}", a.stderr);
+    // c hears it from the coordinator, and exits with the run's status.
+    c.expect_code(1);
+    assert!(
+        c.stderr.contains("the run failed (reported by host `a`): host `b`: its launcher did not join"),
+        "{}",
+        c.stderr
+    );
+}
+
+#[test]
+fn a_joining_host_without_its_coordinator_gives_up_naming_it() {
+    let s = util::Scratch::new();
+    let file = loopback_cluster(&s, &topology("data/pages.jsonl"));
+    let b = launcher(&file, "b", &free_port(), &["--startup-timeout", "2"]).run();
+    b.expect_code(1);
+    assert!(b.stderr.contains("host `a`: the coordinator did not answer within 2 s"), "{}", b.stderr);
+}
+
+/// Host failure: SIGKILL one host's launcher mid-run. Its nodes die with it (their death
+/// signal); the coordinator notices the silence within the heartbeat timeout, fails the
+/// run naming the host, and ends the other host's launcher, which kills its nodes. No
+/// process of the run is left on any host (`finish` checks each launcher's processes).
+#[test]
+fn killing_one_hosts_launcher_stops_every_other_naming_it() {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let s = util::Scratch::new();
+    let fifo = s.path("in.fifo");
+    let c_path = std::ffi::CString::new(fifo.as_os_str().as_encoded_bytes()).expect("a path without NUL");
+    // SAFETY: mkfifo(3) with a NUL-terminated path.
+    assert_eq!(unsafe { libc::mkfifo(c_path.as_ptr(), 0o600) }, 0, "mkfifo");
+    let file = loopback_cluster(&s, &fifo);
+    let port = free_port();
+    let c = launcher(&file, "c", &port, &[]).start();
+    let b = launcher(&file, "b", &port, &[]).start();
+    let a = launcher(&file, "a", &port, &[]).start();
+    // The run is under way once both other hosts joined the coordinator, and the source
+    // (on a) has opened its FIFO.
+    for (r, host) in [(&b, "b"), (&c, "c")] {
+        r.wait_until("the host joins", || r.stderr_so_far().contains(&format!("host `{host}` joined the run")));
+    }
+    let writer = std::cell::RefCell::new(None);
+    a.wait_until("the source opens its FIFO", || {
+        *writer.borrow_mut() = std::fs::OpenOptions::new().write(true).custom_flags(libc::O_NONBLOCK).open(&fifo).ok();
+        writer.borrow().is_some()
+    });
+    let mut w = writer.into_inner().expect("opened above");
+    let line = r#"{"url": "http://site-1.example/", "body": "python"}"#;
+    for _ in 0..50 {
+        writeln!(w, "{line}").expect("write a record");
+    }
+    w.flush().expect("flush");
+    b.signal(libc::SIGKILL);
+    let killed_at = std::time::Instant::now();
+    let (a, c) = (a.finish(), c.finish());
+    let took = killed_at.elapsed();
+    drop(w);
+    b.finish();
+    a.expect_code(1);
+    c.expect_code(1);
+    assert!(a.stderr.contains("host `b`: its launcher at 127.0.0.2 stopped answering"), "{}", a.stderr);
+    assert!(c.stderr.contains("reported by host `a`): host `b`"), "{}", c.stderr);
+    assert!(took < std::time::Duration::from_secs(20), "the others must stop within the heartbeat timeout: {took:?}");
+}
+
+/// A process cannot be forked onto another machine: `fork` applies per host, and `check`
+/// says so where it matters, as it does for restarts, which only the coordinator makes.
+#[test]
+fn fork_and_restart_over_several_hosts_are_explained() {
+    let s = util::Scratch::new();
+    let file = s.write(
+        "t.toml",
+        r#"
+        [hosts.a]
+        address = "10.77.0.1"
+        [hosts.b]
+        address = "10.77.0.2"
+        [nodes.src]
+        kind = "lines"
+        path = "t.toml"
+        host = "a"
+        [nodes.keep]
+        kind = "filter"
+        inputs = ["src"]
+        field = "line"
+        contains = "x"
+        replicas = 2
+        host = ["a", "b"]
+        start = "fork"
+        restart = "on-failure"
+        [nodes.count]
+        kind = "tally"
+        inputs = ["keep"]
+        host = "a"
+        "#,
+    );
+    let r = procnet(["check".as_ref(), file.as_os_str()]).run();
+    r.expect_code(0);
+    assert!(
+        r.stderr
+            .contains("node `keep` uses `start = \"fork\"` on 2 hosts: each host's launcher forks its own replicas"),
+        "{}",
+        r.stderr
+    );
+    assert!(
+        r.stderr
+            .contains("only the coordinating launcher (host `a`) restarts replicas: on `b` a failure fails the run"),
+        "{}",
+        r.stderr
+    );
+    assert!(r.stderr.contains("t.toml:"), "warnings carry file:line:column: {}", r.stderr);
+}
+
+/// Ctrl-C on any host stops the whole run gracefully: the host's launcher passes the signal
+/// to the coordinator, which stops every node as on one machine, then ends every launcher
+/// with the run's status.
+#[test]
+fn ctrl_c_on_one_host_stops_the_run_on_every_host() {
+    use std::os::unix::fs::OpenOptionsExt;
+    let s = util::Scratch::new();
+    let fifo = s.path("in.fifo");
+    let c_path = std::ffi::CString::new(fifo.as_os_str().as_encoded_bytes()).expect("a path without NUL");
+    // SAFETY: mkfifo(3) with a NUL-terminated path.
+    assert_eq!(unsafe { libc::mkfifo(c_path.as_ptr(), 0o600) }, 0, "mkfifo");
+    let file = loopback_cluster(&s, &fifo);
+    let port = free_port();
+    let c = launcher(&file, "c", &port, &[]).start();
+    let b = launcher(&file, "b", &port, &[]).start();
+    let a = launcher(&file, "a", &port, &[]).start();
+    for (r, host) in [(&b, "b"), (&c, "c")] {
+        r.wait_until("the host joins", || r.stderr_so_far().contains(&format!("host `{host}` joined the run")));
+    }
+    let writer = std::cell::RefCell::new(None);
+    a.wait_until("the source opens its FIFO", || {
+        *writer.borrow_mut() = std::fs::OpenOptions::new().write(true).custom_flags(libc::O_NONBLOCK).open(&fifo).ok();
+        writer.borrow().is_some()
+    });
+    // Every node of b and c is up. (Whether the signal lands before or after the start
+    // barrier, every launcher ends with the interrupt's status.)
+    a.wait_until("every node is up", || util::tagged_pids(&b.tag).len() + util::tagged_pids(&c.tag).len() >= 2 + 5);
+    c.signal(libc::SIGINT);
+    let (a, b, c) = (a.finish(), b.finish(), c.finish());
+    for (r, host) in [(&a, "a"), (&b, "b"), (&c, "c")] {
+        assert_eq!(r.code(), 130, "host {host}:\n{}", r.stderr);
+    }
+    assert!(c.stderr.contains("SIGINT: asking the coordinator (host `a`) to stop the run"), "{}", c.stderr);
+    assert!(a.stderr.contains("host `c` got SIGINT"), "{}", a.stderr);
+    assert!(b.stderr.contains("reported by host `a`): interrupted by SIGINT"), "{}", b.stderr);
 }

@@ -3,6 +3,7 @@
 
 mod fork;
 mod forker;
+mod link;
 mod logs;
 mod outcome;
 mod progress;
@@ -13,6 +14,7 @@ mod supervisor;
 mod watchdog;
 
 pub use forker::forkserver_main;
+pub use link::DEFAULT_CONTROL_PORT;
 pub use outcome::{Outcome, ReplicaReport, RunError};
 pub use progress::report_table;
-pub use supervisor::{run, RunOptions};
+pub use supervisor::{join, run, Placement, RunOptions};

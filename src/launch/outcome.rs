@@ -3,6 +3,7 @@
 use std::fmt;
 use std::time::Duration;
 
+use crate::exit_codes;
 use crate::wire::Stats;
 
 /// One replica's final report.
@@ -46,6 +47,18 @@ impl Outcome {
     /// `drop = true` subscribers are not counted here; see [`Outcome::shed_report`].
     pub fn rejected(&self) -> u64 {
         self.replicas.iter().map(|r| r.stats.invalid_frames + r.stats.bad_records).sum()
+    }
+
+    /// The launcher's exit status for this run: 0 only if no replica died mid-stream and no
+    /// frame or record was rejected (`crate::exit_codes`).
+    pub fn exit_code(&self) -> u8 {
+        if !self.incomplete.is_empty() {
+            exit_codes::NODE_FAILED
+        } else if self.rejected() > 0 {
+            exit_codes::DATA_DROPPED
+        } else {
+            exit_codes::OK
+        }
     }
 
     /// One line per replica that shed records for subscribers that chose `drop = true`:
@@ -110,6 +123,14 @@ pub enum RunError {
         /// The limit that passed.
         timeout: Duration,
     },
+    /// A host of a run over several hosts failed: its launcher did not join, stopped
+    /// answering, or (seen from another host) the coordinator did.
+    Host {
+        /// The host's name in `[hosts]`.
+        host: String,
+        /// What happened, in words.
+        cause: String,
+    },
     /// The run was interrupted by a signal (SIGINT or SIGTERM).
     Interrupted {
         /// The signal number.
@@ -131,6 +152,7 @@ impl fmt::Display for RunError {
                 timeout.as_secs_f64(),
                 waiting.join(", ")
             ),
+            RunError::Host { host, cause } => write!(f, "host `{host}`: {cause}"),
             RunError::Interrupted { signal, drained: true } => write!(
                 f,
                 "interrupted by {}: stopped gracefully (sources ended early, every node finished its stream)",
@@ -144,3 +166,14 @@ impl fmt::Display for RunError {
 }
 
 impl std::error::Error for RunError {}
+
+impl RunError {
+    /// The launcher's exit status for this failure (`crate::exit_codes`).
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            RunError::Interrupted { signal, .. } if *signal == libc::SIGTERM => exit_codes::TERMINATED,
+            RunError::Interrupted { .. } => exit_codes::INTERRUPTED,
+            _ => exit_codes::NODE_FAILED,
+        }
+    }
+}

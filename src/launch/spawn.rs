@@ -108,15 +108,17 @@ pub fn node_env(t: &Topology, l: &Launch<'_>) -> Vec<(&'static str, String)> {
     env
 }
 
-/// Who may connect to the nodes' tcp sockets: with `[hosts]`, the hosts' addresses; without,
-/// anyone (empty). One launcher runs every host today (`--local`), each host mapped to the
-/// loopback address, so that is the one address allowed.
+/// Who may connect to the nodes' tcp sockets (and a coordinating launcher's control
+/// socket): with `[hosts]`, the hosts' addresses (with `--local`, every one is the loopback
+/// address); without, anyone (empty).
 pub fn allowed_peers(t: &Topology) -> Vec<std::net::IpAddr> {
-    if t.hosts.is_empty() {
-        Vec::new()
-    } else {
-        vec![std::net::IpAddr::from([127, 0, 0, 1])]
+    let mut allow: Vec<std::net::IpAddr> = Vec::new();
+    for h in &t.hosts {
+        if !allow.contains(&h.address) {
+            allow.push(h.address);
+        }
     }
+    allow
 }
 
 /// Why a program could not be started, in words.

@@ -37,11 +37,68 @@ pub struct RunOptions {
     pub grace: Duration,
     /// Where to write, as JSON, what each replica of an external node needs to join.
     pub endpoints_file: Option<PathBuf>,
+    /// Which replicas this launcher starts.
+    pub placement: Placement,
 }
 
 impl Default for RunOptions {
     fn default() -> Self {
-        RunOptions { startup_timeout: Duration::from_secs(30), grace: Duration::from_secs(5), endpoints_file: None }
+        RunOptions {
+            startup_timeout: Duration::from_secs(30),
+            grace: Duration::from_secs(5),
+            endpoints_file: None,
+            placement: Placement::All,
+        }
+    }
+}
+
+/// Which replicas a launcher starts, and who coordinates (see `super::link`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Placement {
+    /// Every replica, here (a topology without `[hosts]`, or one run with `--local`).
+    All,
+    /// `--host`: the replicas placed on host `host` (index in `[hosts]`). The first host's
+    /// launcher coordinates ([`run`]); the others join it ([`join`]).
+    Host {
+        /// This launcher's host.
+        host: usize,
+        /// The coordinator's tcp control port.
+        control_port: u16,
+    },
+    /// `--coordinate`: no replica here. Every node is started by another engine (Kubernetes)
+    /// with `PROCNET_CONTROL` pointing at `tcp://address:control_port`.
+    Coordinate {
+        /// The address to bind the control socket to.
+        address: std::net::IpAddr,
+        /// Its port.
+        control_port: u16,
+    },
+}
+
+impl Placement {
+    /// Whether this launcher starts replica `replica` of node `node`.
+    fn here(self, t: &Topology, node: NodeId, replica: u32) -> bool {
+        match self {
+            Placement::All => true,
+            Placement::Host { host, .. } => t.replica_host(node, replica).unwrap_or(Topology::COORDINATOR) == host,
+            Placement::Coordinate { .. } => false,
+        }
+    }
+
+    /// Whether this launcher coordinates the run (rather than joining another).
+    fn coordinates(self) -> bool {
+        !matches!(self, Placement::Host { host, .. } if host != Topology::COORDINATOR)
+    }
+
+    /// The tcp endpoint of the coordinator's control socket, if the run has one.
+    fn tcp_control(self, t: &Topology) -> Option<String> {
+        match self {
+            Placement::All => None,
+            Placement::Host { control_port, .. } => {
+                Some(format!("tcp://{}:{control_port}", t.hosts[Topology::COORDINATOR].address))
+            }
+            Placement::Coordinate { address, control_port } => Some(format!("tcp://{address}:{control_port}")),
+        }
     }
 }
 
@@ -71,6 +128,8 @@ enum Parent {
     Forkserver,
     /// Nobody: an external node's process, started by hand (its pid comes in `hello`).
     External,
+    /// Another host's launcher (which reports its exit), or with no host, another engine.
+    Remote(Option<usize>),
 }
 
 struct Replica {
@@ -126,91 +185,173 @@ struct Supervisor<'t> {
     stopping: Option<(i32, Instant)>,
     /// The output pipes of the replicas forked before the relay existed.
     forked_output: Vec<(usize, OwnedFd, OwnedFd)>,
+    /// Which replicas are started here, and who coordinates.
+    placement: Placement,
+    /// The coordinator: the other hosts' launchers. Empty on one host.
+    members: Vec<Member>,
+    /// Exits the other hosts reported and `reap_exited` has not taken yet.
+    remote_exits: HashMap<usize, i32>,
+    /// A SIGINT or SIGTERM another host's launcher passed on.
+    remote_signal: Option<i32>,
+    /// When this launcher last sent a heartbeat.
+    last_beat: Instant,
+    /// Allows only the declared hosts onto the coordinator's tcp control socket.
+    zap: Option<crate::runtime::zap::Zap>,
+    /// The control socket's context.
+    ctx: zmq::Context,
+    /// The run's private directory, removed last.
+    _dir: tempfile::TempDir,
+}
+
+/// The coordinator's view of another host's launcher.
+struct Member {
+    /// Index in `[hosts]`.
+    host: usize,
+    /// When it joined, and when it was last heard from.
+    joined: Option<Instant>,
+    last_heard: Instant,
 }
 
 /// Run `topology` to the end. The first SIGINT or SIGTERM stops it gracefully (within
-/// `opts.grace`), a second kills it.
+/// `opts.grace`), a second kills it. With `--host`, this is the coordinator's side: the
+/// other hosts' launchers [`join`] it.
 pub fn run(topology: &Topology, opts: &RunOptions) -> Result<Outcome, RunError> {
-    let started = Instant::now();
-    sane_process_state();
-    let dir = run_dir()?;
-    let replicas = plan(topology, dir.path());
-    let width = replicas.iter().map(|r| r.id.len()).max().unwrap_or(0);
-    let style = Style::detect(width);
-    // Counted from now on, so a signal during the fork phase is seen as soon as the loop runs.
-    super::signals::install().map_err(|e| RunError::Setup(format!("failed to install the signal handlers: {e}")))?;
-
-    // The fork phase. Fork safety rests on this: here the launcher has one thread and no
-    // ZeroMQ context, so what it forks starts clean.
-    match single_threaded() {
-        Ok(true) => {}
-        Ok(false) => return Err(RunError::Setup("refusing to fork: the launcher already has threads".into())),
-        Err(e) => return Err(RunError::Setup(format!("failed to count the launcher's threads: {e}"))),
-    }
-    let watchdog =
-        Watchdog::fork(dir.path()).map_err(|e| RunError::Setup(format!("failed to start the watchdog: {e}")))?;
-    let mut early = Early { watchdog: Some(watchdog), zygote: None, forked: Vec::new() };
-    let needs_zygote = topology.nodes.iter().any(|n| n.start == StartMethod::Fork && n.restart.on_failure);
-    if needs_zygote {
-        let z = Forker::fork_zygote(&style).map_err(|e| early.fail(format!("failed to fork the zygote: {e}")))?;
-        early.guard(z.pid);
-        early.zygote = Some(z);
-    }
-    let control_ep = format!("ipc://{}/control", dir.path().display());
-    for (i, r) in replicas.iter().enumerate() {
-        let node = &topology.nodes[r.node];
-        if let (StartMethod::Fork, Runner::Builtin(kind)) = (node.start, &node.runner) {
-            let identity = identity(topology, r, &control_ep);
-            let env = env_of(topology, r, &control_ep, dir.path());
-            let f = fork_node(&identity, kind, &topology.base_dir, &env)
-                .map_err(|e| early.fail(format!("failed to fork node `{}`: {e}", r.id)))?;
-            early.guard(f.pid);
-            early.forked.push((i, f));
-        }
-    }
-
-    // From here on: threads and a ZeroMQ context.
-    let control = match zmq::Context::new().socket(zmq::ROUTER) {
-        Ok(socket) => socket,
-        Err(e) => return Err(early.fail(format!("failed to create the control socket: {e}"))),
-    };
-    let Early { watchdog, zygote, forked } = early;
-    let mut sup = Supervisor {
-        topology,
-        control,
-        control_ep,
-        dir: dir.path().to_path_buf(),
-        replicas,
-        by_id: HashMap::new(),
-        started,
-        ready_at: None,
-        wired: false,
-        services_stopped: false,
-        progress: None,
-        style,
-        relay: None,
-        watchdog,
-        zygote,
-        forkserver: None,
-        incomplete: Vec::new(),
-        stopping: None,
-        forked_output: Vec::new(),
-    };
-    // Known before anything can fail, so that every path kills and reaps them.
-    for (i, f) in forked {
-        sup.replicas[i].pid = f.pid;
-        sup.replicas[i].spawned_at = Instant::now();
-        sup.forked_output.push((i, f.stdout, f.stderr));
-    }
+    let mut sup = Supervisor::start(topology, opts)?;
     let result = sup.setup(opts).and_then(|()| sup.supervise(opts));
     if let Some(p) = &sup.progress {
         p.clear();
     }
     sup.kill_and_reap();
-    result.map(|mut outcome| {
-        outcome.incomplete = std::mem::take(&mut sup.incomplete);
+    let incomplete = std::mem::take(&mut sup.incomplete);
+    let result = result.map(|mut outcome| {
+        outcome.incomplete = incomplete;
         outcome
-    })
+    });
+    match &result {
+        Ok(outcome) => sup.end_members(outcome.exit_code(), None),
+        Err(e) => sup.end_members(e.exit_code(), Some(e.to_string())),
+    }
+    result
+}
+
+/// Run host `opts.placement`'s share of `topology`, joined to the coordinating launcher of
+/// the first host: start, relay and reap this host's replicas, report their exits, and end
+/// when the coordinator says the run is over (its exit status) or stops answering.
+pub fn join(topology: &Topology, opts: &RunOptions) -> Result<u8, RunError> {
+    let mut sup = Supervisor::start(topology, opts)?;
+    let result = sup.setup(opts).and_then(|()| sup.supervise_member(opts));
+    sup.kill_and_reap();
+    result
+}
+
+impl<'t> Supervisor<'t> {
+    /// The fork phase, then the supervisor with its control socket (not bound yet).
+    fn start(topology: &'t Topology, opts: &RunOptions) -> Result<Supervisor<'t>, RunError> {
+        let started = Instant::now();
+        sane_process_state();
+        let dir = run_dir()?;
+        let placement = opts.placement;
+        let replicas = plan(topology, dir.path());
+        let width = replicas.iter().map(|r| r.id.len()).max().unwrap_or(0);
+        let style = Style::detect(width);
+        // Counted from now on, so a signal during the fork phase is seen as soon as the loop runs.
+        super::signals::install()
+            .map_err(|e| RunError::Setup(format!("failed to install the signal handlers: {e}")))?;
+
+        // The fork phase. Fork safety rests on this: here the launcher has one thread and no
+        // ZeroMQ context, so what it forks starts clean.
+        match single_threaded() {
+            Ok(true) => {}
+            Ok(false) => return Err(RunError::Setup("refusing to fork: the launcher already has threads".into())),
+            Err(e) => return Err(RunError::Setup(format!("failed to count the launcher's threads: {e}"))),
+        }
+        let watchdog =
+            Watchdog::fork(dir.path()).map_err(|e| RunError::Setup(format!("failed to start the watchdog: {e}")))?;
+        let mut early = Early { watchdog: Some(watchdog), zygote: None, forked: Vec::new() };
+        // Only the coordinator restarts replicas (its own host's).
+        let needs_zygote = placement.coordinates()
+            && replicas.iter().any(|r| {
+                let n = &topology.nodes[r.node];
+                n.start == StartMethod::Fork && n.restart.on_failure && placement.here(topology, r.node, r.index)
+            });
+        if needs_zygote {
+            let z = Forker::fork_zygote(&style).map_err(|e| early.fail(format!("failed to fork the zygote: {e}")))?;
+            early.guard(z.pid);
+            early.zygote = Some(z);
+        }
+        // A host that joins a coordinator gives its replicas the coordinator's tcp endpoint;
+        // the coordinator's own replicas use its ipc endpoint.
+        let control_ep = match placement.tcp_control(topology) {
+            Some(tcp) if !placement.coordinates() => tcp,
+            _ => format!("ipc://{}/control", dir.path().display()),
+        };
+        for (i, r) in replicas.iter().enumerate() {
+            let node = &topology.nodes[r.node];
+            if !placement.here(topology, r.node, r.index) {
+                continue;
+            }
+            if let (StartMethod::Fork, Runner::Builtin(kind)) = (node.start, &node.runner) {
+                let identity = identity(topology, r, &control_ep);
+                let env = env_of(topology, r, &control_ep, dir.path());
+                let f = fork_node(&identity, kind, &topology.base_dir, &env)
+                    .map_err(|e| early.fail(format!("failed to fork node `{}`: {e}", r.id)))?;
+                early.guard(f.pid);
+                early.forked.push((i, f));
+            }
+        }
+
+        // From here on: threads and a ZeroMQ context.
+        let kind = if placement.coordinates() { zmq::ROUTER } else { zmq::DEALER };
+        let ctx = zmq::Context::new();
+        let control = match ctx.socket(kind) {
+            Ok(socket) => socket,
+            Err(e) => return Err(early.fail(format!("failed to create the control socket: {e}"))),
+        };
+        let Early { watchdog, zygote, forked } = early;
+        let members = match placement {
+            Placement::Host { host, .. } if host == Topology::COORDINATOR => (0..topology.hosts.len())
+                .filter(|&h| h != Topology::COORDINATOR && topology.runs_on(h))
+                .map(|host| Member { host, joined: None, last_heard: Instant::now() })
+                .collect(),
+            _ => Vec::new(),
+        };
+        let mut sup = Supervisor {
+            topology,
+            control,
+            control_ep,
+            dir: dir.path().to_path_buf(),
+            replicas,
+            by_id: HashMap::new(),
+            started,
+            ready_at: None,
+            wired: false,
+            services_stopped: false,
+            progress: None,
+            style,
+            relay: None,
+            watchdog,
+            zygote,
+            forkserver: None,
+            incomplete: Vec::new(),
+            stopping: None,
+            forked_output: Vec::new(),
+            placement,
+            members,
+            remote_exits: HashMap::new(),
+            remote_signal: None,
+            last_beat: Instant::now(),
+            zap: None,
+            ctx,
+            _dir: dir,
+        };
+        // Known before anything can fail, so that every path kills and reaps them.
+        for (i, f) in forked {
+            sup.replicas[i].pid = f.pid;
+            sup.replicas[i].spawned_at = Instant::now();
+            sup.forked_output.push((i, f.stdout, f.stderr));
+        }
+        Ok(sup)
+    }
 }
 
 /// What the fork phase made, cleaned up if it fails half-way.
@@ -394,18 +535,40 @@ impl Supervisor<'_> {
     fn setup(&mut self, opts: &RunOptions) -> Result<(), RunError> {
         let configure = |e| RunError::Setup(format!("failed to configure the control socket: {e}"));
         self.control.set_linger(0).map_err(configure)?;
-        // A restarted replica connects with its predecessor's identity: it takes it over.
-        self.control.set_router_handover(true).map_err(configure)?;
-        self.control
-            .bind(&self.control_ep)
-            .map_err(|e| RunError::Setup(format!("failed to bind `{}`: {e}", self.control_ep)))?;
+        if self.placement.coordinates() {
+            // A restarted replica connects with its predecessor's identity: it takes it over.
+            self.control.set_router_handover(true).map_err(configure)?;
+            self.control
+                .bind(&self.control_ep)
+                .map_err(|e| RunError::Setup(format!("failed to bind `{}`: {e}", self.control_ep)))?;
+            if let Some(tcp) = self.placement.tcp_control(self.topology) {
+                self.bind_tcp_control(&tcp)?;
+            }
+        } else {
+            let Placement::Host { host, .. } = self.placement else { unreachable!("only a host joins") };
+            let me = &self.topology.hosts[host].name;
+            self.control.set_identity(super::link::routing_id(me).as_bytes()).map_err(configure)?;
+            self.control
+                .connect(&self.control_ep)
+                .map_err(|e| RunError::Setup(format!("failed to connect to `{}`: {e}", self.control_ep)))?;
+            let join = super::link::Link::Join {
+                host: me.clone(),
+                topology: self.topology.name.clone(),
+                version: env!("CARGO_PKG_VERSION").to_string(),
+            };
+            self.control.send(join.encode(), 0).map_err(configure)?;
+        }
         for r in &mut self.replicas {
             if matches!(self.topology.nodes[r.node].runner, Runner::External) {
                 r.parent = Parent::External;
+            } else if !self.placement.here(self.topology, r.node, r.index) {
+                r.parent = Parent::Remote(self.topology.replica_host(r.node, r.index));
             }
         }
         self.announce_external(opts)?;
-        self.progress = Progress::for_terminal(self.topology);
+        if self.placement.coordinates() {
+            self.progress = Progress::for_terminal(self.topology);
+        }
         let relay = RelayThread::start(self.progress.as_ref().map(Progress::handle))
             .map_err(|e| RunError::Setup(format!("failed to start the log relay: {e}")))?;
         self.relay = Some(relay);
@@ -430,7 +593,7 @@ impl Supervisor<'_> {
             }
         }
         for i in 0..self.replicas.len() {
-            if self.replicas[i].pid == 0 && self.replicas[i].parent != Parent::External {
+            if self.replicas[i].pid == 0 && self.replicas[i].parent == Parent::Launcher {
                 self.start_replica(i)?;
             }
         }
@@ -532,7 +695,8 @@ impl Supervisor<'_> {
 
     fn supervise(&mut self, opts: &RunOptions) -> Result<Outcome, RunError> {
         loop {
-            if let Some(signal) = super::signals::take() {
+            self.tend_members(opts)?;
+            if let Some(signal) = super::signals::take().or_else(|| self.remote_signal.take()) {
                 if self.stopping.is_some() || self.ready_at.is_none() {
                     // A second signal, or one before the network started: stop at once.
                     return Err(RunError::Interrupted { signal, drained: false });
@@ -571,6 +735,8 @@ impl Supervisor<'_> {
                 };
             }
             if self.ready_at.is_none() && self.started.elapsed() > opts.startup_timeout {
+                // A host whose launcher never came explains its nodes' absence.
+                self.tend_members(opts)?;
                 let waiting = self.replicas.iter().filter(|r| r.phase < Phase::Ready).map(|r| r.id.clone()).collect();
                 return Err(RunError::Startup { waiting, timeout: opts.startup_timeout });
             }
@@ -625,6 +791,10 @@ impl Supervisor<'_> {
                 .recv_multipart(0)
                 .map_err(|e| RunError::Setup(format!("failed to read the control socket: {e}")))?;
             let [identity, frame] = parts.as_slice() else { continue };
+            if let Some(host) = identity.strip_prefix(b"@") {
+                self.on_link(host, frame)?;
+                continue;
+            }
             let Some(&i) = std::str::from_utf8(identity).ok().and_then(|id| self.by_id.get(id)) else {
                 continue;
             };
@@ -674,6 +844,7 @@ impl Supervisor<'_> {
             }
             Message::Hello { input, publish, ports, pid, .. } if r.phase == Phase::Spawned => {
                 r.phase = Phase::Joined;
+                // A remote replica's pid is of another machine: not ours to watch.
                 if r.parent == Parent::External {
                     // Watched by its pid from now on (it runs on this host).
                     r.pid = pid as libc::pid_t;
@@ -909,6 +1080,10 @@ impl Supervisor<'_> {
             // Not ours to wait for: it is gone when its pid is (it exits 0 after `bye`).
             Parent::External if r.pid > 0 && !process_alive(r.pid) => Some(0),
             Parent::External => None,
+            // Its host's launcher reports the exit.
+            Parent::Remote(Some(_)) => self.remote_exits.remove(&i),
+            // Started by another engine, which tells nothing: released is as good as gone.
+            Parent::Remote(None) => (r.phase == Phase::Released).then_some(0),
         }
     }
 
@@ -950,7 +1125,9 @@ impl Supervisor<'_> {
             };
             let policy: Restart = self.topology.nodes[r.node].restart;
             let mid_stream = self.ready_at.is_some() && r.phase < Phase::Done;
-            let restartable = policy.on_failure && !stopping && r.phase < Phase::Done;
+            // Only the coordinator's own replicas: another host's launcher does not restart.
+            let own = matches!(r.parent, Parent::Launcher | Parent::Zygote | Parent::Forkserver);
+            let restartable = policy.on_failure && !stopping && r.phase < Phase::Done && own;
             if mid_stream {
                 let mut note = format!(
                     "node `{}` died mid-stream ({how}); records in flight may be lost; tally may be incomplete",
@@ -1135,6 +1312,258 @@ impl Supervisor<'_> {
         }
         if let Some(w) = self.watchdog.take() {
             w.end();
+        }
+    }
+}
+
+/// The other hosts: the coordinator's side of `super::link`.
+impl Supervisor<'_> {
+    /// Bind the coordinator's tcp control socket, for the other hosts' nodes and launchers,
+    /// guarded (with `[hosts]`) so that only the declared hosts get in.
+    fn bind_tcp_control(&mut self, endpoint: &str) -> Result<(), RunError> {
+        let allow = super::spawn::allowed_peers(self.topology);
+        if !allow.is_empty() && matches!(self.placement, Placement::Host { .. }) {
+            // The handler answers in the control socket's own context.
+            let zap = crate::runtime::zap::Zap::start(&self.ctx, &allow, "procnet")
+                .map_err(|e| RunError::Setup(format!("failed to start the launcher's ZAP handler: {e}")))?;
+            self.zap = Some(zap);
+            self.control
+                .set_zap_domain(crate::runtime::zap::DOMAIN)
+                .map_err(|e| RunError::Setup(format!("failed to set the control socket's ZAP domain: {e}")))?;
+        }
+        self.control.bind(endpoint).map_err(|e| {
+            let hint = match self.placement {
+                Placement::Host { .. } => format!(
+                    " (is this host `{}`? Its address, {}, must be one of this machine's)",
+                    self.topology.hosts[Topology::COORDINATOR].name,
+                    self.topology.hosts[Topology::COORDINATOR].address
+                ),
+                _ => String::new(),
+            };
+            RunError::Setup(format!("failed to bind the control socket at `{endpoint}`: {e}{hint}"))
+        })
+    }
+
+    /// A message from another host's launcher (routing id `@<host>`).
+    fn on_link(&mut self, host: &[u8], frame: &[u8]) -> Result<(), RunError> {
+        use super::link::Link;
+        let t = self.topology;
+        let Some(m) = self.members.iter().position(|m| t.hosts[m.host].name.as_bytes() == host) else {
+            return Ok(());
+        };
+        let name = t.hosts[self.members[m].host].name.clone();
+        let fail = |cause: String| RunError::Host { host: name.clone(), cause };
+        let msg = Link::decode(frame).map_err(|e| fail(format!("its launcher sent an invalid message: {e}")))?;
+        self.members[m].last_heard = Instant::now();
+        match msg {
+            Link::Join { topology, version, .. } => {
+                if self.members[m].joined.is_some() {
+                    return Err(fail(
+                        "its launcher joined again: was it restarted? A run cannot take a host back".into(),
+                    ));
+                }
+                if topology != t.name || version != env!("CARGO_PKG_VERSION") {
+                    return Err(fail(format!(
+                        "its launcher runs topology `{topology}` with procnet {version}; this run is `{}` with procnet {}",
+                        t.name,
+                        env!("CARGO_PKG_VERSION")
+                    )));
+                }
+                self.members[m].joined = Some(Instant::now());
+                self.link_send(&name, &Link::Welcome);
+            }
+            Link::Exited { id, status } => {
+                if let Some(&i) = self.by_id.get(&id) {
+                    if self.replicas[i].parent == Parent::Remote(Some(self.members[m].host)) {
+                        self.remote_exits.insert(i, status);
+                    }
+                }
+            }
+            Link::Interrupt { signal } => {
+                self.say(&format!("host `{name}` got {}", super::spawn::signal_name(signal)));
+                self.remote_signal = Some(signal);
+            }
+            Link::Beat | Link::Welcome | Link::End { .. } => {}
+        }
+        Ok(())
+    }
+
+    /// Send `msg` to host `name`'s launcher; a host that is gone is noticed by its silence.
+    fn link_send(&self, name: &str, msg: &super::link::Link) {
+        let id = super::link::routing_id(name);
+        let _ = self.control.send_multipart([id.as_bytes(), &msg.encode()], zmq::DONTWAIT);
+    }
+
+    /// Heartbeats, and the two ways a host fails the run: its launcher never joined, or it
+    /// stopped answering.
+    fn tend_members(&mut self, opts: &RunOptions) -> Result<(), RunError> {
+        use super::link::{Link, BEAT, HOST_TIMEOUT};
+        if self.members.is_empty() {
+            return Ok(());
+        }
+        let t = self.topology;
+        if self.last_beat.elapsed() >= BEAT {
+            self.last_beat = Instant::now();
+            for m in self.members.iter().filter(|m| m.joined.is_some()) {
+                self.link_send(&t.hosts[m.host].name, &Link::Beat);
+            }
+        }
+        for m in &self.members {
+            let h = &t.hosts[m.host];
+            if m.joined.is_none() && self.started.elapsed() >= opts.startup_timeout {
+                return Err(RunError::Host {
+                    host: h.name.clone(),
+                    cause: format!(
+                        "its launcher did not join within {} s (run `procnet run {} --host {}` on the machine at {})",
+                        opts.startup_timeout.as_secs_f64(),
+                        t.path.display(),
+                        h.name,
+                        h.address
+                    ),
+                });
+            }
+            if m.joined.is_some() && m.last_heard.elapsed() > HOST_TIMEOUT {
+                return Err(RunError::Host {
+                    host: h.name.clone(),
+                    cause: format!(
+                        "its launcher at {} stopped answering ({} s without a heartbeat): the host or its launcher \
+                         died, or the network to it failed",
+                        h.address,
+                        HOST_TIMEOUT.as_secs()
+                    ),
+                });
+            }
+        }
+        Ok(())
+    }
+
+    /// The run is over: tell every host's launcher, with the run's status, and give the
+    /// messages a moment to leave before the socket closes.
+    fn end_members(&mut self, code: u8, error: Option<String>) {
+        if self.members.is_empty() {
+            return;
+        }
+        let msg = super::link::Link::End { code, error };
+        for m in &self.members {
+            self.link_send(&self.topology.hosts[m.host].name, &msg);
+        }
+        let _ = self.control.set_linger(2000);
+    }
+}
+
+/// A host that joins the coordinator: the member's side of `super::link`.
+impl Supervisor<'_> {
+    /// Until the coordinator ends the run: relay and reap this host's replicas and report
+    /// each exit; pass a signal on; give up if the coordinator falls silent.
+    fn supervise_member(&mut self, opts: &RunOptions) -> Result<u8, RunError> {
+        use super::link::{Link, BEAT, HOST_TIMEOUT};
+        let t = self.topology;
+        let coordinator = &t.hosts[Topology::COORDINATOR];
+        let lost = |cause: String| RunError::Host { host: coordinator.name.clone(), cause };
+        let mut welcomed = false;
+        let mut last_heard = Instant::now();
+        let mut interrupted = false;
+        loop {
+            if let Some(signal) = super::signals::take() {
+                if interrupted || !welcomed {
+                    return Err(RunError::Interrupted { signal, drained: false });
+                }
+                // The coordinator stops the whole run gracefully and ends this host with it.
+                interrupted = true;
+                self.say(&format!(
+                    "{}: asking the coordinator (host `{}`) to stop the run (send it again to kill this host's nodes at once)",
+                    super::spawn::signal_name(signal),
+                    coordinator.name
+                ));
+                let _ = self.control.send(Link::Interrupt { signal }.encode(), zmq::DONTWAIT);
+            }
+            let servers: Vec<i32> = self.zygote.iter().chain(&self.forkserver).map(Forker::fd).collect();
+            let mut items = vec![self.control.as_poll_item(zmq::POLLIN)];
+            items.extend(servers.iter().map(|&fd| zmq::PollItem::from_fd(fd, zmq::POLLIN)));
+            let polled = zmq::poll(&mut items, 50);
+            let control_ready = items[0].is_readable();
+            let servers_ready = items[1..].iter().any(zmq::PollItem::is_readable);
+            drop(items);
+            match polled {
+                Ok(_) | Err(zmq::Error::EINTR) => {}
+                Err(e) => return Err(RunError::Setup(format!("failed to poll the control socket: {e}"))),
+            }
+            if servers_ready {
+                if let Some(s) = &mut self.forkserver {
+                    s.poll().map_err(|e| RunError::Setup(format!("the forkserver failed: {e}")))?;
+                }
+            }
+            // Every message waiting, when there is one.
+            let mut more = control_ready;
+            while more {
+                let frame = match self.control.recv_bytes(zmq::DONTWAIT) {
+                    Ok(frame) => frame,
+                    Err(zmq::Error::EAGAIN) => {
+                        more = false;
+                        continue;
+                    }
+                    Err(e) => return Err(RunError::Setup(format!("failed to read the control socket: {e}"))),
+                };
+                last_heard = Instant::now();
+                match Link::decode(&frame) {
+                    Ok(Link::Welcome) => {
+                        welcomed = true;
+                        self.say(&format!(
+                            "host `{}` joined the run coordinated by host `{}` ({})",
+                            match self.placement {
+                                Placement::Host { host, .. } => t.hosts[host].name.as_str(),
+                                _ => "?",
+                            },
+                            coordinator.name,
+                            self.control_ep
+                        ));
+                    }
+                    Ok(Link::End { code, error }) => {
+                        if let Some(error) = error {
+                            self.say(&format!("the run failed (reported by host `{}`): {error}", coordinator.name));
+                        }
+                        return Ok(code);
+                    }
+                    Ok(_) => {}
+                    Err(e) => return Err(lost(format!("the coordinator sent an invalid message: {e}"))),
+                }
+            }
+            for i in 0..self.replicas.len() {
+                let r = &self.replicas[i];
+                if !matches!(r.parent, Parent::Launcher | Parent::Forkserver) || r.pid == 0 || r.phase == Phase::Exited
+                {
+                    continue;
+                }
+                let Some(status) = self.try_wait(i) else { continue };
+                if let Some(w) = &self.watchdog {
+                    w.forget(self.replicas[i].pid);
+                }
+                self.replicas[i].phase = Phase::Exited;
+                let msg = Link::Exited { id: self.replicas[i].id.clone(), status };
+                let _ = self.control.send(msg.encode(), zmq::DONTWAIT);
+            }
+            if self.last_beat.elapsed() >= BEAT {
+                self.last_beat = Instant::now();
+                let _ = self.control.send(Link::Beat.encode(), zmq::DONTWAIT);
+            }
+            if !welcomed && self.started.elapsed() > opts.startup_timeout {
+                return Err(lost(format!(
+                    "the coordinator did not answer within {} s at {} (run `procnet run {} --host {}` on the machine at {})",
+                    opts.startup_timeout.as_secs_f64(),
+                    self.control_ep,
+                    t.path.display(),
+                    coordinator.name,
+                    coordinator.address
+                )));
+            }
+            if welcomed && last_heard.elapsed() > HOST_TIMEOUT {
+                return Err(lost(format!(
+                    "the coordinator at {} stopped answering ({} s without a heartbeat): its host or launcher died, \
+                     or the network to it failed; this host's nodes are killed",
+                    coordinator.address,
+                    HOST_TIMEOUT.as_secs()
+                )));
+            }
         }
     }
 }

@@ -10,7 +10,7 @@ mod node;
 mod output;
 mod publisher;
 mod waker;
-mod zap;
+pub(crate) mod zap;
 
 pub use batch::{Batch, Records};
 pub use entry::{run_builtin, run_builtin_from_env, Ending};

@@ -124,6 +124,7 @@ pub fn compile(source: &Source<'_>) -> Result<(Topology, Vec<Diagnostic>), Vec<D
         return Err(diags.into_sorted());
     }
     checks::warnings(&drafts, &inputs, &mut diags);
+    hosts::placement_warnings(&drafts, &hosts, &mut diags);
     let nodes = drafts
         .into_iter()
         .zip(inputs)

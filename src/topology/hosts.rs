@@ -23,7 +23,7 @@ use toml::Spanned;
 use super::checks::Inputs;
 use super::compile::Draft;
 use super::diagnostic::{did_you_mean, Diagnostic, Diagnostics};
-use super::model::{Pattern, Transport};
+use super::model::{Pattern, StartMethod, Transport};
 use super::raw::{Span, Table};
 
 const HOST_KEYS: &[&str] = &["address"];
@@ -199,4 +199,42 @@ fn report(diags: &mut Diagnostics, span: Span, node: &str, why: &str) {
         Diagnostic::error(span, format!("node `{node}` has `transport = \"ipc\"`, but {why}: ipc cannot cross hosts"))
             .with_help("remove the key (edges between hosts are tcp), or place both nodes on one host"),
     );
+}
+
+/// Warnings where placement changes what a setting means: a process cannot be forked onto
+/// another machine, so `fork` and `forkserver` apply per host (each host's launcher forks its
+/// own replicas); and only the coordinating launcher (the first host's) restarts replicas.
+pub(super) fn placement_warnings(drafts: &[Draft], hosts: &[Host], diags: &mut Diagnostics) {
+    for d in drafts {
+        let name = d.name.get_ref();
+        if d.host.len() > 1 && d.start != StartMethod::Spawn {
+            diags.push(
+                Diagnostic::warning(
+                    d.name.span(),
+                    format!(
+                        "node `{name}` uses `start = \"{}\"` on {} hosts: each host's launcher forks its own \
+                         replicas (a process cannot be forked onto another machine)",
+                        d.start.name(),
+                        d.host.len()
+                    ),
+                )
+                .with_help("this is allowed; start-up costs and memory sharing are per host"),
+            );
+        }
+        let elsewhere: Vec<&str> = d.host.iter().filter(|&&h| h != 0).map(|&h| hosts[h].name.as_str()).collect();
+        if d.restart.on_failure && !elsewhere.is_empty() {
+            diags.push(
+                Diagnostic::warning(
+                    d.name.span(),
+                    format!(
+                        "node `{name}` has `restart = \"on-failure\"`, but only the coordinating launcher (host `{}`) \
+                         restarts replicas: on {} a failure fails the run",
+                        hosts[0].name,
+                        elsewhere.iter().map(|h| format!("`{h}`")).collect::<Vec<_>>().join(", ")
+                    ),
+                )
+                .with_help("place it on the first host in `[hosts]`, or leave `restart` out"),
+            );
+        }
+    }
 }

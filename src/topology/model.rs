@@ -245,4 +245,39 @@ impl Topology {
     pub fn edges(&self) -> Vec<(NodeId, &Input)> {
         self.nodes.iter().enumerate().flat_map(|(d, n)| n.inputs.iter().map(move |i| (d, i))).collect()
     }
+
+    /// The host replica `replica` of node `node` runs on (round-robin over its `host` list);
+    /// None for a node without `host`, which runs with the coordinating launcher.
+    pub fn replica_host(&self, node: NodeId, replica: u32) -> Option<usize> {
+        let hosts = &self.nodes[node].host;
+        (!hosts.is_empty()).then(|| hosts[replica as usize % hosts.len()])
+    }
+
+    /// The host whose launcher coordinates a run over several hosts: the first declared.
+    pub const COORDINATOR: usize = 0;
+
+    /// The address a replica on `host` binds its tcp sockets to: its host's, or for a node
+    /// without `host`, the coordinator's (or the loopback address without `[hosts]`).
+    pub fn bind_address(&self, host: Option<usize>) -> std::net::IpAddr {
+        match host.or((!self.hosts.is_empty()).then_some(Self::COORDINATOR)) {
+            Some(h) => self.hosts[h].address,
+            None => std::net::IpAddr::from([127, 0, 0, 1]),
+        }
+    }
+
+    /// This topology with every host mapped to the loopback address (`procnet run --local`):
+    /// every host's nodes run on this machine, edges between hosts still over tcp.
+    pub fn localized(&self) -> Topology {
+        let mut t = self.clone();
+        for h in &mut t.hosts {
+            h.address = std::net::IpAddr::from([127, 0, 0, 1]);
+        }
+        t
+    }
+
+    /// Whether any replica of the topology is placed on `host`.
+    pub fn runs_on(&self, host: usize) -> bool {
+        self.nodes.iter().enumerate().any(|(n, node)| (0..node.replicas).any(|r| self.replica_host(n, r) == Some(host)))
+            || (host == Self::COORDINATOR && self.nodes.iter().any(|n| n.host.is_empty()))
+    }
 }

@@ -1,0 +1,112 @@
+//! Between launchers: one run over several hosts (`procnet run FILE --host NAME` on each).
+//!
+//! The launcher of the first host in `[hosts]` coordinates. It binds the control socket on
+//! its host's address as well (`tcp://<address>:<control port>`, 7360 unless
+//! `--control-port` says otherwise), and every node of every host connects its control
+//! DEALER there, so the start barrier, `wire`, `stop`, `bye` and the final report work as
+//! on one machine. The other hosts' launchers only start, relay and reap their own replicas;
+//! each connects a DEALER with routing id `@<host>` to the same socket and speaks the
+//! messages below (MessagePack maps with a `type` key, like the wire protocol's, but private
+//! to procnet: both ends must be the same procnet version).
+//!
+//! Each side sends a `beat` every [`BEAT`]; a side that hears nothing from the other for
+//! [`HOST_TIMEOUT`] stops the run with an error naming the silent host. The coordinator
+//! then tells every other launcher to `end` (they kill their replicas and exit with the
+//! run's status); a host's launcher that loses the coordinator kills its replicas itself.
+
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+/// The coordinator's tcp control port unless `--control-port` says otherwise.
+pub const DEFAULT_CONTROL_PORT: u16 = 7360;
+/// How often each side says it is alive.
+pub const BEAT: Duration = Duration::from_millis(500);
+/// Silence after which a host (or the coordinator) counts as lost. Long enough to ride out
+/// a link that is down for a few seconds (TCP retransmits, nothing is lost), short enough
+/// that a dead host stops the run promptly.
+pub const HOST_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// One message between a host's launcher and the coordinator.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum Link {
+    /// Host -> coordinator, first: who it is and what it runs.
+    Join {
+        /// Its name in `[hosts]`.
+        host: String,
+        /// The topology's name.
+        topology: String,
+        /// The procnet version (both ends must match).
+        version: String,
+    },
+    /// Coordinator -> host: joined.
+    Welcome,
+    /// Either way: still alive.
+    Beat,
+    /// Host -> coordinator: one of its replicas ended, with this raw wait status.
+    Exited {
+        /// `name.replica`.
+        id: String,
+        /// The raw `waitpid` status.
+        status: i32,
+    },
+    /// Host -> coordinator: the host's launcher got SIGINT or SIGTERM; stop the run
+    /// gracefully, as if the coordinator had.
+    Interrupt {
+        /// The signal number.
+        signal: i32,
+    },
+    /// Coordinator -> host: the run is over. Kill what is left and exit with `code`.
+    End {
+        /// The run's exit status (`crate::exit_codes`).
+        code: u8,
+        /// Why the run failed, if it did.
+        error: Option<String>,
+    },
+}
+
+impl Link {
+    /// The message as one frame.
+    pub fn encode(&self) -> Vec<u8> {
+        rmp_serde::to_vec_named(self).expect("a link message serializes")
+    }
+
+    /// A frame as a message.
+    pub fn decode(frame: &[u8]) -> Result<Link, String> {
+        rmp_serde::from_slice(frame).map_err(|e| e.to_string())
+    }
+}
+
+/// The routing id of host `name`'s launcher on the coordinator's control socket. Node ids
+/// are `name.replica` with a node name that cannot start with `@`, so the two never meet.
+pub fn routing_id(host: &str) -> String {
+    format!("@{host}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_message_survives_a_round_trip() {
+        let all = [
+            Link::Join { host: "b".into(), topology: "cluster".into(), version: "0.1.0".into() },
+            Link::Welcome,
+            Link::Beat,
+            Link::Exited { id: "python.1".into(), status: 256 },
+            Link::Interrupt { signal: 2 },
+            Link::End { code: 1, error: Some("node `x.0` failed".into()) },
+            Link::End { code: 0, error: None },
+        ];
+        for msg in all {
+            assert_eq!(Link::decode(&msg.encode()).unwrap(), msg);
+        }
+    }
+
+    #[test]
+    fn garbage_is_an_error_not_a_panic() {
+        assert!(Link::decode(b"\x81\xa4type\xa4nope").is_err());
+        assert!(Link::decode(b"").is_err());
+    }
+}
