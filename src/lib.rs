@@ -14,9 +14,12 @@
 //! - [`nodes`]: the built-in node kinds (lines, fetch, filter, tally, sink, serve), one file each.
 //! - [`http`]: the HTTP client behind `fetch` and the static site behind `serve`.
 //! - [`launch`]: the launcher: spawn, start barrier, supervision, clean teardown.
+//! - [`export`]: a topology rendered for another engine (`procnet export k8s`: Kubernetes
+//!   manifests).
 //! - [`exit_codes`]: the process exit codes, documented in one place.
 
 pub mod exit_codes;
+pub mod export;
 pub mod http;
 pub mod launch;
 pub mod nodes;
