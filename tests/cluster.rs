@@ -427,3 +427,28 @@ fn ctrl_c_on_one_host_stops_the_run_on_every_host() {
     assert!(a.stderr.contains("host `c` got SIGINT"), "{}", a.stderr);
     assert!(b.stderr.contains("reported by host `a`): interrupted by SIGINT"), "{}", b.stderr);
 }
+
+/// Start methods apply per host: the filter's replicas on b and c are forked by their own
+/// host's launcher, the tally on c comes from c's fork server.
+#[test]
+fn fork_and_forkserver_work_on_every_host() {
+    let s = util::Scratch::new();
+    let file = loopback_cluster(&s, &topology("data/pages.jsonl"));
+    let text = std::fs::read_to_string(&file).expect("the topology");
+    let text = text
+        .replace("ignore_case = true", "ignore_case = true\nstart = \"fork\"")
+        .replace("by = \"host\"", "by = \"host\"\nstart = \"forkserver\"");
+    assert!(text.contains("start = \"fork\"") && text.contains("start = \"forkserver\""), "{text}");
+    std::fs::write(&file, text).expect("write the topology");
+    let port = free_port();
+    let c = launcher(&file, "c", &port, &[]).start();
+    let b = launcher(&file, "b", &port, &[]).start();
+    let a = launcher(&file, "a", &port, &[]).run();
+    let (b, c) = (b.finish(), c.finish());
+    for (r, host) in [(&a, "a"), (&b, "b"), (&c, "c")] {
+        assert_eq!(r.code(), 0, "host {host}:\n{}", r.stderr);
+    }
+    let local = procnet(["run".as_ref(), "--local".as_ref(), topology("cluster.toml").as_os_str()]).run();
+    local.expect_code(0);
+    assert_eq!(c.json(), local.json());
+}

@@ -578,7 +578,9 @@ impl Supervisor<'_> {
         for i in 0..self.replicas.len() {
             self.by_id.insert(self.replicas[i].id.clone(), i);
         }
-        if self.topology.nodes.iter().any(|n| n.start == StartMethod::Forkserver) {
+        let (t, placement) = (self.topology, self.placement);
+        let forkserved = |r: &Replica| t.nodes[r.node].start == StartMethod::Forkserver && r.parent == Parent::Launcher;
+        if self.replicas.iter().any(|r| forkserved(r) && placement.here(t, r.node, r.index)) {
             let server = Forker::spawn_server(&self.style)
                 .map_err(|e| RunError::Setup(format!("failed to start the forkserver: {e}")))?;
             self.guard(server.pid);
