@@ -440,3 +440,228 @@ fn parse_yaml_any(file: &Path) -> Vec<Value> {
     run.expect_code(0);
     serde_json::from_str(&run.stdout).expect("JSON from python")
 }
+
+/// How long a simulated pod or the coordinator may live: past the coordinator's startup
+/// timeout (60 s), so that a start-up failure is reported by it rather than by the deadline.
+const POD_TIMEOUT: Duration = Duration::from_secs(90);
+
+/// A value as Kubernetes expands it in a container's `env`, `command` and `args`: `$(VAR)`
+/// is the value of a variable defined before (left as it is otherwise), `$$` is `$`.
+fn k8s_expand(s: &str, env: &[(String, String)]) -> String {
+    let mut out = String::new();
+    let mut rest = s;
+    while let Some(at) = rest.find('$') {
+        out.push_str(&rest[..at]);
+        let after = &rest[at + 1..];
+        if let Some(r) = after.strip_prefix('$') {
+            out.push('$');
+            rest = r;
+        } else if let Some((name, r)) = after.strip_prefix('(').and_then(|r| r.split_once(')')) {
+            match env.iter().rev().find(|(k, _)| k == name) {
+                Some((_, v)) => out.push_str(v),
+                None => out.push_str(&format!("$({name})")),
+            }
+            rest = r;
+        } else {
+            out.push('$');
+            rest = after;
+        }
+    }
+    out.push_str(rest);
+    out
+}
+
+/// One simulated pod: what its container runs, where, and with which environment.
+struct Pod {
+    name: String,
+    argv: Vec<String>,
+    env: Vec<(String, String)>,
+}
+
+/// Pod `index` of StatefulSet `set` with IP `ip`, as the kubelet would start its one
+/// container: the downward API resolved, `$(VAR)` expanded, `/etc/procnet` (the mounted
+/// ConfigMap) standing for the topology's directory `dir`, the `emptyDir` for `run_dir`, and
+/// `dns` resolving in-cluster endpoints (`tcp://NAME:PORT`) to this machine's.
+fn pod(set: &Value, cm: &Value, index: u64, ip: &str, dir: &Path, run_dir: &Path, dns: &[(String, String)]) -> Pod {
+    let name = format!("{}-{index}", set["metadata"]["name"].as_str().expect("a name"));
+    let c = container(set);
+    assert_eq!(c["workingDir"], "/etc/procnet", "{name}: the working directory stands for the topology's");
+    let local = |s: &str| match s.strip_prefix("/etc/procnet/") {
+        Some(rel) => dir.join(rel).display().to_string(),
+        None => s.to_string(),
+    };
+    // What the pod sees under /etc/procnet is the ConfigMap, file by file: it must be what the
+    // topology's directory holds here, or this simulation would not be Kubernetes.
+    for m in c["volumeMounts"].as_array().expect("mounts") {
+        let mount = m["mountPath"].as_str().expect("a path");
+        if let Some(key) = m["subPath"].as_str() {
+            let here = std::fs::read_to_string(local(mount)).expect("a mounted file is in the topology's directory");
+            assert!(mount.starts_with("/etc/procnet/"), "{name}: {mount}");
+            assert_eq!(cm["data"][key], here.as_str(), "{name}: {mount}");
+        }
+    }
+    let empty_dirs: Vec<&str> = set["spec"]["template"]["spec"]["volumes"]
+        .as_array()
+        .expect("volumes")
+        .iter()
+        .filter(|v| v.get("emptyDir").is_some())
+        .map(|v| v["name"].as_str().expect("a name"))
+        .collect();
+    let run_mounts: Vec<&str> = c["volumeMounts"]
+        .as_array()
+        .expect("mounts")
+        .iter()
+        .filter(|m| empty_dirs.contains(&m["name"].as_str().expect("a name")))
+        .map(|m| m["mountPath"].as_str().expect("a path"))
+        .collect();
+
+    let mut env: Vec<(String, String)> = Vec::new();
+    for e in c["env"].as_array().map(Vec::as_slice).unwrap_or_default() {
+        let key = e["name"].as_str().expect("a name").to_string();
+        let value = match e.get("value") {
+            Some(v) => k8s_expand(v.as_str().expect("a string value"), &env),
+            None => match e["valueFrom"]["fieldRef"]["fieldPath"].as_str() {
+                Some("status.podIP") => ip.to_string(),
+                Some("metadata.labels['apps.kubernetes.io/pod-index']") => index.to_string(),
+                other => panic!("{name}: {key} from {other:?}, which this simulation does not know"),
+            },
+        };
+        env.push((key, value));
+    }
+    for (key, value) in &mut env {
+        if key == "PROCNET_RUN_DIR" {
+            assert!(run_mounts.contains(&value.as_str()), "{name}: {value} is not an emptyDir of the pod");
+            *value = run_dir.display().to_string();
+        } else if key == "PROCNET_CONFIG" {
+            let mut config: Value = serde_json::from_str(value).expect("PROCNET_CONFIG is JSON");
+            if let Some(o) = config.as_object_mut() {
+                for v in o.values_mut() {
+                    if let Some(s) = v.as_str() {
+                        *v = Value::String(local(s));
+                    }
+                }
+            }
+            *value = config.to_string();
+        } else if let Some((from, to)) = dns.iter().find(|(from, _)| value == from) {
+            assert!(from.starts_with("tcp://"), "{from}");
+            value.clone_from(to);
+        }
+    }
+    let mut argv: Vec<String> = Vec::new();
+    for part in ["command", "args"] {
+        for a in c[part].as_array().map(Vec::as_slice).unwrap_or_default() {
+            argv.push(local(&k8s_expand(a.as_str().expect("a string"), &env)));
+        }
+    }
+    assert_eq!(argv.first().map(String::as_str), Some("procnet"), "{name}: the image's procnet");
+    Pod { name, argv, env }
+}
+
+impl Pod {
+    /// Start the pod's container: the built binary for the image's `procnet`, the topology's
+    /// directory for `/etc/procnet`, the pod's environment and none of this process's
+    /// `PROCNET_*` variables (a pod gets only what its manifest says).
+    fn start(&self, dir: &Path) -> util::Running {
+        let mut args: Vec<String> = Vec::new();
+        for var in procnet::runtime::vars::ALL {
+            if !self.env.iter().any(|(k, _)| k == var) {
+                args.extend(["-u".to_string(), var.to_string()]);
+            }
+        }
+        args.push(util::bin().display().to_string());
+        args.extend(self.argv[1..].iter().cloned());
+        let mut p = program("env", &args).current_dir(dir).timeout(POD_TIMEOUT);
+        for (k, v) in &self.env {
+            p = p.env(k, v);
+        }
+        p.start()
+    }
+}
+
+/// Kubernetes simulated on this machine, without mocks: the manifests of `pages.toml` as
+/// PyYAML reads them, every StatefulSet's pods started as real processes with what their
+/// container says (each pod its own loopback address, the in-cluster name of the coordinator
+/// resolved to it), and the coordinator as its own pod says, with `--control-port`. The run
+/// ends as a plain `procnet run` does, with the same tally.
+#[test]
+fn the_exported_environment_runs_the_job_with_a_coordinator() {
+    let topology = root().join("topologies/pages.toml");
+    let dir = topology.parent().expect("the topology's directory").to_path_buf();
+    let plain = procnet(["run", topology.to_str().expect("UTF-8")]).timeout(TIMEOUT).run();
+    plain.expect_code(0);
+    let expected = plain.json();
+
+    let scratch = Scratch::new();
+    let exported = export(&[topology.to_str().expect("UTF-8")]);
+    exported.expect_code(0);
+    let docs = parse_yaml(&scratch.write("manifests.yaml", &exported.stdout));
+    let cm = of_kind(&docs, "ConfigMap")[0];
+
+    // The cluster's DNS: the coordinator pod `<set>-0.<service>`, on its control port, is
+    // 127.0.0.1 on a free port (given to it with --control-port).
+    let sets = of_kind(&docs, "StatefulSet");
+    let is_launcher = |s: &Value| s["metadata"]["labels"]["app.kubernetes.io/component"] == "coordinator";
+    let launcher = sets.iter().copied().find(|s| is_launcher(s)).expect("the coordinator's StatefulSet");
+    let control_port =
+        std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).expect("a free port").port();
+    let in_cluster = format!(
+        "tcp://{}-0.{}:{}",
+        launcher["metadata"]["name"].as_str().expect("a name"),
+        launcher["spec"]["serviceName"].as_str().expect("a service"),
+        container(launcher)["ports"][0]["containerPort"]
+    );
+    let dns = [(in_cluster, format!("tcp://127.0.0.1:{control_port}"))];
+
+    // Every node pod, each on an address of its own, as Kubernetes starts them: all at once,
+    // before the coordinator is up.
+    let mut pods = Vec::new();
+    for set in sets.iter().filter(|s| !is_launcher(s)) {
+        for index in 0..set["spec"]["replicas"].as_u64().expect("replicas") {
+            let ip = format!("127.0.0.{}", 10 + pods.len());
+            let run_dir = scratch.path(&format!("run-{}", pods.len()));
+            std::fs::create_dir(&run_dir).expect("the pod's emptyDir");
+            let pod = pod(set, cm, index, &ip, &dir, &run_dir, &dns);
+            assert_eq!(pod.argv, ["procnet", "node"], "{}", pod.name);
+            assert!(pod.env.iter().all(|(_, v)| !v.contains("$(") && !v.contains(".pages-launcher")), "{:?}", pod.env);
+            let running = pod.start(&dir);
+            pods.push((pod, running));
+        }
+    }
+    assert_eq!(pods.len(), 5, "pages, python x3, count");
+
+    // The coordinator, as its pod says, on 127.0.0.1 and the free port; a shorter start-up
+    // timeout than the manifests' (600 s), so that a failure is reported before the deadline.
+    let coordinator = pod(launcher, cm, 0, "127.0.0.1", &dir, &scratch.path("unused"), &dns);
+    let mut args = coordinator.argv[1..].to_vec();
+    let timeout = args.iter().position(|a| a == "--startup-timeout").expect("--startup-timeout") + 1;
+    args[timeout] = "60".to_string();
+    assert_eq!(
+        args,
+        ["run", topology.to_str().expect("UTF-8"), "--coordinate", "127.0.0.1", "--startup-timeout", "60"]
+    );
+    args.extend(["--control-port".to_string(), control_port.to_string()]);
+    let mut p = procnet(&args).current_dir(&dir).timeout(POD_TIMEOUT);
+    for (k, v) in &coordinator.env {
+        p = p.env(k, v);
+    }
+    let run = p.start().finish();
+    // On failure, the pods are killed as they are dropped.
+    run.expect_code(0);
+
+    let mut tally = None;
+    for (pod, running) in pods {
+        let out = running.finish();
+        assert_eq!(
+            out.code(),
+            0,
+            "pod {} failed\n--- its stderr\n{}\n--- the coordinator's\n{}",
+            pod.name,
+            out.stderr,
+            run.stderr
+        );
+        if pod.name.starts_with("pages-count-") {
+            tally = out.stdout.lines().last().map(|l| serde_json::from_str::<Value>(l).expect("the tally is JSON"));
+        }
+    }
+    assert_eq!(tally.as_ref(), Some(&expected), "the tally on the pod's stdout is the plain run's");
+}
