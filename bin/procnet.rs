@@ -246,6 +246,20 @@ fn run(
         None if external => Duration::from_secs(1_000_000_000),
         None => Duration::from_secs(30),
     };
+    // A node reading stdin runs in a process group of its own: from a terminal, it would be
+    // stopped (SIGTTIN) and the run would hang.
+    let reader = t.nodes.iter().enumerate().find(|(n, node)| {
+        matches!(&node.runner, topology::Runner::Builtin(k) if k.reads_stdin()) && placement.here(&t, *n, 0)
+    });
+    if let (Some((_, node)), true) = (reader, std::io::stdin().is_terminal()) {
+        eprintln!(
+            "procnet: node `{}` reads stdin (`path = \"-\"`), which is a terminal here: pipe the input in, \
+             e.g. `procnet run {} < data.txt`",
+            node.name,
+            file.display()
+        );
+        return exit_codes::USAGE;
+    }
     let opts = RunOptions { startup_timeout, grace, endpoints_file: endpoints, placement };
     if let launch::Placement::Host { host, .. } = placement {
         if host != Topology::COORDINATOR {

@@ -525,3 +525,72 @@ fn the_smallest_max_message_bytes_holds_full_batches() {
     );
     assert_exactly_once(&run.json(), &hits);
 }
+
+/// `path = "-"` reads the launcher's stdin: the one replica that reads it gets the
+/// launcher's stdin (every other node gets /dev/null), whether spawned or forked.
+#[test]
+fn a_source_with_path_dash_reads_the_launchers_stdin() {
+    let s = Scratch::new();
+    let data: String = (0..5000).map(|i| format!("line {i}\n")).collect();
+    let input = s.write("in.txt", &data);
+    for start in ["spawn", "fork"] {
+        let file = s.write(
+            "t.toml",
+            &format!(
+                r#"
+                [nodes.src]
+                kind = "lines"
+                path = "-"
+                start = "{start}"
+                [nodes.count]
+                kind = "tally"
+                inputs = ["src"]
+                "#
+            ),
+        );
+        let r = procnet(["run".as_ref(), file.as_os_str()]).stdin_file(&input).run();
+        r.expect_code(0);
+        assert_eq!(r.json(), serde_json::json!({"count": 5000}), "start = {start}: {}", r.stderr);
+    }
+    let file = s.write(
+        "t.toml",
+        r#"
+        [nodes.src]
+        kind = "lines"
+        path = "-"
+        start = "forkserver"
+        [nodes.count]
+        kind = "tally"
+        inputs = ["src"]
+        "#,
+    );
+    let r = procnet(["check".as_ref(), file.as_os_str()]).run();
+    r.expect_code(78);
+    assert!(r.stderr.contains("node `src` reads stdin, which a fork server cannot pass on"), "{}", r.stderr);
+}
+
+/// From a terminal, a node reading stdin would be stopped (it runs in its own process
+/// group): the launcher refuses before starting anything, and says how to pipe input in.
+#[test]
+fn a_source_reading_a_terminal_is_refused_before_anything_starts() {
+    let s = Scratch::new();
+    let file = s.write(
+        "t.toml",
+        r#"
+        [nodes.src]
+        kind = "lines"
+        path = "-"
+        [nodes.count]
+        kind = "tally"
+        inputs = ["src"]
+        "#,
+    );
+    // `script` runs the command on a pseudo-terminal: its stdin is a terminal.
+    let command = format!("{} run {}; echo \"exit=$?\"", util::bin().display(), file.display());
+    let r = util::program("script", ["-qec", command.as_str(), "/dev/null"])
+        .timeout(std::time::Duration::from_secs(30))
+        .run();
+    assert!(r.stdout.contains("node `src` reads stdin (`path = \"-\"`), which is a terminal here"), "{}", r.stdout);
+    assert!(r.stdout.contains("exit=2"), "{}", r.stdout);
+    assert!(!r.stdout.contains("count.0"), "nothing may start: {}", r.stdout);
+}

@@ -140,6 +140,7 @@ fn child(
     out: i32,
     err: i32,
 ) -> i32 {
+    let reads_stdin = kind.reads_stdin();
     // SAFETY: plain system calls on descriptors and signal dispositions of this process,
     // which is single-threaded (it was forked from a single-threaded process).
     unsafe {
@@ -158,8 +159,11 @@ fn child(
         let mut none: libc::sigset_t = std::mem::zeroed();
         libc::sigemptyset(&mut none);
         libc::sigprocmask(libc::SIG_SETMASK, &none, std::ptr::null_mut());
-        let null = libc::open(c"/dev/null".as_ptr(), libc::O_RDONLY);
-        libc::dup2(null, 0);
+        // Stdin stays the launcher's for a node that reads it (`lines` with `path = "-"`).
+        if !reads_stdin {
+            let null = libc::open(c"/dev/null".as_ptr(), libc::O_RDONLY);
+            libc::dup2(null, 0);
+        }
         libc::dup2(out, 1);
         libc::dup2(err, 2);
         // Nothing else of the parent's: its other pipes, sockets and the watchdog's pipe

@@ -53,8 +53,12 @@ pub fn spawn(t: &Topology, node: NodeId, env: &[(String, String)]) -> io::Result
     for key in vars::ALL {
         cmd.env_remove(key);
     }
+    let stdin = match &node.runner {
+        Runner::Builtin(kind) if kind.reads_stdin() => Stdio::inherit(),
+        _ => Stdio::null(),
+    };
     cmd.current_dir(&t.base_dir)
-        .stdin(Stdio::null())
+        .stdin(stdin)
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .envs(env.iter().map(|(k, v)| (k, v)))

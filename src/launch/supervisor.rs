@@ -77,7 +77,7 @@ pub enum Placement {
 
 impl Placement {
     /// Whether this launcher starts replica `replica` of node `node`.
-    fn here(self, t: &Topology, node: NodeId, replica: u32) -> bool {
+    pub fn here(self, t: &Topology, node: NodeId, replica: u32) -> bool {
         match self {
             Placement::All => true,
             Placement::Host { host, .. } => t.replica_host(node, replica).unwrap_or(Topology::COORDINATOR) == host,

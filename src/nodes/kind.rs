@@ -140,6 +140,12 @@ impl Kind {
         }
     }
 
+    /// Whether the node reads the launcher's stdin (`lines` with `path = "-"`): it is then
+    /// started with the launcher's stdin rather than /dev/null.
+    pub fn reads_stdin(&self) -> bool {
+        matches!(self, Kind::Lines(c) if c.path.is_none())
+    }
+
     /// Why this configuration must run as one replica, if it must.
     pub fn single_replica_reason(&self) -> Option<&'static str> {
         match self {

@@ -321,6 +321,18 @@ fn read_node(
         Some(Runner::Command(_) | Runner::External) => read_outputs(t, vec![Port::out()], false, diags),
         None => (Vec::new(), Vec::new()),
     };
+    if let (Some(Runner::Builtin(kind)), StartMethod::Forkserver) = (&runner, start) {
+        if kind.reads_stdin() {
+            let at = t.key_span("start").or_else(|| t.key_span("path")).unwrap_or_else(|| name.span());
+            diags.push(
+                Diagnostic::error(
+                    at,
+                    format!("node `{}` reads stdin, which a fork server cannot pass on", name.get_ref()),
+                )
+                .with_help("use `start = \"spawn\"` or `\"fork\"` for a node with `path = \"-\"`"),
+            );
+        }
+    }
     if let (Some(Runner::Builtin(kind)), Some(replicas)) = (&runner, &replicas) {
         match kind.single_replica_reason() {
             Some(reason) if *replicas.get_ref() > 1 => diags.push(

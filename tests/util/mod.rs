@@ -134,6 +134,12 @@ impl Procnet {
         self
     }
 
+    /// Give the launcher this file as its stdin (instead of /dev/null).
+    pub fn stdin_file(mut self, path: impl AsRef<Path>) -> Self {
+        self.cmd.stdin(fs::File::open(path).expect("the stdin file"));
+        self
+    }
+
     pub fn env(mut self, k: &str, v: impl AsRef<OsStr>) -> Self {
         self.cmd.env(k, v);
         self
