@@ -452,3 +452,26 @@ fn fork_and_forkserver_work_on_every_host() {
     local.expect_code(0);
     assert_eq!(c.json(), local.json());
 }
+
+/// An experiment over hosts: every launcher is given the same `--repeat K`, and the
+/// coordinator's report has every run.
+#[test]
+fn repeated_runs_span_the_hosts() {
+    let s = util::Scratch::new();
+    let file = loopback_cluster(&s, &topology("data/pages.jsonl"));
+    let csv = s.path("runs.csv");
+    let port = free_port();
+    let c = launcher(&file, "c", &port, &["--repeat", "3"]).start();
+    let b = launcher(&file, "b", &port, &["--repeat", "3"]).start();
+    let a = launcher(&file, "a", &port, &["--repeat", "3", "--report", csv.to_str().expect("utf-8")]).run();
+    let (b, c) = (b.finish(), c.finish());
+    for (r, host) in [(&a, "a"), (&b, "b"), (&c, "c")] {
+        assert_eq!(r.code(), 0, "host {host}:\n{}", r.stderr);
+        assert_eq!(r.stderr.matches("procnet: run ").count(), 3, "host {host}:\n{}", r.stderr);
+    }
+    let tallies: Vec<&str> = c.stdout.lines().filter(|l| l.starts_with("count.0")).collect();
+    assert_eq!(tallies.len(), 3, "{}", c.stdout);
+    assert!(tallies.iter().all(|t| *t == tallies[0]), "every run counts the same: {tallies:?}");
+    let text = std::fs::read_to_string(&csv).expect("the CSV report");
+    assert_eq!(text.lines().filter(|l| l.contains(",count,")).count(), 3, "{text}");
+}

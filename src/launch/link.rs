@@ -39,6 +39,9 @@ pub enum Link {
         topology: String,
         /// The procnet version (both ends must match).
         version: String,
+        /// The launcher's process id: `join` is repeated until `welcome` (the first may reach
+        /// the socket of a run that is closing); the same pid again is the same launcher.
+        pid: u32,
     },
     /// Coordinator -> host: joined.
     Welcome,
@@ -91,7 +94,7 @@ mod tests {
     #[test]
     fn every_message_survives_a_round_trip() {
         let all = [
-            Link::Join { host: "b".into(), topology: "cluster".into(), version: "0.1.0".into() },
+            Link::Join { host: "b".into(), topology: "cluster".into(), version: "0.1.0".into(), pid: 42 },
             Link::Welcome,
             Link::Beat,
             Link::Exited { id: "python.1".into(), status: 256 },

@@ -209,6 +209,8 @@ struct Member {
     host: usize,
     /// When it joined, and when it was last heard from.
     joined: Option<Instant>,
+    /// Its launcher's process id, once joined.
+    pid: Option<u32>,
     last_heard: Instant,
 }
 
@@ -311,7 +313,7 @@ impl<'t> Supervisor<'t> {
         let members = match placement {
             Placement::Host { host, .. } if host == Topology::COORDINATOR => (0..topology.hosts.len())
                 .filter(|&h| h != Topology::COORDINATOR && topology.runs_on(h))
-                .map(|host| Member { host, joined: None, last_heard: Instant::now() })
+                .map(|host| Member { host, joined: None, pid: None, last_heard: Instant::now() })
                 .collect(),
             _ => Vec::new(),
         };
@@ -551,12 +553,7 @@ impl Supervisor<'_> {
             self.control
                 .connect(&self.control_ep)
                 .map_err(|e| RunError::Setup(format!("failed to connect to `{}`: {e}", self.control_ep)))?;
-            let join = super::link::Link::Join {
-                host: me.clone(),
-                topology: self.topology.name.clone(),
-                version: env!("CARGO_PKG_VERSION").to_string(),
-            };
-            self.control.send(join.encode(), 0).map_err(configure)?;
+            self.control.send(self.join_message().encode(), 0).map_err(configure)?;
         }
         for r in &mut self.replicas {
             if matches!(self.topology.nodes[r.node].runner, Runner::External) {
@@ -1358,11 +1355,20 @@ impl Supervisor<'_> {
         let msg = Link::decode(frame).map_err(|e| fail(format!("its launcher sent an invalid message: {e}")))?;
         self.members[m].last_heard = Instant::now();
         match msg {
-            Link::Join { topology, version, .. } => {
-                if self.members[m].joined.is_some() {
-                    return Err(fail(
-                        "its launcher joined again: was it restarted? A run cannot take a host back".into(),
-                    ));
+            Link::Join { topology, version, pid, .. } => {
+                match self.members[m].pid {
+                    // The same launcher, repeating itself until it hears `welcome`.
+                    Some(known) if known == pid => {
+                        self.link_send(&name, &Link::Welcome);
+                        return Ok(());
+                    }
+                    Some(_) => {
+                        return Err(fail(
+                            "a new launcher joined for it mid-run: was it restarted? A run cannot take a host back"
+                                .into(),
+                        ))
+                    }
+                    None => {}
                 }
                 if topology != t.name || version != env!("CARGO_PKG_VERSION") {
                     return Err(fail(format!(
@@ -1372,6 +1378,7 @@ impl Supervisor<'_> {
                     )));
                 }
                 self.members[m].joined = Some(Instant::now());
+                self.members[m].pid = Some(pid);
                 self.link_send(&name, &Link::Welcome);
             }
             Link::Exited { id, status } => {
@@ -1455,6 +1462,17 @@ impl Supervisor<'_> {
 
 /// A host that joins the coordinator: the member's side of `super::link`.
 impl Supervisor<'_> {
+    /// This host's `join`.
+    fn join_message(&self) -> super::link::Link {
+        let Placement::Host { host, .. } = self.placement else { unreachable!("only a host joins") };
+        super::link::Link::Join {
+            host: self.topology.hosts[host].name.clone(),
+            topology: self.topology.name.clone(),
+            version: env!("CARGO_PKG_VERSION").to_string(),
+            pid: std::process::id(),
+        }
+    }
+
     /// Until the coordinator ends the run: relay and reap this host's replicas and report
     /// each exit; pass a signal on; give up if the coordinator falls silent.
     fn supervise_member(&mut self, opts: &RunOptions) -> Result<u8, RunError> {
@@ -1546,7 +1564,10 @@ impl Supervisor<'_> {
             }
             if self.last_beat.elapsed() >= BEAT {
                 self.last_beat = Instant::now();
-                let _ = self.control.send(Link::Beat.encode(), zmq::DONTWAIT);
+                // Until welcomed, `join` again: the first may have reached the socket of an
+                // earlier run (`--repeat`) just as it closed.
+                let msg = if welcomed { Link::Beat } else { self.join_message() };
+                let _ = self.control.send(msg.encode(), zmq::DONTWAIT);
             }
             if !welcomed && self.started.elapsed() > opts.startup_timeout {
                 return Err(lost(format!(
