@@ -475,3 +475,28 @@ fn repeated_runs_span_the_hosts() {
     let text = std::fs::read_to_string(&csv).expect("the CSV report");
     assert_eq!(text.lines().filter(|l| l.contains(",count,")).count(), 3, "{text}");
 }
+
+/// `bind = "0.0.0.0"` (a host behind NAT, whose declared address is not its own): its
+/// nodes bind every interface, and peers are still given the declared address.
+#[test]
+fn a_host_may_bind_every_interface_and_still_be_reached_at_its_address() {
+    let s = util::Scratch::new();
+    let file = loopback_cluster(&s, &topology("data/pages.jsonl"));
+    let text = std::fs::read_to_string(&file).expect("the topology");
+    let text = text.replace("address = \"127.0.0.3\"", "address = \"127.0.0.3\"\nbind = \"0.0.0.0\"");
+    assert!(text.contains("bind = \"0.0.0.0\""), "{text}");
+    std::fs::write(&file, text).expect("write the topology");
+    let check = procnet(["check".as_ref(), file.as_os_str()]).run();
+    check.expect_code(0);
+    assert!(check.stdout.contains("c  127.0.0.3 (binds 0.0.0.0)  nodes:"), "{}", check.stdout);
+    let port = free_port();
+    let c = launcher(&file, "c", &port, &[]).start();
+    let b = launcher(&file, "b", &port, &[]).start();
+    let a = launcher(&file, "a", &port, &[]).run();
+    let (b, c) = (b.finish(), c.finish());
+    for (r, host) in [(&a, "a"), (&b, "b"), (&c, "c")] {
+        assert_eq!(r.code(), 0, "host {host}:\n{}", r.stderr);
+    }
+    let local = procnet(["run".as_ref(), "--local".as_ref(), topology("cluster.toml").as_os_str()]).run();
+    assert_eq!(c.json(), local.json());
+}

@@ -90,14 +90,18 @@ impl Placement {
         !matches!(self, Placement::Host { host, .. } if host != Topology::COORDINATOR)
     }
 
-    /// The tcp endpoint of the coordinator's control socket, if the run has one.
-    fn tcp_control(self, t: &Topology) -> Option<String> {
+    /// The tcp endpoint of the coordinator's control socket, if the run has one: where the
+    /// coordinator binds it (`bind`), or where the others connect.
+    fn tcp_control(self, t: &Topology, bind: bool) -> Option<String> {
         match self {
             Placement::All => None,
             Placement::Host { control_port, .. } => {
-                Some(format!("tcp://{}:{control_port}", t.hosts[Topology::COORDINATOR].address))
+                let h = &t.hosts[Topology::COORDINATOR];
+                Some(format!("tcp://{}:{control_port}", in_url(if bind { h.bind } else { h.address })))
             }
-            Placement::Coordinate { address, control_port } => Some(format!("tcp://{address}:{control_port}")),
+            Placement::Coordinate { address, control_port } => {
+                Some(format!("tcp://{}:{control_port}", in_url(address)))
+            }
         }
     }
 }
@@ -283,7 +287,7 @@ impl<'t> Supervisor<'t> {
         }
         // A host that joins a coordinator gives its replicas the coordinator's tcp endpoint;
         // the coordinator's own replicas use its ipc endpoint.
-        let control_ep = match placement.tcp_control(topology) {
+        let control_ep = match placement.tcp_control(topology, false) {
             Some(tcp) if !placement.coordinates() => tcp,
             _ => format!("ipc://{}/control", dir.path().display()),
         };
@@ -393,9 +397,11 @@ fn plan(t: &Topology, dir: &Path) -> Vec<Replica> {
     for (node_id, node) in t.nodes.iter().enumerate() {
         for index in 0..node.replicas {
             let id = format!("{}.{index}", node.name);
+            // With `[hosts]`, tcp binds on the replica's host's address (or its `bind`).
+            let address = t.bind_address(t.replica_host(node_id, index));
             let endpoint = |suffix: &str| match node.transport {
                 Transport::Ipc => format!("ipc://{}/{id}{suffix}", dir.display()),
-                Transport::Tcp => "tcp://127.0.0.1:*".to_string(),
+                Transport::Tcp => format!("tcp://{}:*", in_url(address)),
             };
             let bind =
                 node.inputs.iter().any(|i| t.port(i.node, i.port).pattern == Pattern::Push).then(|| endpoint(""));
@@ -426,6 +432,29 @@ fn plan(t: &Topology, dir: &Path) -> Vec<Replica> {
         }
     }
     replicas
+}
+
+/// An IP address as the host part of a tcp endpoint (IPv6 in brackets).
+fn in_url(address: std::net::IpAddr) -> String {
+    match address {
+        std::net::IpAddr::V4(a) => a.to_string(),
+        std::net::IpAddr::V6(a) => format!("[{a}]"),
+    }
+}
+
+/// What a replica reported binding, as its peers must connect to it: a wildcard bind (a
+/// host with `bind = "0.0.0.0"`) becomes the declared address of the replica's host.
+fn advertised(t: &Topology, host: Option<usize>, endpoint: String) -> String {
+    let Some((ip, port)) = endpoint.strip_prefix("tcp://").and_then(|rest| rest.rsplit_once(':')) else {
+        return endpoint;
+    };
+    match ip.trim_start_matches('[').trim_end_matches(']').parse::<std::net::IpAddr>() {
+        Ok(a) if a.is_unspecified() && !t.hosts.is_empty() => {
+            let h = host.unwrap_or(Topology::COORDINATOR);
+            format!("tcp://{}:{port}", in_url(t.hosts[h].address))
+        }
+        _ => endpoint,
+    }
 }
 
 /// The identity replica `r` gets.
@@ -543,7 +572,7 @@ impl Supervisor<'_> {
             self.control
                 .bind(&self.control_ep)
                 .map_err(|e| RunError::Setup(format!("failed to bind `{}`: {e}", self.control_ep)))?;
-            if let Some(tcp) = self.placement.tcp_control(self.topology) {
+            if let Some(tcp) = self.placement.tcp_control(self.topology, true) {
                 self.bind_tcp_control(&tcp)?;
             }
         } else {
@@ -855,9 +884,11 @@ impl Supervisor<'_> {
                 for (key, ep) in &ports {
                     r.pub_ports.insert(key.clone(), ep.clone());
                 }
-                r.endpoint = input;
+                // Peers are given the host's declared address for a wildcard bind.
+                let host = self.topology.replica_host(r.node, r.index);
+                r.endpoint = input.map(|ep| advertised(self.topology, host, ep));
+                r.ports = ports.into_iter().map(|(k, ep)| (k, advertised(self.topology, host, ep))).collect();
                 r.published = publish;
-                r.ports = ports;
                 if self.wired {
                     // A restarted replica, after the others were wired: the same wiring.
                     let msg = self.wiring(i);
@@ -1624,4 +1655,57 @@ fn pub_sockets(t: &Topology, n: NodeId) -> Vec<String> {
         }
     }
     keys
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn two_hosts() -> Topology {
+        let text = r#"
+            [hosts.a]
+            address = "10.77.0.1"
+            [hosts.b]
+            address = "fd00::2"
+            bind = "::"
+            [nodes.src]
+            kind = "lines"
+            path = "Cargo.toml"
+            host = "a"
+            [nodes.count]
+            kind = "tally"
+            inputs = ["src"]
+            host = "b"
+        "#;
+        let base_dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+        let source = crate::topology::compile::Source { path: std::path::Path::new("t.toml"), text, base_dir };
+        crate::topology::compile::compile(&source).map(|(t, _)| t).expect("a valid topology")
+    }
+
+    #[test]
+    fn a_wildcard_bind_is_advertised_as_the_hosts_address() {
+        let t = two_hosts();
+        assert_eq!(advertised(&t, Some(1), "tcp://[::]:4000".into()), "tcp://[fd00::2]:4000");
+        assert_eq!(advertised(&t, Some(0), "tcp://0.0.0.0:4000".into()), "tcp://10.77.0.1:4000");
+        // Nodes without `host` run with the coordinator, the first host.
+        assert_eq!(advertised(&t, None, "tcp://0.0.0.0:4000".into()), "tcp://10.77.0.1:4000");
+        assert_eq!(advertised(&t, Some(0), "tcp://10.77.0.1:4000".into()), "tcp://10.77.0.1:4000");
+        assert_eq!(advertised(&t, Some(0), "ipc:///run/x".into()), "ipc:///run/x");
+    }
+
+    #[test]
+    fn replicas_bind_on_their_hosts_bind_address() {
+        let t = two_hosts();
+        let dir = std::path::Path::new("/run/x");
+        let plan = plan(&t, dir);
+        let count = plan.iter().find(|r| r.id == "count.0").expect("count.0");
+        assert_eq!(count.bind.as_deref(), Some("tcp://[::]:*"));
+        let t = t.localized();
+        let count = plan_of(&t, "count.0");
+        assert_eq!(count.as_deref(), Some("tcp://127.0.0.1:*"));
+    }
+
+    fn plan_of(t: &Topology, id: &str) -> Option<String> {
+        plan(t, std::path::Path::new("/run/x")).into_iter().find(|r| r.id == id).and_then(|r| r.bind)
+    }
 }

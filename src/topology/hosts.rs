@@ -26,7 +26,7 @@ use super::diagnostic::{did_you_mean, Diagnostic, Diagnostics};
 use super::model::{Pattern, StartMethod, Transport};
 use super::raw::{Span, Table};
 
-const HOST_KEYS: &[&str] = &["address"];
+const HOST_KEYS: &[&str] = &["address", "bind"];
 
 /// One declared host.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -36,6 +36,10 @@ pub struct Host {
     /// The address the other hosts reach it at (an IP address, not a name, so that the
     /// topology says exactly who may connect).
     pub address: IpAddr,
+    /// The address its nodes bind their tcp sockets to: `address` unless `bind` says
+    /// otherwise (`0.0.0.0` behind NAT, where `address` is not one of the host's own). Peers
+    /// are always given `address`.
+    pub bind: IpAddr,
 }
 
 /// Read `[hosts]`, if present.
@@ -93,7 +97,20 @@ pub(super) fn read_hosts(top: &Table<'_, '_>, diags: &mut Diagnostics) -> Vec<Ho
                 }
             },
         };
-        out.push(Host { name, address });
+        let bind = match t.str("bind", diags) {
+            None => address,
+            Some(bind) => bind.get_ref().parse::<IpAddr>().unwrap_or_else(|_| {
+                diags.push(
+                    Diagnostic::error(
+                        bind.span(),
+                        format!("`bind` of host `{name}` is not an IP address: `{}`", bind.get_ref()),
+                    )
+                    .with_help("the address its nodes bind to, e.g. \"0.0.0.0\" for every interface"),
+                );
+                unspecified
+            }),
+        };
+        out.push(Host { name, address, bind });
     }
     out
 }

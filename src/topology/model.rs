@@ -260,7 +260,7 @@ impl Topology {
     /// without `host`, the coordinator's (or the loopback address without `[hosts]`).
     pub fn bind_address(&self, host: Option<usize>) -> std::net::IpAddr {
         match host.or((!self.hosts.is_empty()).then_some(Self::COORDINATOR)) {
-            Some(h) => self.hosts[h].address,
+            Some(h) => self.hosts[h].bind,
             None => std::net::IpAddr::from([127, 0, 0, 1]),
         }
     }
@@ -271,6 +271,7 @@ impl Topology {
         let mut t = self.clone();
         for h in &mut t.hosts {
             h.address = std::net::IpAddr::from([127, 0, 0, 1]);
+            h.bind = h.address;
         }
         t
     }

@@ -33,7 +33,7 @@ pub fn summary(t: &Topology) -> String {
     );
     let width = t.nodes.iter().map(|n| n.name.len()).max().unwrap_or(0);
     if !t.hosts.is_empty() {
-        let _ = writeln!(s, "hosts (with `procnet run --local`, every one is 127.0.0.1):");
+        let _ = writeln!(s, "hosts (the first coordinates with `--host`; with `--local`, every one is 127.0.0.1):");
         let hw = t.hosts.iter().map(|h| h.name.len()).max().unwrap_or(0);
         for (i, h) in t.hosts.iter().enumerate() {
             let on: Vec<String> = t
@@ -48,11 +48,12 @@ pub fn summary(t: &Topology) -> String {
                     format!("{}.{{{}}}", n.name, mine.join(","))
                 })
                 .collect();
-            let _ = writeln!(s, "  {:hw$}  {}  nodes: {}", h.name, h.address, on.join(", "));
+            let bind = if h.bind == h.address { String::new() } else { format!(" (binds {})", h.bind) };
+            let _ = writeln!(s, "  {:hw$}  {}{bind}  nodes: {}", h.name, h.address, on.join(", "));
         }
         let local: Vec<&str> = t.nodes.iter().filter(|n| n.host.is_empty()).map(|n| n.name.as_str()).collect();
         if !local.is_empty() {
-            let _ = writeln!(s, "  (local host)  nodes: {}", local.join(", "));
+            let _ = writeln!(s, "  (local host, with `--host`: the first)  nodes: {}", local.join(", "));
         }
     }
     let _ = writeln!(s, "nodes:");
