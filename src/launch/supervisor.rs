@@ -1557,6 +1557,8 @@ impl Supervisor<'_> {
                 };
                 last_heard = Instant::now();
                 match Link::decode(&frame) {
+                    // Once: every repeated `join` that got through is answered.
+                    Ok(Link::Welcome) if welcomed => {}
                     Ok(Link::Welcome) => {
                         welcomed = true;
                         self.say(&format!(
