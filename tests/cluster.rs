@@ -340,7 +340,7 @@ fn killing_one_hosts_launcher_stops_every_other_naming_it() {
     c.expect_code(1);
     assert!(a.stderr.contains("host `b`: its launcher at 127.0.0.2 stopped answering"), "{}", a.stderr);
     assert!(c.stderr.contains("reported by host `a`): host `b`"), "{}", c.stderr);
-    assert!(took < std::time::Duration::from_secs(20), "the others must stop within the heartbeat timeout: {took:?}");
+    assert!(took < std::time::Duration::from_secs(30), "the others must stop within the heartbeat timeout: {took:?}");
 }
 
 /// A process cannot be forked onto another machine: `fork` applies per host, and `check`

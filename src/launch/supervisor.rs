@@ -215,6 +215,11 @@ struct Member {
     joined: Option<Instant>,
     /// Its launcher's process id, once joined.
     pid: Option<u32>,
+    /// When the first message from one of its nodes arrived: its launcher started them, so
+    /// it should have joined by then.
+    nodes_seen: Option<Instant>,
+    /// Given up on (silent): not told the end of the run.
+    lost: bool,
     last_heard: Instant,
 }
 
@@ -317,7 +322,14 @@ impl<'t> Supervisor<'t> {
         let members = match placement {
             Placement::Host { host, .. } if host == Topology::COORDINATOR => (0..topology.hosts.len())
                 .filter(|&h| h != Topology::COORDINATOR && topology.runs_on(h))
-                .map(|host| Member { host, joined: None, pid: None, last_heard: Instant::now() })
+                .map(|host| Member {
+                    host,
+                    joined: None,
+                    pid: None,
+                    nodes_seen: None,
+                    lost: false,
+                    last_heard: Instant::now(),
+                })
                 .collect(),
             _ => Vec::new(),
         };
@@ -826,6 +838,11 @@ impl Supervisor<'_> {
             let Some(&i) = std::str::from_utf8(identity).ok().and_then(|id| self.by_id.get(id)) else {
                 continue;
             };
+            if let Parent::Remote(Some(h)) = self.replicas[i].parent {
+                if let Some(m) = self.members.iter_mut().find(|m| m.host == h) {
+                    m.nodes_seen.get_or_insert_with(Instant::now);
+                }
+            }
             // Messages from a replica that died (and may be restarting) are stale.
             if self.replicas[i].phase <= Phase::Restarting || self.replicas[i].phase == Phase::Exited {
                 continue;
@@ -1423,7 +1440,7 @@ impl Supervisor<'_> {
                 self.say(&format!("host `{name}` got {}", super::spawn::signal_name(signal)));
                 self.remote_signal = Some(signal);
             }
-            Link::Beat | Link::Welcome | Link::End { .. } => {}
+            Link::Beat | Link::Welcome | Link::End { .. } | Link::Ended => {}
         }
         Ok(())
     }
@@ -1448,9 +1465,23 @@ impl Supervisor<'_> {
                 self.link_send(&t.hosts[m.host].name, &Link::Beat);
             }
         }
-        for m in &self.members {
+        for m in &mut self.members {
             let h = &t.hosts[m.host];
+            // Its nodes are here, but not the launcher that started them: it died since.
+            if m.joined.is_none() && m.nodes_seen.is_some_and(|at| at.elapsed() > HOST_TIMEOUT) {
+                m.lost = true;
+                return Err(RunError::Host {
+                    host: h.name.clone(),
+                    cause: format!(
+                        "its nodes joined the run, but its launcher at {} did not within {} s: it died, or the \
+                         network to it failed",
+                        h.address,
+                        HOST_TIMEOUT.as_secs()
+                    ),
+                });
+            }
             if m.joined.is_none() && self.started.elapsed() >= opts.startup_timeout {
+                m.lost = true;
                 return Err(RunError::Host {
                     host: h.name.clone(),
                     cause: format!(
@@ -1463,6 +1494,7 @@ impl Supervisor<'_> {
                 });
             }
             if m.joined.is_some() && m.last_heard.elapsed() > HOST_TIMEOUT {
+                m.lost = true;
                 return Err(RunError::Host {
                     host: h.name.clone(),
                     cause: format!(
@@ -1477,17 +1509,42 @@ impl Supervisor<'_> {
         Ok(())
     }
 
-    /// The run is over: tell every host's launcher, with the run's status, and give the
-    /// messages a moment to leave before the socket closes.
+    /// The run is over: tell every host's launcher that joined and was not lost, with the
+    /// run's status, and wait (up to the heartbeat timeout) until each says it heard.
     fn end_members(&mut self, code: u8, error: Option<String>) {
-        if self.members.is_empty() {
-            return;
+        use super::link::{Link, BEAT, HOST_TIMEOUT};
+        let t = self.topology;
+        let msg = Link::End { code, error };
+        let mut waiting: Vec<usize> =
+            self.members.iter().filter(|m| m.joined.is_some() && !m.lost).map(|m| m.host).collect();
+        let deadline = Instant::now() + HOST_TIMEOUT;
+        let mut last_sent: Option<Instant> = None;
+        while !waiting.is_empty() && Instant::now() < deadline {
+            if last_sent.is_none_or(|at| at.elapsed() >= BEAT) {
+                last_sent = Some(Instant::now());
+                for &h in &waiting {
+                    self.link_send(&t.hosts[h].name, &msg);
+                }
+            }
+            if self.control.poll(zmq::POLLIN, 50).unwrap_or(0) == 0 {
+                continue;
+            }
+            let Ok(parts) = self.control.recv_multipart(0) else { break };
+            if let [id, frame] = parts.as_slice() {
+                let host =
+                    id.strip_prefix(b"@").and_then(|h| waiting.iter().position(|&w| t.hosts[w].name.as_bytes() == h));
+                if let (Some(k), Ok(Link::Ended)) = (host, Link::decode(frame)) {
+                    waiting.swap_remove(k);
+                }
+            }
         }
-        let msg = super::link::Link::End { code, error };
-        for m in &self.members {
-            self.link_send(&self.topology.hosts[m.host].name, &msg);
+        for h in waiting {
+            self.say(&format!(
+                "host `{}` did not confirm the end of the run within {} s: its launcher may have stopped on its own",
+                t.hosts[h].name,
+                HOST_TIMEOUT.as_secs()
+            ));
         }
-        let _ = self.control.set_linger(2000);
     }
 }
 
@@ -1572,6 +1629,8 @@ impl Supervisor<'_> {
                         ));
                     }
                     Ok(Link::End { code, error }) => {
+                        let _ = self.control.set_linger(2000);
+                        let _ = self.control.send(Link::Ended.encode(), zmq::DONTWAIT);
                         if let Some(error) = error {
                             self.say(&format!("the run failed (reported by host `{}`): {error}", coordinator.name));
                         }
