@@ -31,20 +31,30 @@ run-topology: release $(NEEDS_VENV) ## Run TOPOLOGY (default topologies/demo.tom
 	$(PROCNET) check $(TOPOLOGY)
 	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(PROCNET) run $(RUN_LOCAL) $(TOPOLOGY)
 
-venv: $(VENV)/.installed ## Create the Python virtualenv with the procnet package (python/), pyzmq, msgpack, pytest
+venv: $(VENV)/.installed ## Create the Python virtualenv: the procnet package (python/), pyzmq, msgpack, pytest, kubernetes-validate
 
 $(VENV)/.installed: python/pyproject.toml
 	test -x $(PYTHON) || python3 -m venv $(VENV)
-	$(PYTHON) -m pip install -q --disable-pip-version-check -e python/ pytest
+	$(PYTHON) -m pip install -q --disable-pip-version-check -e python/ pytest kubernetes-validate
 	touch $@
 
-test: venv ## Build and run every test: Rust (unit, golden, through the real binary), then Python (pytest)
+test: venv ## Build and run every test: Rust (unit, golden, through the real binary), Python (pytest), then the multi-host harness where it can run
 	$(CARGO) build --all-targets
 	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(CARGO) test --all-targets --no-fail-fast
 	$(MAKE) test-python
+	PROCNET="$(CURDIR)/target/debug/procnet" bash tests/netns/run.sh
 
 test-python: venv ## The Python package's tests (conformance to the golden vectors, the node API)
 	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(PYTHON) -m pytest -q python/tests
+
+# Three network namespaces joined by a bridge, one launcher per namespace (tests/netns/).
+# `make test` runs the harness too, with the debug binary, and says so when it cannot.
+.PHONY: cluster-test cluster-experiment
+cluster-test: release venv ## The multi-host harness: 3 network namespaces (needs root; installs iproute2 and nftables)
+	bash tests/netns/run.sh --require
+
+cluster-experiment: release venv ## Loss x bandwidth on the harness: target/cluster/experiment.md, and its table in docs/cluster.md
+	bash tests/netns/run.sh --experiment
 
 lint: ## clippy with -D warnings, and rustfmt --check
 	$(CARGO) clippy --all-targets -- -D warnings
