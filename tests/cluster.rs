@@ -500,3 +500,61 @@ fn a_host_may_bind_every_interface_and_still_be_reached_at_its_address() {
     let local = procnet(["run".as_ref(), "--local".as_ref(), topology("cluster.toml").as_os_str()]).run();
     assert_eq!(c.json(), local.json());
 }
+
+/// An external node placed on another host than the coordinator's: it is told to reach the
+/// coordinator over tcp and to bind on its host's address, and its pid (of another machine)
+/// is not watched: it is done when released.
+#[test]
+fn an_external_node_on_another_host_joins_over_tcp() {
+    let s = util::Scratch::new();
+    let file = s.write(
+        "t.toml",
+        &format!(
+            r#"
+            [hosts.a]
+            address = "127.0.0.1"
+            [hosts.b]
+            address = "127.0.0.2"
+            [nodes.src]
+            kind = "lines"
+            path = "{}"
+            format = "jsonl"
+            host = "a"
+            [nodes.ext]
+            external = true
+            inputs = ["src"]
+            host = "b"
+            [nodes.count]
+            kind = "tally"
+            inputs = ["ext"]
+            host = "a"
+            "#,
+            topology("data/pages.jsonl").display()
+        ),
+    );
+    let endpoints = s.path("endpoints.json");
+    let port = free_port();
+    let a = launcher(&file, "a", &port, &["--endpoints", endpoints.to_str().expect("utf-8")]).start();
+    let b = launcher(&file, "b", &port, &[]).start();
+    a.wait_until("the endpoints file", || endpoints.exists());
+    let doc: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&endpoints).expect("read")).expect("json");
+    let env = doc["replicas"][0]["env"].as_object().expect("the replica's environment").clone();
+    assert_eq!(env["PROCNET_CONTROL"], format!("tcp://127.0.0.1:{port}"), "{env:?}");
+    assert_eq!(env["PROCNET_BIND"], "tcp://127.0.0.2:*", "{env:?}");
+    let filter = root().join("bin/py_filter.py");
+    let mut args = vec![filter.display().to_string()];
+    args.extend(["--field", "body", "--contains", "python"].map(String::from));
+    let mut node = util::program(util::venv_bin().join("python3"), args).timeout(std::time::Duration::from_secs(60));
+    for (k, v) in &env {
+        node = node.env(k, v.as_str().expect("a string"));
+    }
+    let node = node.run();
+    node.expect_code(0);
+    let (a, b) = (a.finish(), b.finish());
+    a.expect_code(0);
+    b.expect_code(0);
+    assert!(b.stderr.contains("host `b` joined the run"), "{}", b.stderr);
+    let one_host = procnet(["run".as_ref(), topology("pages.toml").as_os_str()]).run();
+    assert_eq!(a.json()["count"], one_host.json()["count"], "the Python filter counts what the built-in one does");
+}

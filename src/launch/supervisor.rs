@@ -649,7 +649,12 @@ impl Supervisor<'_> {
         }
         let mut json = Vec::new();
         for r in &external {
-            let env = env_of(self.topology, r, &self.control_ep, &self.dir);
+            // On another host, it reaches the coordinator over tcp.
+            let control = match self.placement.tcp_control(self.topology, false) {
+                Some(tcp) if !self.placement.here(self.topology, r.node, r.index) => tcp,
+                _ => self.control_ep.clone(),
+            };
+            let env = env_of(self.topology, r, &control, &self.dir);
             let line: Vec<String> = env.iter().map(|(k, v)| format!("{k}={}", shell_quote(v))).collect();
             eprintln!("procnet: waiting for external node `{}`; start it with this environment:", r.id);
             eprintln!("  {}", line.join(" "));
@@ -889,8 +894,9 @@ impl Supervisor<'_> {
             }
             Message::Hello { input, publish, ports, pid, .. } if r.phase == Phase::Spawned => {
                 r.phase = Phase::Joined;
-                // A remote replica's pid is of another machine: not ours to watch.
-                if r.parent == Parent::External {
+                // An external replica on another host has a pid of another machine: not
+                // ours to watch.
+                if r.parent == Parent::External && self.placement.here(self.topology, r.node, r.index) {
                     // Watched by its pid from now on (it runs on this host).
                     r.pid = pid as libc::pid_t;
                 }
@@ -1126,6 +1132,8 @@ impl Supervisor<'_> {
             Parent::Forkserver => self.forkserver.as_mut().and_then(|z| z.take_exit(r.pid)),
             // Not ours to wait for: it is gone when its pid is (it exits 0 after `bye`).
             Parent::External if r.pid > 0 && !process_alive(r.pid) => Some(0),
+            // On another host (no pid to watch): released is as good as gone.
+            Parent::External if r.pid == 0 && r.phase == Phase::Released => Some(0),
             Parent::External => None,
             // Its host's launcher reports the exit.
             Parent::Remote(Some(_)) => self.remote_exits.remove(&i),
