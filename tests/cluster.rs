@@ -558,3 +558,71 @@ fn an_external_node_on_another_host_joins_over_tcp() {
     let one_host = procnet(["run".as_ref(), topology("pages.toml").as_os_str()]).run();
     assert_eq!(a.json()["count"], one_host.json()["count"], "the Python filter counts what the built-in one does");
 }
+
+/// An external node on another host that dies mid-run fails the run, named: its host's
+/// launcher watches its pid for the coordinator. Never a hang.
+#[test]
+fn an_external_node_dying_on_another_host_fails_the_run() {
+    use std::os::unix::fs::OpenOptionsExt;
+    let s = util::Scratch::new();
+    let fifo = s.path("in.fifo");
+    let c_path = std::ffi::CString::new(fifo.as_os_str().as_encoded_bytes()).expect("a path without NUL");
+    // SAFETY: mkfifo(3) with a NUL-terminated path.
+    assert_eq!(unsafe { libc::mkfifo(c_path.as_ptr(), 0o600) }, 0, "mkfifo");
+    let file = s.write(
+        "t.toml",
+        &format!(
+            r#"
+            [hosts.a]
+            address = "127.0.0.1"
+            [hosts.b]
+            address = "127.0.0.2"
+            [nodes.src]
+            kind = "lines"
+            path = "{}"
+            host = "a"
+            [nodes.ext]
+            external = true
+            inputs = ["src"]
+            host = "b"
+            [nodes.count]
+            kind = "tally"
+            inputs = ["ext"]
+            host = "a"
+            "#,
+            fifo.display()
+        ),
+    );
+    let endpoints = s.path("endpoints.json");
+    let port = free_port();
+    let a =
+        launcher(&file, "a", &port, &["--endpoints", endpoints.to_str().expect("utf-8"), "--startup-timeout", "10"])
+            .start();
+    let b = launcher(&file, "b", &port, &[]).start();
+    a.wait_until("the endpoints file", || endpoints.exists());
+    let doc: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&endpoints).expect("read")).expect("json");
+    let env = doc["replicas"][0]["env"].as_object().expect("the replica's environment").clone();
+    let filter = root().join("bin/py_filter.py");
+    let mut args = vec![filter.display().to_string()];
+    args.extend(["--field", "line", "--contains", "x"].map(String::from));
+    let mut node = util::program(util::venv_bin().join("python3"), args).timeout(std::time::Duration::from_secs(60));
+    for (k, v) in &env {
+        node = node.env(k, v.as_str().expect("a string"));
+    }
+    let node = node.start();
+    // The run holds while the FIFO stays open: the source opened it, the node is up.
+    let writer = std::cell::RefCell::new(None);
+    a.wait_until("the source opens its FIFO", || {
+        *writer.borrow_mut() = std::fs::OpenOptions::new().write(true).custom_flags(libc::O_NONBLOCK).open(&fifo).ok();
+        writer.borrow().is_some()
+    });
+    node.wait_until("the external node is up", || !util::tagged_pids(&node.tag).is_empty());
+    node.signal(libc::SIGKILL);
+    node.finish();
+    let (a, b) = (a.finish(), b.finish());
+    drop(writer);
+    a.expect_code(1);
+    b.expect_code(1);
+    assert!(a.stderr.contains("node `ext.0` failed"), "the run must name the dead external node:\n{}", a.stderr);
+}

@@ -61,6 +61,14 @@ pub enum Link {
         /// The signal number.
         signal: i32,
     },
+    /// Coordinator -> host: watch this external node's process (on the host), and report
+    /// `exited` when it is gone. Sent with every heartbeat until the replica is done.
+    Watch {
+        /// `name.replica`.
+        id: String,
+        /// Its pid, from its `hello`.
+        pid: u32,
+    },
     /// Coordinator -> host: the run is over. Kill what is left and exit with `code`.
     End {
         /// The run's exit status (`crate::exit_codes`).
@@ -104,6 +112,7 @@ mod tests {
             Link::Beat,
             Link::Exited { id: "python.1".into(), status: 256 },
             Link::Interrupt { signal: 2 },
+            Link::Watch { id: "ext.0".into(), pid: 4242 },
             Link::End { code: 1, error: Some("node `x.0` failed".into()) },
             Link::End { code: 0, error: None },
             Link::Ended,

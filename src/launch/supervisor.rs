@@ -163,6 +163,8 @@ struct Replica {
     spawned_at: Instant,
     /// What it said in `failed`, kept until its exit decides on a restart.
     failed: Option<String>,
+    /// An external replica on another host: its pid there, watched by that host's launcher.
+    remote_pid: Option<u32>,
 }
 
 /// The control socket and every replica of one run.
@@ -440,6 +442,7 @@ fn plan(t: &Topology, dir: &Path) -> Vec<Replica> {
                 restart_at: None,
                 spawned_at: Instant::now(),
                 failed: None,
+                remote_pid: None,
             });
         }
     }
@@ -899,6 +902,9 @@ impl Supervisor<'_> {
                 if r.parent == Parent::External && self.placement.here(self.topology, r.node, r.index) {
                     // Watched by its pid from now on (it runs on this host).
                     r.pid = pid as libc::pid_t;
+                } else if r.parent == Parent::External {
+                    // Watched by its host's launcher (see `tend_members`).
+                    r.remote_pid = Some(pid);
                 }
                 // A restart binds what this one bound, so peers reconnect to it.
                 if input.is_some() {
@@ -1132,8 +1138,8 @@ impl Supervisor<'_> {
             Parent::Forkserver => self.forkserver.as_mut().and_then(|z| z.take_exit(r.pid)),
             // Not ours to wait for: it is gone when its pid is (it exits 0 after `bye`).
             Parent::External if r.pid > 0 && !process_alive(r.pid) => Some(0),
-            // On another host (no pid to watch): released is as good as gone.
-            Parent::External if r.pid == 0 && r.phase == Phase::Released => Some(0),
+            // On another host: its launcher reports when the process is gone.
+            Parent::External if r.remote_pid.is_some() => self.remote_exits.remove(&i),
             Parent::External => None,
             // Its host's launcher reports the exit.
             Parent::Remote(Some(_)) => self.remote_exits.remove(&i),
@@ -1439,7 +1445,10 @@ impl Supervisor<'_> {
             }
             Link::Exited { id, status } => {
                 if let Some(&i) = self.by_id.get(&id) {
-                    if self.replicas[i].parent == Parent::Remote(Some(self.members[m].host)) {
+                    let r = &self.replicas[i];
+                    let theirs = r.parent == Parent::Remote(Some(self.members[m].host))
+                        || (r.remote_pid.is_some() && t.replica_host(r.node, r.index) == Some(self.members[m].host));
+                    if theirs {
                         self.remote_exits.insert(i, status);
                     }
                 }
@@ -1448,7 +1457,7 @@ impl Supervisor<'_> {
                 self.say(&format!("host `{name}` got {}", super::spawn::signal_name(signal)));
                 self.remote_signal = Some(signal);
             }
-            Link::Beat | Link::Welcome | Link::End { .. } | Link::Ended => {}
+            Link::Beat | Link::Welcome | Link::End { .. } | Link::Ended | Link::Watch { .. } => {}
         }
         Ok(())
     }
@@ -1471,6 +1480,12 @@ impl Supervisor<'_> {
             self.last_beat = Instant::now();
             for m in self.members.iter().filter(|m| m.joined.is_some()) {
                 self.link_send(&t.hosts[m.host].name, &Link::Beat);
+            }
+            // External replicas on other hosts: their launchers watch the pids.
+            for r in self.replicas.iter().filter(|r| r.phase < Phase::Exited) {
+                if let (Some(pid), Some(h)) = (r.remote_pid, t.replica_host(r.node, r.index)) {
+                    self.link_send(&t.hosts[h].name, &Link::Watch { id: r.id.clone(), pid });
+                }
             }
         }
         for m in &mut self.members {
@@ -1579,6 +1594,9 @@ impl Supervisor<'_> {
         let mut welcomed = false;
         let mut last_heard = Instant::now();
         let mut interrupted = false;
+        // External replicas on this host the coordinator asked to watch: id -> pid.
+        let mut watched: BTreeMap<String, u32> = BTreeMap::new();
+        let mut gone: std::collections::BTreeSet<String> = std::collections::BTreeSet::new();
         loop {
             if let Some(signal) = super::signals::take() {
                 if interrupted || !welcomed {
@@ -1636,7 +1654,20 @@ impl Supervisor<'_> {
                             self.control_ep
                         ));
                     }
+                    Ok(Link::Watch { id, pid }) => {
+                        if !gone.contains(&id) {
+                            watched.insert(id, pid);
+                        }
+                    }
                     Ok(Link::End { code, error }) => {
+                        // External processes are not ours to kill, but after a failed run
+                        // they would wait for `bye` forever: ask them to end.
+                        if code != crate::exit_codes::OK {
+                            for &pid in watched.values() {
+                                // SAFETY: kill has no memory-safety preconditions.
+                                unsafe { libc::kill(pid as libc::pid_t, libc::SIGTERM) };
+                            }
+                        }
                         let _ = self.control.set_linger(2000);
                         let _ = self.control.send(Link::Ended.encode(), zmq::DONTWAIT);
                         if let Some(error) = error {
@@ -1662,6 +1693,15 @@ impl Supervisor<'_> {
                 let msg = Link::Exited { id: self.replicas[i].id.clone(), status };
                 let _ = self.control.send(msg.encode(), zmq::DONTWAIT);
             }
+            // Not ours to wait for: it is gone when its pid is (it exits 0 after `bye`).
+            watched.retain(|id, &mut pid| {
+                if process_alive(pid as libc::pid_t) {
+                    return true;
+                }
+                gone.insert(id.clone());
+                let _ = self.control.send(Link::Exited { id: id.clone(), status: 0 }.encode(), zmq::DONTWAIT);
+                false
+            });
             if self.last_beat.elapsed() >= BEAT {
                 self.last_beat = Instant::now();
                 // Until welcomed, `join` again: the first may have reached the socket of an
