@@ -260,7 +260,7 @@ fn run(
         );
         return exit_codes::USAGE;
     }
-    let opts = RunOptions { startup_timeout, grace, endpoints_file: endpoints, placement };
+    let mut opts = RunOptions { startup_timeout, grace, endpoints_file: endpoints, placement, run: 1 };
     if let launch::Placement::Host { host, .. } = placement {
         if host != Topology::COORDINATOR {
             return join(&t, &opts, host, report, repeat);
@@ -272,6 +272,7 @@ fn run(
         if repeat > 1 {
             eprintln!("procnet: run {i} of {repeat}");
         }
+        opts.run = i;
         let (c, outcome) = run_once(&t, &opts);
         code = c;
         outcomes.extend(outcome);
@@ -310,7 +311,8 @@ fn join(t: &Topology, opts: &RunOptions, host: usize, report: Option<&Path>, rep
         if repeat > 1 {
             eprintln!("procnet: run {i} of {repeat}");
         }
-        code = match launch::join(t, opts) {
+        let opts = RunOptions { run: i, ..opts.clone() };
+        code = match launch::join(t, &opts) {
             Ok(code) => code,
             Err(e) => {
                 eprintln!("procnet: {e}");

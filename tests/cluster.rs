@@ -626,3 +626,29 @@ fn an_external_node_dying_on_another_host_fails_the_run() {
     b.expect_code(1);
     assert!(a.stderr.contains("node `ext.0` failed"), "the run must name the dead external node:\n{}", a.stderr);
 }
+
+/// IPv6 hosts: every socket of the run, the launchers' and the nodes', speaks IPv6 (ZeroMQ
+/// leaves it off by default). Three hosts on ::1.
+#[test]
+fn hosts_with_ipv6_addresses_run_the_job() {
+    let s = util::Scratch::new();
+    let file = loopback_cluster(&s, &topology("data/pages.jsonl"));
+    let text = std::fs::read_to_string(&file).expect("the topology");
+    let text = text
+        .replace("\"127.0.0.1\"", "\"::1\"")
+        .replace("\"127.0.0.2\"", "\"::1\"")
+        .replace("\"127.0.0.3\"", "\"::1\"");
+    assert_eq!(text.matches("\"::1\"").count(), 3, "{text}");
+    std::fs::write(&file, text).expect("write the topology");
+    let port = free_port();
+    let c = launcher(&file, "c", &port, &[]).start();
+    let b = launcher(&file, "b", &port, &[]).start();
+    let a = launcher(&file, "a", &port, &[]).run();
+    let (b, c) = (b.finish(), c.finish());
+    for (r, host) in [(&a, "a"), (&b, "b"), (&c, "c")] {
+        assert_eq!(r.code(), 0, "host {host}:\n{}", r.stderr);
+    }
+    assert!(b.stderr.contains("coordinated by host `a` (tcp://[::1]:"), "{}", b.stderr);
+    let local = procnet(["run".as_ref(), "--local".as_ref(), topology("cluster.toml").as_os_str()]).run();
+    assert_eq!(c.json(), local.json());
+}

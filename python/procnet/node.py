@@ -63,6 +63,7 @@ class Node:
     def join(self):
         """Bind, ``hello``, ``wire``, connect, count subscribers, ``ready``, ``start``."""
         env, ctx = self._env, zmq.Context()
+        ctx.setsockopt(zmq.IPV6, 1)  # every socket: IPv6 hosts as well as IPv4 (§3.6)
         self._ctx, self._last_stats = ctx, time.monotonic()
         self._max_bytes = int(env.get("PROCNET_MAX_MESSAGE_BYTES") or 0)
         self._inexact = int(env.get("PROCNET_RESTART") or 0) > 0  # §4.5: a replacement
@@ -85,7 +86,8 @@ class Node:
             from zmq.auth.thread import ThreadAuthenticator
             self._auth = ThreadAuthenticator(ctx)
             self._auth.start()
-            self._auth.allow(*allow)
+            # An IPv4 peer of a socket bound on "::" shows as ::ffff:a.b.c.d.
+            self._auth.allow(*allow, *["::ffff:" + a for a in allow if ":" not in a])
         self._pull = None  # §3.2: one PULL for every push port read, bound before hello
         if env.get("PROCNET_BIND"):
             self._pull = self._input_socket(zmq.PULL)

@@ -43,9 +43,14 @@ pub enum Link {
         /// The launcher's process id: `join` is repeated until `welcome` (the first may reach
         /// the socket of a run that is closing); the same pid again is the same launcher.
         pid: u32,
+        /// Which run of a `--repeat` (from 1): a `join` for another run is ignored.
+        run: u32,
     },
-    /// Coordinator -> host: joined.
-    Welcome,
+    /// Coordinator -> host: joined (run `run`).
+    Welcome {
+        /// The run it joined.
+        run: u32,
+    },
     /// Either way: still alive.
     Beat,
     /// Host -> coordinator: one of its replicas ended, with this raw wait status.
@@ -75,11 +80,19 @@ pub enum Link {
         code: u8,
         /// Why the run failed, if it did.
         error: Option<String>,
+        /// Which run ended: a host ignores the `end` of another.
+        run: u32,
     },
     /// Host -> coordinator: `end` arrived. The coordinator waits for it (up to
     /// [`HOST_TIMEOUT`], sending `end` again every [`BEAT`]), so that a link recovering
     /// from an outage does not leave a host without the run's status.
     Ended,
+    /// Host -> coordinator: its launcher stops on its own (an error, a second signal): the
+    /// run fails, naming the host with this cause.
+    Left {
+        /// Why, in words.
+        error: String,
+    },
 }
 
 impl Link {
@@ -107,15 +120,16 @@ mod tests {
     #[test]
     fn every_message_survives_a_round_trip() {
         let all = [
-            Link::Join { host: "b".into(), topology: "cluster".into(), version: "0.1.0".into(), pid: 42 },
-            Link::Welcome,
+            Link::Join { host: "b".into(), topology: "cluster".into(), version: "0.1.0".into(), pid: 42, run: 1 },
+            Link::Welcome { run: 2 },
             Link::Beat,
             Link::Exited { id: "python.1".into(), status: 256 },
             Link::Interrupt { signal: 2 },
             Link::Watch { id: "ext.0".into(), pid: 4242 },
-            Link::End { code: 1, error: Some("node `x.0` failed".into()) },
-            Link::End { code: 0, error: None },
+            Link::End { code: 1, error: Some("node `x.0` failed".into()), run: 1 },
+            Link::End { code: 0, error: None, run: 3 },
             Link::Ended,
+            Link::Left { error: "interrupted by SIGINT".into() },
         ];
         for msg in all {
             assert_eq!(Link::decode(&msg.encode()).unwrap(), msg);

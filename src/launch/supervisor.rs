@@ -39,6 +39,8 @@ pub struct RunOptions {
     pub endpoints_file: Option<PathBuf>,
     /// Which replicas this launcher starts.
     pub placement: Placement,
+    /// Which run of a `--repeat` this is, from 1 (launchers of several hosts must agree).
+    pub run: u32,
 }
 
 impl Default for RunOptions {
@@ -48,6 +50,7 @@ impl Default for RunOptions {
             grace: Duration::from_secs(5),
             endpoints_file: None,
             placement: Placement::All,
+            run: 1,
         }
     }
 }
@@ -205,6 +208,8 @@ struct Supervisor<'t> {
     zap: Option<crate::runtime::zap::Zap>,
     /// The control socket's context.
     ctx: zmq::Context,
+    /// Which run of a `--repeat` this is.
+    run: u32,
     /// The run's private directory, removed last.
     _dir: tempfile::TempDir,
 }
@@ -220,8 +225,10 @@ struct Member {
     /// When the first message from one of its nodes arrived: its launcher started them, so
     /// it should have joined by then.
     nodes_seen: Option<Instant>,
-    /// Given up on (silent): not told the end of the run.
+    /// Given up on (silent, or left): not waited for at the end of the run.
     lost: bool,
+    /// It passed a signal on already.
+    interrupted: bool,
     last_heard: Instant,
 }
 
@@ -251,10 +258,80 @@ pub fn run(topology: &Topology, opts: &RunOptions) -> Result<Outcome, RunError> 
 /// the first host: start, relay and reap this host's replicas, report their exits, and end
 /// when the coordinator says the run is over (its exit status) or stops answering.
 pub fn join(topology: &Topology, opts: &RunOptions) -> Result<u8, RunError> {
+    // Not a node is started before this run's coordinator answered: after a `--repeat`
+    // run, the previous coordinator's socket may still be open, and a node's one `hello`
+    // must not reach it.
+    if let Some(code) = await_coordinator(topology, opts)? {
+        return Ok(code);
+    }
     let mut sup = Supervisor::start(topology, opts)?;
     let result = sup.setup(opts).and_then(|()| sup.supervise_member(opts));
+    if let Err(e) = &result {
+        sup.leave(e);
+    }
     sup.kill_and_reap();
     result
+}
+
+/// Join this run's coordinator with a socket of its own, then close it (and its context,
+/// whose threads end with it, so the fork phase can follow). Some(code) if the run ended
+/// before this host joined.
+fn await_coordinator(t: &Topology, opts: &RunOptions) -> Result<Option<u8>, RunError> {
+    use super::link::{routing_id, Link, BEAT};
+    let Placement::Host { host, .. } = opts.placement else { return Ok(None) };
+    let endpoint = opts.placement.tcp_control(t, false).expect("a host has a tcp control endpoint");
+    let coordinator = &t.hosts[Topology::COORDINATOR];
+    let setup = |e: zmq::Error| RunError::Setup(format!("failed to reach the coordinator at `{endpoint}`: {e}"));
+    let ctx = zmq::Context::new();
+    let socket = ctx.socket(zmq::DEALER).map_err(setup)?;
+    socket.set_linger(0).map_err(setup)?;
+    socket.set_ipv6(true).map_err(setup)?;
+    socket.set_identity(routing_id(&t.hosts[host].name).as_bytes()).map_err(setup)?;
+    socket.connect(&endpoint).map_err(setup)?;
+    let join = Link::Join {
+        host: t.hosts[host].name.clone(),
+        topology: t.name.clone(),
+        version: env!("CARGO_PKG_VERSION").to_string(),
+        pid: std::process::id(),
+        run: opts.run,
+    };
+    let started = Instant::now();
+    let mut sent: Option<Instant> = None;
+    loop {
+        if let Some(signal) = super::signals::take() {
+            return Err(RunError::Interrupted { signal, drained: false });
+        }
+        if started.elapsed() > opts.startup_timeout {
+            return Err(RunError::Host {
+                host: coordinator.name.clone(),
+                cause: format!(
+                    "the coordinator did not answer within {} s at {endpoint} (run `procnet run {} --host {}` on the \
+                     machine at {})",
+                    opts.startup_timeout.as_secs_f64(),
+                    t.path.display(),
+                    coordinator.name,
+                    coordinator.address
+                ),
+            });
+        }
+        if sent.is_none_or(|at| at.elapsed() >= BEAT) {
+            sent = Some(Instant::now());
+            let _ = socket.send(join.encode(), zmq::DONTWAIT);
+        }
+        if socket.poll(zmq::POLLIN, 50).unwrap_or(0) == 0 {
+            continue;
+        }
+        match socket.recv_bytes(0).ok().map(|f| Link::decode(&f)) {
+            Some(Ok(Link::Welcome { run })) if run == opts.run => return Ok(None),
+            Some(Ok(Link::End { code, error, run })) if run == opts.run => {
+                if let Some(error) = error {
+                    eprintln!("procnet: the run failed (reported by host `{}`): {error}", coordinator.name);
+                }
+                return Ok(Some(code));
+            }
+            _ => {}
+        }
+    }
 }
 
 impl<'t> Supervisor<'t> {
@@ -330,6 +407,7 @@ impl<'t> Supervisor<'t> {
                     pid: None,
                     nodes_seen: None,
                     lost: false,
+                    interrupted: false,
                     last_heard: Instant::now(),
                 })
                 .collect(),
@@ -362,6 +440,7 @@ impl<'t> Supervisor<'t> {
             last_beat: Instant::now(),
             zap: None,
             ctx,
+            run: opts.run,
             _dir: dir,
         };
         // Known before anything can fail, so that every path kills and reaps them.
@@ -447,6 +526,20 @@ fn plan(t: &Topology, dir: &Path) -> Vec<Replica> {
         }
     }
     replicas
+}
+
+/// Whether process `pid` is replica `id` of this topology (by its environment): a pid that
+/// came over the network is checked before it is signalled.
+fn is_replica(pid: u32, t: &Topology, id: &str) -> bool {
+    let Ok(environ) = std::fs::read(format!("/proc/{pid}/environ")) else { return false };
+    let has = |key: &str, value: &str| {
+        let want = format!("{key}={value}");
+        environ.split(|&b| b == 0).any(|kv| kv == want.as_bytes())
+    };
+    let (node, replica) = id.rsplit_once('.').unwrap_or((id, ""));
+    has(crate::runtime::vars::NODE, node)
+        && has(crate::runtime::vars::REPLICA, replica)
+        && has(crate::runtime::vars::TOPOLOGY, &t.name)
 }
 
 /// An IP address as the host part of a tcp endpoint (IPv6 in brackets).
@@ -581,6 +674,7 @@ impl Supervisor<'_> {
     fn setup(&mut self, opts: &RunOptions) -> Result<(), RunError> {
         let configure = |e| RunError::Setup(format!("failed to configure the control socket: {e}"));
         self.control.set_linger(0).map_err(configure)?;
+        self.control.set_ipv6(true).map_err(configure)?;
         if self.placement.coordinates() {
             // A restarted replica connects with its predecessor's identity: it takes it over.
             self.control.set_router_handover(true).map_err(configure)?;
@@ -647,7 +741,8 @@ impl Supervisor<'_> {
     /// `--endpoints FILE`): its `PROCNET_*` environment.
     fn announce_external(&self, opts: &RunOptions) -> Result<(), RunError> {
         let external: Vec<&Replica> = self.replicas.iter().filter(|r| r.parent == Parent::External).collect();
-        if external.is_empty() {
+        // The coordinator says it, for every host.
+        if external.is_empty() || !self.placement.coordinates() {
             return Ok(());
         }
         let mut json = Vec::new();
@@ -896,6 +991,7 @@ impl Supervisor<'_> {
                 });
             }
             Message::Hello { input, publish, ports, pid, .. } if r.phase == Phase::Spawned => {
+                let mut watch = None;
                 r.phase = Phase::Joined;
                 // An external replica on another host has a pid of another machine: not
                 // ours to watch.
@@ -903,8 +999,12 @@ impl Supervisor<'_> {
                     // Watched by its pid from now on (it runs on this host).
                     r.pid = pid as libc::pid_t;
                 } else if r.parent == Parent::External {
-                    // Watched by its host's launcher (see `tend_members`).
-                    r.remote_pid = Some(pid);
+                    let h = self.topology.replica_host(r.node, r.index);
+                    if self.members.iter().any(|m| Some(m.host) == h) {
+                        // Watched by its host's launcher, told now and with every heartbeat.
+                        r.remote_pid = Some(pid);
+                        watch = h.map(|h| (self.topology.hosts[h].name.clone(), r.id.clone(), pid));
+                    }
                 }
                 // A restart binds what this one bound, so peers reconnect to it.
                 if input.is_some() {
@@ -918,6 +1018,9 @@ impl Supervisor<'_> {
                 r.endpoint = input.map(|ep| advertised(self.topology, host, ep));
                 r.ports = ports.into_iter().map(|(k, ep)| (k, advertised(self.topology, host, ep))).collect();
                 r.published = publish;
+                if let Some((host, id, pid)) = watch {
+                    self.link_send(&host, &super::link::Link::Watch { id, pid });
+                }
                 if self.wired {
                     // A restarted replica, after the others were wired: the same wiring.
                     let msg = self.wiring(i);
@@ -1140,6 +1243,10 @@ impl Supervisor<'_> {
             Parent::External if r.pid > 0 && !process_alive(r.pid) => Some(0),
             // On another host: its launcher reports when the process is gone.
             Parent::External if r.remote_pid.is_some() => self.remote_exits.remove(&i),
+            // Started by another engine (`--coordinate`): released is as good as gone.
+            Parent::External if r.pid == 0 && !self.placement.here(self.topology, r.node, r.index) => {
+                (r.phase == Phase::Released).then_some(0)
+            }
             Parent::External => None,
             // Its host's launcher reports the exit.
             Parent::Remote(Some(_)) => self.remote_exits.remove(&i),
@@ -1275,6 +1382,10 @@ impl Supervisor<'_> {
             }
             let Ok(parts) = self.control.recv_multipart(0) else { return Ok(None) };
             let [identity, frame] = parts.as_slice() else { continue };
+            if let Some(host) = identity.strip_prefix(b"@") {
+                self.on_link(host, frame)?;
+                continue;
+            }
             let Some(&j) = std::str::from_utf8(identity).ok().and_then(|id| self.by_id.get(id)) else { continue };
             let live = !matches!(self.replicas[j].phase, Phase::Restarting | Phase::Exited);
             match wire::decode(frame) {
@@ -1417,11 +1528,13 @@ impl Supervisor<'_> {
         let msg = Link::decode(frame).map_err(|e| fail(format!("its launcher sent an invalid message: {e}")))?;
         self.members[m].last_heard = Instant::now();
         match msg {
+            // A late one for an earlier run, or an early one for the next: not this run's.
+            Link::Join { run, .. } if run != self.run => {}
             Link::Join { topology, version, pid, .. } => {
                 match self.members[m].pid {
                     // The same launcher, repeating itself until it hears `welcome`.
                     Some(known) if known == pid => {
-                        self.link_send(&name, &Link::Welcome);
+                        self.link_send(&name, &Link::Welcome { run: self.run });
                         return Ok(());
                     }
                     Some(_) => {
@@ -1441,23 +1554,31 @@ impl Supervisor<'_> {
                 }
                 self.members[m].joined = Some(Instant::now());
                 self.members[m].pid = Some(pid);
-                self.link_send(&name, &Link::Welcome);
+                self.link_send(&name, &Link::Welcome { run: self.run });
             }
             Link::Exited { id, status } => {
                 if let Some(&i) = self.by_id.get(&id) {
                     let r = &self.replicas[i];
                     let theirs = r.parent == Parent::Remote(Some(self.members[m].host))
                         || (r.remote_pid.is_some() && t.replica_host(r.node, r.index) == Some(self.members[m].host));
-                    if theirs {
+                    // Exits are repeated with every heartbeat: take each once.
+                    if theirs && r.phase != Phase::Exited {
                         self.remote_exits.insert(i, status);
                     }
                 }
             }
-            Link::Interrupt { signal } => {
+            // Repeated with every heartbeat: one signal per host.
+            Link::Interrupt { signal } if !self.members[m].interrupted => {
+                self.members[m].interrupted = true;
                 self.say(&format!("host `{name}` got {}", super::spawn::signal_name(signal)));
                 self.remote_signal = Some(signal);
             }
-            Link::Beat | Link::Welcome | Link::End { .. } | Link::Ended | Link::Watch { .. } => {}
+            Link::Interrupt { .. } => {}
+            Link::Left { error } => {
+                self.members[m].lost = true;
+                return Err(fail(format!("its launcher stopped: {error}")));
+            }
+            Link::Beat | Link::Welcome { .. } | Link::End { .. } | Link::Ended | Link::Watch { .. } => {}
         }
         Ok(())
     }
@@ -1537,7 +1658,11 @@ impl Supervisor<'_> {
     fn end_members(&mut self, code: u8, error: Option<String>) {
         use super::link::{Link, BEAT, HOST_TIMEOUT};
         let t = self.topology;
-        let msg = Link::End { code, error };
+        let msg = Link::End { code, error, run: self.run };
+        // Also to a host that has not joined yet: it may be waiting for `welcome`.
+        for m in self.members.iter().filter(|m| m.joined.is_none() && !m.lost) {
+            self.link_send(&t.hosts[m.host].name, &msg);
+        }
         let mut waiting: Vec<usize> =
             self.members.iter().filter(|m| m.joined.is_some() && !m.lost).map(|m| m.host).collect();
         let deadline = Instant::now() + HOST_TIMEOUT;
@@ -1581,7 +1706,15 @@ impl Supervisor<'_> {
             topology: self.topology.name.clone(),
             version: env!("CARGO_PKG_VERSION").to_string(),
             pid: std::process::id(),
+            run: self.run,
         }
+    }
+
+    /// This launcher stops on its own: tell the coordinator why, so that it fails the run
+    /// naming this host with the cause rather than waiting out the silence.
+    fn leave(&self, e: &RunError) {
+        let _ = self.control.set_linger(2000);
+        let _ = self.control.send(super::link::Link::Left { error: e.to_string() }.encode(), zmq::DONTWAIT);
     }
 
     /// Until the coordinator ends the run: relay and reap this host's replicas and report
@@ -1597,6 +1730,9 @@ impl Supervisor<'_> {
         // External replicas on this host the coordinator asked to watch: id -> pid.
         let mut watched: BTreeMap<String, u32> = BTreeMap::new();
         let mut gone: std::collections::BTreeSet<String> = std::collections::BTreeSet::new();
+        // What this host reported, repeated with every heartbeat (the coordinator takes each
+        // once): a message lost to a reconnection must not hang the run.
+        let mut reported: Vec<Link> = Vec::new();
         loop {
             if let Some(signal) = super::signals::take() {
                 if interrupted || !welcomed {
@@ -1610,6 +1746,7 @@ impl Supervisor<'_> {
                     coordinator.name
                 ));
                 let _ = self.control.send(Link::Interrupt { signal }.encode(), zmq::DONTWAIT);
+                reported.push(Link::Interrupt { signal });
             }
             let servers: Vec<i32> = self.zygote.iter().chain(&self.forkserver).map(Forker::fd).collect();
             let mut items = vec![self.control.as_poll_item(zmq::POLLIN)];
@@ -1641,8 +1778,8 @@ impl Supervisor<'_> {
                 last_heard = Instant::now();
                 match Link::decode(&frame) {
                     // Once: every repeated `join` that got through is answered.
-                    Ok(Link::Welcome) if welcomed => {}
-                    Ok(Link::Welcome) => {
+                    Ok(Link::Welcome { run }) if welcomed || run != self.run => {}
+                    Ok(Link::Welcome { .. }) => {
                         welcomed = true;
                         self.say(&format!(
                             "host `{}` joined the run coordinated by host `{}` ({})",
@@ -1659,13 +1796,18 @@ impl Supervisor<'_> {
                             watched.insert(id, pid);
                         }
                     }
-                    Ok(Link::End { code, error }) => {
+                    // The end of an earlier run (`--repeat`), resent while this host moved on.
+                    Ok(Link::End { run, .. }) if run != self.run => {}
+                    Ok(Link::End { code, error, .. }) => {
                         // External processes are not ours to kill, but after a failed run
-                        // they would wait for `bye` forever: ask them to end.
+                        // they would wait for `bye` forever: ask them to end, if the pid is
+                        // still theirs (it came over the network).
                         if code != crate::exit_codes::OK {
-                            for &pid in watched.values() {
-                                // SAFETY: kill has no memory-safety preconditions.
-                                unsafe { libc::kill(pid as libc::pid_t, libc::SIGTERM) };
+                            for (id, &pid) in &watched {
+                                if is_replica(pid, t, id) {
+                                    // SAFETY: kill has no memory-safety preconditions.
+                                    unsafe { libc::kill(pid as libc::pid_t, libc::SIGTERM) };
+                                }
                             }
                         }
                         let _ = self.control.set_linger(2000);
@@ -1692,6 +1834,7 @@ impl Supervisor<'_> {
                 self.replicas[i].phase = Phase::Exited;
                 let msg = Link::Exited { id: self.replicas[i].id.clone(), status };
                 let _ = self.control.send(msg.encode(), zmq::DONTWAIT);
+                reported.push(msg);
             }
             // Not ours to wait for: it is gone when its pid is (it exits 0 after `bye`).
             watched.retain(|id, &mut pid| {
@@ -1699,7 +1842,9 @@ impl Supervisor<'_> {
                     return true;
                 }
                 gone.insert(id.clone());
-                let _ = self.control.send(Link::Exited { id: id.clone(), status: 0 }.encode(), zmq::DONTWAIT);
+                let msg = Link::Exited { id: id.clone(), status: 0 };
+                let _ = self.control.send(msg.encode(), zmq::DONTWAIT);
+                reported.push(msg);
                 false
             });
             if self.last_beat.elapsed() >= BEAT {
@@ -1708,6 +1853,9 @@ impl Supervisor<'_> {
                 // earlier run (`--repeat`) just as it closed.
                 let msg = if welcomed { Link::Beat } else { self.join_message() };
                 let _ = self.control.send(msg.encode(), zmq::DONTWAIT);
+                for msg in &reported {
+                    let _ = self.control.send(msg.encode(), zmq::DONTWAIT);
+                }
             }
             if !welcomed && self.started.elapsed() > opts.startup_timeout {
                 return Err(lost(format!(

@@ -101,6 +101,8 @@ impl Input {
     /// Bind the PULL socket at `endpoint` (`tcp://127.0.0.1:*` picks a port).
     pub fn bind(&mut self, ctx: &zmq::Context, endpoint: &str) -> Result<(), NodeError> {
         let socket = ctx.socket(zmq::PULL).map_err(NodeError::zmq("create a PULL socket"))?;
+        // IPv6 hosts, as well as IPv4 (ZeroMQ leaves IPv6 off by default).
+        socket.set_ipv6(true).map_err(NodeError::zmq("enable IPv6"))?;
         socket.set_rcvhwm(HWM).map_err(NodeError::zmq("set the receive high-water mark"))?;
         self.guard(ctx, &socket)?;
         if self.zap && endpoint.starts_with("tcp://") {
@@ -124,6 +126,7 @@ impl Input {
                 None => None,
                 Some(s) => {
                     let socket = ctx.socket(zmq::SUB).map_err(NodeError::zmq("create a SUB socket"))?;
+                    socket.set_ipv6(true).map_err(NodeError::zmq("enable IPv6"))?;
                     socket.set_rcvhwm(HWM).map_err(NodeError::zmq("set the receive high-water mark"))?;
                     self.guard(ctx, &socket)?;
                     for ep in &s.endpoints {

@@ -55,6 +55,7 @@ impl Output {
         for ep in endpoints {
             let s = ctx.socket(zmq::PUSH).map_err(NodeError::zmq("create a PUSH socket"))?;
             s.set_sndhwm(HWM).map_err(NodeError::zmq("set the send high-water mark"))?;
+            s.set_ipv6(true).map_err(NodeError::zmq("enable IPv6"))?;
             s.connect(ep).map_err(NodeError::zmq(format!("connect to `{ep}`")))?;
             peers.push(s);
         }

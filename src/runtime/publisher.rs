@@ -68,6 +68,7 @@ impl Publisher {
         let mut socket = ctx.socket(zmq::XPUB).map_err(NodeError::zmq("create an XPUB socket"))?;
         set_nodrop(&mut socket)?;
         socket.set_xpub_verbose(true).map_err(NodeError::zmq("set XPUB_VERBOSE"))?;
+        socket.set_ipv6(true).map_err(NodeError::zmq("enable IPv6"))?;
         socket.set_sndhwm(HWM).map_err(NodeError::zmq("set the send high-water mark"))?;
         if zap && endpoint.starts_with("tcp://") {
             socket.set_zap_domain(super::zap::DOMAIN).map_err(NodeError::zmq("set the ZAP domain"))?;

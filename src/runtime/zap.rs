@@ -68,7 +68,10 @@ fn serve(socket: &zmq::Socket, allow: &[IpAddr], who: &str, stop: &AtomicBool) {
             [v, id, _domain, address, ..] => (v.clone(), id.clone(), String::from_utf8_lossy(address).into_owned()),
             _ => continue,
         };
-        let ok = address.parse::<IpAddr>().is_ok_and(|ip| allow.contains(&ip));
+        // An IPv4 peer of an IPv6 socket shows as ::ffff:a.b.c.d: named and matched as IPv4.
+        let peer = address.parse::<IpAddr>().ok().map(|ip| ip.to_canonical());
+        let address = peer.map_or(address, |ip| ip.to_string());
+        let ok = peer.is_some_and(|ip| allow.contains(&ip));
         if !ok && named.insert(address.clone()) {
             eprintln!("{who}: refused a connection from {address}: not the address of a declared host");
         }
