@@ -12,7 +12,7 @@
 # intruder host-failure; host-failure-early is extra), LAUNCH_TIMEOUT (seconds per launcher),
 # FLAP_SECONDS (how long b's link is down in `flap`, default 4), KEEP_LOGS=1 (keep the logs of
 # a run that passed: target/cluster/run.*).
-set -euo pipefail
+set -Eeuo pipefail
 
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 ROOT=$(cd "$HERE/../.." && pwd)
@@ -102,6 +102,8 @@ cleanup() {
     exit "$rc"
 }
 trap cleanup EXIT
+# A command that fails outside a check ends the script (set -e): say where.
+trap 'echo "cluster-test: unexpected failure at tests/netns/run.sh line $LINENO" >&8' ERR
 trap 'exit 130' INT
 trap 'exit 143' TERM
 
@@ -184,8 +186,9 @@ stop_run() {
 wait_flowing() {
     local min=$1 deadline=$((SECONDS + 30)) got
     while ((SECONDS < deadline)); do
+        # (No connection yet is 0, not an error: grep finding nothing must not end the script.)
         got=$(ip netns exec "$(ns b)" ss -Htni state established dst "${ADDRESS[a]}" 2> /dev/null |
-            grep -o 'bytes_received:[0-9]*' | awk -F: '{ s += $2 } END { print s + 0 }')
+            { grep -o 'bytes_received:[0-9]*' || true; } | awk -F: '{ s += $2 } END { print s + 0 }')
         ((got >= min)) && return 0
         alive "${PID[a]}" || return 1
         sleep 0.05
@@ -354,7 +357,7 @@ scenario_intruder() {
     why+=$(not_exact)
     # Each node (and the coordinator) that refuses says so once on stderr; its launcher passes
     # it on, prefixed.
-    refused=$(grep -a -c '10\.77\.0\.9' "$RUN_DIR"/[abc].err | awk -F: '{ s += $2 } END { print s + 0 }')
+    refused=$({ grep -a -c '10\.77\.0\.9' "$RUN_DIR"/[abc].err || true; } | awk -F: '{ s += $2 } END { print s + 0 }')
     if ((refused == 0)); then
         if grep -q '10\.77\.0\.9' "$RUN_DIR"/[abc].out; then
             why+=" 10.77.0.9 named on stdout only, not on stderr"
