@@ -326,7 +326,8 @@ listening() {
     for h in a b c; do
         ip netns exec "$(ns "$h")" ss -Hltn 2> /dev/null | awk -v ip="${ADDRESS[$h]}" '{
             n = split($4, p, ":"); port = p[n]; addr = substr($4, 1, length($4) - length(port) - 1)
-            if (addr == ip || addr == "0.0.0.0" || addr == "*" || addr == "[::]") print ip ":" port
+            # (An IPv6 socket, as the nodes use, shows an IPv4 address as [::ffff:a.b.c.d].)
+            if (addr == ip || addr == "[::ffff:" ip "]" || addr == "0.0.0.0" || addr == "*" || addr == "[::]") print ip ":" port
         }'
     done | sort -u
 }
@@ -341,11 +342,18 @@ scenario_intruder() {
         fail intruder "no data flowed from a to b (stopped the run), or the run ended before the intruder came; $(exits); $(errors_of)"
         return
     fi
+    # The hosts' listeners, looked up until some show (a loaded machine may be slow to list).
+    local deadline=$((SECONDS + 10))
     mapfile -t endpoints < <(listening)
+    while ((${#endpoints[@]} == 0 && SECONDS < deadline)) && alive "${PID[a]}"; do
+        sleep 0.1
+        mapfile -t endpoints < <(listening)
+    done
     python=$ROOT/target/venv/bin/python
     [[ -x $python ]] || python=python3
     if ((${#endpoints[@]} == 0)); then
-        why="no tcp port listening on the hosts' addresses; "
+        why="no tcp port listening on the hosts' addresses (a alive: $(alive "${PID[a]}" && echo yes || echo no); ss in b: $(
+            ip netns exec "$(ns b)" ss -Hltn 2>&1 | tr '\n' ';')); "
     elif ! ip netns exec "$(ns x)" timeout 30 "$python" "$HERE/intruder.py" "${endpoints[@]}" \
         > "$RUN_DIR/x.out" 2>&1; then
         why="the intruder reached none of ${endpoints[*]}: $(tr '\n' ';' < "$RUN_DIR/x.out"); "
