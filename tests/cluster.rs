@@ -3,7 +3,9 @@
 
 mod util;
 
-use util::{procnet, root};
+use std::path::Path;
+
+use util::{procnet, root, Run, Running};
 
 fn topology(name: &str) -> std::path::PathBuf {
     root().join("topologies").join(name)
@@ -237,20 +239,64 @@ fn launcher(file: &std::path::Path, host: &str, port: &str, extra: &[&str]) -> u
     procnet(args).timeout(std::time::Duration::from_secs(60))
 }
 
+/// The launchers of hosts a, b and c (the coordinator, a, last: the others wait for it, as
+/// they would on their machines), each with `all`, and a with `coordinator` too.
+fn start_three(file: &Path, port: &str, all: &[&str], coordinator: &[&str]) -> (Running, Running, Running) {
+    let c = launcher(file, "c", port, all).start();
+    let b = launcher(file, "b", port, all).start();
+    let a = launcher(file, "a", port, &[all, coordinator].concat()).start();
+    (a, b, c)
+}
+
+/// Wait for the three launchers, each of which must exit 0.
+fn finish_three((a, b, c): (Running, Running, Running)) -> (Run, Run, Run) {
+    let (a, b, c) = (a.finish(), b.finish(), c.finish());
+    for (r, host) in [(&a, "a"), (&b, "b"), (&c, "c")] {
+        assert_eq!(r.code(), 0, "host {host}:\n{}", r.stderr);
+    }
+    (a, b, c)
+}
+
+/// Until hosts b and c say they joined the coordinator.
+fn wait_joined(b: &Running, c: &Running) {
+    for (r, host) in [(b, "b"), (c, "c")] {
+        r.wait_until("the host joins", || r.stderr_so_far().contains(&format!("host `{host}` joined the run")));
+    }
+}
+
+/// The tally of `topologies/cluster.toml` run on this machine (`--local`).
+fn local_tally() -> serde_json::Value {
+    let local = procnet(["run".as_ref(), "--local".as_ref(), topology("cluster.toml").as_os_str()]).run();
+    local.expect_code(0);
+    local.json()
+}
+
+/// The environment of replica 0 of an external node, from the coordinator's `--endpoints`.
+fn external_env(endpoints: &Path) -> serde_json::Map<String, serde_json::Value> {
+    let doc: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(endpoints).expect("read")).expect("json");
+    doc["replicas"][0]["env"].as_object().expect("the replica's environment").clone()
+}
+
+/// The Python filter node started by hand with `env`, keeping records whose `field`
+/// contains `text`.
+fn py_filter(env: &serde_json::Map<String, serde_json::Value>, field: &str, text: &str) -> util::Procnet {
+    let filter = root().join("bin/py_filter.py").display().to_string();
+    let args = [filter.as_str(), "--field", field, "--contains", text];
+    let mut node = util::program(util::venv_bin().join("python3"), args).timeout(std::time::Duration::from_secs(60));
+    for (k, v) in env {
+        node = node.env(k, v.as_str().expect("a string"));
+    }
+    node
+}
+
 #[test]
 fn three_launchers_on_three_hosts_give_the_one_host_tally() {
     let s = util::Scratch::new();
     let file = loopback_cluster(&s, &topology("data/pages.jsonl"));
     let report = s.path("report.json");
     let port = free_port();
-    // The coordinator last: the others wait for it, as they would on their machines.
-    let c = launcher(&file, "c", &port, &[]).start();
-    let b = launcher(&file, "b", &port, &[]).start();
-    let a = launcher(&file, "a", &port, &["--report", report.to_str().expect("utf-8")]).start();
-    let (a, b, c) = (a.finish(), b.finish(), c.finish());
-    for (r, host) in [(&a, "a"), (&b, "b"), (&c, "c")] {
-        assert_eq!(r.code(), 0, "host {host}:\n{}", r.stderr);
-    }
+    let (a, b, c) = finish_three(start_three(&file, &port, &[], &["--report", report.to_str().expect("utf-8")]));
     let one_host = procnet(["run".as_ref(), topology("pages.toml").as_os_str()]).run();
     one_host.expect_code(0);
     // The tally runs on c: its line comes out of c's launcher.
@@ -303,28 +349,16 @@ fn a_joining_host_without_its_coordinator_gives_up_naming_it() {
 #[test]
 fn killing_one_hosts_launcher_stops_every_other_naming_it() {
     use std::io::Write;
-    use std::os::unix::fs::OpenOptionsExt;
     let s = util::Scratch::new();
     let fifo = s.path("in.fifo");
-    let c_path = std::ffi::CString::new(fifo.as_os_str().as_encoded_bytes()).expect("a path without NUL");
-    // SAFETY: mkfifo(3) with a NUL-terminated path.
-    assert_eq!(unsafe { libc::mkfifo(c_path.as_ptr(), 0o600) }, 0, "mkfifo");
+    util::mkfifo(&fifo);
     let file = loopback_cluster(&s, &fifo);
     let port = free_port();
-    let c = launcher(&file, "c", &port, &[]).start();
-    let b = launcher(&file, "b", &port, &[]).start();
-    let a = launcher(&file, "a", &port, &[]).start();
+    let (a, b, c) = start_three(&file, &port, &[], &[]);
     // The run is under way once both other hosts joined the coordinator, and the source
     // (on a) has opened its FIFO.
-    for (r, host) in [(&b, "b"), (&c, "c")] {
-        r.wait_until("the host joins", || r.stderr_so_far().contains(&format!("host `{host}` joined the run")));
-    }
-    let writer = std::cell::RefCell::new(None);
-    a.wait_until("the source opens its FIFO", || {
-        *writer.borrow_mut() = std::fs::OpenOptions::new().write(true).custom_flags(libc::O_NONBLOCK).open(&fifo).ok();
-        writer.borrow().is_some()
-    });
-    let mut w = writer.into_inner().expect("opened above");
+    wait_joined(&b, &c);
+    let mut w = a.fifo_writer(&fifo);
     let line = r#"{"url": "http://site-1.example/", "body": "python"}"#;
     for _ in 0..50 {
         writeln!(w, "{line}").expect("write a record");
@@ -396,25 +430,14 @@ fn fork_and_restart_over_several_hosts_are_explained() {
 /// with the run's status.
 #[test]
 fn ctrl_c_on_one_host_stops_the_run_on_every_host() {
-    use std::os::unix::fs::OpenOptionsExt;
     let s = util::Scratch::new();
     let fifo = s.path("in.fifo");
-    let c_path = std::ffi::CString::new(fifo.as_os_str().as_encoded_bytes()).expect("a path without NUL");
-    // SAFETY: mkfifo(3) with a NUL-terminated path.
-    assert_eq!(unsafe { libc::mkfifo(c_path.as_ptr(), 0o600) }, 0, "mkfifo");
+    util::mkfifo(&fifo);
     let file = loopback_cluster(&s, &fifo);
     let port = free_port();
-    let c = launcher(&file, "c", &port, &[]).start();
-    let b = launcher(&file, "b", &port, &[]).start();
-    let a = launcher(&file, "a", &port, &[]).start();
-    for (r, host) in [(&b, "b"), (&c, "c")] {
-        r.wait_until("the host joins", || r.stderr_so_far().contains(&format!("host `{host}` joined the run")));
-    }
-    let writer = std::cell::RefCell::new(None);
-    a.wait_until("the source opens its FIFO", || {
-        *writer.borrow_mut() = std::fs::OpenOptions::new().write(true).custom_flags(libc::O_NONBLOCK).open(&fifo).ok();
-        writer.borrow().is_some()
-    });
+    let (a, b, c) = start_three(&file, &port, &[], &[]);
+    wait_joined(&b, &c);
+    let _writer = a.fifo_writer(&fifo);
     // Every node of b and c is up. (Whether the signal lands before or after the start
     // barrier, every launcher ends with the interrupt's status.)
     a.wait_until("every node is up", || util::tagged_pids(&b.tag).len() + util::tagged_pids(&c.tag).len() >= 2 + 5);
@@ -441,16 +464,8 @@ fn fork_and_forkserver_work_on_every_host() {
     assert!(text.contains("start = \"fork\"") && text.contains("start = \"forkserver\""), "{text}");
     std::fs::write(&file, text).expect("write the topology");
     let port = free_port();
-    let c = launcher(&file, "c", &port, &[]).start();
-    let b = launcher(&file, "b", &port, &[]).start();
-    let a = launcher(&file, "a", &port, &[]).run();
-    let (b, c) = (b.finish(), c.finish());
-    for (r, host) in [(&a, "a"), (&b, "b"), (&c, "c")] {
-        assert_eq!(r.code(), 0, "host {host}:\n{}", r.stderr);
-    }
-    let local = procnet(["run".as_ref(), "--local".as_ref(), topology("cluster.toml").as_os_str()]).run();
-    local.expect_code(0);
-    assert_eq!(c.json(), local.json());
+    let (_, _, c) = finish_three(start_three(&file, &port, &[], &[]));
+    assert_eq!(c.json(), local_tally());
 }
 
 /// An experiment over hosts: every launcher is given the same `--repeat K`, and the
@@ -461,12 +476,9 @@ fn repeated_runs_span_the_hosts() {
     let file = loopback_cluster(&s, &topology("data/pages.jsonl"));
     let csv = s.path("runs.csv");
     let port = free_port();
-    let c = launcher(&file, "c", &port, &["--repeat", "3"]).start();
-    let b = launcher(&file, "b", &port, &["--repeat", "3"]).start();
-    let a = launcher(&file, "a", &port, &["--repeat", "3", "--report", csv.to_str().expect("utf-8")]).run();
-    let (b, c) = (b.finish(), c.finish());
+    let (a, b, c) =
+        finish_three(start_three(&file, &port, &["--repeat", "3"], &["--report", csv.to_str().expect("utf-8")]));
     for (r, host) in [(&a, "a"), (&b, "b"), (&c, "c")] {
-        assert_eq!(r.code(), 0, "host {host}:\n{}", r.stderr);
         assert_eq!(r.stderr.matches("procnet: run ").count(), 3, "host {host}:\n{}", r.stderr);
     }
     let tallies: Vec<&str> = c.stdout.lines().filter(|l| l.starts_with("count.0")).collect();
@@ -490,15 +502,8 @@ fn a_host_may_bind_every_interface_and_still_be_reached_at_its_address() {
     check.expect_code(0);
     assert!(check.stdout.contains("c  127.0.0.3 (binds 0.0.0.0)  nodes:"), "{}", check.stdout);
     let port = free_port();
-    let c = launcher(&file, "c", &port, &[]).start();
-    let b = launcher(&file, "b", &port, &[]).start();
-    let a = launcher(&file, "a", &port, &[]).run();
-    let (b, c) = (b.finish(), c.finish());
-    for (r, host) in [(&a, "a"), (&b, "b"), (&c, "c")] {
-        assert_eq!(r.code(), 0, "host {host}:\n{}", r.stderr);
-    }
-    let local = procnet(["run".as_ref(), "--local".as_ref(), topology("cluster.toml").as_os_str()]).run();
-    assert_eq!(c.json(), local.json());
+    let (_, _, c) = finish_three(start_three(&file, &port, &[], &[]));
+    assert_eq!(c.json(), local_tally());
 }
 
 /// An external node placed on another host than the coordinator's: it is told to reach the
@@ -537,19 +542,10 @@ fn an_external_node_on_another_host_joins_over_tcp() {
     let a = launcher(&file, "a", &port, &["--endpoints", endpoints.to_str().expect("utf-8")]).start();
     let b = launcher(&file, "b", &port, &[]).start();
     a.wait_until("the endpoints file", || endpoints.exists());
-    let doc: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(&endpoints).expect("read")).expect("json");
-    let env = doc["replicas"][0]["env"].as_object().expect("the replica's environment").clone();
+    let env = external_env(&endpoints);
     assert_eq!(env["PROCNET_CONTROL"], format!("tcp://127.0.0.1:{port}"), "{env:?}");
     assert_eq!(env["PROCNET_BIND"], "tcp://127.0.0.2:*", "{env:?}");
-    let filter = root().join("bin/py_filter.py");
-    let mut args = vec![filter.display().to_string()];
-    args.extend(["--field", "body", "--contains", "python"].map(String::from));
-    let mut node = util::program(util::venv_bin().join("python3"), args).timeout(std::time::Duration::from_secs(60));
-    for (k, v) in &env {
-        node = node.env(k, v.as_str().expect("a string"));
-    }
-    let node = node.run();
+    let node = py_filter(&env, "body", "python").run();
     node.expect_code(0);
     let (a, b) = (a.finish(), b.finish());
     a.expect_code(0);
@@ -563,12 +559,9 @@ fn an_external_node_on_another_host_joins_over_tcp() {
 /// launcher watches its pid for the coordinator. Never a hang.
 #[test]
 fn an_external_node_dying_on_another_host_fails_the_run() {
-    use std::os::unix::fs::OpenOptionsExt;
     let s = util::Scratch::new();
     let fifo = s.path("in.fifo");
-    let c_path = std::ffi::CString::new(fifo.as_os_str().as_encoded_bytes()).expect("a path without NUL");
-    // SAFETY: mkfifo(3) with a NUL-terminated path.
-    assert_eq!(unsafe { libc::mkfifo(c_path.as_ptr(), 0o600) }, 0, "mkfifo");
+    util::mkfifo(&fifo);
     let file = s.write(
         "t.toml",
         &format!(
@@ -600,23 +593,9 @@ fn an_external_node_dying_on_another_host_fails_the_run() {
             .start();
     let b = launcher(&file, "b", &port, &[]).start();
     a.wait_until("the endpoints file", || endpoints.exists());
-    let doc: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(&endpoints).expect("read")).expect("json");
-    let env = doc["replicas"][0]["env"].as_object().expect("the replica's environment").clone();
-    let filter = root().join("bin/py_filter.py");
-    let mut args = vec![filter.display().to_string()];
-    args.extend(["--field", "line", "--contains", "x"].map(String::from));
-    let mut node = util::program(util::venv_bin().join("python3"), args).timeout(std::time::Duration::from_secs(60));
-    for (k, v) in &env {
-        node = node.env(k, v.as_str().expect("a string"));
-    }
-    let node = node.start();
+    let node = py_filter(&external_env(&endpoints), "line", "x").start();
     // The run holds while the FIFO stays open: the source opened it, the node is up.
-    let writer = std::cell::RefCell::new(None);
-    a.wait_until("the source opens its FIFO", || {
-        *writer.borrow_mut() = std::fs::OpenOptions::new().write(true).custom_flags(libc::O_NONBLOCK).open(&fifo).ok();
-        writer.borrow().is_some()
-    });
+    let writer = a.fifo_writer(&fifo);
     node.wait_until("the external node is up", || !util::tagged_pids(&node.tag).is_empty());
     node.signal(libc::SIGKILL);
     node.finish();
@@ -641,14 +620,7 @@ fn hosts_with_ipv6_addresses_run_the_job() {
     assert_eq!(text.matches("\"::1\"").count(), 3, "{text}");
     std::fs::write(&file, text).expect("write the topology");
     let port = free_port();
-    let c = launcher(&file, "c", &port, &[]).start();
-    let b = launcher(&file, "b", &port, &[]).start();
-    let a = launcher(&file, "a", &port, &[]).run();
-    let (b, c) = (b.finish(), c.finish());
-    for (r, host) in [(&a, "a"), (&b, "b"), (&c, "c")] {
-        assert_eq!(r.code(), 0, "host {host}:\n{}", r.stderr);
-    }
+    let (_, b, c) = finish_three(start_three(&file, &port, &[], &[]));
     assert!(b.stderr.contains("coordinated by host `a` (tcp://[::1]:"), "{}", b.stderr);
-    let local = procnet(["run".as_ref(), "--local".as_ref(), topology("cluster.toml").as_os_str()]).run();
-    assert_eq!(c.json(), local.json());
+    assert_eq!(c.json(), local_tally());
 }

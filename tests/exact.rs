@@ -417,23 +417,11 @@ fn a_trickle_arrives_as_it_comes_and_its_last_partial_batch_is_not_lost() {
 /// Start `procnet run` on `toml` whose source reads the FIFO `in.fifo` (created here), and
 /// return the run and the FIFO's writing end, once the source has opened it.
 fn run_on_fifo(s: &Scratch, toml: &str) -> (util::Running, std::fs::File) {
-    use std::os::unix::fs::OpenOptionsExt;
     let fifo = s.path("in.fifo");
-    let c = std::ffi::CString::new(fifo.as_os_str().as_encoded_bytes()).expect("a path without NUL");
-    // SAFETY: mkfifo(3) with a NUL-terminated path.
-    assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0, "mkfifo");
+    util::mkfifo(&fifo);
     let file = s.write("t.toml", toml);
     let running = procnet(["run".as_ref(), file.as_os_str()]).timeout(std::time::Duration::from_secs(30)).start();
-    // Opening a FIFO for writing fails (ENXIO) until its reader, the source, has opened it.
-    let writer = std::cell::RefCell::new(None);
-    running.wait_until("the source opens its FIFO", || {
-        *writer.borrow_mut() = std::fs::OpenOptions::new().write(true).custom_flags(libc::O_NONBLOCK).open(&fifo).ok();
-        writer.borrow().is_some()
-    });
-    let w = writer.into_inner().expect("opened above");
-    // Blocking writes from here on.
-    // SAFETY: fcntl(2) on a descriptor we own.
-    unsafe { libc::fcntl(std::os::fd::AsRawFd::as_raw_fd(&w), libc::F_SETFL, 0) };
+    let w = running.fifo_writer(&fifo);
     (running, w)
 }
 

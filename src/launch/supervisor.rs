@@ -273,6 +273,33 @@ pub fn join(topology: &Topology, opts: &RunOptions) -> Result<u8, RunError> {
     result
 }
 
+/// Host `host`'s `join` for run `run`, from this launcher.
+fn join_link(t: &Topology, host: usize, run: u32) -> super::link::Link {
+    super::link::Link::Join {
+        host: t.hosts[host].name.clone(),
+        topology: t.name.clone(),
+        version: env!("CARGO_PKG_VERSION").to_string(),
+        pid: std::process::id(),
+        run,
+    }
+}
+
+/// The coordinator never answered a host's `join` at `endpoint`.
+fn coordinator_silent(t: &Topology, opts: &RunOptions, endpoint: &str) -> RunError {
+    let coordinator = &t.hosts[Topology::COORDINATOR];
+    RunError::Host {
+        host: coordinator.name.clone(),
+        cause: format!(
+            "the coordinator did not answer within {} s at {endpoint} (run `procnet run {} --host {}` on the machine \
+             at {})",
+            opts.startup_timeout.as_secs_f64(),
+            t.path.display(),
+            coordinator.name,
+            coordinator.address
+        ),
+    }
+}
+
 /// Join this run's coordinator with a socket of its own, then close it (and its context,
 /// whose threads end with it, so the fork phase can follow). Some(code) if the run ended
 /// before this host joined.
@@ -288,13 +315,7 @@ fn await_coordinator(t: &Topology, opts: &RunOptions) -> Result<Option<u8>, RunE
     socket.set_ipv6(true).map_err(setup)?;
     socket.set_identity(routing_id(&t.hosts[host].name).as_bytes()).map_err(setup)?;
     socket.connect(&endpoint).map_err(setup)?;
-    let join = Link::Join {
-        host: t.hosts[host].name.clone(),
-        topology: t.name.clone(),
-        version: env!("CARGO_PKG_VERSION").to_string(),
-        pid: std::process::id(),
-        run: opts.run,
-    };
+    let join = join_link(t, host, opts.run);
     let started = Instant::now();
     let mut sent: Option<Instant> = None;
     loop {
@@ -302,17 +323,7 @@ fn await_coordinator(t: &Topology, opts: &RunOptions) -> Result<Option<u8>, RunE
             return Err(RunError::Interrupted { signal, drained: false });
         }
         if started.elapsed() > opts.startup_timeout {
-            return Err(RunError::Host {
-                host: coordinator.name.clone(),
-                cause: format!(
-                    "the coordinator did not answer within {} s at {endpoint} (run `procnet run {} --host {}` on the \
-                     machine at {})",
-                    opts.startup_timeout.as_secs_f64(),
-                    t.path.display(),
-                    coordinator.name,
-                    coordinator.address
-                ),
-            });
+            return Err(coordinator_silent(t, opts, &endpoint));
         }
         if sent.is_none_or(|at| at.elapsed() >= BEAT) {
             sent = Some(Instant::now());
@@ -904,28 +915,8 @@ impl Supervisor<'_> {
     fn receive(&mut self, timeout_ms: i64) -> Result<(), RunError> {
         let mut timeout = timeout_ms;
         loop {
-            let servers: Vec<i32> = self.zygote.iter().chain(&self.forkserver).map(Forker::fd).collect();
-            let mut items = vec![self.control.as_poll_item(zmq::POLLIN)];
-            items.extend(servers.iter().map(|&fd| zmq::PollItem::from_fd(fd, zmq::POLLIN)));
-            let n = match zmq::poll(&mut items, timeout) {
-                // A signal arrived; the loop picks it up from the interrupt channel.
-                Err(zmq::Error::EINTR) => return Ok(()),
-                other => other.map_err(|e| RunError::Setup(format!("failed to poll the control socket: {e}")))?,
-            };
-            let control_ready = items[0].is_readable();
-            let servers_ready = items[1..].iter().any(zmq::PollItem::is_readable);
-            drop(items);
-            if n == 0 {
-                return Ok(());
-            }
+            let Some(control_ready) = self.poll_io(timeout)? else { return Ok(()) };
             timeout = 0;
-            if servers_ready {
-                for (name, server) in [("zygote", &mut self.zygote), ("forkserver", &mut self.forkserver)] {
-                    if let Some(s) = server {
-                        s.poll().map_err(|e| RunError::Setup(format!("the {name} failed: {e}")))?;
-                    }
-                }
-            }
             if !control_ready {
                 continue;
             }
@@ -956,6 +947,33 @@ impl Supervisor<'_> {
             })?;
             self.handle(i, msg)?;
         }
+    }
+
+    /// Wait up to `timeout_ms` for the control socket or a fork server; handle what the fork
+    /// servers report. None if nothing arrived (or a signal did: the loop picks it up from
+    /// the interrupt channel); else whether the control socket is readable.
+    fn poll_io(&mut self, timeout_ms: i64) -> Result<Option<bool>, RunError> {
+        let servers: Vec<i32> = self.zygote.iter().chain(&self.forkserver).map(Forker::fd).collect();
+        let mut items = vec![self.control.as_poll_item(zmq::POLLIN)];
+        items.extend(servers.iter().map(|&fd| zmq::PollItem::from_fd(fd, zmq::POLLIN)));
+        let n = match zmq::poll(&mut items, timeout_ms) {
+            Err(zmq::Error::EINTR) => return Ok(None),
+            other => other.map_err(|e| RunError::Setup(format!("failed to poll the control socket: {e}")))?,
+        };
+        let control_ready = items[0].is_readable();
+        let servers_ready = items[1..].iter().any(zmq::PollItem::is_readable);
+        drop(items);
+        if n == 0 {
+            return Ok(None);
+        }
+        if servers_ready {
+            for (name, server) in [("zygote", &mut self.zygote), ("forkserver", &mut self.forkserver)] {
+                if let Some(s) = server {
+                    s.poll().map_err(|e| RunError::Setup(format!("the {name} failed: {e}")))?;
+                }
+            }
+        }
+        Ok(Some(control_ready))
     }
 
     fn handle(&mut self, i: usize, msg: Message) -> Result<(), RunError> {
@@ -1701,13 +1719,7 @@ impl Supervisor<'_> {
     /// This host's `join`.
     fn join_message(&self) -> super::link::Link {
         let Placement::Host { host, .. } = self.placement else { unreachable!("only a host joins") };
-        super::link::Link::Join {
-            host: self.topology.hosts[host].name.clone(),
-            topology: self.topology.name.clone(),
-            version: env!("CARGO_PKG_VERSION").to_string(),
-            pid: std::process::id(),
-            run: self.run,
-        }
+        join_link(self.topology, host, self.run)
     }
 
     /// This launcher stops on its own: tell the coordinator why, so that it fails the run
@@ -1748,24 +1760,8 @@ impl Supervisor<'_> {
                 let _ = self.control.send(Link::Interrupt { signal }.encode(), zmq::DONTWAIT);
                 reported.push(Link::Interrupt { signal });
             }
-            let servers: Vec<i32> = self.zygote.iter().chain(&self.forkserver).map(Forker::fd).collect();
-            let mut items = vec![self.control.as_poll_item(zmq::POLLIN)];
-            items.extend(servers.iter().map(|&fd| zmq::PollItem::from_fd(fd, zmq::POLLIN)));
-            let polled = zmq::poll(&mut items, 50);
-            let control_ready = items[0].is_readable();
-            let servers_ready = items[1..].iter().any(zmq::PollItem::is_readable);
-            drop(items);
-            match polled {
-                Ok(_) | Err(zmq::Error::EINTR) => {}
-                Err(e) => return Err(RunError::Setup(format!("failed to poll the control socket: {e}"))),
-            }
-            if servers_ready {
-                if let Some(s) = &mut self.forkserver {
-                    s.poll().map_err(|e| RunError::Setup(format!("the forkserver failed: {e}")))?;
-                }
-            }
             // Every message waiting, when there is one.
-            let mut more = control_ready;
+            let mut more = self.poll_io(50)? == Some(true);
             while more {
                 let frame = match self.control.recv_bytes(zmq::DONTWAIT) {
                     Ok(frame) => frame,
@@ -1858,14 +1854,7 @@ impl Supervisor<'_> {
                 }
             }
             if !welcomed && self.started.elapsed() > opts.startup_timeout {
-                return Err(lost(format!(
-                    "the coordinator did not answer within {} s at {} (run `procnet run {} --host {}` on the machine at {})",
-                    opts.startup_timeout.as_secs_f64(),
-                    self.control_ep,
-                    t.path.display(),
-                    coordinator.name,
-                    coordinator.address
-                )));
+                return Err(coordinator_silent(t, opts, &self.control_ep));
             }
             if welcomed && last_heard.elapsed() > HOST_TIMEOUT {
                 return Err(lost(format!(

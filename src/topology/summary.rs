@@ -39,12 +39,11 @@ pub fn summary(t: &Topology) -> String {
             let on: Vec<String> = t
                 .nodes
                 .iter()
-                .filter(|n| n.host.contains(&i))
-                .map(|n| {
-                    let mine: Vec<String> = (0..n.replicas)
-                        .filter(|r| n.host[*r as usize % n.host.len()] == i)
-                        .map(|r| r.to_string())
-                        .collect();
+                .enumerate()
+                .filter(|(_, n)| n.host.contains(&i))
+                .map(|(id, n)| {
+                    let mine: Vec<String> =
+                        (0..n.replicas).filter(|&r| t.replica_host(id, r) == Some(i)).map(|r| r.to_string()).collect();
                     format!("{}.{{{}}}", n.name, mine.join(","))
                 })
                 .collect();

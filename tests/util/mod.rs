@@ -243,6 +243,21 @@ impl Running {
         }
     }
 
+    /// Open `fifo` for writing once its reader, a source of this run, has opened it
+    /// (until then opening fails with ENXIO); the writer then blocks as usual.
+    pub fn fifo_writer(&self, fifo: &Path) -> fs::File {
+        use std::os::unix::fs::OpenOptionsExt;
+        let writer = std::cell::RefCell::new(None);
+        self.wait_until("the source opens its FIFO", || {
+            *writer.borrow_mut() = fs::OpenOptions::new().write(true).custom_flags(libc::O_NONBLOCK).open(fifo).ok();
+            writer.borrow().is_some()
+        });
+        let w = writer.into_inner().expect("opened above");
+        // SAFETY: fcntl(2) on a descriptor we own.
+        unsafe { libc::fcntl(std::os::fd::AsRawFd::as_raw_fd(&w), libc::F_SETFL, 0) };
+        w
+    }
+
     /// Time since the launcher started.
     pub fn elapsed(&self) -> Duration {
         self.started.elapsed()
@@ -357,6 +372,13 @@ fn kill_tagged(tag: &str) {
         // SAFETY: plain kill(2).
         unsafe { libc::kill(pid as i32, libc::SIGKILL) };
     }
+}
+
+/// Make a FIFO (named pipe) at `path`.
+pub fn mkfifo(path: &Path) {
+    let c = std::ffi::CString::new(path.as_os_str().as_encoded_bytes()).expect("a path without NUL");
+    // SAFETY: mkfifo(3) with a NUL-terminated path.
+    assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0, "mkfifo");
 }
 
 /// A temporary directory holding a topology file and its data.
