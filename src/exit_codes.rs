@@ -17,3 +17,10 @@ pub const INVALID_TOPOLOGY: u8 = 78;
 pub const INTERRUPTED: u8 = 130;
 /// Stopped by SIGTERM: 128 + 15.
 pub const TERMINATED: u8 = 143;
+
+/// Whether a run that ended with `code` produced its result: every record went through (0), or
+/// every record but those dropped, counted and named (65). Only then are its output files
+/// moved into place.
+pub fn result_stands(code: u8) -> bool {
+    code == OK || code == DATA_DROPPED
+}

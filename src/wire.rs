@@ -83,6 +83,25 @@ pub struct Stats {
     pub blocked_ms: u64,
 }
 
+/// Where a node's records went and where they came from, edge by edge, reported in `done`:
+/// the launcher checks with them that every edge delivered what was sent (conservation), so
+/// that a lost, forged or mistaken `eos` cannot end a run with a silently wrong result.
+///
+/// Every field is optional on the wire (None: not reported) and written only when the node
+/// has such sockets.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Flows {
+    /// Records sent to each entry of `wire.outputs`, in its order (over all its pipes).
+    pub outputs: Option<Vec<u64>>,
+    /// Records sent on each pub socket (by its key of `PROCNET_PUB`: the port, or
+    /// `<port>!drop` for its lossy socket), per topic: what its `eos` said.
+    pub published: Option<BTreeMap<String, BTreeMap<String, u64>>>,
+    /// Records received on the PULL socket (every push input together).
+    pub pulled: Option<u64>,
+    /// Records received on the SUB socket of each pub entry of `wire.inputs`, in order.
+    pub subscribed: Option<Vec<u64>>,
+}
+
 /// Every message of the protocol, data and control alike.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Message {
@@ -142,6 +161,8 @@ pub enum Message {
         /// The node's result, if it has one (a `tally`'s JSON line), for the run report.
         /// Optional on the wire; written only when present.
         result: Option<String>,
+        /// Records per edge, for the launcher's conservation check. Optional on the wire.
+        flows: Flows,
     },
     /// Launcher to node: every consumer of this node has finished, so its data sockets may
     /// close and it may exit. Closing earlier can lose records (see `docs/protocol.md`).
@@ -221,6 +242,29 @@ fn push_stats(map: &mut Vec<(Value, Value)>, stats: &Stats) {
     map.push((s("blocked_ms"), Value::from(stats.blocked_ms)));
 }
 
+fn counts(v: &[u64]) -> Value {
+    Value::Array(v.iter().map(|&n| Value::from(n)).collect())
+}
+
+fn count_map(m: &BTreeMap<String, u64>) -> Value {
+    Value::Map(m.iter().map(|(k, &n)| (s(k), Value::from(n))).collect())
+}
+
+fn push_flows(map: &mut Vec<(Value, Value)>, flows: &Flows) {
+    if let Some(outputs) = &flows.outputs {
+        map.push((s("outputs"), counts(outputs)));
+    }
+    if let Some(published) = &flows.published {
+        map.push((s("published"), Value::Map(published.iter().map(|(k, m)| (s(k), count_map(m))).collect())));
+    }
+    if let Some(n) = flows.pulled {
+        map.push((s("pulled"), Value::from(n)));
+    }
+    if let Some(subscribed) = &flows.subscribed {
+        map.push((s("subscribed"), counts(subscribed)));
+    }
+}
+
 fn string_map(m: &BTreeMap<String, String>) -> Value {
     Value::Map(m.iter().map(|(k, v)| (s(k), s(v))).collect())
 }
@@ -244,7 +288,7 @@ pub fn encode(msg: &Message) -> Vec<u8> {
                 map.push((s("port"), s(port)));
             }
             if !topics.is_empty() {
-                map.push((s("topics"), Value::Map(topics.iter().map(|(k, v)| (s(k), Value::from(*v))).collect())));
+                map.push((s("topics"), count_map(topics)));
             }
         }
         Message::Hello { node, replica, pid, input, publish, ports } => {
@@ -312,12 +356,13 @@ pub fn encode(msg: &Message) -> Vec<u8> {
             }
         }
         Message::Ready | Message::Start | Message::Stop | Message::Bye => {}
-        Message::Done { stats, notes, result } => {
+        Message::Done { stats, notes, result, flows } => {
             push_stats(&mut map, stats);
             map.push((s("notes"), Value::Array(notes.iter().map(|n| s(n)).collect())));
             if let Some(r) = result {
                 map.push((s("result"), s(r)));
             }
+            push_flows(&mut map, flows);
         }
         Message::Stats(stats) => push_stats(&mut map, stats),
         Message::Failed { error } => map.push((s("error"), s(error))),
@@ -452,6 +497,12 @@ pub fn decode(frame: &[u8]) -> Result<Message, DecodeError> {
             stats: m.stats()?,
             notes: m.array("notes")?.into_iter().map(|v| as_string("notes", v)).collect::<Result<_, _>>()?,
             result: m.opt_string("result")?,
+            flows: Flows {
+                outputs: m.opt_counts("outputs")?,
+                published: m.opt_count_maps("published")?,
+                pulled: m.opt_count("pulled")?,
+                subscribed: m.opt_counts("subscribed")?,
+            },
         },
         "stats" => Message::Stats(m.stats()?),
         "restarted" => Message::Restarted { from: m.string("from")? },
@@ -576,14 +627,59 @@ impl Fields {
     fn opt_count_map(&mut self, key: &str) -> Result<BTreeMap<String, u64>, DecodeError> {
         match self.take(key) {
             None | Some(Value::Nil) => Ok(BTreeMap::new()),
-            Some(Value::Map(entries)) => entries
+            Some(v) => self.count_map(key, v),
+        }
+    }
+
+    /// A map of str to uint.
+    fn count_map(&self, key: &str, v: Value) -> Result<BTreeMap<String, u64>, DecodeError> {
+        match v {
+            Value::Map(entries) => entries
                 .into_iter()
                 .map(|(k, v)| match v {
                     Value::Integer(i) if i.as_u64().is_some() => Ok((as_string(key, k)?, i.as_u64().expect("checked"))),
                     other => Err(self.wrong(key, "a map of counts", &other)),
                 })
                 .collect(),
-            Some(other) => Err(self.wrong(key, "a map of counts", &other)),
+            other => Err(self.wrong(key, "a map of counts", &other)),
+        }
+    }
+
+    /// An optional uint: None when absent or nil.
+    fn opt_count(&mut self, key: &str) -> Result<Option<u64>, DecodeError> {
+        match self.take(key) {
+            None | Some(Value::Nil) => Ok(None),
+            Some(Value::Integer(i)) if i.as_u64().is_some() => Ok(i.as_u64()),
+            Some(other) => Err(self.wrong(key, "a non-negative integer", &other)),
+        }
+    }
+
+    /// An optional array of uints: None when absent or nil.
+    fn opt_counts(&mut self, key: &str) -> Result<Option<Vec<u64>>, DecodeError> {
+        match self.take(key) {
+            None | Some(Value::Nil) => Ok(None),
+            Some(Value::Array(items)) => items
+                .into_iter()
+                .map(|v| match v {
+                    Value::Integer(i) if i.as_u64().is_some() => Ok(i.as_u64().expect("checked")),
+                    other => Err(self.wrong(key, "an array of counts", &other)),
+                })
+                .collect::<Result<_, _>>()
+                .map(Some),
+            Some(other) => Err(self.wrong(key, "an array of counts", &other)),
+        }
+    }
+
+    /// An optional map of str to maps of counts: None when absent or nil.
+    fn opt_count_maps(&mut self, key: &str) -> Result<Option<BTreeMap<String, BTreeMap<String, u64>>>, DecodeError> {
+        match self.take(key) {
+            None | Some(Value::Nil) => Ok(None),
+            Some(Value::Map(entries)) => entries
+                .into_iter()
+                .map(|(k, v)| Ok((as_string(key, k)?, self.count_map(key, v)?)))
+                .collect::<Result<_, _>>()
+                .map(Some),
+            Some(other) => Err(self.wrong(key, "a map of maps of counts", &other)),
         }
     }
 
@@ -690,8 +786,22 @@ mod tests {
                 },
                 notes: vec!["n".into()],
                 result: None,
+                flows: Flows::default(),
             },
-            Message::Done { stats: Stats::default(), notes: vec![], result: Some("{\"count\":3}".into()) },
+            Message::Done {
+                stats: Stats::default(),
+                notes: vec![],
+                result: Some("{\"count\":3}".into()),
+                flows: Flows {
+                    outputs: Some(vec![3, 0]),
+                    published: Some(BTreeMap::from([(
+                        "hosts!drop".into(),
+                        BTreeMap::from([("a".into(), 1), ("".into(), 2)]),
+                    )])),
+                    pulled: Some(0),
+                    subscribed: Some(vec![5]),
+                },
+            },
             Message::Failed { error: "boom".into() },
             Message::Restarted { from: "w.1".into() },
             Message::Resend { to: "w.1".into() },

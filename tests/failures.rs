@@ -308,10 +308,10 @@ fn start_mid_stream(s: &Scratch, middle: &str) -> (util::Running, std::path::Pat
         middle.replace("ROGUE", &rogue())
     );
     let file = s.write("t.toml", &toml);
-    let out = s.path("out.jsonl");
     let running = procnet(["run".as_ref(), file.as_os_str()]).timeout(Duration::from_secs(60)).start();
-    running.wait_until("records reaching the sink", || std::fs::metadata(&out).is_ok_and(|m| m.len() > 0));
-    (running, out)
+    // Until the run succeeds, the sink writes beside its target.
+    running.wait_until("records reaching the sink", || s.partial_written("out.jsonl"));
+    (running, s.path("out.jsonl"))
 }
 
 /// The first Ctrl-C stops gracefully: the source ends its stream early, the records in
@@ -334,7 +334,11 @@ fn first_ctrl_c_drains_and_flushes_an_exact_tally() {
     let r = running.finish();
     r.expect_code(130);
     assert!(r.stderr.contains("interrupted by SIGINT: stopped gracefully"), "{}", r.stderr);
-    let written = std::fs::read_to_string(&out).expect("sink output").lines().count() as u64;
+    // Interrupted: the target was never written, and the partial output was kept aside.
+    assert!(!out.exists(), "an interrupted run wrote its sink's target");
+    assert!(r.stderr.contains("did not succeed, so `"), "{}", r.stderr);
+    let kept = s.path("out.jsonl.partial");
+    let written = std::fs::read_to_string(&kept).expect("sink output").lines().count() as u64;
     let counted = r.json()["count"].as_u64().expect("a tally");
     assert_eq!(counted, written, "the tally and the sink saw different streams");
     assert!(counted < 1_000_000, "the source did not stop early ({counted} records)");

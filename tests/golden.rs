@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Once;
 
 use procnet::record::{Record, Value};
-use procnet::wire::{decode, encode, Downstream, Message, Stats, Upstream};
+use procnet::wire::{decode, encode, Downstream, Flows, Message, Stats, Upstream};
 
 /// One golden vector: the file holding its bytes, what it shows, and the message.
 struct Vector {
@@ -165,6 +165,7 @@ fn vectors() -> Vec<Vector> {
                 },
                 notes: vec!["unexpected `start` message on a data socket".into()],
                 result: None,
+                flows: Flows::default(),
             },
         },
         Vector {
@@ -174,6 +175,7 @@ fn vectors() -> Vec<Vector> {
                 stats: Stats { received: 3, ..Default::default() },
                 notes: vec![],
                 result: Some(r#"{"count":3}"#.into()),
+                flows: Flows::default(),
             },
         },
         Vector {

@@ -310,7 +310,7 @@ fn a_worker_killed_mid_stream_is_restarted_and_the_run_says_records_may_be_lost(
         let running = procnet(["run".as_ref(), file.as_os_str(), "--report".as_ref(), report.as_os_str()])
             .timeout(Duration::from_secs(60))
             .start();
-        running.wait_until("records reaching the sink", || std::fs::metadata(&out).is_ok_and(|m| m.len() > 0));
+        running.wait_until("records reaching the sink", || s.partial_written("out.jsonl"));
         let victim = keep_replicas(&running, method).first().copied().expect("a filter replica");
         // SAFETY: kill(2) of a process of this test's run.
         unsafe { libc::kill(victim as i32, libc::SIGKILL) };
@@ -332,7 +332,9 @@ fn a_worker_killed_mid_stream_is_restarted_and_the_run_says_records_may_be_lost(
             .map(|r| r["restarts"].as_u64().expect("restarts"))
             .sum();
         assert_eq!(restarts, 1, "{method}: {report}");
-        let written = std::fs::read_to_string(&out).expect("sink output").lines().count();
+        // The run failed: its sink's output was kept aside, the target never written.
+        assert!(!out.exists(), "{method}: a failed run wrote its sink's target");
+        let written = std::fs::read_to_string(s.path("out.jsonl.partial")).expect("sink output").lines().count();
         assert!(written > 0 && written <= 200_000, "{method}: {written}");
     }
 }

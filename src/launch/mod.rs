@@ -1,11 +1,13 @@
 //! The launcher: starts one process per node replica, wires them over the control channel,
 //! supervises them, and leaves nothing behind.
 
+mod conservation;
 mod fork;
 mod forker;
 mod link;
 mod logs;
 mod outcome;
+mod outputs;
 mod progress;
 pub mod report;
 mod signals;

@@ -39,6 +39,9 @@ pub struct Outcome {
     /// Replicas that died mid-stream and were restarted, one line each: every node finished,
     /// but records in flight may have been lost, so the result is not trustworthy.
     pub incomplete: Vec<String>,
+    /// Edges whose readers received fewer records than were sent, the difference lost with
+    /// invalid frames they counted (so the run exits 65 for them already), one line each.
+    pub unreceived: Vec<String>,
 }
 
 impl Outcome {
@@ -93,6 +96,7 @@ impl Outcome {
             lines.push(format!("node `{}` dropped {}", r.id, parts.join(" and ")));
             lines.extend(r.notes.iter().map(|n| format!("  {n}")));
         }
+        lines.extend(self.unreceived.iter().cloned());
         lines
     }
 }
@@ -131,6 +135,9 @@ pub enum RunError {
         /// What happened, in words.
         cause: String,
     },
+    /// Records went missing or appeared on the way: the records the upstream replicas of an
+    /// edge sent differ from those its readers received (one line per edge).
+    Imbalance(Vec<String>),
     /// The run was interrupted by a signal (SIGINT or SIGTERM).
     Interrupted {
         /// The signal number.
@@ -153,6 +160,12 @@ impl fmt::Display for RunError {
                 waiting.join(", ")
             ),
             RunError::Host { host, cause } => write!(f, "host `{host}`: {cause}"),
+            RunError::Imbalance(edges) => write!(
+                f,
+                "the result would be wrong, so the run failed: {} (a node sent a forged or mistaken `eos`, \
+                 or records were lost)",
+                edges.join("; ")
+            ),
             RunError::Interrupted { signal, drained: true } => write!(
                 f,
                 "interrupted by {}: stopped gracefully (sources ended early, every node finished its stream)",

@@ -24,8 +24,8 @@ use super::progress::Progress;
 use super::spawn::{describe_spawn_error, describe_status, node_env, signal_group, spawn, Launch};
 use super::watchdog::Watchdog;
 use crate::runtime::Identity;
-use crate::topology::{NodeId, Pattern, Restart, Runner, StartMethod, TopicRule, Topology, Transport};
-use crate::wire::{self, Downstream, Message, PubPort, Stats, Subscribe, Upstream};
+use crate::topology::{socket_key, NodeId, Pattern, Restart, Runner, StartMethod, TopicRule, Topology, Transport};
+use crate::wire::{self, Downstream, Flows, Message, PubPort, Stats, Subscribe, Upstream};
 
 /// Options of one run.
 #[derive(Debug, Clone)]
@@ -154,7 +154,7 @@ struct Replica {
     published: BTreeMap<String, String>,
     ports: BTreeMap<String, String>,
     latest: Stats,
-    report: Option<(Stats, Vec<String>, Option<String>)>,
+    report: Option<Finished>,
     /// When it exited (since the run started) and with what status.
     exit: Option<(Duration, i32)>,
     restarts: u32,
@@ -168,6 +168,14 @@ struct Replica {
     failed: Option<String>,
     /// An external replica on another host: its pid there, watched by that host's launcher.
     remote_pid: Option<u32>,
+}
+
+/// What a replica said in `done`.
+struct Finished {
+    stats: Stats,
+    notes: Vec<String>,
+    result: Option<String>,
+    flows: Flows,
 }
 
 /// The control socket and every replica of one run.
@@ -190,6 +198,8 @@ struct Supervisor<'t> {
     forkserver: Option<Forker>,
     /// What went wrong without failing the run at once: replicas that died mid-stream.
     incomplete: Vec<String>,
+    /// Edges that delivered fewer records than were sent, explained by invalid frames.
+    unreceived: Vec<String>,
     /// After a first Ctrl-C or SIGTERM: which one, and when the grace period ends.
     stopping: Option<(i32, Instant)>,
     /// The output pipes of the replicas forked before the relay existed.
@@ -247,6 +257,11 @@ pub fn run(topology: &Topology, opts: &RunOptions) -> Result<Outcome, RunError> 
         outcome.incomplete = incomplete;
         outcome
     });
+    let ok = result.as_ref().is_ok_and(|o| crate::exit_codes::result_stands(o.exit_code()));
+    let result = match sup.settle_outputs(ok) {
+        Err(e) if ok => Err(e),
+        _ => result,
+    };
     match &result {
         Ok(outcome) => sup.end_members(outcome.exit_code(), None),
         Err(e) => sup.end_members(e.exit_code(), Some(e.to_string())),
@@ -270,7 +285,11 @@ pub fn join(topology: &Topology, opts: &RunOptions) -> Result<u8, RunError> {
         sup.leave(e);
     }
     sup.kill_and_reap();
-    result
+    let ok = result.as_ref().is_ok_and(|&code| crate::exit_codes::result_stands(code));
+    match sup.settle_outputs(ok) {
+        Err(e) if ok => Err(e),
+        _ => result,
+    }
 }
 
 /// Host `host`'s `join` for run `run`, from this launcher.
@@ -392,7 +411,7 @@ impl<'t> Supervisor<'t> {
                 continue;
             }
             if let (StartMethod::Fork, Runner::Builtin(kind)) = (node.start, &node.runner) {
-                let identity = identity(topology, r, &control_ep);
+                let identity = identity(topology, r, &control_ep, dir.path());
                 let env = env_of(topology, r, &control_ep, dir.path());
                 let f = fork_node(&identity, kind, &topology.base_dir, &env)
                     .map_err(|e| early.fail(format!("failed to fork node `{}`: {e}", r.id)))?;
@@ -442,6 +461,7 @@ impl<'t> Supervisor<'t> {
             zygote,
             forkserver: None,
             incomplete: Vec::new(),
+            unreceived: Vec::new(),
             stopping: None,
             forked_output: Vec::new(),
             placement,
@@ -577,7 +597,7 @@ fn advertised(t: &Topology, host: Option<usize>, endpoint: String) -> String {
 }
 
 /// The identity replica `r` gets.
-fn identity(t: &Topology, r: &Replica, control: &str) -> Identity {
+fn identity(t: &Topology, r: &Replica, control: &str, dir: &Path) -> Identity {
     Identity {
         node: t.nodes[r.node].name.clone(),
         replica: r.index,
@@ -588,6 +608,7 @@ fn identity(t: &Topology, r: &Replica, control: &str) -> Identity {
         restart: r.midstream_restarts,
         max_message_bytes: Some(t.nodes[r.node].max_message_bytes),
         allow: super::spawn::allowed_peers(t),
+        run_dir: Some(dir.to_path_buf()),
     }
 }
 
@@ -812,7 +833,7 @@ impl Supervisor<'_> {
                     _ => (self.zygote.as_mut(), Parent::Zygote),
                 };
                 let forker = forker.expect("started in the fork phase or setup when a node needs it");
-                let identity = identity(t, r, &self.control_ep);
+                let identity = identity(t, r, &self.control_ep, &self.dir);
                 let env = env_of(t, r, &self.control_ep, &self.dir);
                 let pid = forker
                     .fork(&identity, kind, &t.base_dir, env, r.node)
@@ -1074,10 +1095,10 @@ impl Supervisor<'_> {
                 }
             }
             Message::Stats(stats) if r.phase == Phase::Started => r.latest = stats,
-            Message::Done { stats, notes, result } if r.phase == Phase::Started => {
+            Message::Done { stats, notes, result, flows } if r.phase == Phase::Started => {
                 r.phase = Phase::Done;
                 r.latest = stats.clone();
-                r.report = Some((stats, notes, result));
+                r.report = Some(Finished { stats, notes, result, flows });
                 self.release_finished()?;
                 self.stop_idle_services()?;
             }
@@ -1135,22 +1156,40 @@ impl Supervisor<'_> {
         t.nodes[node].inputs.iter().any(|i| t.port(i.node, i.port).pattern == Pattern::Push)
     }
 
-    /// Send `bye` to every replica that is done and whose consumers are all done too: they
-    /// have read everything it sent, so its connections can close without losing records.
+    /// Once every replica is done, and every edge delivered what was sent (see
+    /// `super::conservation`), send `bye` to all of them at once.
+    ///
+    /// Why all at once, at the end: a replica that leaves early can no longer read what its
+    /// upstream replicas still send it (after a forged or mistaken `eos`, say), and they would
+    /// block on it forever; and a producer must not close its connections before its
+    /// consumers have read everything. Until `bye`, a finished replica keeps reading its
+    /// input, and anything that arrives fails it.
     fn release_finished(&mut self) -> Result<(), RunError> {
-        let t = self.topology;
-        let done =
-            |node: NodeId, reps: &[Replica]| reps.iter().filter(|r| r.node == node).all(|r| r.phase >= Phase::Done);
-        let releasable: Vec<usize> = (0..self.replicas.len())
-            .filter(|&i| self.replicas[i].phase == Phase::Done)
-            .filter(|&i| {
-                let node = self.replicas[i].node;
-                (0..t.nodes[node].ports.len()).all(|p| t.readers(node, p).into_iter().all(|c| done(c, &self.replicas)))
-            })
-            .collect();
-        for i in releasable {
-            self.replicas[i].phase = Phase::Released;
-            self.tell(i, &Message::Bye)?;
+        if !self.replicas.iter().all(|r| r.phase >= Phase::Done) {
+            return Ok(());
+        }
+        // After a restart mid-stream, the counts cannot add up: the run reports it already.
+        if self.incomplete.is_empty() {
+            let reports: Vec<super::conservation::Reported<'_>> = self
+                .replicas
+                .iter()
+                .filter_map(|r| {
+                    let f = r.report.as_ref()?;
+                    Some(super::conservation::Reported { node: r.node, stats: &f.stats, flows: &f.flows })
+                })
+                .collect();
+            let (explained, lost): (Vec<_>, Vec<_>) =
+                super::conservation::check(self.topology, &reports).into_iter().partition(|i| i.explained());
+            if !lost.is_empty() {
+                return Err(RunError::Imbalance(lost.iter().map(ToString::to_string).collect()));
+            }
+            self.unreceived = explained.iter().map(ToString::to_string).collect();
+        }
+        for i in 0..self.replicas.len() {
+            if self.replicas[i].phase == Phase::Done {
+                self.replicas[i].phase = Phase::Released;
+                self.tell(i, &Message::Bye)?;
+            }
         }
         Ok(())
     }
@@ -1433,7 +1472,8 @@ impl Supervisor<'_> {
             .replicas
             .iter_mut()
             .map(|r| {
-                let (stats, notes, result) = r.report.take().expect("every exited replica reported done");
+                let Finished { stats, notes, result, .. } =
+                    r.report.take().expect("every exited replica reported done");
                 let (wall, exit_code) = r.exit.expect("every replica exited");
                 ReplicaReport {
                     id: r.id.clone(),
@@ -1452,6 +1492,22 @@ impl Supervisor<'_> {
             startup: self.ready_at.unwrap_or_default(),
             replicas,
             incomplete: Vec::new(),
+            unreceived: std::mem::take(&mut self.unreceived),
+        }
+    }
+
+    /// Move the output files of this host's replicas into place (the run succeeded: `ok`)
+    /// or aside, saying so.
+    fn settle_outputs(&self, ok: bool) -> Result<(), RunError> {
+        let (t, placement) = (self.topology, self.placement);
+        let (notes, errors) = super::outputs::settle(t, |n, r| placement.here(t, n, r), &self.dir, ok);
+        for note in notes {
+            eprintln!("procnet: {note}");
+        }
+        if errors.is_empty() {
+            Ok(())
+        } else {
+            Err(RunError::Setup(errors.join("; ")))
         }
     }
 
@@ -1879,15 +1935,6 @@ fn sum_stats<'a>(all: impl Iterator<Item = &'a Stats>) -> Stats {
         dropped: a.dropped + s.dropped,
         blocked_ms: a.blocked_ms + s.blocked_ms,
     })
-}
-
-/// The key of a pub port's socket: the port, or `<port>!drop` for its lossy socket.
-fn socket_key(port: &str, drop: bool) -> String {
-    if drop {
-        format!("{port}!drop")
-    } else {
-        port.to_string()
-    }
 }
 
 /// The pub sockets node `n` binds: one per pub port, and a lossy one (`<port>!drop`) for a

@@ -5,6 +5,7 @@ mod fetch;
 mod filter;
 mod kind;
 mod lines;
+pub mod outfile;
 mod serve;
 mod sink;
 mod tally;

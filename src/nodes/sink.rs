@@ -1,11 +1,11 @@
 //! `sink`: writes every record as one JSON object per line, to a file or stdout.
 
-use std::fs::File;
 use std::io::{BufWriter, IsTerminal, LineWriter, Write};
 use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
 
+use super::outfile;
 use super::template::{template_option, Template};
 use crate::record::text_of;
 use crate::runtime::{Node, NodeError};
@@ -45,8 +45,15 @@ impl SinkConfig {
     /// Write each record as a JSON line.
     pub fn run(&self, node: &mut Node) -> Result<(), NodeError> {
         let what = self.path.as_ref().map_or("stdout".to_string(), |p| format!("`{}`", p.display()));
-        let out: Box<dyn Write> = match &self.path {
-            Some(p) => Box::new(File::create(p).map_err(NodeError::io(format!("create {what}")))?),
+        // Whole or absent: written beside the target, renamed into place after the run.
+        let file = match &self.path {
+            Some(p) => {
+                Some(outfile::create(p, &node.identity().run_name()).map_err(NodeError::io(format!("create {what}")))?)
+            }
+            None => None,
+        };
+        let out: Box<dyn Write> = match &file {
+            Some(f) => Box::new(f.try_clone().map_err(NodeError::io(format!("open {what}")))?),
             None => Box::new(std::io::stdout().lock()),
         };
         // Line by line on a terminal, so a person sees records as they come.
@@ -63,6 +70,11 @@ impl SinkConfig {
             }
             out.write_all(b"\n").map_err(failed)?;
         }
-        out.flush().map_err(NodeError::io(format!("write to {what}")))
+        out.flush().map_err(NodeError::io(format!("write to {what}")))?;
+        // On disk before `done`: a full disk shows here, not after the run says it succeeded.
+        if let Some(f) = file {
+            f.sync_all().map_err(NodeError::io(format!("write to {what}")))?;
+        }
+        Ok(())
     }
 }

@@ -5,13 +5,13 @@
 
 use std::borrow::Cow;
 use std::collections::{BTreeMap, HashMap};
-use std::fs::File;
 use std::io::Write;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
 
+use super::outfile;
 use super::template::{template_option, Template};
 use crate::record::{Record, Value};
 use crate::runtime::{Node, NodeError};
@@ -94,9 +94,13 @@ impl TallyConfig {
 
     /// Count everything, then write the result once.
     pub fn run(&self, node: &mut Node) -> Result<(), NodeError> {
-        let mut out: Box<dyn Write> = match &self.output {
-            Some(p) => Box::new(File::create(p).map_err(NodeError::io(format!("create `{}`", p.display())))?),
-            None => Box::new(std::io::stdout()),
+        // Whole or absent: written beside the target, renamed into place after the run.
+        let file = match &self.output {
+            Some(p) => Some(
+                outfile::create(p, &node.identity().run_name())
+                    .map_err(NodeError::io(format!("create `{}`", p.display())))?,
+            ),
+            None => None,
         };
         let mut count = 0u64;
         // Counted by the bytes of each group's text (a str as it lies in the record), made
@@ -142,7 +146,12 @@ impl TallyConfig {
             }),
             None => serde_json::to_string(&tally).expect("a tally serializes"),
         };
-        writeln!(out, "{line}").and_then(|()| out.flush()).map_err(NodeError::io("write the tally"))
+        let written = match file {
+            // On disk before `done`: a full disk shows here, not after the run succeeded.
+            Some(mut f) => writeln!(f, "{line}").and_then(|()| f.sync_all()),
+            None => writeln!(std::io::stdout(), "{line}").and_then(|()| std::io::stdout().flush()),
+        };
+        written.map_err(NodeError::io("write the tally"))
     }
 }
 

@@ -74,9 +74,16 @@ pub struct Identity {
     pub max_message_bytes: Option<u64>,
     /// The addresses allowed to connect to its tcp sockets; empty: any.
     pub allow: Vec<std::net::IpAddr>,
+    /// The run's private directory, if the launcher made one (it names the run).
+    pub run_dir: Option<std::path::PathBuf>,
 }
 
 impl Identity {
+    /// The run's name, which its partial output files carry (see `crate::nodes::outfile`).
+    pub fn run_name(&self) -> String {
+        crate::nodes::outfile::run_name(self.run_dir.as_deref())
+    }
+
     /// `name.replica`, the name used in messages and logs.
     pub fn id(&self) -> String {
         format!("{}.{}", self.node, self.replica)
@@ -136,6 +143,7 @@ impl Identity {
                     .collect::<Result<_, _>>()?,
                 Err(_) => Vec::new(),
             },
+            run_dir: std::env::var_os(vars::RUN_DIR).filter(|d| !d.is_empty()).map(Into::into),
         })
     }
 }

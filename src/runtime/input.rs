@@ -21,6 +21,8 @@ pub const MAX_NOTES: usize = 5;
 struct Subscription {
     socket: zmq::Socket,
     topics: Vec<String>,
+    /// Records received on it.
+    received: u64,
 }
 
 /// The input sockets and what has arrived on them.
@@ -35,6 +37,8 @@ pub struct Input {
     eos_seen: u64,
     announced: u64,
     received: u64,
+    /// Records received on the PULL socket (the rest came through the subscriptions).
+    pulled: u64,
     queue: VecDeque<Batch>,
     /// A restarted replica: its counts cannot be checked, and repeated `eos` are expected.
     inexact: bool,
@@ -55,6 +59,8 @@ pub struct Input {
     pub invalid_frames: u64,
     /// The first reasons for dropped frames.
     pub notes: Vec<String>,
+    /// The reason for the last dropped frame.
+    last_drop: String,
 }
 
 impl Input {
@@ -140,7 +146,7 @@ impl Input {
                     for p in prefixes.into_iter().chain([CONTROL_TOPIC]) {
                         socket.set_subscribe(p).map_err(NodeError::zmq("subscribe"))?;
                     }
-                    self.subs.push(Subscription { socket, topics: s.topics.clone() });
+                    self.subs.push(Subscription { socket, topics: s.topics.clone(), received: 0 });
                     Some(self.subs.len() - 1)
                 }
             };
@@ -180,6 +186,49 @@ impl Input {
     /// Records taken from this input so far.
     pub fn received(&self) -> u64 {
         self.received
+    }
+
+    /// Records received per socket, for `done` (see [`crate::wire::Flows`]): on the PULL
+    /// socket, if there is one, and on each subscription.
+    pub fn flows(&self) -> (Option<u64>, Option<Vec<u64>>) {
+        let subscribed = (!self.subs.is_empty()).then(|| self.subs.iter().map(|s| s.received).collect());
+        (self.pull.as_ref().map(|_| self.pulled), subscribed)
+    }
+
+    /// Count `n` records received on the PULL socket (None) or subscription `sub`.
+    fn count(&mut self, sub: Option<usize>, n: u64) {
+        self.received += n;
+        match sub {
+            None => self.pulled += n,
+            Some(i) => self.subs[i].received += n,
+        }
+    }
+
+    /// After the end of the input: take whatever arrives anyway. Nothing should (every pipe
+    /// and publisher ended with its `eos`), so a frame here means an `eos` was forged or
+    /// mistaken, and records that ended up after it were never counted: the reason, in words.
+    /// A repeated `eos` that a restart explains is no such frame.
+    pub fn take_late(&mut self) -> Result<Option<String>, NodeError> {
+        let (received, invalid) = (self.received, self.invalid_frames);
+        while self.try_receive()? {
+            if self.received > received {
+                self.queue.clear();
+                let n = self.received - received;
+                return Ok(Some(format!(
+                    "{n} record{} arrived after the end of its input (an `eos` from every upstream replica): \
+                     an `eos` was forged or mistaken, and {} not counted",
+                    if n == 1 { "" } else { "s" },
+                    if n == 1 { "it was" } else { "they were" }
+                )));
+            }
+            if self.invalid_frames > invalid {
+                let note = &self.last_drop;
+                return Ok(Some(format!(
+                    "a frame arrived after the end of its input (an `eos` from every upstream replica): {note}"
+                )));
+            }
+        }
+        Ok(None)
     }
 
     /// Whether every upstream replica has ended (the queue may still hold records).
@@ -278,7 +327,7 @@ impl Input {
     fn accept(&mut self, frame: zmq::Message, sub: Option<usize>) {
         // The common case: records checked where they lie, never decoded here.
         if let Some((pos, ends)) = wire::data_in_place(&frame) {
-            self.received += ends.len() as u64;
+            self.count(sub, ends.len() as u64);
             if !ends.is_empty() {
                 self.queue.push_back(Batch::in_message(frame, pos, ends));
             }
@@ -301,7 +350,7 @@ impl Input {
                         Err(e) => self.drop_frame(format!("data record {i}: {e}")),
                     }
                 }
-                self.received += records.len() as u64;
+                self.count(sub, records.len() as u64);
                 if !ends.is_empty() {
                     self.queue.push_back(Batch::owned(kept, ends));
                 }
@@ -340,8 +389,9 @@ impl Input {
     fn drop_frame(&mut self, note: String) {
         self.invalid_frames += 1;
         if self.notes.len() < MAX_NOTES {
-            self.notes.push(note);
+            self.notes.push(note.clone());
         }
+        self.last_drop = note;
     }
 }
 

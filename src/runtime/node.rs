@@ -15,7 +15,7 @@ use super::publisher::{Publisher, Topic};
 use super::waker::Waker;
 use super::zap::Zap;
 use crate::record::{RawRecord, Record};
-use crate::wire::{self, Message, Stats};
+use crate::wire::{self, Flows, Message, Stats};
 
 /// How long a node waits for the launcher's `wire` and `start` before giving up.
 pub const JOIN_TIMEOUT: Duration = Duration::from_secs(120);
@@ -575,6 +575,9 @@ impl Node {
     /// consumer). Linger does not help; it only covers data until it reaches the kernel. So
     /// a producer keeps its connections open until its consumers say they have everything.
     pub fn finish(&mut self) -> Result<(), NodeError> {
+        // Input not read yet is read to its end (and dropped), so that upstream nodes can
+        // finish and the count is checked.
+        while self.recv_batch()?.is_some() {}
         self.flush()?;
         let id = self.id.clone();
         for out in &mut self.outputs {
@@ -593,9 +596,54 @@ impl Node {
         let mut notes = self.input.as_ref().map(|i| i.notes.clone()).unwrap_or_default();
         notes.extend(self.notes.iter().cloned());
         let result = self.result.take();
-        self.tell(&Message::Done { stats: self.stats(), notes, result })?;
-        self.await_control("bye", None)?;
-        Ok(())
+        self.tell(&Message::Done { stats: self.stats(), notes, result, flows: self.flows() })?;
+        self.await_bye()
+    }
+
+    /// Where this node's records went and came from, edge by edge, for `done`.
+    fn flows(&self) -> Flows {
+        let (pulled, subscribed) = self.input.as_ref().map_or((None, None), Input::flows);
+        Flows {
+            outputs: (!self.outputs.is_empty()).then(|| self.outputs.iter().map(Output::sent_total).collect()),
+            published: (!self.publishers.is_empty())
+                .then(|| self.publishers.iter().map(|p| (p.key(), p.topics().clone())).collect()),
+            pulled,
+            subscribed,
+        }
+    }
+
+    /// Wait for `bye`, reading the input meanwhile: nothing should arrive after its end, but
+    /// if an `eos` was forged or mistaken, the real records come later. Read, they fail this
+    /// node, loudly; unread, they could block their sender and hang the run.
+    fn await_bye(&mut self) -> Result<(), NodeError> {
+        loop {
+            if let Some(input) = self.input.as_mut() {
+                if let Some(late) = input.take_late()? {
+                    return Err(NodeError::Protocol(late));
+                }
+            }
+            let mut items = self.input.as_ref().map(Input::poll_items).unwrap_or_default();
+            let n = items.len();
+            items.push(self.control.as_poll_item(zmq::POLLIN));
+            poll(&mut items, "wait for the launcher's `bye`")?;
+            let control = items[n].is_readable();
+            drop(items);
+            if !control {
+                continue;
+            }
+            let frame = self.control.recv_bytes(0).map_err(NodeError::zmq("receive from the launcher"))?;
+            match wire::decode(&frame) {
+                Ok(Message::Bye) => return Ok(()),
+                Ok(m @ (Message::Stop | Message::Restarted { .. } | Message::Resend { .. })) => self.on_control(m)?,
+                Ok(m) => {
+                    return Err(NodeError::Protocol(format!(
+                        "expected `bye` from the launcher, got `{}`",
+                        m.type_name()
+                    )))
+                }
+                Err(e) => return Err(NodeError::Protocol(format!("bad message from the launcher: {e}"))),
+            }
+        }
     }
 
     /// Give the node's result (text, e.g. a JSON line), which the launcher puts in the run

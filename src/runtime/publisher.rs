@@ -183,6 +183,11 @@ impl Publisher {
         }
     }
 
+    /// Records published so far, per topic (what the `eos` says).
+    pub fn topics(&self) -> &BTreeMap<String, u64> {
+        &self.published
+    }
+
     /// Records published or pending.
     pub fn sent_total(&self) -> u64 {
         self.published.values().sum::<u64>() + self.pending as u64

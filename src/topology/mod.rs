@@ -13,7 +13,7 @@ mod summary;
 
 pub use load::{load, LoadError};
 pub use model::{
-    Host, Input, Node, NodeId, Pattern, Port, Restart, Runner, StartMethod, TopicRule, Topology, Transport,
+    socket_key, Host, Input, Node, NodeId, Pattern, Port, Restart, Runner, StartMethod, TopicRule, Topology, Transport,
     DEFAULT_MAX_MESSAGE_BYTES,
 };
 pub use summary::{dot, summary};

@@ -220,10 +220,29 @@ impl Runner {
     }
 }
 
+/// The key of a pub port's socket in `PROCNET_PUB`, `hello.ports` and `done.published`: the
+/// port, or `<port>!drop` for its lossy socket (`!` cannot be in a port name, so the two never
+/// collide).
+pub fn socket_key(port: &str, drop: bool) -> String {
+    if drop {
+        format!("{port}!drop")
+    } else {
+        port.to_string()
+    }
+}
+
 impl Topology {
     /// The nodes that read port `port` of node `id`, in file order.
     pub fn readers(&self, id: NodeId, port: usize) -> Vec<NodeId> {
         (0..self.nodes.len()).filter(|&n| self.nodes[n].inputs.iter().any(|i| i.node == id && i.port == port)).collect()
+    }
+
+    /// What node `id` sends on its push ports, in the order of `wire.outputs`: for each push
+    /// port (in the node's order of ports), each node that reads it (in file order).
+    pub fn push_outputs(&self, id: NodeId) -> Vec<(usize, NodeId)> {
+        let node = &self.nodes[id];
+        let push = (0..node.ports.len()).filter(|&p| node.ports[p].pattern == Pattern::Push);
+        push.flat_map(|p| self.readers(id, p).into_iter().map(move |d| (p, d))).collect()
     }
 
     /// Whether node `reader` reads port `port` of node `id` with `drop = true`.

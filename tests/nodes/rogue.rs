@@ -18,6 +18,10 @@
 //!   refused` on stderr if the handshake was refused; then sends N records the right way.
 //! - `echo FILE`: a sink that appends each record's `id` to FILE as a line, flushed at
 //!   once, so a test sees records the moment they arrive.
+//! - `forge-eos N`: a source of 2 replicas with a bug: replica 0 first sends, on every pipe,
+//!   an `eos` in replica 1's name saying it sent nothing; then each replica sends N records
+//!   and its own `eos` (replica 1 after a pause, so that its records come after the forged
+//!   `eos` ended its consumers' input).
 //! - `foreign`: a source whose `data` frames are valid but laid out unlike procnet's own
 //!   (fields in another order, an unknown field, larger encodings than needed, bin and int
 //!   bodies), 9 records in all, 5 of them with a body that mentions "python"; then a frame
@@ -40,6 +44,7 @@ fn main() {
         Some("foreign") => foreign(),
         Some("echo") => echo(args.get(2).expect("a file")),
         Some("intruder") => intruder(arg(2)),
+        Some("forge-eos") => forge_eos(arg(2)),
         Some("exit-early") => {
             let _node = Node::join(&Identity::from_env().expect("identity")).expect("join");
             std::process::exit(arg(2) as i32);
@@ -149,7 +154,7 @@ fn garbage(n: u64) {
         .expect("eos");
     }
     let stats = wire::Stats { sent: n, ..Default::default() };
-    tell(&Message::Done { stats, notes: vec![], result: None });
+    tell(&Message::Done { stats, notes: vec![], result: None, flows: Default::default() });
     assert_eq!(hear(), Message::Bye);
 }
 
@@ -212,7 +217,9 @@ fn huge(mb: u64) {
     let eos = Message::Eos { from: id.id(), sent: 21, port: "out".into(), topics: Default::default() };
     peer.send(wire::encode(&eos), 0).expect("eos");
     let stats = wire::Stats { sent: 21, ..Default::default() };
-    control.send(wire::encode(&Message::Done { stats, notes: vec![], result: None }), 0).expect("done");
+    control
+        .send(wire::encode(&Message::Done { stats, notes: vec![], result: None, flows: Default::default() }), 0)
+        .expect("done");
     assert_eq!(wire::decode(&control.recv_bytes(0).expect("hear")).expect("decode"), Message::Bye);
 }
 
@@ -302,7 +309,9 @@ fn foreign() {
     let eos = Message::Eos { from: id.id(), sent: 11, port: "out".into(), topics: Default::default() };
     send(wire::encode(&eos));
     let stats = wire::Stats { sent: 11, ..Default::default() };
-    control.send(wire::encode(&Message::Done { stats, notes: vec![], result: None }), 0).expect("done");
+    control
+        .send(wire::encode(&Message::Done { stats, notes: vec![], result: None, flows: Default::default() }), 0)
+        .expect("done");
     assert_eq!(wire::decode(&control.recv_bytes(0).expect("hear")).expect("decode"), Message::Bye);
 }
 
@@ -339,6 +348,40 @@ fn intruder(n: u64) {
     let eos = Message::Eos { from: id.id(), sent: n, port: "out".into(), topics: Default::default() };
     peers[0].send(wire::encode(&eos), 0).expect("eos");
     let stats = wire::Stats { sent: n, ..Default::default() };
-    control.send(wire::encode(&Message::Done { stats, notes: vec![], result: None }), 0).expect("done");
+    control
+        .send(wire::encode(&Message::Done { stats, notes: vec![], result: None, flows: Default::default() }), 0)
+        .expect("done");
     assert_eq!(wire::decode(&control.recv_bytes(0).expect("hear")).expect("decode"), Message::Bye);
+}
+
+/// See the module doc: a buggy source whose replica 0 ends its consumers' input early.
+fn forge_eos(n: u64) {
+    let (_ctx, control, peers, id) = join_raw();
+    let eos = |from: String, sent: u64| {
+        wire::encode(&Message::Eos { from, sent, port: "out".into(), topics: Default::default() })
+    };
+    if id.replica == 0 {
+        for p in &peers {
+            p.send(eos(format!("{}.1", id.node), 0), 0).expect("forged eos");
+        }
+    } else {
+        // Part of the bug being reproduced, not synchronisation: the records come late.
+        std::thread::sleep(std::time::Duration::from_millis(300));
+    }
+    let mut sent = vec![0u64; peers.len()];
+    for i in 0..n {
+        let mut rec = Record::new();
+        rec.insert("id", format!("{}-{i}", id.replica));
+        let p = (i as usize) % peers.len();
+        peers[p].send(wire::encode(&Message::Data(vec![rec])), 0).expect("send");
+        sent[p] += 1;
+    }
+    for (p, &count) in peers.iter().zip(&sent) {
+        p.send(eos(id.id(), count), 0).expect("eos");
+    }
+    let stats = wire::Stats { sent: n, ..Default::default() };
+    control
+        .send(wire::encode(&Message::Done { stats, notes: vec![], result: None, flows: Default::default() }), 0)
+        .expect("done");
+    let _ = control.recv_bytes(0);
 }

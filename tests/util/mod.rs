@@ -395,6 +395,21 @@ impl Scratch {
         self.dir.path().join(name)
     }
 
+    /// The file a running `sink` or `tally` writes for its target `name` until the run
+    /// succeeds (`name.<run>.partial`), if it exists yet.
+    pub fn partial(&self, name: &str) -> Option<PathBuf> {
+        let prefix = format!("{name}.procnet-");
+        fs::read_dir(self.dir.path()).ok()?.flatten().map(|e| e.path()).find(|p| {
+            let file = p.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+            file.starts_with(&prefix) && file.ends_with(".partial")
+        })
+    }
+
+    /// Whether the running `sink` or `tally` writing target `name` has written something.
+    pub fn partial_written(&self, name: &str) -> bool {
+        self.partial(name).is_some_and(|p| fs::metadata(p).is_ok_and(|m| m.len() > 0))
+    }
+
     /// Write `name` with `text`; returns its path.
     pub fn write(&self, name: &str, text: &str) -> PathBuf {
         let p = self.path(name);

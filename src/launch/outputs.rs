@@ -1,0 +1,38 @@
+//! After a run, the output files of the replicas this launcher started: into place if the run
+//! succeeded, aside as `<target>.partial` if not (see `crate::nodes::outfile`). Only the
+//! launcher knows how the whole run ended, so only it may decide.
+
+use std::path::Path;
+
+use crate::nodes::outfile::{self, Settled};
+use crate::topology::{NodeId, Runner, Topology};
+
+/// Settle every output file of the replicas for which `here` holds, of the run whose private
+/// directory is `dir`: commit them (`ok`) or keep them aside. Returns what to tell the user,
+/// and the files that could not be moved (an error each).
+pub fn settle(t: &Topology, here: impl Fn(NodeId, u32) -> bool, dir: &Path, ok: bool) -> (Vec<String>, Vec<String>) {
+    let run = outfile::run_name(Some(dir));
+    let (mut notes, mut errors) = (Vec::new(), Vec::new());
+    for (n, node) in t.nodes.iter().enumerate() {
+        let Runner::Builtin(kind) = &node.runner else { continue };
+        for replica in (0..node.replicas).filter(|&r| here(n, r)) {
+            for (target, _) in kind.files().into_iter().filter(|(_, written)| *written) {
+                match outfile::settle(target, &run, ok) {
+                    Ok(Settled::Kept(kept)) => notes.push(format!(
+                        "the run did not succeed, so `{}` is as it was; what `{}.{replica}` wrote is in `{}`",
+                        target.display(),
+                        node.name,
+                        kept.display()
+                    )),
+                    Ok(_) => {}
+                    Err(e) => errors.push(format!(
+                        "failed to move the output of `{}.{replica}` into place (`{}`): {e}",
+                        node.name,
+                        target.display()
+                    )),
+                }
+            }
+        }
+    }
+    (notes, errors)
+}
