@@ -107,6 +107,15 @@ enum ExportCommand {
 }
 
 fn main() -> ExitCode {
+    // Before anything else: a Ctrl-C in the first millisecond of a run is counted (and stops
+    // it), not left to the default action, which would kill the launcher before it can say
+    // anything.
+    if std::env::args_os().nth(1).is_some_and(|a| a == "run") {
+        if let Err(e) = launch::catch_signals() {
+            eprintln!("procnet: failed to install the signal handlers: {e}");
+            return ExitCode::from(exit_codes::NODE_FAILED);
+        }
+    }
     let cli = Cli::parse();
     ExitCode::from(match cli.command {
         Command::Run {
@@ -222,6 +231,25 @@ fn placement(t: &Topology, place: &Place) -> Result<launch::Placement, u8> {
     }
 }
 
+/// The run's secret (docs/protocol.md, section 3.6): a new one for every run of one launcher;
+/// over several hosts, the one every launcher is given in `PROCNET_SECRET`. Err(exit code)
+/// after saying why on stderr.
+fn secret(placement: launch::Placement) -> Result<launch::Secret, u8> {
+    let given = std::env::var(procnet::runtime::vars::SECRET).ok().filter(|s| !s.is_empty());
+    match (placement, given) {
+        (launch::Placement::All, _) => Ok(launch::Secret::PerRun),
+        (_, Some(s)) => Ok(launch::Secret::Shared(s)),
+        (launch::Placement::Coordinate { .. }, None) => Ok(launch::Secret::Off),
+        (launch::Placement::Host { .. }, None) => {
+            eprintln!(
+                "procnet: a run over several hosts needs a secret that only its launchers know: set \
+                 PROCNET_SECRET to the same value for the launcher on every host (e.g. from `openssl rand -hex 16`)"
+            );
+            Err(exit_codes::USAGE)
+        }
+    }
+}
+
 fn run(
     file: &Path,
     startup_timeout: Option<f64>,
@@ -260,7 +288,11 @@ fn run(
         );
         return exit_codes::USAGE;
     }
-    let mut opts = RunOptions { startup_timeout, grace, endpoints_file: endpoints, placement, run: 1 };
+    let secret = match secret(placement) {
+        Ok(s) => s,
+        Err(code) => return code,
+    };
+    let mut opts = RunOptions { startup_timeout, grace, endpoints_file: endpoints, placement, run: 1, secret };
     if let launch::Placement::Host { host, .. } = placement {
         if host != Topology::COORDINATOR {
             return join(&t, &opts, host, report, repeat);

@@ -83,6 +83,9 @@ pub struct Stats {
     pub blocked_ms: u64,
 }
 
+/// Records per topic (a topic's text, to a count).
+pub type Counts = BTreeMap<String, u64>;
+
 /// Where a node's records went and where they came from, edge by edge, reported in `done`:
 /// the launcher checks with them that every edge delivered what was sent (conservation), so
 /// that a lost, forged or mistaken `eos` cannot end a run with a silently wrong result.
@@ -95,7 +98,7 @@ pub struct Flows {
     pub outputs: Option<Vec<u64>>,
     /// Records sent on each pub socket (by its key of `PROCNET_PUB`: the port, or
     /// `<port>!drop` for its lossy socket), per topic: what its `eos` said.
-    pub published: Option<BTreeMap<String, BTreeMap<String, u64>>>,
+    pub published: Option<BTreeMap<String, Counts>>,
     /// Records received on the PULL socket (every push input together).
     pub pulled: Option<u64>,
     /// Records received on the SUB socket of each pub entry of `wire.inputs`, in order.
@@ -671,7 +674,7 @@ impl Fields {
     }
 
     /// An optional map of str to maps of counts: None when absent or nil.
-    fn opt_count_maps(&mut self, key: &str) -> Result<Option<BTreeMap<String, BTreeMap<String, u64>>>, DecodeError> {
+    fn opt_count_maps(&mut self, key: &str) -> Result<Option<BTreeMap<String, Counts>>, DecodeError> {
         match self.take(key) {
             None | Some(Value::Nil) => Ok(None),
             Some(Value::Map(entries)) => entries

@@ -54,6 +54,12 @@ fn a_cluster_topology_is_not_run_without_saying_where() {
     let r = procnet(["run".as_ref(), "--host".as_ref(), "d".as_ref(), topology("cluster.toml").as_os_str()]).run();
     r.expect_code(2);
     assert!(r.stderr.contains("`--host d`: topology `cluster` declares hosts `a`, `b`, `c` only"), "{}", r.stderr);
+    // Over several hosts, only the run's launchers may know its secret: they are given it.
+    let r = procnet(["run".as_ref(), "--host".as_ref(), "b".as_ref(), topology("cluster.toml").as_os_str()])
+        .env("PROCNET_SECRET", "")
+        .run();
+    r.expect_code(2);
+    assert!(r.stderr.contains("set PROCNET_SECRET to the same value for the launcher on every host"), "{}", r.stderr);
 }
 
 /// Experiments: `--repeat K` runs the topology K times; the report (CSV or JSON by the file's
@@ -236,7 +242,8 @@ fn launcher(file: &std::path::Path, host: &str, port: &str, extra: &[&str]) -> u
     let mut args: Vec<std::ffi::OsString> =
         vec!["run".into(), file.into(), "--host".into(), host.into(), "--control-port".into(), port.into()];
     args.extend(extra.iter().map(Into::into));
-    procnet(args).timeout(std::time::Duration::from_secs(60))
+    // Every launcher of a run over several hosts is given the run's secret.
+    procnet(args).timeout(std::time::Duration::from_secs(60)).env("PROCNET_SECRET", format!("secret-of-{port}"))
 }
 
 /// The launchers of hosts a, b and c (the coordinator, a, last: the others wait for it, as

@@ -54,3 +54,83 @@ fn an_eos_in_another_replicas_name_fails_the_run_instead_of_a_wrong_count() {
         assert!(!s.path("count.json").exists(), "{transport}: a failed run wrote its result");
     }
 }
+
+/// Whether this test runs as root, and so may act as a second local user.
+fn root() -> bool {
+    // SAFETY: geteuid(2) has no preconditions.
+    unsafe { libc::geteuid() == 0 }
+}
+
+// Under umask 000 the run directory was 0777 and another local user injected frames, forged an
+// `eos` and took over a replica's control identity. The directory is private now, its sockets
+// too, and every tcp socket asks for the run's secret.
+#[test]
+fn only_the_runs_processes_get_in_whatever_the_umask() {
+    use std::os::unix::fs::PermissionsExt;
+    let s = Scratch::new();
+    let fifo = s.path("in.fifo");
+    util::mkfifo(&fifo);
+    let file = s.write(
+        "t.toml",
+        r#"
+        [nodes.src]
+        kind = "lines"
+        path = "in.fifo"
+        [nodes.keep]
+        kind = "filter"
+        inputs = ["src"]
+        replicas = 2
+        transport = "tcp"
+        field = "line"
+        regex = "^7"
+        [nodes.count]
+        kind = "tally"
+        inputs = ["keep"]
+        output = "count.json"
+        "#,
+    );
+    let running = procnet(["run".as_ref(), file.as_os_str()]).umask(0).timeout(Duration::from_secs(90)).start();
+    let writer = running.fifo_writer(&fifo);
+    let nodes: Vec<u32> = util::tagged_pids(&running.tag).into_iter().filter(|&p| p != running.pid).collect();
+    let dir = nodes.iter().find_map(|&p| util::environ_var(p, "PROCNET_RUN_DIR")).expect("a node's run directory");
+    let mode = |p: &std::path::Path| std::fs::metadata(p).expect("stat").permissions().mode() & 0o777;
+    assert_eq!(mode(std::path::Path::new(&dir)), 0o700, "the run directory, under umask 000");
+    let sockets: Vec<_> = std::fs::read_dir(&dir).expect("the run directory").flatten().map(|e| e.path()).collect();
+    assert!(sockets.iter().any(|p| p.ends_with("control")) && sockets.iter().any(|p| p.ends_with("count.0")));
+    for p in &sockets {
+        assert_eq!(mode(p), 0o600, "{} under umask 000", p.display());
+    }
+    let ports = util::listening_ports(&nodes);
+    assert_eq!(ports.len(), 2, "one tcp input per `keep` replica: {ports:?}");
+    // A stranger: another user if this test may be one (root), else this user without the
+    // run's secret, which only the run's processes have.
+    let stranger = tempfile::Builder::new().prefix("procnet-stranger-").tempdir().expect("a directory");
+    std::fs::set_permissions(stranger.path(), std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    let rogue = stranger.path().join("rogue");
+    std::fs::copy(util::rogue(), &rogue).expect("copy the rogue node");
+    let mut knock = std::process::Command::new(&rogue);
+    knock.arg("knock").arg(&dir).args(ports.iter().map(ToString::to_string)).current_dir(stranger.path());
+    if root() {
+        std::os::unix::process::CommandExt::uid(&mut knock, 54_321);
+        std::os::unix::process::CommandExt::gid(&mut knock, 54_321);
+    }
+    let out = knock.output().expect("run the stranger");
+    let said = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(out.status.success(), "{said}{}", String::from_utf8_lossy(&out.stderr));
+    if root() {
+        assert!(said.contains("dir: Permission denied"), "{said}");
+        assert!(said.contains("control: Permission denied"), "{said}");
+    }
+    assert_eq!(said.matches(": refused").count(), 4, "every tcp handshake refused:\n{said}");
+    std::io::Write::write_all(&mut { writer }, (0..1000).map(|i| format!("{i}\n")).collect::<String>().as_bytes())
+        .expect("write the input");
+    let r = running.finish();
+    r.expect_code(0);
+    assert!(
+        r.stderr.contains("refused a connection from 127.0.0.1: it did not present this run's secret"),
+        "{}",
+        r.stderr
+    );
+    let count = std::fs::read_to_string(s.path("count.json")).expect("the tally");
+    assert_eq!(count.trim(), r#"{"count":111}"#, "7, 70-79, 700-799: the run is exact");
+}

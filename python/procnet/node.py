@@ -72,29 +72,38 @@ class Node:
         #: The node's result for the run report (§6.6 ``done.result``): set it to a str (a
         #: tally's JSON, say) before the stream ends; None sends none.
         self.result = None
-        self._queue, self._pending_eos, self._announced = collections.deque(), {}, 0
+        self._queue, self._pending_eos, self._announced, self._pulled = collections.deque(), {}, 0, 0
         self._relaxed, self._resend_to, self._monitors, self._subs = set(), [], [], []
+        self._sub_received = []  # records received on each SUB socket (§6.6 `subscribed`)
         self._ended = self._running = self._input_done = False
+        # §3.6: the run's secret, presented to (and asked of) every tcp peer with PLAIN; with
+        # PROCNET_ALLOW, only declared hosts may connect too.
+        self._secret = env.get("PROCNET_SECRET") or None
+        allow = [a.strip() for a in (env.get("PROCNET_ALLOW") or "").split(",") if a.strip()]
         self._control = ctx.socket(zmq.DEALER)  # §3.1: routing id name.replica, before connecting
         self._control.setsockopt(zmq.IDENTITY, self.id.encode())
         self._control.setsockopt(zmq.LINGER, 2000)  # a `done` or `failed` sent last still goes
+        _present(self._control, env["PROCNET_CONTROL"], self._secret)
         self._control.connect(env["PROCNET_CONTROL"])
-        # §2.2 PROCNET_ALLOW: only declared hosts may connect to the tcp sockets (ZAP).
-        allow = [a.strip() for a in (env.get("PROCNET_ALLOW") or "").split(",") if a.strip()]
+        pub_endpoints = json.loads(env.get("PROCNET_PUB") or "{}")
+        binds = [env.get("PROCNET_BIND") or ""] + list(pub_endpoints.values())
         self._auth = None
-        if allow:
+        if (allow or self._secret) and any(ep.startswith("tcp://") for ep in binds):
             from zmq.auth.thread import ThreadAuthenticator
             self._auth = ThreadAuthenticator(ctx)
             self._auth.start()
-            # An IPv4 peer of a socket bound on "::" shows as ::ffff:a.b.c.d.
-            self._auth.allow(*allow, *["::ffff:" + a for a in allow if ":" not in a])
+            if allow:  # an IPv4 peer of a socket bound on "::" shows as ::ffff:a.b.c.d
+                self._auth.allow(*allow, *["::ffff:" + a for a in allow if ":" not in a])
+            if self._secret:
+                self._auth.configure_plain(domain="procnet", passwords={"procnet": self._secret})
+        guard = (allow, self._secret)
         self._pull = None  # §3.2: one PULL for every push port read, bound before hello
         if env.get("PROCNET_BIND"):
             self._pull = self._input_socket(zmq.PULL)
-            _guard(self._pull, env["PROCNET_BIND"], allow)
+            _guard(self._pull, env["PROCNET_BIND"], guard)
             self._pull.bind(env["PROCNET_BIND"])
         # §3.4: an XPUB per entry of PROCNET_PUB: a port, or its lossy `<port>!drop` socket.
-        self._pubs = [_Publisher(ctx, k, ep, allow) for k, ep in json.loads(env.get("PROCNET_PUB") or "{}").items()]
+        self._pubs = [_Publisher(ctx, k, ep, guard) for k, ep in pub_endpoints.items()]
         hello = {"node": self.name, "replica": self.replica, "pid": os.getpid(),
                  "input": self._pull.getsockopt_string(zmq.LAST_ENDPOINT) if self._pull else None}
         if self._publish:
@@ -110,6 +119,7 @@ class Node:
             if up.get("pattern") == "pub":  # §3.5
                 sock = self._input_socket(zmq.SUB)
                 for ep in up["endpoints"]:
+                    _present(sock, ep, self._secret)
                     sock.connect(ep)
                 # Subscribing after connecting, as the Rust node does, puts the prefixes before
                 # "\0" on each pipe: a publisher that counted us has our prefixes too.
@@ -117,12 +127,13 @@ class Node:
                     sock.setsockopt(zmq.SUBSCRIBE, prefix)
                 sock.setsockopt(zmq.SUBSCRIBE, CONTROL_TOPIC)
                 self._subs.append((sock, up["topics"]))
+                self._sub_received.append(0)
                 sub = len(self._subs) - 1
             elif self._pull is None:
                 raise ProtocolError(f"the launcher wired a push input from `{up['node']}`, but PROCNET_BIND is not set")
             for i in range(up["replicas"]):
                 self._pending_eos[f"{up['node']}.{i}/{up.get('port') or 'out'}"] = sub
-        self._outputs = [_Output(ctx, entry) for entry in wire["outputs"]]  # §3.3
+        self._outputs = [_Output(ctx, entry, self._secret) for entry in wire["outputs"]]  # §3.3
         for spec in wire.get("ports") or []:  # §3.4: the topic rule, then wait for subscribers
             if not any(p.port == spec["name"] for p in self._pubs):
                 raise ProtocolError(f"the launcher wired port `{spec['name']}`, which this node did not bind")
@@ -280,6 +291,10 @@ class Node:
             return self._invalid(f"undecodable frame of {len(frame)} bytes: {e}")
         if msg["t"] == "data":
             self.received += len(msg["records"])
+            if sub is None:
+                self._pulled += len(msg["records"])
+            else:
+                self._sub_received[sub] += len(msg["records"])
             self._queue.extend(msg["records"])
         elif msg["t"] == "eos":
             port = msg.get("port") or "out"
@@ -300,6 +315,7 @@ class Node:
 
     def _invalid(self, note):
         self.invalid_frames += 1
+        self._last_invalid = note
         if len(self._input_notes) < MAX_NOTES:
             self._input_notes.append(note)
 
@@ -386,8 +402,44 @@ class Node:
             self._flush_publisher(pub, end=True)
         self._running = False
         result = {} if self.result is None else {"result": str(self.result)}
-        self._tell("done", **self.stats(), notes=self._input_notes + self._notes, **result)
-        self._await("bye")
+        self._tell("done", **self.stats(), notes=self._input_notes + self._notes, **result, **self._flows())
+        self._await_bye()
+
+    def _flows(self):
+        """§6.6: records per edge, for the launcher's conservation check."""
+        flows = {}
+        if self._outputs:
+            flows["outputs"] = [o.sent_total() for o in self._outputs]
+        if self._pubs:
+            flows["published"] = {p.key: dict(sorted(p.published.items())) for p in self._pubs}
+        if self._pull is not None:
+            flows["pulled"] = self._pulled
+        if self._subs:
+            flows["subscribed"] = list(self._sub_received)
+        return flows
+
+    def _await_bye(self):
+        """§8: wait for ``bye``, reading the input meanwhile. Nothing should arrive after its
+        end; if anything does, an ``eos`` was forged or mistaken: fail, loudly."""
+        while True:
+            received, invalid = self.received, self.invalid_frames
+            while self._try_receive():
+                if self.received > received:
+                    raise ProtocolError(f"{self.received - received} records arrived after the end of its input "
+                                        "(an `eos` from every upstream replica): an `eos` was forged or mistaken")
+                if self.invalid_frames > invalid:
+                    raise ProtocolError("a frame arrived after the end of its input (an `eos` from every upstream "
+                                        f"replica): {self._last_invalid}")
+            if self._control in dict(self._poller.poll(TICK_MS)):
+                try:
+                    msg = decode(self._control.recv())
+                except DecodeError as e:
+                    raise ProtocolError(f"bad message from the launcher: {e}") from None
+                if msg["t"] == "bye":
+                    return
+                if msg["t"] not in ("stop", "restarted", "resend"):
+                    raise ProtocolError(f"expected `bye` from the launcher, got `{msg['t']}`")
+                self._on_control(msg)
 
     def __exit__(self, exc_type, exc, tb):
         try:
@@ -416,11 +468,12 @@ class _Output:
     """§3.3: a push port read by one downstream node: a PUSH socket per replica (its pipe),
     our own round-robin over them, a pending batch, and the records sent on each pipe."""
 
-    def __init__(self, ctx, entry):
+    def __init__(self, ctx, entry, secret=None):
         self.node, self.port = entry["node"], entry.get("port") or "out"
         self.peers = [ctx.socket(zmq.PUSH) for _ in entry["endpoints"]]
         for sock, endpoint in zip(self.peers, entry["endpoints"]):
             sock.setsockopt(zmq.SNDHWM, HWM)
+            _present(sock, endpoint, secret)
             sock.connect(endpoint)
         self.sent, self.next, self.batch, self.batch_bytes = [0] * len(self.peers), 0, [], 0
 
@@ -453,24 +506,35 @@ class _Output:
         return encode("eos", **{"from": me, "sent": self.sent[i]}, **({"port": self.port} if self.port != "out" else {}))
 
 
-def _guard(sock, endpoint, allow):
-    """With an allow list, a tcp socket asks the ZAP handler about every peer (§2.2)."""
-    if allow and endpoint.startswith("tcp://"):
+def _guard(sock, endpoint, guard):
+    """§3.6: a tcp socket asks the ZAP handler about every peer, with PLAIN if the run has a
+    secret. ``guard`` is (the allow list, the secret)."""
+    allow, secret = guard
+    if (allow or secret) and endpoint.startswith("tcp://"):
+        if secret:
+            sock.plain_server = True
         sock.zap_domain = b"procnet"
+
+
+def _present(sock, endpoint, secret):
+    """§3.6: present the run's secret to a tcp peer (PLAIN, user ``procnet``)."""
+    if secret and endpoint.startswith("tcp://"):
+        sock.plain_username = b"procnet"
+        sock.plain_password = secret.encode()
 
 
 class _Publisher:
     """§3.4: the XPUB socket of a pub port, or of its lossy ``<port>!drop`` socket: a batch per
     topic, and the records published per topic for its ``eos``."""
 
-    def __init__(self, ctx, key, endpoint, allow=()):
+    def __init__(self, ctx, key, endpoint, guard=((), None)):
         self.key, self.lossy = key, key.endswith("!drop")
         self.port = key[: -len("!drop")] if self.lossy else key
         self.sock = ctx.socket(zmq.XPUB)
         self.sock.setsockopt(zmq.XPUB_NODROP, 1)  # a full subscriber refuses, never loses
         self.sock.setsockopt(zmq.XPUB_VERBOSE, 1)  # every subscription reaches us: count them
         self.sock.setsockopt(zmq.SNDHWM, HWM)
-        _guard(self.sock, endpoint, allow)
+        _guard(self.sock, endpoint, guard)
         self.sock.bind(endpoint)
         self.endpoint = self.sock.getsockopt_string(zmq.LAST_ENDPOINT)
         self.topic_field = self.topic = None

@@ -82,7 +82,7 @@ _SPECS = {
     "data": "records records", "eos": "from str, sent uint, port str?, topics counts?",
     "hello": "node str, replica u32, pid u32, input str?, publish strmap?, ports strmap?",
     "wire": "inputs inputs, outputs outputs, vars strmap?, ports ports?",
-    "ready": "", "start": "", "stop": "", "bye": "", "stats": _STATS, "done": _STATS + ", notes strs, result str?",
+    "ready": "", "start": "", "stop": "", "bye": "", "stats": _STATS, "done": _STATS + ", notes strs, result str?, outputs uints?, published countmaps?, pulled uint?, subscribed uints?",
     "failed": "error str", "restarted": "from str", "resend": "to str",
     "wire input": "node str, replicas u32, port str?, pattern str?",
     "wire pub input": "topics strs, endpoints strs",
@@ -142,9 +142,13 @@ def _check(m, spec, what):
             for e in list(x) + (list(x.values()) if kind == "strmap" else []):
                 if not isinstance(e, str):
                     raise DecodeError(f"`{name}` must hold strings, found {_kind(e)}")
-        if kind == "counts" and not (isinstance(x, dict) and all(
-                isinstance(k, str) and _is_int(n) and 0 <= n < 1 << 64 for k, n in x.items())):
+        if kind == "counts" and not _is_counts(x):
             raise DecodeError(f"{wrong} a map of counts, found {_kind(x)}")
+        if kind == "uints" and not (isinstance(x, list) and all(_is_int(n) and 0 <= n < 1 << 64 for n in x)):
+            raise DecodeError(f"{wrong} an array of counts, found {_kind(x)}")
+        if kind == "countmaps" and not (isinstance(x, dict) and all(
+                isinstance(k, str) and _is_counts(m) for k, m in x.items())):
+            raise DecodeError(f"{wrong} a map of maps of counts, found {_kind(x)}")
         if kind in ("records", "inputs", "outputs", "ports"):
             if not isinstance(x, list):
                 raise DecodeError(f"{wrong} an array, found {_kind(x)}")
@@ -168,6 +172,10 @@ def _check_entry(e, kind, i):
         raise DecodeError(f"wire input has an unknown pattern `{e['pattern']}`")
     if kind == "inputs" and e.get("pattern") == "pub":
         _check(e, "wire pub input", what)
+
+
+def _is_counts(x):
+    return isinstance(x, dict) and all(isinstance(k, str) and _is_int(n) and 0 <= n < 1 << 64 for k, n in x.items())
 
 
 def _is_int(x):

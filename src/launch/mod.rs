@@ -19,4 +19,5 @@ pub use forker::forkserver_main;
 pub use link::DEFAULT_CONTROL_PORT;
 pub use outcome::{Outcome, ReplicaReport, RunError};
 pub use progress::report_table;
-pub use supervisor::{join, run, Placement, RunOptions};
+pub use signals::install as catch_signals;
+pub use supervisor::{join, run, Placement, RunOptions, Secret};

@@ -26,6 +26,8 @@ pub struct Launch<'a> {
     pub run_dir: &'a Path,
     /// How many times this replica was restarted mid-stream before (`PROCNET_RESTART`).
     pub restart: u32,
+    /// The run's secret (`PROCNET_SECRET`), if it has one.
+    pub secret: Option<&'a str>,
 }
 
 /// Start the replica, its stdout and stderr piped (for the launcher to prefix). The child
@@ -104,6 +106,9 @@ pub fn node_env(t: &Topology, l: &Launch<'_>) -> Vec<(&'static str, String)> {
     }
     if let Runner::Builtin(kind) = &node.runner {
         env.push((vars::CONFIG, serde_json::to_string(kind).expect("a kind serializes")));
+    }
+    if let Some(secret) = l.secret {
+        env.push((vars::SECRET, secret.to_string()));
     }
     let allow = allowed_peers(t);
     if !allow.is_empty() {

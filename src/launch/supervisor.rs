@@ -41,6 +41,20 @@ pub struct RunOptions {
     pub placement: Placement,
     /// Which run of a `--repeat` this is, from 1 (launchers of several hosts must agree).
     pub run: u32,
+    /// The secret the run's tcp sockets ask for (`runtime/zap.rs`).
+    pub secret: Secret,
+}
+
+/// Where a run's secret comes from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Secret {
+    /// A new one for every run: one launcher runs every replica, and tells each.
+    PerRun,
+    /// The one every launcher of a run over several hosts was given (`PROCNET_SECRET`).
+    Shared(String),
+    /// None: the nodes are started by another engine, which has no way to be told one
+    /// (`--coordinate` without `PROCNET_SECRET`; a network policy keeps strangers out).
+    Off,
 }
 
 impl Default for RunOptions {
@@ -51,6 +65,7 @@ impl Default for RunOptions {
             endpoints_file: None,
             placement: Placement::All,
             run: 1,
+            secret: Secret::PerRun,
         }
     }
 }
@@ -220,6 +235,8 @@ struct Supervisor<'t> {
     ctx: zmq::Context,
     /// Which run of a `--repeat` this is.
     run: u32,
+    /// The run's secret, asked of every peer of a tcp socket (`runtime/zap.rs`).
+    secret: Option<String>,
     /// The run's private directory, removed last.
     _dir: tempfile::TempDir,
 }
@@ -333,6 +350,10 @@ fn await_coordinator(t: &Topology, opts: &RunOptions) -> Result<Option<u8>, RunE
     socket.set_linger(0).map_err(setup)?;
     socket.set_ipv6(true).map_err(setup)?;
     socket.set_identity(routing_id(&t.hosts[host].name).as_bytes()).map_err(setup)?;
+    if let Secret::Shared(secret) = &opts.secret {
+        let access = crate::runtime::zap::Access { allow: Vec::new(), secret: Some(secret.clone()) };
+        access.client(&socket, &endpoint).map_err(setup)?;
+    }
     socket.connect(&endpoint).map_err(setup)?;
     let join = join_link(t, host, opts.run);
     let started = Instant::now();
@@ -371,6 +392,14 @@ impl<'t> Supervisor<'t> {
         sane_process_state();
         let dir = run_dir()?;
         let placement = opts.placement;
+        let secret = match &opts.secret {
+            Secret::PerRun => Some(
+                crate::runtime::zap::new_secret()
+                    .map_err(|e| RunError::Setup(format!("failed to make the run's secret: {e}")))?,
+            ),
+            Secret::Shared(s) => Some(s.clone()),
+            Secret::Off => None,
+        };
         let replicas = plan(topology, dir.path());
         let width = replicas.iter().map(|r| r.id.len()).max().unwrap_or(0);
         let style = Style::detect(width);
@@ -411,8 +440,8 @@ impl<'t> Supervisor<'t> {
                 continue;
             }
             if let (StartMethod::Fork, Runner::Builtin(kind)) = (node.start, &node.runner) {
-                let identity = identity(topology, r, &control_ep, dir.path());
-                let env = env_of(topology, r, &control_ep, dir.path());
+                let identity = identity(topology, r, &control_ep, dir.path(), secret.as_deref());
+                let env = env_of(topology, r, &control_ep, dir.path(), secret.as_deref());
                 let f = fork_node(&identity, kind, &topology.base_dir, &env)
                     .map_err(|e| early.fail(format!("failed to fork node `{}`: {e}", r.id)))?;
                 early.guard(f.pid);
@@ -472,6 +501,7 @@ impl<'t> Supervisor<'t> {
             zap: None,
             ctx,
             run: opts.run,
+            secret,
             _dir: dir,
         };
         // Known before anything can fail, so that every path kills and reaps them.
@@ -597,7 +627,7 @@ fn advertised(t: &Topology, host: Option<usize>, endpoint: String) -> String {
 }
 
 /// The identity replica `r` gets.
-fn identity(t: &Topology, r: &Replica, control: &str, dir: &Path) -> Identity {
+fn identity(t: &Topology, r: &Replica, control: &str, dir: &Path, secret: Option<&str>) -> Identity {
     Identity {
         node: t.nodes[r.node].name.clone(),
         replica: r.index,
@@ -609,11 +639,12 @@ fn identity(t: &Topology, r: &Replica, control: &str, dir: &Path) -> Identity {
         max_message_bytes: Some(t.nodes[r.node].max_message_bytes),
         allow: super::spawn::allowed_peers(t),
         run_dir: Some(dir.to_path_buf()),
+        secret: secret.map(str::to_string),
     }
 }
 
 /// The `PROCNET_*` variables replica `r` gets.
-fn env_of(t: &Topology, r: &Replica, control: &str, dir: &Path) -> Vec<(String, String)> {
+fn env_of(t: &Topology, r: &Replica, control: &str, dir: &Path, secret: Option<&str>) -> Vec<(String, String)> {
     let pub_ports =
         (!r.pub_ports.is_empty()).then(|| serde_json::to_string(&r.pub_ports).expect("endpoints serialize"));
     let launch = Launch {
@@ -624,6 +655,7 @@ fn env_of(t: &Topology, r: &Replica, control: &str, dir: &Path) -> Vec<(String, 
         pub_ports: pub_ports.as_deref(),
         run_dir: dir,
         restart: r.midstream_restarts,
+        secret,
     };
     node_env(t, &launch).into_iter().map(|(k, v)| (k.to_string(), v)).collect()
 }
@@ -681,15 +713,30 @@ fn shell_quote(text: &str) -> String {
     }
 }
 
+/// Create (or truncate) `path`, readable and writable by this user only, whatever the umask.
+fn private_file(path: &Path) -> std::io::Result<std::fs::File> {
+    use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+    let file = std::fs::OpenOptions::new().write(true).create(true).truncate(true).mode(0o600).open(path)?;
+    file.set_permissions(std::fs::Permissions::from_mode(0o600))?;
+    Ok(file)
+}
+
 fn run_dir() -> Result<tempfile::TempDir, RunError> {
     let base = std::env::var_os("XDG_RUNTIME_DIR")
         .map(std::path::PathBuf::from)
         .filter(|p| p.is_dir())
         .unwrap_or_else(std::env::temp_dir);
-    tempfile::Builder::new()
+    use std::os::unix::fs::PermissionsExt;
+    let failed =
+        |e: std::io::Error| RunError::Setup(format!("failed to create a run directory in `{}`: {e}", base.display()));
+    // Private whatever the umask: its sockets are the run's, and no other user may reach them.
+    let dir = tempfile::Builder::new()
         .prefix("procnet-")
+        .permissions(std::fs::Permissions::from_mode(0o700))
         .tempdir_in(&base)
-        .map_err(|e| RunError::Setup(format!("failed to create a run directory in `{}`: {e}", base.display())))
+        .map_err(failed)?;
+    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o700)).map_err(failed)?;
+    Ok(dir)
 }
 
 impl Supervisor<'_> {
@@ -713,6 +760,8 @@ impl Supervisor<'_> {
             self.control
                 .bind(&self.control_ep)
                 .map_err(|e| RunError::Setup(format!("failed to bind `{}`: {e}", self.control_ep)))?;
+            crate::runtime::private_socket(&self.control_ep)
+                .map_err(|e| RunError::Setup(format!("failed to make `{}` private: {e}", self.control_ep)))?;
             if let Some(tcp) = self.placement.tcp_control(self.topology, true) {
                 self.bind_tcp_control(&tcp)?;
             }
@@ -720,6 +769,7 @@ impl Supervisor<'_> {
             let Placement::Host { host, .. } = self.placement else { unreachable!("only a host joins") };
             let me = &self.topology.hosts[host].name;
             self.control.set_identity(super::link::routing_id(me).as_bytes()).map_err(configure)?;
+            self.access().client(&self.control, &self.control_ep).map_err(configure)?;
             self.control
                 .connect(&self.control_ep)
                 .map_err(|e| RunError::Setup(format!("failed to connect to `{}`: {e}", self.control_ep)))?;
@@ -784,7 +834,7 @@ impl Supervisor<'_> {
                 Some(tcp) if !self.placement.here(self.topology, r.node, r.index) => tcp,
                 _ => self.control_ep.clone(),
             };
-            let env = env_of(self.topology, r, &control, &self.dir);
+            let env = env_of(self.topology, r, &control, &self.dir, self.secret.as_deref());
             let line: Vec<String> = env.iter().map(|(k, v)| format!("{k}={}", shell_quote(v))).collect();
             eprintln!("procnet: waiting for external node `{}`; start it with this environment:", r.id);
             eprintln!("  {}", line.join(" "));
@@ -798,8 +848,11 @@ impl Supervisor<'_> {
         if let Some(path) = &opts.endpoints_file {
             let doc = serde_json::json!({ "topology": self.topology.name, "replicas": json });
             // Written whole, then renamed: a reader polling for the file never sees half of it.
+            // Readable by this user only: it holds the run's secret.
             let tmp = path.with_extension("tmp");
-            std::fs::write(&tmp, serde_json::to_string_pretty(&doc).expect("json") + "\n")
+            let text = serde_json::to_string_pretty(&doc).expect("json") + "\n";
+            private_file(&tmp)
+                .and_then(|mut f| std::io::Write::write_all(&mut f, text.as_bytes()))
                 .and_then(|()| std::fs::rename(&tmp, path))
                 .map_err(|e| RunError::Setup(format!("failed to write `{}`: {e}", path.display())))?;
         }
@@ -833,15 +886,15 @@ impl Supervisor<'_> {
                     _ => (self.zygote.as_mut(), Parent::Zygote),
                 };
                 let forker = forker.expect("started in the fork phase or setup when a node needs it");
-                let identity = identity(t, r, &self.control_ep, &self.dir);
-                let env = env_of(t, r, &self.control_ep, &self.dir);
+                let identity = identity(t, r, &self.control_ep, &self.dir, self.secret.as_deref());
+                let env = env_of(t, r, &self.control_ep, &self.dir, self.secret.as_deref());
                 let pid = forker
                     .fork(&identity, kind, &t.base_dir, env, r.node)
                     .map_err(|e| RunError::Spawn { id: r.id.clone(), cause: format!("the fork server failed: {e}") })?;
                 (pid, parent)
             }
             _ => {
-                let env = env_of(t, r, &self.control_ep, &self.dir);
+                let env = env_of(t, r, &self.control_ep, &self.dir, self.secret.as_deref());
                 let mut child = spawn(t, r.node, &env)
                     .map_err(|e| RunError::Spawn { id: r.id.clone(), cause: describe_spawn_error(t, r.node, &e) })?;
                 let (out, err) = (child.stdout.take(), child.stderr.take());
@@ -1564,18 +1617,29 @@ impl Supervisor<'_> {
 
 /// The other hosts: the coordinator's side of `super::link`.
 impl Supervisor<'_> {
+    /// Who may connect to the coordinator's tcp control socket: whoever has the run's secret,
+    /// from a declared host (`--host`; under `--coordinate`, pods come from anywhere).
+    fn access(&self) -> crate::runtime::zap::Access {
+        let allow = match self.placement {
+            Placement::Host { .. } => super::spawn::allowed_peers(self.topology),
+            _ => Vec::new(),
+        };
+        crate::runtime::zap::Access { allow, secret: self.secret.clone() }
+    }
+
     /// Bind the coordinator's tcp control socket, for the other hosts' nodes and launchers,
-    /// guarded (with `[hosts]`) so that only the declared hosts get in.
+    /// guarded so that only the run's processes (with the secret) from the declared hosts get
+    /// in.
     fn bind_tcp_control(&mut self, endpoint: &str) -> Result<(), RunError> {
-        let allow = super::spawn::allowed_peers(self.topology);
-        if !allow.is_empty() && matches!(self.placement, Placement::Host { .. }) {
+        let access = self.access();
+        if access.guards() {
             // The handler answers in the control socket's own context.
-            let zap = crate::runtime::zap::Zap::start(&self.ctx, &allow, "procnet")
+            let zap = crate::runtime::zap::Zap::start(&self.ctx, &access, "procnet")
                 .map_err(|e| RunError::Setup(format!("failed to start the launcher's ZAP handler: {e}")))?;
             self.zap = Some(zap);
-            self.control
-                .set_zap_domain(crate::runtime::zap::DOMAIN)
-                .map_err(|e| RunError::Setup(format!("failed to set the control socket's ZAP domain: {e}")))?;
+            access
+                .server(&self.control, endpoint)
+                .map_err(|e| RunError::Setup(format!("failed to guard the control socket: {e}")))?;
         }
         self.control.bind(endpoint).map_err(|e| {
             let hint = match self.placement {

@@ -35,8 +35,11 @@ pub mod vars {
     /// With `[hosts]`: the addresses (comma-separated) that may connect to the node's tcp
     /// sockets; any other peer is refused (ZAP). Unset: no restriction.
     pub const ALLOW: &str = "PROCNET_ALLOW";
+    /// The run's secret: every peer of a tcp socket must present it (ZeroMQ's PLAIN
+    /// mechanism, see `runtime/zap.rs`). Set for every node of a run.
+    pub const SECRET: &str = "PROCNET_SECRET";
     /// Every variable above: the launcher sets each afresh for every node.
-    pub const ALL: [&str; 13] = [
+    pub const ALL: [&str; 14] = [
         PROTOCOL,
         NODE,
         REPLICA,
@@ -50,6 +53,7 @@ pub mod vars {
         RESTART,
         MAX_MESSAGE_BYTES,
         ALLOW,
+        SECRET,
     ];
 }
 
@@ -76,12 +80,19 @@ pub struct Identity {
     pub allow: Vec<std::net::IpAddr>,
     /// The run's private directory, if the launcher made one (it names the run).
     pub run_dir: Option<std::path::PathBuf>,
+    /// The run's secret, which peers of its tcp sockets present, if there is one.
+    pub secret: Option<String>,
 }
 
 impl Identity {
     /// The run's name, which its partial output files carry (see `crate::nodes::outfile`).
     pub fn run_name(&self) -> String {
         crate::nodes::outfile::run_name(self.run_dir.as_deref())
+    }
+
+    /// Who may connect to this replica's tcp sockets, and what it presents to others'.
+    pub fn access(&self) -> super::zap::Access {
+        super::zap::Access { allow: self.allow.clone(), secret: self.secret.clone() }
     }
 
     /// `name.replica`, the name used in messages and logs.
@@ -144,6 +155,7 @@ impl Identity {
                 Err(_) => Vec::new(),
             },
             run_dir: std::env::var_os(vars::RUN_DIR).filter(|d| !d.is_empty()).map(Into::into),
+            secret: std::env::var(vars::SECRET).ok().filter(|s| !s.is_empty()),
         })
     }
 }

@@ -10,6 +10,7 @@ use super::batch::Batch;
 use super::error::NodeError;
 use super::output::HWM;
 use super::publisher::CONTROL_TOPIC;
+use super::zap::Access;
 use crate::record::raw::{self, RawError};
 use crate::record::Record;
 use crate::wire::{self, Message, Upstream};
@@ -46,8 +47,8 @@ pub struct Input {
     relaxed: std::collections::HashSet<String>,
     /// ZMQ_MAXMSGSIZE of every input socket, if limited.
     max_message_bytes: Option<u64>,
-    /// Whether a tcp input socket is guarded by the node's ZAP handler.
-    zap: bool,
+    /// Who may connect to the input sockets, and what they present to publishers.
+    access: Access,
     /// PAIR sockets receiving the disconnect events of the input sockets.
     monitors: Vec<zmq::Socket>,
     /// Connections dropped while reading: libzmq drops a message over the size limit with its
@@ -70,10 +71,10 @@ impl Input {
         self.max_message_bytes = bytes;
     }
 
-    /// Guard a tcp input socket with the node's ZAP handler (see `runtime/zap.rs`). Call
-    /// before `bind`.
-    pub fn set_zap(&mut self, zap: bool) {
-        self.zap = zap;
+    /// Guard the input sockets with `access` (see `runtime/zap.rs`; the node runs the
+    /// handler). Call before `bind` and `wire`.
+    pub fn set_access(&mut self, access: Access) {
+        self.access = access;
     }
 
     /// Apply the size limit to `socket` and watch it for dropped connections.
@@ -111,9 +112,7 @@ impl Input {
         socket.set_ipv6(true).map_err(NodeError::zmq("enable IPv6"))?;
         socket.set_rcvhwm(HWM).map_err(NodeError::zmq("set the receive high-water mark"))?;
         self.guard(ctx, &socket)?;
-        if self.zap && endpoint.starts_with("tcp://") {
-            socket.set_zap_domain(super::zap::DOMAIN).map_err(NodeError::zmq("set the ZAP domain"))?;
-        }
+        self.access.server(&socket, endpoint).map_err(NodeError::zmq("guard the input socket"))?;
         let endpoint = bind(&socket, endpoint, &format!("bind `{endpoint}`"))?;
         self.pull = Some((socket, endpoint));
         Ok(())
@@ -136,6 +135,7 @@ impl Input {
                     socket.set_rcvhwm(HWM).map_err(NodeError::zmq("set the receive high-water mark"))?;
                     self.guard(ctx, &socket)?;
                     for ep in &s.endpoints {
+                        self.access.client(&socket, ep).map_err(NodeError::zmq("set the run's secret"))?;
                         socket.connect(ep).map_err(NodeError::zmq(format!("connect to `{ep}`")))?;
                     }
                     // After connecting, subscriptions go out on each pipe in this order: the
@@ -399,6 +399,7 @@ impl Input {
 /// `tcp://127.0.0.1:*`). `what` reads after "failed to".
 pub(super) fn bind(socket: &zmq::Socket, endpoint: &str, what: &str) -> Result<String, NodeError> {
     socket.bind(endpoint).map_err(NodeError::zmq(what))?;
+    super::private_socket(endpoint).map_err(NodeError::io(format!("make `{endpoint}` private")))?;
     socket
         .get_last_endpoint()
         .map_err(NodeError::zmq("read the bound endpoint"))?

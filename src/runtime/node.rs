@@ -94,6 +94,8 @@ impl Node {
         // context exists): retry the connection often rather than every 100 ms.
         control.set_reconnect_ivl(10).map_err(NodeError::zmq("set the control reconnect interval"))?;
 
+        let access = identity.access();
+        access.client(&control, &identity.control).map_err(NodeError::zmq("set the run's secret"))?;
         control
             .connect(&identity.control)
             .map_err(NodeError::zmq(format!("connect to the launcher at `{}`", identity.control)))?;
@@ -102,17 +104,18 @@ impl Node {
         // the one before it died.
         input.set_inexact(identity.restart > 0);
         input.set_max_message_bytes(identity.max_message_bytes);
-        // Only declared hosts get in: started before any socket is bound.
-        let zap =
-            if identity.allow.is_empty() { None } else { Some(Zap::start(&ctx, &identity.allow, &identity.id())?) };
-        input.set_zap(zap.is_some());
+        // Only this run's processes get in (and, with `[hosts]`, only from declared hosts):
+        // the handler starts before any socket is bound.
+        let binds_tcp = identity.bind.iter().chain(identity.pub_ports.values()).any(|e| e.starts_with("tcp://"));
+        let zap = if access.guards() && binds_tcp { Some(Zap::start(&ctx, &access, &identity.id())?) } else { None };
+        input.set_access(access.clone());
         if let Some(ep) = identity.bind.as_deref() {
             input.bind(&ctx, ep)?;
         }
         let publishers = identity
             .pub_ports
             .iter()
-            .map(|(port, ep)| Publisher::bind(&ctx, port, ep, zap.is_some()))
+            .map(|(port, ep)| Publisher::bind(&ctx, port, ep, &access))
             .collect::<Result<Vec<_>, _>>()?;
         let mut node = Node {
             id,
@@ -158,7 +161,8 @@ impl Node {
             self.input = None;
         }
         for d in &outputs {
-            self.outputs.push(Output::connect(&self.ctx, &d.node, &d.port, &d.endpoints)?);
+            let access = self.identity.access();
+            self.outputs.push(Output::connect(&self.ctx, &d.node, &d.port, &d.endpoints, &access)?);
         }
         for spec in &ports {
             if !self.publishers.iter().any(|p| p.port == spec.name) {

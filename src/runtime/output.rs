@@ -7,6 +7,7 @@
 //! record sent on it, and the `eos` says how many that was.
 
 use super::error::NodeError;
+use super::zap::Access;
 use crate::wire::{self, Message, DATA_HEADER};
 
 /// Room kept at the start of a batch for the frame's header: [`DATA_HEADER`] and an array
@@ -50,12 +51,19 @@ pub struct Output {
 
 impl Output {
     /// Connect one PUSH socket to each endpoint (one per downstream replica).
-    pub fn connect(ctx: &zmq::Context, node: &str, port: &str, endpoints: &[String]) -> Result<Output, NodeError> {
+    pub fn connect(
+        ctx: &zmq::Context,
+        node: &str,
+        port: &str,
+        endpoints: &[String],
+        access: &Access,
+    ) -> Result<Output, NodeError> {
         let mut peers = Vec::with_capacity(endpoints.len());
         for ep in endpoints {
             let s = ctx.socket(zmq::PUSH).map_err(NodeError::zmq("create a PUSH socket"))?;
             s.set_sndhwm(HWM).map_err(NodeError::zmq("set the send high-water mark"))?;
             s.set_ipv6(true).map_err(NodeError::zmq("enable IPv6"))?;
+            access.client(&s, ep).map_err(NodeError::zmq("set the run's secret"))?;
             s.connect(ep).map_err(NodeError::zmq(format!("connect to `{ep}`")))?;
             peers.push(s);
         }

@@ -15,6 +15,7 @@ use std::time::{Duration, Instant};
 use super::error::NodeError;
 use super::input::bind;
 use super::output::{BATCH_BYTES, HWM};
+use super::zap::Access;
 use crate::record::RawRecord;
 use crate::wire::{self, Message};
 
@@ -60,7 +61,7 @@ pub struct Publisher {
 impl Publisher {
     /// Bind the port's XPUB socket at `endpoint`. A `key` of `<port>!drop` is the port's
     /// lossy socket.
-    pub fn bind(ctx: &zmq::Context, key: &str, endpoint: &str, zap: bool) -> Result<Publisher, NodeError> {
+    pub fn bind(ctx: &zmq::Context, key: &str, endpoint: &str, access: &Access) -> Result<Publisher, NodeError> {
         let (port, lossy) = match key.strip_suffix("!drop") {
             Some(port) => (port, true),
             None => (key, false),
@@ -70,9 +71,7 @@ impl Publisher {
         socket.set_xpub_verbose(true).map_err(NodeError::zmq("set XPUB_VERBOSE"))?;
         socket.set_ipv6(true).map_err(NodeError::zmq("enable IPv6"))?;
         socket.set_sndhwm(HWM).map_err(NodeError::zmq("set the send high-water mark"))?;
-        if zap && endpoint.starts_with("tcp://") {
-            socket.set_zap_domain(super::zap::DOMAIN).map_err(NodeError::zmq("set the ZAP domain"))?;
-        }
+        access.server(&socket, endpoint).map_err(NodeError::zmq(format!("guard port `{port}`")))?;
         let endpoint = bind(&socket, endpoint, &format!("bind port `{port}` at `{endpoint}`"))?;
         Ok(Publisher {
             port: port.to_string(),

@@ -148,6 +148,9 @@ expected_tally() {
 
 declare -A PID RC
 RUN_DIR=
+# Every launcher of a run over several hosts is given the same secret; nobody else has it.
+PROCNET_SECRET=$(od -An -N16 -tx1 /dev/urandom | tr -d ' \n')
+export PROCNET_SECRET
 
 # Start one launcher per host (c, b, a: the coordinator last), logs in $RUN_DIR/HOST.{out,err}.
 # PID[h] is the `timeout` wrapping the launcher (ip netns exec execs it); the launcher is its child.

@@ -22,6 +22,10 @@
 //!   an `eos` in replica 1's name saying it sent nothing; then each replica sends N records
 //!   and its own `eos` (replica 1 after a pause, so that its records come after the forged
 //!   `eos` ended its consumers' input).
+//! - `knock DIR PORT...`: not a node but a stranger to a run: says on stdout whether it can
+//!   list the run's directory DIR and connect to its control socket there, and, for each tcp
+//!   PORT on 127.0.0.1, whether a PUSH socket gets through the handshake without credentials
+//!   and with a wrong secret (each then sends a forged `eos`); `accepted` means it did.
 //! - `foreign`: a source whose `data` frames are valid but laid out unlike procnet's own
 //!   (fields in another order, an unknown field, larger encodings than needed, bin and int
 //!   bodies), 9 records in all, 5 of them with a body that mentions "python"; then a frame
@@ -45,6 +49,7 @@ fn main() {
         Some("echo") => echo(args.get(2).expect("a file")),
         Some("intruder") => intruder(arg(2)),
         Some("forge-eos") => forge_eos(arg(2)),
+        Some("knock") => knock(&args[2], &args[3..]),
         Some("exit-early") => {
             let _node = Node::join(&Identity::from_env().expect("identity")).expect("join");
             std::process::exit(arg(2) as i32);
@@ -99,6 +104,7 @@ fn garbage(n: u64) {
     let ctx = zmq::Context::new();
     let control = ctx.socket(zmq::DEALER).expect("socket");
     control.set_identity(id.id().as_bytes()).expect("identity");
+    id.access().client(&control, &id.control).expect("present the secret");
     control.connect(&id.control).expect("connect control");
     let tell = |m: &Message| control.send(wire::encode(m), 0).expect("tell");
     let hear = || wire::decode(&control.recv_bytes(0).expect("hear")).expect("decode");
@@ -116,6 +122,7 @@ fn garbage(n: u64) {
         .flat_map(|d| d.endpoints.iter())
         .map(|ep| {
             let s = ctx.socket(zmq::PUSH).expect("socket");
+            id.access().client(&s, ep).expect("present the secret");
             s.connect(ep).expect("connect");
             s
         })
@@ -171,6 +178,7 @@ fn join_raw_endpoints() -> (zmq::Context, zmq::Socket, Vec<zmq::Socket>, Identit
     let ctx = zmq::Context::new();
     let control = ctx.socket(zmq::DEALER).expect("socket");
     control.set_identity(id.id().as_bytes()).expect("identity");
+    id.access().client(&control, &id.control).expect("present the secret");
     control.connect(&id.control).expect("connect control");
     let tell = |m: &Message| control.send(wire::encode(m), 0).expect("tell");
     tell(&Message::Hello {
@@ -189,6 +197,7 @@ fn join_raw_endpoints() -> (zmq::Context, zmq::Socket, Vec<zmq::Socket>, Identit
         .iter()
         .map(|ep| {
             let s = ctx.socket(zmq::PUSH).expect("socket");
+            id.access().client(&s, ep).expect("present the secret");
             s.connect(ep).expect("connect");
             s
         })
@@ -320,6 +329,8 @@ fn intruder(n: u64) {
     let (ctx, control, peers, id, endpoints) = join_raw_endpoints();
     let target = endpoints[0].strip_prefix("tcp://").expect("a tcp input");
     let bad = ctx.socket(zmq::PUSH).expect("socket");
+    // With the run's secret (this is one of its processes): refused for its address alone.
+    id.access().client(&bad, &endpoints[0]).expect("present the secret");
     bad.monitor("inproc://intruder-monitor", zmq::SocketEvent::ALL as i32).expect("monitor");
     let events = ctx.socket(zmq::PAIR).expect("socket");
     events.connect("inproc://intruder-monitor").expect("connect the monitor");
@@ -384,4 +395,54 @@ fn forge_eos(n: u64) {
         .send(wire::encode(&Message::Done { stats, notes: vec![], result: None, flows: Default::default() }), 0)
         .expect("done");
     let _ = control.recv_bytes(0);
+}
+
+/// See the module doc: a stranger knocking at a run's doors.
+fn knock(dir: &str, ports: &[String]) {
+    match std::fs::read_dir(dir) {
+        Ok(_) => println!("dir: listed"),
+        Err(e) => println!("dir: {e}"),
+    }
+    match std::os::unix::net::UnixStream::connect(format!("{dir}/control")) {
+        Ok(_) => println!("control: connected"),
+        Err(e) => println!("control: {e}"),
+    }
+    let ctx = zmq::Context::new();
+    for (i, port) in ports.iter().enumerate() {
+        for (k, password) in [None, Some("not-the-secret")].into_iter().enumerate() {
+            let push = ctx.socket(zmq::PUSH).expect("socket");
+            push.set_linger(0).expect("linger");
+            if let Some(p) = password {
+                push.set_plain_username(Some("procnet")).expect("user");
+                push.set_plain_password(Some(p)).expect("password");
+            }
+            let monitor = format!("inproc://knock-{i}-{k}");
+            push.monitor(&monitor, zmq::SocketEvent::ALL as i32).expect("monitor");
+            let events = ctx.socket(zmq::PAIR).expect("socket");
+            events.connect(&monitor).expect("connect the monitor");
+            push.connect(&format!("tcp://127.0.0.1:{port}")).expect("connect");
+            let forged = Message::Eos { from: "src.0".into(), sent: 0, port: "out".into(), topics: Default::default() };
+            let _ = push.send(wire::encode(&forged), zmq::DONTWAIT);
+            let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+            let mut verdict = "no answer";
+            while verdict == "no answer" && std::time::Instant::now() < deadline {
+                if events.poll(zmq::POLLIN, 100).expect("poll") == 0 {
+                    continue;
+                }
+                let parts = events.recv_multipart(0).expect("event");
+                let event = parts[0].get(..2).map(|b| u16::from_le_bytes([b[0], b[1]]));
+                verdict = match event.map(zmq::SocketEvent::from_raw) {
+                    Some(zmq::SocketEvent::HANDSHAKE_SUCCEEDED) => "accepted",
+                    Some(
+                        zmq::SocketEvent::HANDSHAKE_FAILED_AUTH
+                        | zmq::SocketEvent::HANDSHAKE_FAILED_PROTOCOL
+                        | zmq::SocketEvent::HANDSHAKE_FAILED_NO_DETAIL,
+                    ) => "refused",
+                    _ => verdict,
+                };
+            }
+            let how = if password.is_some() { "a wrong secret" } else { "no credentials" };
+            println!("tcp {port} with {how}: {verdict}");
+        }
+    }
 }

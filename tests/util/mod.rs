@@ -140,6 +140,18 @@ impl Procnet {
         self
     }
 
+    /// Start with this umask (as a user's shell may have it).
+    pub fn umask(mut self, mask: libc::mode_t) -> Self {
+        // SAFETY: umask(2) is async-signal-safe.
+        unsafe {
+            self.cmd.pre_exec(move || {
+                libc::umask(mask);
+                Ok(())
+            });
+        }
+        self
+    }
+
     pub fn env(mut self, k: &str, v: impl AsRef<OsStr>) -> Self {
         self.cmd.env(k, v);
         self
@@ -372,6 +384,35 @@ fn kill_tagged(tag: &str) {
         // SAFETY: plain kill(2).
         unsafe { libc::kill(pid as i32, libc::SIGKILL) };
     }
+}
+
+/// The tcp ports processes `pids` listen on (from /proc: their socket descriptors, matched
+/// against the kernel's table of listening sockets).
+pub fn listening_ports(pids: &[u32]) -> Vec<u16> {
+    let mut inodes = std::collections::HashSet::new();
+    for pid in pids {
+        for fd in fs::read_dir(format!("/proc/{pid}/fd")).into_iter().flatten().flatten() {
+            let link = fs::read_link(fd.path()).unwrap_or_default().to_string_lossy().into_owned();
+            if let Some(inode) = link.strip_prefix("socket:[").and_then(|l| l.strip_suffix(']')) {
+                inodes.insert(inode.to_string());
+            }
+        }
+    }
+    let mut ports = Vec::new();
+    for table in ["/proc/net/tcp", "/proc/net/tcp6"] {
+        for line in fs::read_to_string(table).unwrap_or_default().lines().skip(1) {
+            let f: Vec<&str> = line.split_whitespace().collect();
+            // local address, state (0A: listening), ..., inode
+            if f.len() > 9 && f[3] == "0A" && inodes.contains(f[9]) {
+                if let Some(port) = f[1].rsplit(':').next().and_then(|p| u16::from_str_radix(p, 16).ok()) {
+                    ports.push(port);
+                }
+            }
+        }
+    }
+    ports.sort_unstable();
+    ports.dedup();
+    ports
 }
 
 /// Make a FIFO (named pipe) at `path`.
