@@ -134,3 +134,89 @@ fn only_the_runs_processes_get_in_whatever_the_umask() {
     let count = std::fs::read_to_string(s.path("count.json")).expect("the tally");
     assert_eq!(count.trim(), r#"{"count":111}"#, "7, 70-79, 700-799: the run is exact");
 }
+
+/// A pipeline writing both kinds of output file: `out.jsonl` (a sink) and `count.json` (a
+/// tally), from `n` numbered records, `good` of which pass the filter.
+fn outputs_topology(s: &Scratch, n: usize, extra: &str) -> std::path::PathBuf {
+    let text: String = (0..n)
+        .map(|i| format!("{{\"id\":{i},\"body\":\"{}\"}}\n", if i % 3 == 0 { "python" } else { "rust" }))
+        .collect();
+    s.write("in.jsonl", &text);
+    s.write(
+        "t.toml",
+        &format!(
+            r#"
+            [nodes.src]
+            kind = "lines"
+            path = "in.jsonl"
+            format = "jsonl"
+            [nodes.keep]
+            kind = "filter"
+            inputs = ["src"]
+            field = "body"
+            contains = "python"
+            {extra}
+            [nodes.out]
+            kind = "sink"
+            inputs = ["keep"]
+            path = "out.jsonl"
+            [nodes.count]
+            kind = "tally"
+            inputs = ["keep"]
+            output = "count.json"
+            "#
+        ),
+    )
+}
+
+// Two runs of one topology at once both exited 0 with a corrupt sink file: both wrote into it.
+#[test]
+fn two_runs_of_one_topology_at_once_each_leave_one_whole_output() {
+    let s = Scratch::new();
+    let file = outputs_topology(&s, 200_000, "");
+    let start = || procnet(["run".as_ref(), file.as_os_str()]).timeout(Duration::from_secs(120)).start();
+    let (a, b) = (start(), start());
+    let (a, b) = (a.finish(), b.finish());
+    a.expect_code(0);
+    b.expect_code(0);
+    let out = std::fs::read_to_string(s.path("out.jsonl")).expect("the sink's file");
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines.len(), 66_667, "one run's records, not two runs' mixed");
+    for line in &lines {
+        serde_json::from_str::<serde_json::Value>(line).unwrap_or_else(|e| panic!("not JSON ({e}): {line}"));
+    }
+    let count = std::fs::read_to_string(s.path("count.json")).expect("the tally's file");
+    assert_eq!(count, "{\"count\":66667}\n");
+    let left: Vec<_> = std::fs::read_dir(s.path("")).expect("dir").flatten().map(|e| e.file_name()).collect();
+    assert!(!left.iter().any(|n| n.to_string_lossy().contains("partial")), "{left:?}");
+}
+
+// A failed or interrupted run wiped the previous result: a 0-byte tally file, a sink file
+// ending mid-record, and nothing said that the file was incomplete.
+#[test]
+fn a_failed_or_interrupted_run_leaves_the_previous_result_untouched() {
+    let s = Scratch::new();
+    let file = outputs_topology(&s, 3_000, "");
+    procnet(["run".as_ref(), file.as_os_str()]).run().expect_code(0);
+    let (out, count) = (s.path("out.jsonl"), s.path("count.json"));
+    let before = (std::fs::read(&out).expect("out"), std::fs::read(&count).expect("count"));
+    // Failed: the filter crashes mid-stream.
+    let crash = format!("[nodes.crash]\ncommand = [\"{}\", \"crash-after\", \"500\"]\ninputs = [\"src\"]", rogue());
+    let file = outputs_topology(&s, 300_000, &crash);
+    let r = procnet(["run".as_ref(), file.as_os_str()]).timeout(Duration::from_secs(60)).run();
+    r.expect_code(1);
+    assert_eq!((std::fs::read(&out).expect("out"), std::fs::read(&count).expect("count")), before);
+    assert!(r.stderr.contains("did not succeed, so `") && r.stderr.contains("out.jsonl.partial`"), "{}", r.stderr);
+    let kept = std::fs::read_to_string(s.path("out.jsonl.partial")).expect("the sink's partial output");
+    assert!(kept.lines().count() < 100_000, "the partial output is the failed run's");
+    // Interrupted twice (killed at once): the same.
+    let file = outputs_topology(&s, 1_000_000, "");
+    let running = procnet(["run".as_ref(), file.as_os_str()]).timeout(Duration::from_secs(60)).start();
+    running.wait_until("records reaching the sink", || s.partial_written("out.jsonl"));
+    running.signal(libc::SIGINT);
+    running.signal(libc::SIGINT);
+    let r = running.finish();
+    r.expect_code(130);
+    assert_eq!((std::fs::read(&out).expect("out"), std::fs::read(&count).expect("count")), before);
+    assert!(r.stderr.contains("out.jsonl.partial`"), "{}", r.stderr);
+}
