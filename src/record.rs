@@ -200,3 +200,50 @@ mod tests {
         assert!(Record::from_value(v).unwrap_err().contains("keys must be strings"));
     }
 }
+
+#[cfg(test)]
+mod json_text_tests {
+    use super::*;
+
+    /// The JSON text of values that are not strings, as docs/protocol.md section 7 specifies
+    /// it: what other implementations must reproduce to match, group and route alike.
+    #[test]
+    fn json_text_is_as_the_protocol_documents() {
+        let text = |v: Value| text_of(&v).into_owned();
+        for (f, want) in [
+            (1.0f64, "1.0"),
+            (0.1, "0.1"),
+            (-0.0, "-0.0"),
+            (1e15, "1000000000000000.0"),
+            (1e16, "1e+16"),
+            (1e20, "1e+20"),
+            (0.00001, "0.00001"),
+            (9e-6, "9e-6"),
+            (1.5e-7, "1.5e-7"),
+            (f64::NAN, "null"),
+            (f64::INFINITY, "null"),
+        ] {
+            assert_eq!(text(Value::F64(f)), want, "{f:?}");
+        }
+        assert_eq!(text(Value::F32(1.5)), "1.5");
+        assert_eq!(text(Value::Nil), "null");
+        assert_eq!(text(Value::from(-3)), "-3");
+        assert_eq!(text(Value::from(u64::MAX)), "18446744073709551615");
+        let s = Value::from("a\"\\\n\u{1}\u{e9}\u{2028}");
+        assert_eq!(
+            text(Value::Array(vec![s, Value::Binary(vec![104, 105])])),
+            "[\"a\\\"\\\\\\n\\u0001\u{e9}\u{2028}\",[104,105]]"
+        );
+        let repeated = vec![
+            (Value::from("a"), Value::from(1)),
+            (Value::from("b"), Value::from(2)),
+            (Value::from("a"), Value::from(3)),
+        ];
+        assert_eq!(text(Value::Map(repeated)), r#"{"a":3,"b":2}"#);
+        assert_eq!(
+            text(Value::Map(vec![(Value::from(1), Value::Nil), (Value::F32(1.5), Value::Boolean(true))])),
+            r#"{"1":null,"1.5":true}"#
+        );
+        assert_eq!(text(Value::Ext(5, vec![1, 2])), r#"{"ext":5,"data":[1,2]}"#);
+    }
+}

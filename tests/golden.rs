@@ -179,6 +179,25 @@ fn vectors() -> Vec<Vector> {
             },
         },
         Vector {
+            file: "done_flows.msgpack",
+            about: "a filter's final counters with its records per edge: two downstream nodes, a pub port and \
+                    its lossy socket, the PULL socket and one subscription",
+            message: Message::Done {
+                stats: Stats { received: 7, sent: 12, ..Default::default() },
+                notes: vec![],
+                result: None,
+                flows: Flows {
+                    outputs: Some(vec![4, 4]),
+                    published: Some(BTreeMap::from([
+                        ("hosts".into(), BTreeMap::from([("".into(), 1), ("acme.test".into(), 3)])),
+                        ("hosts!drop".into(), BTreeMap::from([("acme.test".into(), 3)])),
+                    ])),
+                    pulled: Some(5),
+                    subscribed: Some(vec![2]),
+                },
+            },
+        },
+        Vector {
             file: "bye.msgpack",
             about: "every consumer finished: close the data sockets and exit",
             message: Message::Bye,

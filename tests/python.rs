@@ -163,3 +163,80 @@ fn an_external_python_process_joins_by_hand_and_the_tally_is_exact() {
     r.expect_code(0);
     assert_eq!(r.json()["count"], 1000);
 }
+
+/// The minimal node of docs/protocol.md §12, run as the document prints it: a node written from
+/// the document alone must work against the real launcher, exactly.
+#[test]
+fn the_minimal_node_of_the_protocol_document_runs_exactly() {
+    let doc = std::fs::read_to_string(root().join("docs/protocol.md")).expect("docs/protocol.md");
+    let section = doc.split("## 12. A minimal node in Python").nth(1).expect("section 12");
+    let code = section.split("```python\n").nth(1).and_then(|c| c.split("```").next()).expect("its code");
+    let s = Scratch::new();
+    s.write("passthrough.py", code);
+    s.write("in.txt", &(0..5000).map(|i| format!("{i}\n")).collect::<String>());
+    let file = s.write(
+        "t.toml",
+        r#"
+        [nodes.src]
+        kind = "lines"
+        path = "in.txt"
+        [nodes.py]
+        command = ["python3", "passthrough.py"]
+        inputs = ["src"]
+        replicas = 2
+        [nodes.count]
+        kind = "tally"
+        inputs = ["py"]
+        by = "line"
+        "#,
+    );
+    let r = procnet(["run".as_ref(), file.as_os_str()])
+        .env("PATH", path_with_venv())
+        .timeout(Duration::from_secs(60))
+        .run();
+    r.expect_code(0);
+    let line = r.stdout.lines().find_map(|l| l.strip_prefix("count.0 | ")).expect("the tally");
+    let tally: serde_json::Value = serde_json::from_str(line).expect("json");
+    assert_eq!(tally["count"], 5000);
+    assert_eq!(tally["by"].as_object().expect("by").len(), 5000, "each line once");
+}
+
+/// The JSON text of docs/protocol.md section 7 is the same in Rust and in the Python package,
+/// float by float: topics and groups must not depend on the language of the node. Random bit
+/// patterns (seed printed), plus the edges of the plain and exponent forms.
+#[test]
+fn rust_and_python_write_the_same_json_text_for_floats() {
+    let seed: u64 = std::env::var("PROCNET_FUZZ_SEED").ok().and_then(|s| s.parse().ok()).unwrap_or_else(|| {
+        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(1, |d| d.as_nanos() as u64)
+    });
+    eprintln!("json text of floats: seed {seed}");
+    let mut x = seed | 1;
+    let mut next = || {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        x
+    };
+    let mut floats: Vec<f64> = (0..20_000).map(|_| f64::from_bits(next())).collect();
+    floats.extend((0..2_000).map(|i| (next() % 1000) as f64 * 10f64.powi(i % 40 - 20)));
+    floats.extend([1e-5, 1e16, 9.999999999999998e15, 1e-4, 0.0, -0.0, 5e-324, f64::MAX, f64::NAN, f64::INFINITY]);
+    let input: String = floats.iter().map(|f| format!("{:016x}\n", f.to_bits())).collect();
+    let script = "import struct, sys\nfrom procnet.wire import text_of\nfor line in sys.stdin:\n    \
+                  print(text_of(struct.unpack('>d', bytes.fromhex(line.strip()))[0]))\n";
+    let mut child = Command::new(venv_bin().join("python3"))
+        .args(["-c", script])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("the virtualenv's python3");
+    let mut stdin = child.stdin.take().expect("stdin");
+    let writer = std::thread::spawn(move || std::io::Write::write_all(&mut stdin, input.as_bytes()));
+    let out = child.wait_with_output().expect("python's answers");
+    writer.join().expect("writer").expect("write the floats");
+    let python: Vec<String> = String::from_utf8(out.stdout).expect("utf-8").lines().map(str::to_string).collect();
+    assert_eq!(python.len(), floats.len());
+    for (f, p) in floats.iter().zip(&python) {
+        let rust = procnet::record::text_of(&procnet::record::Value::F64(*f)).into_owned();
+        assert_eq!(&rust, p, "{f:e} (bits {:016x}, seed {seed})", f.to_bits());
+    }
+}

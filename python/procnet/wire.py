@@ -50,27 +50,67 @@ def data_frame(encoded_records):
 
 def text_of(value):
     """The text of a value, for topics (§3.4) and matching: a str as is, bin as lossy UTF-8,
-    anything else as its compact JSON text (bin as an array of bytes, non-finite floats null),
-    as the Rust ``record::text_of``."""
+    anything else as its JSON text exactly as §7 defines it (the Rust ``record::text_of``)."""
     if isinstance(value, str):
         return value
     if isinstance(value, bytes):
         return value.decode("utf-8", "replace")
-    return json.dumps(_jsonable(value), separators=(",", ":"), ensure_ascii=False)
+    return _json_text(value)
 
 
-def _jsonable(v):
+def _json_text(v):
+    """§7's JSON text: compact, floats as Rust's serde_json writes them."""
+    if v is None:
+        return "null"
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    if isinstance(v, int):
+        return str(v)
+    if isinstance(v, float):
+        return _float_text(v)
+    if isinstance(v, str):
+        return json.dumps(v, ensure_ascii=False)
     if isinstance(v, bytes):
-        return list(v)
-    if isinstance(v, float) and not math.isfinite(v):
-        return None
+        return "[" + ",".join(str(b) for b in v) + "]"
     if isinstance(v, (list, tuple)):
-        return [_jsonable(x) for x in v]
+        return "[" + ",".join(_json_text(x) for x in v) + "]"
     if isinstance(v, dict):
-        return {text_of(k): _jsonable(x) for k, x in v.items()}
+        return "{" + ",".join(json.dumps(text_of(k), ensure_ascii=False) + ":" + _json_text(x) for k, x in v.items()) + "}"
     if isinstance(v, msgpack.ExtType):
-        return {"ext": v.code, "data": list(v.data)}
-    return v
+        return '{"ext":' + str(v.code) + ',"data":' + _json_text(v.data) + "}"
+    return json.dumps(v)
+
+
+def _float_text(f):
+    """The shortest digits that read back to ``f`` (as ``repr``), written as §7 says: plain
+    from 1e-5 up to 1e16 (with ``.0`` when whole), else ``1e+20``, ``1.5e-7``; NaN and the
+    infinities ``null``."""
+    if not math.isfinite(f):
+        return "null"
+    if f == 0:
+        return "-0.0" if math.copysign(1, f) < 0 else "0.0"
+    sign, digits, exp = ("-" if f < 0 else ""), *_digits(abs(f))
+    point = exp + 1  # the decimal point comes after this many digits
+    if 1e-5 <= abs(f) < 1e16:
+        if point <= 0:
+            return f"{sign}0.{'0' * -point}{digits}"
+        if point >= len(digits):
+            return f"{sign}{digits}{'0' * (point - len(digits))}.0"
+        return f"{sign}{digits[:point]}.{digits[point:]}"
+    mantissa = digits[0] + ("." + digits[1:] if len(digits) > 1 else "")
+    return f"{sign}{mantissa}e{'+' if exp > 0 else ''}{exp}"
+
+
+def _digits(f):
+    """The shortest round-trip digits of ``f`` > 0, and the exponent of the first one."""
+    text = repr(f)
+    if "e" in text:
+        m, _, e = text.partition("e")
+        return m.replace(".", "").rstrip("0") or "0", int(e)
+    whole, _, frac = text.partition(".")
+    digits = (whole + frac).lstrip("0")
+    lead = len(whole) - 1 if whole != "0" else -(len(frac) - len(frac.lstrip("0")) + 1)
+    return digits.rstrip("0") or "0", lead
 
 
 # --- Decoding (§5.3) ---------------------------------------------------------------------
