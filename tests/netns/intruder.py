@@ -4,11 +4,14 @@
 
 For each endpoint, all at once: a plain TCP connect that writes garbage, then (with pyzmq) a
 PUSH socket that tries to send a few frames and watches its handshake: "ACCEPTED" (a frame went
-out or the handshake succeeded), "refused (auth)" (ZAP said no) or "no handshake". Prints one
-line per attempt; exits 0 unless no endpoint was reachable at all (then the harness would not
-be testing anything).
+out or the handshake succeeded), "refused (auth)" (ZAP said no) or "no handshake". The PUSH
+tries three times: without credentials, with a wrong secret, and with the run's own secret
+(PROCNET_SECRET, as if it had leaked: the address allowlist must still hold). Prints one line
+per attempt; exits 0 unless no endpoint was reachable at all (then the harness would not be
+testing anything).
 """
 
+import os
 import socket
 import sys
 import time
@@ -38,10 +41,14 @@ def plain(host, port):
             return f"tcp {host}:{port} connected, wrote garbage: {e}"
 
 
-def push(ctx, host, port):
+def push(ctx, host, port, password=None):
     """A PUSH that only counts a frame as sent once a peer completed the handshake
-    (ZMQ_IMMEDIATE), and watches the handshake's outcome on a monitor socket."""
+    (ZMQ_IMMEDIATE), and watches the handshake's outcome on a monitor socket; with a
+    ``password``, it presents it as procnet's peers do (PLAIN, user ``procnet``)."""
     s = ctx.socket(zmq.PUSH)
+    if password is not None:
+        s.plain_username = b"procnet"
+        s.plain_password = password.encode()
     s.setsockopt(zmq.LINGER, 0)
     s.setsockopt(zmq.IMMEDIATE, 1)
     s.setsockopt(zmq.SNDTIMEO, 300)
@@ -70,13 +77,16 @@ def push(ctx, host, port):
         verdict = "refused (auth)"
     else:
         verdict = "no handshake"
-    return f"zmq {host}:{port} push: {verdict}, {sent} of 3 frames sent; events {','.join(events)}"
+    how = {None: "no credentials", "not-the-secret": "a wrong secret"}.get(password, "the run's secret")
+    return f"zmq {host}:{port} push ({how}): {verdict}, {sent} of 3 frames sent; events {','.join(events)}"
 
 
 def attempt(ctx, host, port):
     lines = [plain(host, port)]
     if ctx is not None:
-        lines.append(push(ctx, host, port))
+        for password in (None, "not-the-secret", os.environ.get("PROCNET_SECRET")):
+            if password is not None or not lines[1:]:
+                lines.append(push(ctx, host, port, password))
     return lines
 
 

@@ -376,11 +376,11 @@ scenario_intruder() {
             why+=" no launcher's stderr names the refused 10.77.0.9"
         fi
     fi
-    if grep -q "push: ACCEPTED" "$RUN_DIR/x.out"; then
-        why+=" a zmq socket accepted the intruder: $(grep "push: ACCEPTED" "$RUN_DIR/x.out" | tr "\n" ";")"
+    if grep -q "): ACCEPTED" "$RUN_DIR/x.out"; then
+        why+=" a zmq socket accepted the intruder: $(grep "): ACCEPTED" "$RUN_DIR/x.out" | tr "\n" ";")"
     fi
     if [[ -z $why ]]; then
-        ok intruder "$(grep -c 'push: refused (auth)' "$RUN_DIR/x.out") of ${#endpoints[@]} endpoints refused the handshake (ZAP), none accepted; $refused lines on the launchers' stderr name 10.77.0.9; $(
+        ok intruder "$(grep -c '): refused (auth)' "$RUN_DIR/x.out") handshakes with a secret refused (ZAP), none of $((3 * ${#endpoints[@]})) accepted; $refused lines on the launchers' stderr name 10.77.0.9; $(
             grep -a -h -m 1 '10\.77\.0\.9' "$RUN_DIR"/c.err)"
     else
         fail intruder "$why"
