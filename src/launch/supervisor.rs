@@ -350,6 +350,7 @@ impl<'t> Supervisor<'t> {
     fn start(topology: &'t Topology, opts: &RunOptions) -> Result<Supervisor<'t>, RunError> {
         let started = Instant::now();
         sane_process_state();
+        crate::limits::raise_open_files();
         let dir = run_dir()?;
         let placement = opts.placement;
         let replicas = plan(topology, dir.path());

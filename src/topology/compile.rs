@@ -40,7 +40,7 @@ const RESTARTS: &[&str] = &["never", "on-failure"];
 pub const MAX_RESTARTS: i64 = 100;
 const TRANSPORTS: &[&str] = &["ipc", "tcp"];
 /// More replicas than this is almost certainly a typo, and would exhaust the machine.
-pub const MAX_REPLICAS: i64 = 1024;
+pub const MAX_REPLICAS: i64 = crate::limits::MAX_REPLICAS as i64;
 
 /// Where relative paths resolve and what the file is called; given by the caller.
 pub struct Source<'a> {
@@ -434,8 +434,8 @@ fn read_replicas(t: &Table<'_, '_>, diags: &mut Diagnostics) -> Option<Spanned<i
     let n = *r.get_ref();
     let help = match n {
         ..=0 => "remove the node, or give it at least one replica",
-        MAX_REPLICAS.. => "a node may have at most 1024 replicas",
-        _ => return Some(r),
+        1..=MAX_REPLICAS => return Some(r),
+        _ => "a node may have at most 1024 replicas",
     };
     diags.push(
         Diagnostic::error(
