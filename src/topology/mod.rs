@@ -5,11 +5,15 @@ mod checks;
 pub mod compile;
 pub mod diagnostic;
 pub mod hosts;
+mod lines;
 mod load;
 mod model;
+mod names;
 mod ports;
 pub mod raw;
+mod suggest;
 mod summary;
+mod syntax;
 
 pub use load::{load, LoadError};
 pub use model::{
