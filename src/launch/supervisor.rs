@@ -385,7 +385,7 @@ impl<'t> Supervisor<'t> {
         // the coordinator's own replicas use its ipc endpoint.
         let control_ep = match placement.tcp_control(topology, false) {
             Some(tcp) if !placement.coordinates() => tcp,
-            _ => format!("ipc://{}/control", dir.path().display()),
+            _ => crate::topology::ipc::control_endpoint(dir.path()),
         };
         for (i, r) in replicas.iter().enumerate() {
             let node = &topology.nodes[r.node];
@@ -505,7 +505,7 @@ fn plan(t: &Topology, dir: &Path) -> Vec<Replica> {
             // With `[hosts]`, tcp binds on the replica's host's address (or its `bind`).
             let address = t.bind_address(t.replica_host(node_id, index));
             let endpoint = |suffix: &str| match node.transport {
-                Transport::Ipc => format!("ipc://{}/{id}{suffix}", dir.display()),
+                Transport::Ipc => crate::topology::ipc::endpoint(dir, &id, suffix),
                 Transport::Tcp => format!("tcp://{}:*", in_url(address)),
             };
             let bind =
@@ -662,12 +662,10 @@ fn shell_quote(text: &str) -> String {
 }
 
 fn run_dir() -> Result<tempfile::TempDir, RunError> {
-    let base = std::env::var_os("XDG_RUNTIME_DIR")
-        .map(std::path::PathBuf::from)
-        .filter(|p| p.is_dir())
-        .unwrap_or_else(std::env::temp_dir);
+    let base = crate::topology::ipc::run_dir_parent();
     tempfile::Builder::new()
-        .prefix("procnet-")
+        .prefix(crate::topology::ipc::RUN_DIR_PREFIX)
+        .rand_bytes(crate::topology::ipc::RUN_DIR_RANDOM)
         .tempdir_in(&base)
         .map_err(|e| RunError::Setup(format!("failed to create a run directory in `{}`: {e}", base.display())))
 }

@@ -10,6 +10,7 @@ use toml::Spanned;
 use super::checks;
 use super::diagnostic::{Diagnostic, Diagnostics};
 use super::hosts::{self, Host};
+use super::ipc;
 use super::model::{Node, Port, Restart, Runner, StartMethod, Topology, Transport, DEFAULT_MAX_MESSAGE_BYTES};
 use super::names;
 use super::ports::{read_inputs, read_outputs, DeclaredPort, DraftInput};
@@ -122,6 +123,7 @@ pub fn compile(source: &Source<'_>) -> Result<(Topology, Diagnostics), Diagnosti
     }
     checks::warnings(&drafts, &inputs, &mut diags);
     hosts::placement_warnings(&drafts, &hosts, &mut diags);
+    let spans: Vec<Span> = drafts.iter().map(|d| d.name.span()).collect();
     let nodes = drafts
         .into_iter()
         .zip(inputs)
@@ -140,6 +142,13 @@ pub fn compile(source: &Source<'_>) -> Result<(Topology, Diagnostics), Diagnosti
         .collect();
     let topology =
         Topology { name, path: source.path.to_path_buf(), base_dir: source.base_dir.to_path_buf(), hosts, nodes };
+    // Checked on the otherwise valid topology: which sockets a node binds depends on its
+    // resolved inputs and on who reads its ports.
+    let mut paths = Diagnostics::default();
+    ipc::check_paths(&topology, &spans, &ipc::run_dir_parent(), &mut paths);
+    if paths.has_errors() {
+        return Err(paths);
+    }
     Ok((topology, diags))
 }
 

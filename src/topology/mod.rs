@@ -5,6 +5,7 @@ mod checks;
 pub mod compile;
 pub mod diagnostic;
 pub mod hosts;
+pub mod ipc;
 mod lines;
 mod load;
 mod model;
