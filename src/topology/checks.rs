@@ -23,7 +23,7 @@ pub fn resolve_inputs(drafts: &[Draft], diags: &mut Diagnostics) -> Inputs {
     drafts
         .iter()
         .map(|d| {
-            let me = d.name.get_ref();
+            let me = elide(d.name.get_ref());
             let mut resolved: Vec<(Input, Span)> = Vec::new();
             let mut seen: Vec<(NodeId, &str)> = Vec::new();
             for input in &d.inputs {
@@ -214,6 +214,42 @@ fn report_cycle(
             .collect()
     };
     diags.push(Diagnostic::error(span, format!("cycle: {}", names.join(" -> "))).with_help(help));
+}
+
+/// No node's processes need more ZeroMQ sockets than one process may open: one PUSH per
+/// replica of every node reading its push ports, and a few of their own
+/// ([`crate::limits::node_sockets`]).
+pub fn check_sockets(drafts: &[Draft], inputs: &Inputs, diags: &mut Diagnostics) {
+    let mut downstream = vec![0u64; drafts.len()];
+    let mut pub_inputs = vec![0u64; drafts.len()];
+    for (reader, ins) in inputs.iter().enumerate() {
+        for (input, _) in ins {
+            match drafts[input.node].ports.get(input.port).map(|p| p.pattern) {
+                Some(Pattern::Push) => downstream[input.node] += u64::from(drafts[reader].replicas),
+                Some(Pattern::Pub) => pub_inputs[reader] += 1,
+                None => {}
+            }
+        }
+    }
+    let limit = crate::limits::MAX_NODE_SOCKETS as u64;
+    for (n, d) in drafts.iter().enumerate() {
+        let pub_ports = d.ports.iter().filter(|p| p.pattern == Pattern::Pub).count() as u64;
+        let needed = crate::limits::node_sockets(downstream[n], pub_inputs[n], pub_ports);
+        if needed > limit {
+            diags.push(
+                Diagnostic::error(
+                    d.name.span(),
+                    format!(
+                        "node `{}` sends to {} replicas downstream: each of its processes would need {needed} ZeroMQ \
+                         sockets, and one may have at most {limit}",
+                        d.name.get_ref(),
+                        downstream[n]
+                    ),
+                )
+                .with_help("each process holds one socket per replica it sends to: give the nodes reading it fewer replicas"),
+            );
+        }
+    }
 }
 
 /// Every `${node.key}` a node refers to names a declared node that publishes `key`.

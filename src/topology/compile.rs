@@ -116,6 +116,7 @@ pub fn compile(source: &Source<'_>) -> Result<(Topology, Diagnostics), Diagnosti
     hosts::place_edges(&mut drafts, &inputs, &hosts, &mut diags);
     checks::check_roles(&drafts, &mut diags);
     checks::check_cycles(&drafts, &inputs, &mut diags);
+    checks::check_sockets(&drafts, &inputs, &mut diags);
     checks::check_references(&drafts, &mut diags);
     checks::check_files(&drafts, source.base_dir.join(source.path.file_name().unwrap_or_default()), &mut diags);
     if diags.has_errors() {
@@ -463,7 +464,7 @@ fn read_runner(t: &Table<'_, '_>, source: &Source<'_>, diags: &mut Diagnostics) 
                     Diagnostic::error(span, format!("{} is external, but also has `kind` or `command`", t.what()))
                         .with_help("an external node is started by hand, not by the launcher: remove `kind` and `command`, or `external`"),
                 );
-                t.deny_unknown(&all, diags);
+                t.deny_unknown(all, diags);
                 return None;
             }
             t.deny_unknown_with(NODE_KEYS, |key| owner(key).map(|k| format!("`{key}` is an option of `{k}`")), diags);
@@ -476,7 +477,7 @@ fn read_runner(t: &Table<'_, '_>, source: &Source<'_>, diags: &mut Diagnostics) 
                 Diagnostic::error(cmd, format!("{} has both `kind` and `command`", t.what()))
                     .with_help("a node is either a built-in kind or a command; remove one of them"),
             );
-            t.deny_unknown(&all, diags);
+            t.deny_unknown(all, diags);
             None
         }
         (None, None) => {
@@ -488,7 +489,7 @@ fn read_runner(t: &Table<'_, '_>, source: &Source<'_>, diags: &mut Diagnostics) 
                     ),
                 ),
             );
-            t.deny_unknown(&all, diags);
+            t.deny_unknown(all, diags);
             None
         }
         (None, Some(_)) => {
@@ -497,7 +498,7 @@ fn read_runner(t: &Table<'_, '_>, source: &Source<'_>, diags: &mut Diagnostics) 
         }
         (Some(_), None) => {
             let Some(kind) = t.choice("kind", BUILTINS, diags) else {
-                t.deny_unknown(&all, diags);
+                t.deny_unknown(all, diags);
                 return None;
             };
             let kind = kind.get_ref().as_str();
