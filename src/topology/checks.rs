@@ -24,7 +24,7 @@ pub fn resolve_inputs(drafts: &[Draft], diags: &mut Diagnostics) -> Inputs {
         .iter()
         .map(|d| {
             let me = elide(d.name.get_ref());
-            let mut resolved: Vec<(Input, Span)> = Vec::new();
+            let mut resolved: Vec<(Input, Span)> = Vec::with_capacity(d.inputs.len());
             let mut seen: Vec<(NodeId, &str)> = Vec::new();
             for input in &d.inputs {
                 let wanted = input.node.get_ref().as_str();
@@ -246,7 +246,9 @@ pub fn check_sockets(drafts: &[Draft], inputs: &Inputs, diags: &mut Diagnostics)
                         downstream[n]
                     ),
                 )
-                .with_help("each process holds one socket per replica it sends to: give the nodes reading it fewer replicas"),
+                .with_help(
+                    "each process holds one socket per replica it sends to: give the nodes reading it fewer replicas",
+                ),
             );
         }
     }

@@ -9,8 +9,8 @@ use toml::Spanned;
 
 use super::diagnostic::{Diagnostic, Diagnostics};
 use super::model::{Pattern, Port, TopicRule};
-use super::raw::{Span, Table};
 use super::names;
+use super::raw::{Span, Table};
 use super::suggest::{did_you_mean, elide};
 
 const PATTERNS: &[&str] = &["push", "pub"];
@@ -164,7 +164,8 @@ pub fn read_inputs(t: &Table<'_, '_>, diags: &mut Diagnostics) -> Vec<DraftInput
         );
         return Vec::new();
     };
-    let mut inputs = Vec::new();
+    // Sized to fit: a file may hold tens of thousands of nodes.
+    let mut inputs = Vec::with_capacity(items.len());
     for item in items.iter() {
         match item.get_ref() {
             DeValue::String(s) => inputs.push(split_reference(s, item.span(), None)),
