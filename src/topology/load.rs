@@ -47,6 +47,12 @@ pub fn load(path: &Path) -> Result<(Topology, Report), LoadError> {
     let bytes = read(path).map_err(read_error)?;
     let abs = std::path::absolute(path).map_err(read_error)?;
     let base_dir = abs.parent().map_or_else(|| PathBuf::from("/"), Path::to_path_buf);
+    load_bytes(path, bytes, &base_dir)
+}
+
+/// [`load`] for `bytes`, the content of the file at `path` (named in messages), relative
+/// paths resolving against `base_dir`: whatever the bytes, a topology or a report.
+pub fn load_bytes(path: &Path, bytes: Vec<u8>, base_dir: &Path) -> Result<(Topology, Report), LoadError> {
     let (text, not_utf8) = match String::from_utf8(bytes) {
         Ok(text) => (text, None),
         Err(e) => {
@@ -67,7 +73,7 @@ pub fn load(path: &Path) -> Result<(Topology, Report), LoadError> {
         );
         return Err(LoadError::Invalid(diags.into_report(path, text)));
     }
-    match compile(&Source { path, text: &text, base_dir: &base_dir }) {
+    match compile(&Source { path, text: &text, base_dir }) {
         Ok((topology, warnings)) => Ok((topology, warnings.into_report(path, text))),
         Err(errors) => Err(LoadError::Invalid(errors.into_report(path, text))),
     }

@@ -16,9 +16,10 @@ mod suggest;
 mod summary;
 mod syntax;
 
-pub use load::{load, LoadError};
+pub use load::{load, load_bytes, LoadError, MAX_FILE_BYTES};
 pub use model::{
     Host, Input, Node, NodeId, Pattern, Port, Restart, Runner, StartMethod, TopicRule, Topology, Transport,
     DEFAULT_MAX_MESSAGE_BYTES,
 };
+pub use names::MAX_NAME_CHARS;
 pub use summary::{dot, summary};
