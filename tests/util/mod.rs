@@ -191,7 +191,9 @@ impl Procnet {
             .stderr(fs::File::create(&err_path).expect("stderr file"))
             .process_group(0);
         let started = Instant::now();
-        let mut child = self.cmd.spawn().expect("spawn procnet");
+        // Reaped by wait4 in the waiter thread, for its resource usage too.
+        #[allow(clippy::zombie_processes)]
+        let child = self.cmd.spawn().expect("spawn procnet");
         let pid = child.id();
         let guard = KillOnDrop { tag: self.tag.clone(), pid, armed: true };
         let (tx, rx) = mpsc::channel();
