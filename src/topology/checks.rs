@@ -377,3 +377,47 @@ pub fn warnings(drafts: &[Draft], inputs: &Inputs, diags: &mut Diagnostics) {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::fmt::Write;
+    use std::path::Path;
+
+    use crate::topology::compile::{compile, Source};
+
+    fn errors(text: &str) -> Vec<String> {
+        let source = Source { path: Path::new("t.toml"), text, base_dir: Path::new("/") };
+        match compile(&source) {
+            Ok(_) => Vec::new(),
+            Err(d) => d
+                .into_report(Path::new("t.toml"), text.to_string())
+                .diagnostics
+                .into_iter()
+                .map(|d| d.message)
+                .collect(),
+        }
+    }
+
+    // A test thread has a 2 MiB stack: the recursive search overflowed it long before this.
+    #[test]
+    fn a_cycle_through_100000_nodes_is_found_without_recursion() {
+        let mut text = String::from("[nodes]\n");
+        for i in 0..100_000 {
+            let _ = writeln!(text, "n{i} = {{ command = [\"cat\"], inputs = [\"n{}\"] }}", (i + 1) % 100_000);
+        }
+        let errors = errors(&text);
+        assert_eq!(errors.len(), 1, "{errors:?}");
+        assert!(errors[0].starts_with("cycle: n0 -> n99999 -> n99998 -> "), "{}", errors[0]);
+        assert!(errors[0].contains(" -> (99985 more) -> ") && errors[0].ends_with(" -> n1 -> n0"), "{}", errors[0]);
+    }
+
+    #[test]
+    fn each_node_conflicting_over_a_file_is_reported_once() {
+        let text = "[nodes.src]\nkind = \"lines\"\npath = \"in.txt\"\n".to_string()
+            + &(0..3)
+                .map(|i| format!("[nodes.s{i}]\nkind = \"sink\"\ninputs = [\"src\"]\npath = \"out.txt\"\n"))
+                .collect::<String>();
+        let errors = errors(&text);
+        assert_eq!(errors, ["nodes `s0` and `s1` both write `/out.txt`", "nodes `s0` and `s2` both write `/out.txt`"]);
+    }
+}

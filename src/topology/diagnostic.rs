@@ -263,3 +263,46 @@ impl fmt::Display for Report {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keeps_the_first_in_source_order_and_counts_the_rest() {
+        let mut diags = Diagnostics::default();
+        // Each comes before all the others so far: each would be shown.
+        for start in (0..100).rev() {
+            assert!(diags.shown(&(start..start)));
+            diags.error(start..start + 1, format!("at {start}"));
+        }
+        assert!(!diags.shown(&(50..50)) && !diags.shown(&(19..19)) && diags.shown(&(18..18)));
+        diags.push(Diagnostic::warning(1000..1001, "late"));
+        assert!(diags.has_errors());
+        let report = diags.into_report(Path::new("t.toml"), "x".repeat(2000));
+        let kept: Vec<&str> = report.diagnostics.iter().map(|d| d.message.as_str()).collect();
+        assert_eq!(kept, (0..MAX_SHOWN).map(|i| format!("at {i}")).collect::<Vec<_>>());
+        assert_eq!((report.more_errors, report.more_warnings, report.error_count()), (80, 1, 100));
+        assert!(report
+            .to_string()
+            .ends_with("\n... and 80 more errors and 1 more warning, not shown (only the first 20 are)\n"));
+    }
+
+    #[test]
+    fn a_long_line_is_shown_around_the_caret() {
+        let mut diags = Diagnostics::default();
+        let line = format!("{}key = 1{}", "a ".repeat(5000), " b".repeat(5000));
+        diags.error(10_000..10_003, "here");
+        let report = diags.into_report(Path::new("t.toml"), line).to_string();
+        let lines: Vec<&str> = report.lines().collect();
+        assert_eq!(lines[1], "  --> t.toml:1:10001");
+        assert_eq!(lines[3], format!("1 | ...{}key = 1{} ...", "a ".repeat(10), " b".repeat(36)));
+        assert_eq!(lines[4], format!("  | {}^^^", " ".repeat(23)));
+    }
+
+    #[test]
+    fn control_characters_do_not_reach_the_terminal() {
+        assert_eq!(printable("a\tb\x1b[31mc", 100), "a b\u{fffd}[31mc");
+        assert_eq!(printable("abcdef", 3), "abc...");
+    }
+}

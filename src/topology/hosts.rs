@@ -24,8 +24,8 @@ use super::checks::Inputs;
 use super::compile::Draft;
 use super::diagnostic::{Diagnostic, Diagnostics};
 use super::model::{Pattern, StartMethod, Transport};
-use super::raw::{Span, Table};
 use super::names;
+use super::raw::{Span, Table};
 use super::suggest::{did_you_mean, elide};
 
 const HOST_KEYS: &[&str] = &["address", "bind"];

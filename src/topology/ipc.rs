@@ -102,3 +102,59 @@ pub(super) fn check_paths(t: &Topology, spans: &[Span], parent: &Path, diags: &m
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use super::*;
+    use crate::topology::compile::{compile, Source};
+
+    /// The errors for the topology `text` with a run directory made in `parent`.
+    fn errors(text: &str, parent: &str) -> Vec<String> {
+        let source = Source { path: Path::new("t.toml"), text, base_dir: Path::new("/") };
+        let (t, _) = compile(&source).expect("a valid topology");
+        let spans = vec![0..0; t.nodes.len()];
+        let mut diags = Diagnostics::default();
+        check_paths(&t, &spans, Path::new(parent), &mut diags);
+        diags.into_report(Path::new("t.toml"), text.to_string()).diagnostics.into_iter().map(|d| d.message).collect()
+    }
+
+    const PUB: &str = r#"
+        [nodes.src]
+        command = ["cat"]
+        replicas = 10
+        outputs = { news = "pub" }
+        [nodes.reader]
+        command = ["cat"]
+        inputs = [{ from = "src.news", drop = true }]
+        "#;
+
+    #[test]
+    fn the_longest_socket_is_the_last_replicas_lossy_pub_socket() {
+        // `<parent>/procnet-XXXXXX/src.9.news!drop`: the parent's length + 31.
+        let parent = format!("/{}", "p".repeat(107 - 31 - 1));
+        assert_eq!(errors(PUB, &parent), Vec::<String>::new());
+        let parent = format!("/{}", "p".repeat(107 - 31));
+        let e = errors(PUB, &parent);
+        assert_eq!(e.len(), 1, "{e:?}");
+        assert!(e[0].starts_with("node `src` would bind ipc socket `"), "{}", e[0]);
+        assert!(e[0].contains("/procnet-XXXXXX/src.9.news!drop`, 108 bytes long"), "{}", e[0]);
+    }
+
+    #[test]
+    fn tcp_nodes_have_no_ipc_path_but_the_control_socket_has() {
+        let tcp = PUB.replace("replicas = 10", "replicas = 10\ntransport = \"tcp\"");
+        let parent = format!("/{}", "p".repeat(200));
+        let e = errors(&tcp, &parent);
+        assert_eq!(e.len(), 1, "{e:?}");
+        assert!(e[0].starts_with("the launcher's control socket"), "{}", e[0]);
+    }
+
+    #[test]
+    fn the_launcher_builds_the_same_paths() {
+        let dir = Path::new("/run/x/procnet-abcdef");
+        assert_eq!(endpoint(dir, "src.9", ".news!drop"), "ipc:///run/x/procnet-abcdef/src.9.news!drop");
+        assert_eq!(control_endpoint(dir), "ipc:///run/x/procnet-abcdef/control");
+    }
+}

@@ -145,7 +145,10 @@ mod tests {
         let other = format!("{long}b");
         assert_eq!(did_you_mean(&other, [long.as_str()]), None);
         assert_eq!(did_you_mean(&"a".repeat(MAX_WORD + 1), ["a".repeat(MAX_WORD).as_str()]), None);
-        assert_eq!(did_you_mean(&"a".repeat(MAX_WORD - 1), ["a".repeat(MAX_WORD).as_str()]), Some("a".repeat(MAX_WORD).as_str()));
+        assert_eq!(
+            did_you_mean(&"a".repeat(MAX_WORD - 1), ["a".repeat(MAX_WORD).as_str()]),
+            Some("a".repeat(MAX_WORD).as_str())
+        );
     }
 
     #[test]

@@ -195,3 +195,16 @@ fn quote(text: &str) -> String {
     q.push('"');
     q
 }
+
+#[cfg(test)]
+mod tests {
+    use super::replicas_at;
+
+    #[test]
+    fn many_replicas_on_a_host_are_listed_short() {
+        assert_eq!(replicas_at(3, 0, 1), "0,1,2");
+        assert_eq!(replicas_at(4, 1, 2), "1,3");
+        assert_eq!(replicas_at(1024, 0, 2), "0,2,4,...,1022");
+        assert_eq!(replicas_at(1, 0, 1), "0");
+    }
+}
