@@ -51,8 +51,8 @@ pub(super) fn check_paths(t: &Topology, spans: &[Span], parent: &Path, diags: &m
     // As long as the real one: the random part has a fixed length.
     let dir = parent.join(format!("{RUN_DIR_PREFIX}{}", "X".repeat(RUN_DIR_RANDOM)));
     let help = format!(
-        "the run directory is made in `{}` ($XDG_RUNTIME_DIR if set, else $TMPDIR or /tmp): point one of them at \
-         a shorter directory, or shorten the name",
+        "the run directory is made in `{}` ($XDG_RUNTIME_DIR if a directory, else $TMPDIR or /tmp): point one of \
+         them at a shorter directory",
         parent.display()
     );
     let control = control_endpoint(&dir);
@@ -97,7 +97,7 @@ pub(super) fn check_paths(t: &Topology, spans: &[Span], parent: &Path, diags: &m
                         node.name
                     ),
                 )
-                .with_help(format!("{help} (of the node, or of its port), or use `transport = \"tcp\"`")),
+                .with_help(format!("{help}, shorten the node's name or its port's, or use `transport = \"tcp\"`")),
             );
         }
     }

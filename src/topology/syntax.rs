@@ -1,16 +1,16 @@
 //! The TOML syntax of a topology file, with its errors bounded.
 //!
 //! `toml`'s recovering parser keeps every error it meets, each with its own message: a
-//! megabyte of junk lines makes a million of them and hundreds of megabytes. So the grammar
-//! is checked first with `toml_parser` and a sink that keeps only the first error of each
-//! line, in [`Diagnostics`] (which keep the first few and count the rest). Only a file with
-//! few such errors, or none, is parsed by `toml` (which also finds duplicate keys and bad
-//! escapes), with its errors reported the same way.
+//! megabyte of junk lines makes a million of them and hundreds of megabytes. So the grammar,
+//! keys and values are first checked with `toml_parser` (which `toml` uses within) and a sink
+//! that keeps only the first error of each line, in [`Diagnostics`] (which keep the first few
+//! and count the rest). Only a file with few such errors, or none, is parsed by `toml`
+//! (which also finds duplicate keys and tables), with its errors reported the same way.
 
 use std::borrow::Cow;
+
 use toml::de::DeTable;
 use toml::Spanned;
-
 use toml_parser::decoder::Encoding;
 use toml_parser::parser::{EventReceiver, RecursionGuard, ValidateWhitespace};
 use toml_parser::{ErrorSink, Expected, ParseError, Span};
