@@ -220,20 +220,21 @@ fn window(text: &str, col: usize, width: usize) -> (String, usize, usize) {
     (format!("{before}{}{after}", printable(&shown, WINDOW_CHARS)), caret, width)
 }
 
-/// `text` cut to `max` characters (then `...`), tabs shown as one space (so that a caret
-/// lines up) and other control characters as U+FFFD (so that a file cannot drive the
+/// `text` cut to `max` characters (then `...`), on one line: tabs shown as one space (so that
+/// a caret lines up), line ends as `\n` (so that a value quoted in a message cannot forge a
+/// line of the report), other control characters as U+FFFD (so that a file cannot drive the
 /// terminal).
 fn printable(text: &str, max: usize) -> String {
-    let mut out: String = text
-        .chars()
-        .take(max)
-        .map(|c| match c {
-            '\t' => ' ',
-            '\n' => '\n',
-            c if c.is_control() => '\u{fffd}',
-            c => c,
-        })
-        .collect();
+    let mut out = String::new();
+    for c in text.chars().take(max) {
+        match c {
+            '\t' => out.push(' '),
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            c if c.is_control() => out.push('\u{fffd}'),
+            c => out.push(c),
+        }
+    }
     if text.chars().nth(max).is_some() {
         out.push_str("...");
     }
@@ -303,6 +304,7 @@ mod tests {
     #[test]
     fn control_characters_do_not_reach_the_terminal() {
         assert_eq!(printable("a\tb\x1b[31mc", 100), "a b\u{fffd}[31mc");
+        assert_eq!(printable("one\n  --> forged.toml:1:1", 100), "one\\n  --> forged.toml:1:1");
         assert_eq!(printable("abcdef", 3), "abc...");
     }
 }
