@@ -331,9 +331,7 @@ fn join(t: &Topology, opts: &RunOptions, host: usize, report: Option<&Path>, rep
         return exit_codes::OK;
     }
     if report.is_some() {
-        say!(
-            "procnet: the report is written by the coordinator (`--host {coordinator}`); ignoring `--report` here"
-        );
+        say!("procnet: the report is written by the coordinator (`--host {coordinator}`); ignoring `--report` here");
     }
     let mut code = exit_codes::OK;
     for i in 1..=repeat {
