@@ -11,6 +11,23 @@ use procnet::exit_codes;
 use procnet::launch::{self, RunOptions};
 use procnet::topology::{self, LoadError, Topology};
 
+/// `eprintln!` that does not panic when stderr is gone (`procnet check x 2>&1 | head`):
+/// there is nowhere left to say anything.
+macro_rules! say {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stderr(), $($arg)*);
+    }};
+}
+
+/// [`say!`] without the line end.
+macro_rules! say_raw {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = write!(std::io::stderr(), $($arg)*);
+    }};
+}
+
 /// Brokerless process networks over ZeroMQ.
 #[derive(Parser)]
 #[command(name = "procnet", version, about, long_about = None)]
@@ -133,8 +150,8 @@ fn main() -> ExitCode {
             let place = Place { local, host, coordinate, control_port };
             run(&file, startup_timeout, grace, report.as_deref(), endpoints, &place, repeat)
         }
-        Command::Check { file } => with_topology(&file, |t| print!("{}", topology::summary(t))),
-        Command::Graph { file } => with_topology(&file, |t| print!("{}", topology::dot(t))),
+        Command::Check { file } => with_topology(&file, |t| out(&topology::summary(t))),
+        Command::Graph { file } => with_topology(&file, |t| out(&topology::dot(t))),
         Command::Node => node(),
         Command::Forkserver => launch::forkserver_main(),
         Command::Export { what: ExportCommand::K8s { file, image, namespace, output } } => {
@@ -148,27 +165,39 @@ fn load(file: &Path) -> Option<Topology> {
     match topology::load(file) {
         Ok((t, warnings)) => {
             if !warnings.diagnostics.is_empty() {
-                eprint!("{warnings}");
+                say_raw!("{warnings}");
             }
             Some(t)
         }
         Err(e) => {
             if let LoadError::Invalid(report) = &e {
-                eprintln!("{report}");
+                say!("{report}");
             }
-            eprintln!("procnet: {e}");
+            say!("procnet: {e}");
             None
         }
     }
 }
 
-fn with_topology(file: &Path, f: impl FnOnce(&Topology)) -> u8 {
+fn with_topology(file: &Path, f: impl FnOnce(&Topology) -> u8) -> u8 {
     match load(file) {
-        Some(t) => {
-            f(&t);
-            exit_codes::OK
-        }
+        Some(t) => f(&t),
         None => exit_codes::INVALID_TOPOLOGY,
+    }
+}
+
+/// Write `text` on stdout. A reader that went away (`procnet check x | head`) ends the
+/// output quietly, like a finished one; another failure is said on stderr.
+fn out(text: &str) -> u8 {
+    use std::io::Write;
+    let mut stdout = std::io::stdout().lock();
+    match stdout.write_all(text.as_bytes()).and_then(|()| stdout.flush()) {
+        Ok(()) => exit_codes::OK,
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => exit_codes::OK,
+        Err(e) => {
+            say!("procnet: failed to write stdout: {e}");
+            exit_codes::NODE_FAILED
+        }
     }
 }
 
@@ -208,7 +237,7 @@ fn placement(t: &Topology, place: &Place) -> Result<launch::Placement, u8> {
     match &place.host {
         None if t.hosts.is_empty() || place.local => Ok(launch::Placement::All),
         None => {
-            eprintln!(
+            say!(
                 "procnet: topology `{}` spans hosts {}: run `procnet run {} --host NAME` on each host, or \
                  `--local` to run every host's nodes on this machine",
                 t.name,
@@ -218,13 +247,13 @@ fn placement(t: &Topology, place: &Place) -> Result<launch::Placement, u8> {
             Err(exit_codes::USAGE)
         }
         Some(name) if t.hosts.is_empty() => {
-            eprintln!("procnet: `--host {name}`: topology `{}` declares no `[hosts]`", t.name);
+            say!("procnet: `--host {name}`: topology `{}` declares no `[hosts]`", t.name);
             Err(exit_codes::USAGE)
         }
         Some(name) => match t.hosts.iter().position(|h| h.name == *name) {
             Some(host) => Ok(launch::Placement::Host { host, control_port: place.control_port }),
             None => {
-                eprintln!("procnet: `--host {name}`: topology `{}` declares hosts {} only", t.name, names());
+                say!("procnet: `--host {name}`: topology `{}` declares hosts {} only", t.name, names());
                 Err(exit_codes::USAGE)
             }
         },
@@ -280,7 +309,7 @@ fn run(
         matches!(&node.runner, topology::Runner::Builtin(k) if k.reads_stdin()) && placement.here(&t, *n, 0)
     });
     if let (Some((_, node)), true) = (reader, std::io::stdin().is_terminal()) {
-        eprintln!(
+        say!(
             "procnet: node `{}` reads stdin (`path = \"-\"`), which is a terminal here: pipe the input in, \
              e.g. `procnet run {} < data.txt`",
             node.name,
@@ -302,7 +331,7 @@ fn run(
     let mut code = exit_codes::OK;
     for i in 1..=repeat {
         if repeat > 1 {
-            eprintln!("procnet: run {i} of {repeat}");
+            say!("procnet: run {i} of {repeat}");
         }
         opts.run = i;
         let (c, outcome) = run_once(&t, &opts);
@@ -319,7 +348,7 @@ fn run(
         let text =
             if csv { launch::report::to_csv(&t, &outcomes) } else { launch::report::to_json(&t, &outcomes) + "\n" };
         if let Err(e) = std::fs::write(path, text) {
-            eprintln!("procnet: failed to write the report `{}`: {e}", path.display());
+            say!("procnet: failed to write the report `{}`: {e}", path.display());
             return exit_codes::NODE_FAILED;
         }
     }
@@ -330,24 +359,22 @@ fn run(
 fn join(t: &Topology, opts: &RunOptions, host: usize, report: Option<&Path>, repeat: u32) -> u8 {
     let coordinator = &t.hosts[Topology::COORDINATOR].name;
     if !t.runs_on(host) {
-        eprintln!("procnet: host `{}` runs no node of topology `{}`: nothing to do here", t.hosts[host].name, t.name);
+        say!("procnet: host `{}` runs no node of topology `{}`: nothing to do here", t.hosts[host].name, t.name);
         return exit_codes::OK;
     }
     if report.is_some() {
-        eprintln!(
-            "procnet: the report is written by the coordinator (`--host {coordinator}`); ignoring `--report` here"
-        );
+        say!("procnet: the report is written by the coordinator (`--host {coordinator}`); ignoring `--report` here");
     }
     let mut code = exit_codes::OK;
     for i in 1..=repeat {
         if repeat > 1 {
-            eprintln!("procnet: run {i} of {repeat}");
+            say!("procnet: run {i} of {repeat}");
         }
         let opts = RunOptions { run: i, ..opts.clone() };
         code = match launch::join(t, &opts) {
             Ok(code) => code,
             Err(e) => {
-                eprintln!("procnet: {e}");
+                say!("procnet: {e}");
                 e.exit_code()
             }
         };
@@ -363,17 +390,17 @@ fn run_once(t: &topology::Topology, opts: &RunOptions) -> (u8, Option<launch::Ou
     match launch::run(t, opts) {
         Ok(outcome) => {
             if std::io::stderr().is_terminal() {
-                eprint!("{}", launch::report_table(t, &outcome));
+                say_raw!("{}", launch::report_table(t, &outcome));
             }
             for line in outcome.shed_report() {
-                eprintln!("procnet: {line}");
+                say!("procnet: {line}");
             }
             let code = outcome.exit_code();
             if !outcome.incomplete.is_empty() {
                 for line in &outcome.incomplete {
-                    eprintln!("procnet: {line}");
+                    say!("procnet: {line}");
                 }
-                eprintln!(
+                say!(
                     "procnet: run `{}` finished, but {} replica{} died mid-stream: the result may be incomplete",
                     t.name,
                     outcome.incomplete.len(),
@@ -383,12 +410,12 @@ fn run_once(t: &topology::Topology, opts: &RunOptions) -> (u8, Option<launch::Ou
             }
             let rejected = outcome.rejected_report();
             for line in &rejected {
-                eprintln!("procnet: {line}");
+                say!("procnet: {line}");
             }
             if rejected.is_empty() {
                 (code, Some(outcome))
             } else {
-                eprintln!(
+                say!(
                     "procnet: run `{}` finished, but dropped {} invalid frames or records: results are incomplete",
                     t.name,
                     outcome.rejected()
@@ -397,7 +424,7 @@ fn run_once(t: &topology::Topology, opts: &RunOptions) -> (u8, Option<launch::Ou
             }
         }
         Err(e) => {
-            eprintln!("procnet: {e}");
+            say!("procnet: {e}");
             (e.exit_code(), None)
         }
     }
@@ -408,7 +435,7 @@ fn node() -> u8 {
         Ok(procnet::runtime::Ending::Finished) => exit_codes::OK,
         Ok(procnet::runtime::Ending::FailedReported) => exit_codes::NODE_FAILED,
         Err(e) => {
-            eprintln!("procnet: node failed: {e}");
+            say!("procnet: node failed: {e}");
             exit_codes::NODE_FAILED
         }
     }
@@ -422,26 +449,20 @@ fn export_k8s(file: &Path, image: String, namespace: Option<String>, output: Opt
     let rendered = match procnet::export::k8s::render(&t, &procnet::export::k8s::Options { image, namespace }) {
         Ok(r) => r,
         Err(e) => {
-            eprintln!("procnet: {e}");
+            say!("procnet: {e}");
             return exit_codes::NODE_FAILED;
         }
     };
     for note in &rendered.notes {
-        eprintln!("{note}");
+        say!("{note}");
     }
-    let written = match output {
-        Some(path) => {
-            std::fs::write(path, &rendered.yaml).map_err(|e| format!("failed to write `{}`: {e}", path.display()))
-        }
-        None => {
-            use std::io::Write;
-            std::io::stdout().write_all(rendered.yaml.as_bytes()).map_err(|e| format!("failed to write stdout: {e}"))
-        }
+    let Some(path) = output else {
+        return out(&rendered.yaml);
     };
-    match written {
+    match std::fs::write(path, &rendered.yaml) {
         Ok(()) => exit_codes::OK,
         Err(e) => {
-            eprintln!("procnet: {e}");
+            say!("procnet: failed to write `{}`: {e}", path.display());
             exit_codes::NODE_FAILED
         }
     }

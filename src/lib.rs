@@ -17,11 +17,13 @@
 //! - [`export`]: a topology rendered for another engine (`procnet export k8s`: Kubernetes
 //!   manifests).
 //! - [`exit_codes`]: the process exit codes, documented in one place.
+//! - [`limits`]: the limits `check` and a run agree on (replicas, sockets, open files).
 
 pub mod exit_codes;
 pub mod export;
 pub mod http;
 pub mod launch;
+pub mod limits;
 pub mod nodes;
 pub mod record;
 pub mod runtime;

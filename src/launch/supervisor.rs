@@ -390,6 +390,7 @@ impl<'t> Supervisor<'t> {
     fn start(topology: &'t Topology, opts: &RunOptions) -> Result<Supervisor<'t>, RunError> {
         let started = Instant::now();
         sane_process_state();
+        crate::limits::raise_open_files();
         let dir = run_dir()?;
         let placement = opts.placement;
         let secret = match &opts.secret {
@@ -432,7 +433,7 @@ impl<'t> Supervisor<'t> {
         // the coordinator's own replicas use its ipc endpoint.
         let control_ep = match placement.tcp_control(topology, false) {
             Some(tcp) if !placement.coordinates() => tcp,
-            _ => format!("ipc://{}/control", dir.path().display()),
+            _ => crate::topology::ipc::control_endpoint(dir.path()),
         };
         for (i, r) in replicas.iter().enumerate() {
             let node = &topology.nodes[r.node];
@@ -554,7 +555,7 @@ fn plan(t: &Topology, dir: &Path) -> Vec<Replica> {
             // With `[hosts]`, tcp binds on the replica's host's address (or its `bind`).
             let address = t.bind_address(t.replica_host(node_id, index));
             let endpoint = |suffix: &str| match node.transport {
-                Transport::Ipc => format!("ipc://{}/{id}{suffix}", dir.display()),
+                Transport::Ipc => crate::topology::ipc::endpoint(dir, &id, suffix),
                 Transport::Tcp => format!("tcp://{}:*", in_url(address)),
             };
             let bind =
@@ -722,16 +723,14 @@ fn private_file(path: &Path) -> std::io::Result<std::fs::File> {
 }
 
 fn run_dir() -> Result<tempfile::TempDir, RunError> {
-    let base = std::env::var_os("XDG_RUNTIME_DIR")
-        .map(std::path::PathBuf::from)
-        .filter(|p| p.is_dir())
-        .unwrap_or_else(std::env::temp_dir);
+    let base = crate::topology::ipc::run_dir_parent();
     use std::os::unix::fs::PermissionsExt;
     let failed =
         |e: std::io::Error| RunError::Setup(format!("failed to create a run directory in `{}`: {e}", base.display()));
     // Private whatever the umask: its sockets are the run's, and no other user may reach them.
     let dir = tempfile::Builder::new()
-        .prefix("procnet-")
+        .prefix(crate::topology::ipc::RUN_DIR_PREFIX)
+        .rand_bytes(crate::topology::ipc::RUN_DIR_RANDOM)
         .permissions(std::fs::Permissions::from_mode(0o700))
         .tempdir_in(&base)
         .map_err(failed)?;

@@ -84,7 +84,9 @@ impl Node {
         identity: &Identity,
         publish: std::collections::BTreeMap<String, String>,
     ) -> Result<Node, NodeError> {
+        crate::limits::raise_open_files();
         let ctx = zmq::Context::new();
+        ctx.set_max_sockets(crate::limits::MAX_NODE_SOCKETS).map_err(NodeError::zmq("raise the socket limit"))?;
         let id = identity.id();
         let control = ctx.socket(zmq::DEALER).map_err(NodeError::zmq("create the control socket"))?;
         control.set_identity(id.as_bytes()).map_err(NodeError::zmq("set the control identity"))?;

@@ -1,13 +1,14 @@
 //! Cross-node checks of a topology: input names resolve, sources and consumers are used as
 //! such, no cycles, no two nodes writing one file; and, for a valid file, the warnings.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
 
 use super::compile::Draft;
-use super::diagnostic::{did_you_mean, Diagnostic, Diagnostics};
+use super::diagnostic::{Diagnostic, Diagnostics};
 use super::model::{Input, NodeId, Pattern, Runner};
 use super::raw::Span;
+use super::suggest::{did_you_mean, elide, list, MAX_LISTED};
 
 /// Each node's inputs resolved, with the span of each entry.
 pub type Inputs = Vec<Vec<(Input, Span)>>;
@@ -17,11 +18,13 @@ pub type Inputs = Vec<Vec<(Input, Span)>>;
 pub fn resolve_inputs(drafts: &[Draft], diags: &mut Diagnostics) -> Inputs {
     let ids: HashMap<&str, NodeId> = drafts.iter().enumerate().map(|(i, d)| (d.name.get_ref().as_str(), i)).collect();
     let known: Vec<&str> = drafts.iter().map(|d| d.name.get_ref().as_str()).collect();
+    // Spelled out once: a file may have thousands of nodes and of unknown inputs.
+    let list = format!("known nodes: {}", list(known.iter().copied()));
     drafts
         .iter()
         .map(|d| {
-            let me = d.name.get_ref();
-            let mut resolved: Vec<(Input, Span)> = Vec::new();
+            let me = elide(d.name.get_ref());
+            let mut resolved: Vec<(Input, Span)> = Vec::with_capacity(d.inputs.len());
             let mut seen: Vec<(NodeId, &str)> = Vec::new();
             for input in &d.inputs {
                 let wanted = input.node.get_ref().as_str();
@@ -33,14 +36,16 @@ pub fn resolve_inputs(drafts: &[Draft], diags: &mut Diagnostics) -> Inputs {
                     continue; // names a node whose name has a `.`, an error of its own
                 }
                 let Some(&id) = ids.get(wanted) else {
+                    let span = input.node.span();
                     let e = Diagnostic::error(
-                        input.node.span(),
-                        format!("node `{me}` reads from `{wanted}`, which is not declared"),
+                        span.clone(),
+                        format!("node `{me}` reads from `{}`, which is not declared", elide(wanted)),
                     );
-                    let list = format!("known nodes: {}", known.join(", "));
-                    diags.push(match did_you_mean(wanted, known.iter().copied()) {
+                    // A suggestion compares with every node: only for an error that is shown.
+                    let near = if diags.shown(&span) { did_you_mean(wanted, known.iter().copied()) } else { None };
+                    diags.push(match near {
                         Some(m) => e.with_help(format!("did you mean `{m}`? {list}")),
-                        None => e.with_help(list),
+                        None => e.with_help(list.clone()),
                     });
                     continue;
                 };
@@ -140,54 +145,112 @@ pub fn check_roles(drafts: &[Draft], diags: &mut Diagnostics) {
 
 /// Report each cycle once, at the input entry that closes it, starting from the node that
 /// comes first in the file.
+///
+/// A depth-first search upstream, with its own stack rather than the call stack: a chain of
+/// tens of thousands of nodes is a valid file.
 pub fn check_cycles(drafts: &[Draft], inputs: &Inputs, diags: &mut Diagnostics) {
-    #[derive(Clone, Copy, PartialEq)]
-    enum Mark {
-        New,
-        OnStack,
-        Done,
-    }
-    fn visit(
-        n: NodeId,
-        inputs: &Inputs,
-        marks: &mut [Mark],
-        stack: &mut Vec<NodeId>,
-        found: &mut Vec<(Vec<NodeId>, Span)>,
-    ) {
-        marks[n] = Mark::OnStack;
-        stack.push(n);
-        for (input, span) in &inputs[n] {
+    const NEW: usize = usize::MAX;
+    const DONE: usize = usize::MAX - 1;
+    // Per node: NEW, DONE, or its position on the path of the search.
+    let mut at = vec![NEW; drafts.len()];
+    // The path from the root: each node with the index of its next input to follow.
+    let mut path: Vec<(NodeId, usize)> = Vec::new();
+    for root in 0..drafts.len() {
+        if at[root] != NEW {
+            continue;
+        }
+        at[root] = 0;
+        path.push((root, 0));
+        while let Some((n, next)) = path.last_mut() {
+            let n = *n;
+            let Some((input, span)) = inputs[n].get(*next) else {
+                at[n] = DONE;
+                path.pop();
+                continue;
+            };
+            *next += 1;
             let up = input.node;
-            match marks[up] {
-                Mark::New => visit(up, inputs, marks, stack, found),
-                Mark::OnStack => {
-                    let from = stack.iter().position(|&x| x == up).expect("on the stack");
-                    found.push((stack[from..].to_vec(), span.clone()));
+            match at[up] {
+                NEW => {
+                    at[up] = path.len();
+                    path.push((up, 0));
                 }
-                Mark::Done => {}
+                DONE => {}
+                from => report_cycle(drafts, path[from..].iter().map(|&(id, _)| id), span.clone(), diags),
             }
         }
-        stack.pop();
-        marks[n] = Mark::Done;
     }
-    let mut marks = vec![Mark::New; drafts.len()];
-    let mut found = Vec::new();
-    for n in 0..drafts.len() {
-        if marks[n] == Mark::New {
-            visit(n, inputs, &mut marks, &mut Vec::new(), &mut found);
+}
+
+/// The cycle `stack` (from downstream to upstream) closed at `span`.
+fn report_cycle(
+    drafts: &[Draft],
+    stack: impl DoubleEndedIterator<Item = NodeId> + ExactSizeIterator,
+    span: Span,
+    diags: &mut Diagnostics,
+) {
+    let help = "records must flow one way; a cycle would never reach end of stream";
+    if !diags.shown(&span) {
+        // Not printed: do not spell out a cycle through thousands of nodes.
+        diags.push(Diagnostic::error(span, "cycle").with_help(help));
+        return;
+    }
+    // The stack runs downstream to upstream; records flow the other way.
+    let mut flow: Vec<NodeId> = stack.rev().collect();
+    let first = flow.iter().enumerate().min_by_key(|(_, &id)| id).map_or(0, |(i, _)| i);
+    flow.rotate_left(first);
+    flow.push(flow[0]);
+    let name = |id: NodeId| elide(drafts[id].name.get_ref());
+    // A long cycle shows its first and last nodes.
+    let names: Vec<String> = if flow.len() <= MAX_LISTED {
+        flow.iter().map(|&id| name(id).into_owned()).collect()
+    } else {
+        let (head, tail) = (&flow[..MAX_LISTED / 2], &flow[flow.len() - MAX_LISTED / 2..]);
+        let skipped = format!("({} more)", flow.len() - MAX_LISTED);
+        head.iter()
+            .map(|&id| name(id).into_owned())
+            .chain([skipped])
+            .chain(tail.iter().map(|&id| name(id).into_owned()))
+            .collect()
+    };
+    diags.push(Diagnostic::error(span, format!("cycle: {}", names.join(" -> "))).with_help(help));
+}
+
+/// No node's processes need more ZeroMQ sockets than one process may open: one PUSH per
+/// replica of every node reading its push ports, and a few of their own
+/// ([`crate::limits::node_sockets`]).
+pub fn check_sockets(drafts: &[Draft], inputs: &Inputs, diags: &mut Diagnostics) {
+    let mut downstream = vec![0u64; drafts.len()];
+    let mut pub_inputs = vec![0u64; drafts.len()];
+    for (reader, ins) in inputs.iter().enumerate() {
+        for (input, _) in ins {
+            match drafts[input.node].ports.get(input.port).map(|p| p.pattern) {
+                Some(Pattern::Push) => downstream[input.node] += u64::from(drafts[reader].replicas),
+                Some(Pattern::Pub) => pub_inputs[reader] += 1,
+                None => {}
+            }
         }
     }
-    for (cycle, span) in found {
-        // The stack runs downstream to upstream; records flow the other way.
-        let mut flow: Vec<NodeId> = cycle.into_iter().rev().collect();
-        let first = flow.iter().enumerate().min_by_key(|(_, &id)| id).map_or(0, |(i, _)| i);
-        flow.rotate_left(first);
-        let mut names: Vec<&str> = flow.iter().map(|&i| drafts[i].name.get_ref().as_str()).collect();
-        names.push(names[0]);
-        diags.push(
-            Diagnostic::error(span, format!("cycle: {}", names.join(" -> ")))
-                .with_help("records must flow one way; a cycle would never reach end of stream"),
-        );
+    let limit = crate::limits::MAX_NODE_SOCKETS as u64;
+    for (n, d) in drafts.iter().enumerate() {
+        let pub_ports = d.ports.iter().filter(|p| p.pattern == Pattern::Pub).count() as u64;
+        let needed = crate::limits::node_sockets(downstream[n], pub_inputs[n], pub_ports);
+        if needed > limit {
+            diags.push(
+                Diagnostic::error(
+                    d.name.span(),
+                    format!(
+                        "node `{}` sends to {} replicas downstream: each of its processes would need {needed} ZeroMQ \
+                         sockets, and one may have at most {limit}",
+                        d.name.get_ref(),
+                        downstream[n]
+                    ),
+                )
+                .with_help(
+                    "each process holds one socket per replica it sends to: give the nodes reading it fewer replicas",
+                ),
+            );
+        }
     }
 }
 
@@ -198,12 +261,13 @@ pub fn check_references(drafts: &[Draft], diags: &mut Diagnostics) {
         .filter(|d| matches!(&d.runner, Some(Runner::Builtin(k)) if k.is_service()))
         .map(|d| d.name.get_ref().as_str())
         .collect();
+    let by_name: HashMap<&str, &Draft> = drafts.iter().rev().map(|d| (d.name.get_ref().as_str(), d)).collect();
     for d in drafts {
         let Some(Runner::Builtin(kind)) = &d.runner else {
             continue;
         };
         for (node, key) in kind.references() {
-            let target = drafts.iter().find(|t| *t.name.get_ref() == node);
+            let target = by_name.get(node.as_str());
             let problem = match target.map(|t| &t.runner) {
                 None => Some(format!("no node `{node}` is declared")),
                 Some(Some(Runner::Builtin(k))) if k.is_service() && key == "url" => None,
@@ -213,7 +277,7 @@ pub fn check_references(drafts: &[Draft], diags: &mut Diagnostics) {
                 Some(_) => Some(format!("`{node}` publishes nothing (only `serve` nodes publish, their `url`)")),
             };
             if let Some(problem) = problem {
-                let known = if publishers.is_empty() { "none".to_string() } else { publishers.join(", ") };
+                let known = if publishers.is_empty() { "none".to_string() } else { list(publishers.iter().copied()) };
                 diags.push(
                     Diagnostic::error(
                         d.name.span(),
@@ -227,9 +291,13 @@ pub fn check_references(drafts: &[Draft], diags: &mut Diagnostics) {
 }
 
 /// No file may be written by two nodes, written by one and read by another, or be the
-/// topology file itself.
+/// topology file itself. Each node's conflict over a file is reported once, with the first
+/// node it conflicts with.
 pub fn check_files(drafts: &[Draft], topology_file: PathBuf, diags: &mut Diagnostics) {
-    let mut seen: Vec<(PathBuf, bool, &str)> = vec![(topology_file, false, "")];
+    // Per file: the first node that reads it and the first that writes it ("" for the
+    // topology file, which counts as read).
+    let mut seen: HashMap<PathBuf, (Option<&str>, Option<&str>)> = HashMap::new();
+    seen.insert(topology_file, (Some(""), None));
     for d in drafts {
         let Some(Runner::Builtin(kind)) = &d.runner else {
             continue;
@@ -237,23 +305,25 @@ pub fn check_files(drafts: &[Draft], topology_file: PathBuf, diags: &mut Diagnos
         let name = d.name.get_ref().as_str();
         for (path, writes) in kind.files() {
             let path = normalize(path);
-            for (other, other_writes, other_name) in &seen {
-                if *other != path || !(writes || *other_writes) {
-                    continue;
+            let (reader, writer) = seen.entry(path.clone()).or_default();
+            let shown = path.display();
+            let message = match (writes, *reader, *writer) {
+                (true, Some(""), _) => Some(format!("node `{name}` would overwrite the topology file `{shown}`")),
+                (true, _, Some(other)) => Some(format!("nodes `{other}` and `{name}` both write `{shown}`")),
+                (true, Some(other), None) => {
+                    Some(format!("node `{name}` writes `{shown}`, which node `{other}` reads"))
                 }
-                let message = match (writes, other_writes, other_name.is_empty()) {
-                    (true, _, true) => format!("node `{name}` would overwrite the topology file `{}`", path.display()),
-                    (true, true, _) => format!("nodes `{other_name}` and `{name}` both write `{}`", path.display()),
-                    (true, false, _) => {
-                        format!("node `{name}` writes `{}`, which node `{other_name}` reads", path.display())
-                    }
-                    (false, _, _) => {
-                        format!("node `{name}` reads `{}`, which node `{other_name}` writes", path.display())
-                    }
-                };
+                (false, _, Some(other)) => Some(format!("node `{name}` reads `{shown}`, which node `{other}` writes")),
+                _ => None,
+            };
+            if writes {
+                writer.get_or_insert(name);
+            } else {
+                reader.get_or_insert(name);
+            }
+            if let Some(message) = message {
                 diags.push(Diagnostic::error(d.name.span(), message).with_help("give each output its own file"));
             }
-            seen.push((path, writes, name));
         }
     }
 }
@@ -274,9 +344,10 @@ fn normalize(p: &Path) -> PathBuf {
 
 /// Warnings for a valid topology: records nobody reads, settings without effect.
 pub fn warnings(drafts: &[Draft], inputs: &Inputs, diags: &mut Diagnostics) {
+    let read_ports: HashSet<(NodeId, usize)> = inputs.iter().flatten().map(|(x, _)| (x.node, x.port)).collect();
     for (i, d) in drafts.iter().enumerate() {
         let name = d.name.get_ref();
-        let read = |port: usize| inputs.iter().any(|ins| ins.iter().any(|(x, _)| x.node == i && x.port == port));
+        let read = |port: usize| read_ports.contains(&(i, port));
         if let Some(Runner::Builtin(kind)) = &d.runner {
             let out = d.ports.iter().position(|p| p.name == "out");
             if kind.emits() && out.is_some_and(|p| !read(p)) {
@@ -304,5 +375,49 @@ pub fn warnings(drafts: &[Draft], inputs: &Inputs, diags: &mut Diagnostics) {
                     .with_help("the transport is that of the sockets a node binds (its input, its pub ports); this node binds none"),
             );
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::fmt::Write;
+    use std::path::Path;
+
+    use crate::topology::compile::{compile, Source};
+
+    fn errors(text: &str) -> Vec<String> {
+        let source = Source { path: Path::new("t.toml"), text, base_dir: Path::new("/") };
+        match compile(&source) {
+            Ok(_) => Vec::new(),
+            Err(d) => d
+                .into_report(Path::new("t.toml"), text.to_string())
+                .diagnostics
+                .into_iter()
+                .map(|d| d.message)
+                .collect(),
+        }
+    }
+
+    // A test thread has a 2 MiB stack: the recursive search overflowed it long before this.
+    #[test]
+    fn a_cycle_through_100000_nodes_is_found_without_recursion() {
+        let mut text = String::from("[nodes]\n");
+        for i in 0..100_000 {
+            let _ = writeln!(text, "n{i} = {{ command = [\"cat\"], inputs = [\"n{}\"] }}", (i + 1) % 100_000);
+        }
+        let errors = errors(&text);
+        assert_eq!(errors.len(), 1, "{errors:?}");
+        assert!(errors[0].starts_with("cycle: n0 -> n99999 -> n99998 -> "), "{}", errors[0]);
+        assert!(errors[0].contains(" -> (99985 more) -> ") && errors[0].ends_with(" -> n1 -> n0"), "{}", errors[0]);
+    }
+
+    #[test]
+    fn each_node_conflicting_over_a_file_is_reported_once() {
+        let text = "[nodes.src]\nkind = \"lines\"\npath = \"in.txt\"\n".to_string()
+            + &(0..3)
+                .map(|i| format!("[nodes.s{i}]\nkind = \"sink\"\ninputs = [\"src\"]\npath = \"out.txt\"\n"))
+                .collect::<String>();
+        let errors = errors(&text);
+        assert_eq!(errors, ["nodes `s0` and `s1` both write `/out.txt`", "nodes `s0` and `s2` both write `/out.txt`"]);
     }
 }

@@ -4,15 +4,19 @@
 
 use std::path::{Path, PathBuf};
 
-use toml::de::{DeTable, DeValue};
+use toml::de::DeValue;
 use toml::Spanned;
 
 use super::checks;
-use super::diagnostic::{did_you_mean, Diagnostic, Diagnostics};
+use super::diagnostic::{Diagnostic, Diagnostics};
 use super::hosts::{self, Host};
+use super::ipc;
 use super::model::{Node, Port, Restart, Runner, StartMethod, Topology, Transport, DEFAULT_MAX_MESSAGE_BYTES};
+use super::names;
 use super::ports::{read_inputs, read_outputs, DeclaredPort, DraftInput};
 use super::raw::{Span, Table};
+use super::suggest::{did_you_mean, elide};
+use super::syntax;
 use crate::nodes::{Kind, BUILTINS};
 
 /// Keys every node accepts, whatever it runs.
@@ -40,7 +44,7 @@ const RESTARTS: &[&str] = &["never", "on-failure"];
 pub const MAX_RESTARTS: i64 = 100;
 const TRANSPORTS: &[&str] = &["ipc", "tcp"];
 /// More replicas than this is almost certainly a typo, and would exhaust the machine.
-pub const MAX_REPLICAS: i64 = 1024;
+pub const MAX_REPLICAS: i64 = crate::limits::MAX_REPLICAS as i64;
 
 /// Where relative paths resolve and what the file is called; given by the caller.
 pub struct Source<'a> {
@@ -98,15 +102,9 @@ struct Defaults {
 /// Compile `source` into a topology. On success, also returns warnings; on failure, every
 /// error. Warnings are only computed for an otherwise valid file, so an error never brings
 /// a misleading warning along.
-pub fn compile(source: &Source<'_>) -> Result<(Topology, Vec<Diagnostic>), Vec<Diagnostic>> {
+pub fn compile(source: &Source<'_>) -> Result<(Topology, Diagnostics), Diagnostics> {
+    let doc = syntax::parse(source.text)?;
     let mut diags = Diagnostics::default();
-    let (doc, syntax) = DeTable::parse_recoverable(source.text);
-    if !syntax.is_empty() {
-        for e in syntax {
-            diags.error(e.span().unwrap_or(0..0), format!("TOML syntax: {}", e.message().trim_end()));
-        }
-        return Err(diags.into_sorted());
-    }
     let top_value = Spanned::new(doc.span(), DeValue::Table(doc.into_inner()));
     let top = Table::new(&top_value, "the topology".into(), &mut diags).expect("a document is a table");
     top.deny_unknown(TOP_KEYS, &mut diags);
@@ -114,17 +112,23 @@ pub fn compile(source: &Source<'_>) -> Result<(Topology, Vec<Diagnostic>), Vec<D
     let defaults = read_defaults(&top, &mut diags);
     let hosts = hosts::read_hosts(&top, &mut diags);
     let mut drafts = read_nodes(&top, source, &defaults, &hosts, &mut diags);
+    // Everything is read out of the TOML tree: free it before the checks, as it holds about a
+    // kilobyte per table (a file of 70,000 nodes is a valid one).
+    drop(top);
+    drop(top_value);
     let inputs = checks::resolve_inputs(&drafts, &mut diags);
     hosts::place_edges(&mut drafts, &inputs, &hosts, &mut diags);
     checks::check_roles(&drafts, &mut diags);
     checks::check_cycles(&drafts, &inputs, &mut diags);
+    checks::check_sockets(&drafts, &inputs, &mut diags);
     checks::check_references(&drafts, &mut diags);
     checks::check_files(&drafts, source.base_dir.join(source.path.file_name().unwrap_or_default()), &mut diags);
     if diags.has_errors() {
-        return Err(diags.into_sorted());
+        return Err(diags);
     }
     checks::warnings(&drafts, &inputs, &mut diags);
     hosts::placement_warnings(&drafts, &hosts, &mut diags);
+    let spans: Vec<Span> = drafts.iter().map(|d| d.name.span()).collect();
     let nodes = drafts
         .into_iter()
         .zip(inputs)
@@ -143,11 +147,18 @@ pub fn compile(source: &Source<'_>) -> Result<(Topology, Vec<Diagnostic>), Vec<D
         .collect();
     let topology =
         Topology { name, path: source.path.to_path_buf(), base_dir: source.base_dir.to_path_buf(), hosts, nodes };
-    Ok((topology, diags.into_sorted()))
+    // Checked on the otherwise valid topology: which sockets a node binds depends on its
+    // resolved inputs and on who reads its ports.
+    let mut paths = Diagnostics::default();
+    ipc::check_paths(&topology, &spans, &ipc::run_dir_parent(), &mut paths);
+    if paths.has_errors() {
+        return Err(paths);
+    }
+    Ok((topology, diags))
 }
 
 fn read_name(top: &Table<'_, '_>, path: &Path, diags: &mut Diagnostics) -> String {
-    match top.non_empty_str("name", diags) {
+    match top.non_empty_str("name", diags).filter(|name| names::check_length("the topology's name", name, diags)) {
         Some(name) => name.into_inner(),
         None => path.file_stem().map_or("topology".into(), |s| s.to_string_lossy().into_owned()),
     }
@@ -267,7 +278,7 @@ fn read_nodes(
         .map(|(key, value)| {
             let name = Spanned::new(key.span(), key.get_ref().to_string());
             check_node_name(&name, diags);
-            match Table::new(value, format!("node `{}`", name.get_ref()), diags) {
+            match Table::new(value, format!("node `{}`", elide(name.get_ref())), diags) {
                 Some(table) => read_node(name, &table.anchored_at(key.span()), source, defaults, hosts, diags),
                 None => Draft {
                     name,
@@ -294,12 +305,13 @@ fn check_node_name(name: &Spanned<String>, diags: &mut Diagnostics) {
     let text = name.get_ref();
     if text.is_empty() {
         diags.error(name.span(), "a node name cannot be empty");
-    } else if !text.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-') {
+    } else if !names::is_plain(text) {
         diags.push(
-            Diagnostic::error(name.span(), format!("node name `{text}` is not allowed"))
+            Diagnostic::error(name.span(), format!("node name `{}` is not allowed", elide(text)))
                 .with_help("use letters, digits, `_` and `-`"),
         );
     }
+    names::check_length("node name", name, diags);
 }
 
 fn read_node(
@@ -434,8 +446,8 @@ fn read_replicas(t: &Table<'_, '_>, diags: &mut Diagnostics) -> Option<Spanned<i
     let n = *r.get_ref();
     let help = match n {
         ..=0 => "remove the node, or give it at least one replica",
-        MAX_REPLICAS.. => "a node may have at most 1024 replicas",
-        _ => return Some(r),
+        1..=MAX_REPLICAS => return Some(r),
+        _ => "a node may have at most 1024 replicas",
     };
     diags.push(
         Diagnostic::error(
@@ -456,7 +468,7 @@ fn read_runner(t: &Table<'_, '_>, source: &Source<'_>, diags: &mut Diagnostics) 
                     Diagnostic::error(span, format!("{} is external, but also has `kind` or `command`", t.what()))
                         .with_help("an external node is started by hand, not by the launcher: remove `kind` and `command`, or `external`"),
                 );
-                t.deny_unknown(&all, diags);
+                t.deny_unknown(all, diags);
                 return None;
             }
             t.deny_unknown_with(NODE_KEYS, |key| owner(key).map(|k| format!("`{key}` is an option of `{k}`")), diags);
@@ -469,7 +481,7 @@ fn read_runner(t: &Table<'_, '_>, source: &Source<'_>, diags: &mut Diagnostics) 
                 Diagnostic::error(cmd, format!("{} has both `kind` and `command`", t.what()))
                     .with_help("a node is either a built-in kind or a command; remove one of them"),
             );
-            t.deny_unknown(&all, diags);
+            t.deny_unknown(all, diags);
             None
         }
         (None, None) => {
@@ -481,7 +493,7 @@ fn read_runner(t: &Table<'_, '_>, source: &Source<'_>, diags: &mut Diagnostics) 
                     ),
                 ),
             );
-            t.deny_unknown(&all, diags);
+            t.deny_unknown(all, diags);
             None
         }
         (None, Some(_)) => {
@@ -490,7 +502,7 @@ fn read_runner(t: &Table<'_, '_>, source: &Source<'_>, diags: &mut Diagnostics) 
         }
         (Some(_), None) => {
             let Some(kind) = t.choice("kind", BUILTINS, diags) else {
-                t.deny_unknown(&all, diags);
+                t.deny_unknown(all, diags);
                 return None;
             };
             let kind = kind.get_ref().as_str();
@@ -510,16 +522,20 @@ fn owner(key: &str) -> Option<&'static str> {
     BUILTINS.iter().copied().find(|k| Kind::keys(k).contains(&key))
 }
 
-fn all_node_keys() -> Vec<&'static str> {
-    let mut keys: Vec<&str> = NODE_KEYS.to_vec();
-    for kind in BUILTINS {
-        for key in Kind::keys(kind) {
-            if !keys.contains(key) {
-                keys.push(key);
+/// Every key a node may have, whatever it runs: computed once, not once per node.
+fn all_node_keys() -> &'static [&'static str] {
+    static KEYS: std::sync::OnceLock<Vec<&'static str>> = std::sync::OnceLock::new();
+    KEYS.get_or_init(|| {
+        let mut keys: Vec<&str> = NODE_KEYS.to_vec();
+        for kind in BUILTINS {
+            for key in Kind::keys(kind) {
+                if !keys.contains(key) {
+                    keys.push(key);
+                }
             }
         }
-    }
-    keys
+        keys
+    })
 }
 
 fn read_command(t: &Table<'_, '_>, base_dir: &Path, diags: &mut Diagnostics) -> Option<Vec<String>> {

@@ -1,9 +1,12 @@
 //! Problems found in a topology file, each tied to a span of the source, and their rendering
 //! as `file:line:column` with the offending line and a caret, like rustc and just do.
 
+use std::collections::BinaryHeap;
 use std::fmt;
 use std::ops::Range;
 use std::path::{Path, PathBuf};
+
+use super::lines::{floor_char_boundary, LineIndex};
 
 /// How bad a diagnostic is: errors stop the run, warnings are printed and the run goes on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -47,15 +50,73 @@ impl Diagnostic {
 
 /// Collects diagnostics while a topology is read and compiled, so that every problem is
 /// reported at once instead of stopping at the first.
+///
+/// Only the [`MAX_SHOWN`] first in source order are printed, so only they are kept; the
+/// others are counted. A file with a problem on each of its million lines costs no more.
 #[derive(Debug, Default)]
 pub struct Diagnostics {
-    items: Vec<Diagnostic>,
+    /// The first in source order so far, at most [`MAX_SHOWN`]; the last on top.
+    kept: BinaryHeap<Kept>,
+    pushed: usize,
+    errors: usize,
+    /// Those not kept: errors and warnings.
+    more: (usize, usize),
+}
+
+/// A kept diagnostic, ordered by where it points, then by when it was pushed.
+#[derive(Debug)]
+struct Kept {
+    start: usize,
+    order: usize,
+    diagnostic: Diagnostic,
+}
+
+impl Kept {
+    fn key(&self) -> (usize, usize) {
+        (self.start, self.order)
+    }
+}
+
+impl PartialEq for Kept {
+    fn eq(&self, other: &Self) -> bool {
+        self.key() == other.key()
+    }
+}
+impl Eq for Kept {}
+impl PartialOrd for Kept {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+impl Ord for Kept {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        self.key().cmp(&other.key())
+    }
 }
 
 impl Diagnostics {
     /// Record a diagnostic.
     pub fn push(&mut self, d: Diagnostic) {
-        self.items.push(d);
+        if d.severity == Severity::Error {
+            self.errors += 1;
+        }
+        let kept = Kept { start: d.span.start, order: self.pushed, diagnostic: d };
+        self.pushed += 1;
+        let dropped = if self.kept.len() < MAX_SHOWN {
+            self.kept.push(kept);
+            None
+        } else if self.kept.peek().is_some_and(|last| kept.start < last.start) {
+            let last = self.kept.pop();
+            self.kept.push(kept);
+            last
+        } else {
+            Some(kept)
+        };
+        match dropped.map(|k| k.diagnostic.severity) {
+            Some(Severity::Error) => self.more.0 += 1,
+            Some(Severity::Warning) => self.more.1 += 1,
+            None => {}
+        }
     }
 
     /// Record an error at `span`.
@@ -63,125 +124,145 @@ impl Diagnostics {
         self.push(Diagnostic::error(span, message));
     }
 
-    /// Whether any error (not warning) was recorded.
-    pub fn has_errors(&self) -> bool {
-        self.items.iter().any(|d| d.severity == Severity::Error)
+    /// Whether a diagnostic at `span`, pushed now, would be among those printed: only then
+    /// is an expensive help (a suggestion among thousands of names) worth computing.
+    pub fn shown(&self, span: &Range<usize>) -> bool {
+        self.kept.len() < MAX_SHOWN || self.kept.peek().is_some_and(|last| span.start < last.start)
     }
 
-    /// The diagnostics in source order (stable for equal positions).
-    pub fn into_sorted(mut self) -> Vec<Diagnostic> {
-        self.items.sort_by_key(|d| d.span.start);
-        self.items
+    /// Whether any error (not warning) was recorded.
+    pub fn has_errors(&self) -> bool {
+        self.errors > 0
+    }
+
+    /// Whether nothing was recorded.
+    pub fn is_empty(&self) -> bool {
+        self.pushed == 0
+    }
+
+    /// The report of `source`, the file at `path`: the kept diagnostics in source order
+    /// (stable for equal positions), and the count of the others.
+    pub fn into_report(self, path: &Path, source: String) -> Report {
+        let diagnostics = self.kept.into_sorted_vec().into_iter().map(|k| k.diagnostic).collect();
+        Report { path: path.to_path_buf(), source, diagnostics, more_errors: self.more.0, more_warnings: self.more.1 }
     }
 }
+
+/// A report prints at most this many diagnostics, then says how many more there are.
+pub const MAX_SHOWN: usize = 20;
+/// A source line longer than this many characters is shown as a window around the caret.
+const MAX_LINE_CHARS: usize = 160;
+/// The window: this many characters of a long line, starting a little before the caret.
+const WINDOW_CHARS: usize = 100;
+const BEFORE_CARET: usize = 20;
+/// A message or help longer than this many characters is cut.
+const MAX_TEXT_CHARS: usize = 1000;
 
 /// A source file and its diagnostics, ready to print.
 #[derive(Debug)]
 pub struct Report {
     /// The path as the user gave it, so messages point where they looked.
     pub path: PathBuf,
-    /// The file's text.
+    /// The file's text (invalid UTF-8 replaced by U+FFFD).
     pub source: String,
-    /// Every problem, errors and warnings, in source order.
+    /// The first [`MAX_SHOWN`] problems, errors and warnings, in source order.
     pub diagnostics: Vec<Diagnostic>,
+    /// How many more errors there are.
+    pub more_errors: usize,
+    /// How many more warnings there are.
+    pub more_warnings: usize,
 }
 
 impl Report {
     /// Number of errors (warnings excluded).
     pub fn error_count(&self) -> usize {
-        self.diagnostics.iter().filter(|d| d.severity == Severity::Error).count()
+        self.diagnostics.iter().filter(|d| d.severity == Severity::Error).count() + self.more_errors
     }
 }
 
-/// 1-based line and column (in characters) of a byte offset.
-pub fn line_col(source: &str, offset: usize) -> (usize, usize) {
-    let offset = offset.min(source.len());
-    let before = &source[..floor_char_boundary(source, offset)];
-    let line = before.matches('\n').count() + 1;
-    let line_start = before.rfind('\n').map_or(0, |i| i + 1);
-    (line, before[line_start..].chars().count() + 1)
-}
-
-fn floor_char_boundary(s: &str, mut i: usize) -> usize {
-    while !s.is_char_boundary(i) {
-        i -= 1;
-    }
-    i
-}
-
-fn render(f: &mut fmt::Formatter<'_>, path: &Path, source: &str, d: &Diagnostic) -> fmt::Result {
+fn render(f: &mut fmt::Formatter<'_>, path: &Path, source: &str, lines: &LineIndex, d: &Diagnostic) -> fmt::Result {
     let label = match d.severity {
         Severity::Error => "error",
         Severity::Warning => "warning",
     };
-    let (line, col) = line_col(source, d.span.start);
-    writeln!(f, "{label}: {}", d.message)?;
+    let (line, col) = lines.line_col(source, d.span.start);
+    writeln!(f, "{label}: {}", printable(&d.message, MAX_TEXT_CHARS))?;
     writeln!(f, "  --> {}:{line}:{col}", path.display())?;
-    // Tabs print as one space each, so the caret lines up under the right character.
-    let text = source.lines().nth(line - 1).unwrap_or("").replace('\t', " ");
-    let gutter = " ".repeat(line.to_string().len());
     let start = floor_char_boundary(source, d.span.start.min(source.len()));
     let end = floor_char_boundary(source, d.span.end.min(source.len())).max(start);
-    let width = source[start..end].lines().next().map_or(0, |s| s.chars().count()).max(1);
+    let spanned = source[start..end].split('\n').next().unwrap_or("");
+    let width = spanned.strip_suffix('\r').unwrap_or(spanned).chars().take(MAX_LINE_CHARS).count().max(1);
+    let (text, col, width) = window(lines.line(source, line), col, width);
+    let gutter = " ".repeat(line.to_string().len());
     writeln!(f, "{gutter} |")?;
     writeln!(f, "{}", format!("{line} | {text}").trim_end())?;
     writeln!(f, "{gutter} | {}{}", " ".repeat(col - 1), "^".repeat(width))?;
     if let Some(help) = &d.help {
-        writeln!(f, "{gutter} = help: {help}")?;
+        writeln!(f, "{gutter} = help: {}", printable(help, MAX_TEXT_CHARS))?;
     }
     Ok(())
 }
 
+/// What to show of source line `text` with a caret at column `col` (from 1, in characters)
+/// `width` wide: the line itself if short enough, else [`WINDOW_CHARS`] of it around the
+/// caret, marked `...` where cut. Returns the text, and the caret's column and width in it.
+fn window(text: &str, col: usize, width: usize) -> (String, usize, usize) {
+    let total = text.chars().count();
+    if total <= MAX_LINE_CHARS {
+        return (printable(text, MAX_LINE_CHARS), col, width);
+    }
+    let first = (col - 1).saturating_sub(BEFORE_CARET).min(total - WINDOW_CHARS);
+    let last = first + WINDOW_CHARS;
+    let shown: String = text.chars().skip(first).take(WINDOW_CHARS).collect();
+    let (before, after) = (if first > 0 { "..." } else { "" }, if last < total { "..." } else { "" });
+    let caret = col - first + before.len();
+    let width = width.min((last + 1).saturating_sub(col)).max(1);
+    (format!("{before}{}{after}", printable(&shown, WINDOW_CHARS)), caret, width)
+}
+
+/// `text` cut to `max` characters (then `...`), on one line: tabs shown as one space (so that
+/// a caret lines up), line ends as `\n` (so that a value quoted in a message cannot forge a
+/// line of the report), other control characters as U+FFFD (so that a file cannot drive the
+/// terminal).
+fn printable(text: &str, max: usize) -> String {
+    let mut out = String::new();
+    for c in text.chars().take(max) {
+        match c {
+            '\t' => out.push(' '),
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            c if c.is_control() => out.push('\u{fffd}'),
+            c => out.push(c),
+        }
+    }
+    if text.chars().nth(max).is_some() {
+        out.push_str("...");
+    }
+    out
+}
+
 impl fmt::Display for Report {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let lines = LineIndex::new(&self.source);
         for (i, d) in self.diagnostics.iter().enumerate() {
             if i > 0 {
                 writeln!(f)?;
             }
-            render(f, &self.path, &self.source, d)?;
+            render(f, &self.path, &self.source, &lines, d)?;
+        }
+        let count = |n: usize, what: &str| format!("{n} more {what}{}", if n == 1 { "" } else { "s" });
+        let more = match (self.more_errors, self.more_warnings) {
+            (0, 0) => None,
+            (e, 0) => Some(count(e, "error")),
+            (0, w) => Some(count(w, "warning")),
+            (e, w) => Some(format!("{} and {}", count(e, "error"), count(w, "warning"))),
+        };
+        if let Some(more) = more {
+            writeln!(f)?;
+            writeln!(f, "... and {more}, not shown (only the first {MAX_SHOWN} are)")?;
         }
         Ok(())
     }
-}
-
-/// The closest of `candidates` to `word`, if it is close enough to be a typo: the same word
-/// in another case, or a few edits away (a swap of two neighbours counts as one edit; short
-/// words allow one edit only, so `udp` does not suggest `tcp`).
-pub fn did_you_mean<'a>(word: &str, candidates: impl IntoIterator<Item = &'a str>) -> Option<&'a str> {
-    let candidates: Vec<&str> = candidates.into_iter().collect();
-    if let Some(same) = candidates.iter().find(|c| c.eq_ignore_ascii_case(word)) {
-        return Some(same);
-    }
-    candidates
-        .into_iter()
-        .map(|c| (edit_distance(&word.to_lowercase(), c), c))
-        .filter(|&(d, c)| d <= if c.len() <= 3 { 1 } else { 2.max(c.len() / 3) } && d < c.len().max(word.len()))
-        .min_by_key(|&(d, _)| d)
-        .map(|(_, c)| c)
-}
-
-/// Optimal string alignment distance: insertions, deletions, substitutions and swaps of
-/// neighbouring characters each cost one.
-fn edit_distance(a: &str, b: &str) -> usize {
-    let (a, b): (Vec<char>, Vec<char>) = (a.chars().collect(), b.chars().collect());
-    let mut d = vec![vec![0usize; b.len() + 1]; a.len() + 1];
-    for (i, row) in d.iter_mut().enumerate() {
-        row[0] = i;
-    }
-    for (j, cell) in d[0].iter_mut().enumerate() {
-        *cell = j;
-    }
-    for i in 1..=a.len() {
-        for j in 1..=b.len() {
-            let cost = usize::from(a[i - 1] != b[j - 1]);
-            let mut best = (d[i - 1][j] + 1).min(d[i][j - 1] + 1).min(d[i - 1][j - 1] + cost);
-            if i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1] {
-                best = best.min(d[i - 2][j - 2] + 1);
-            }
-            d[i][j] = best;
-        }
-    }
-    d[a.len()][b.len()]
 }
 
 #[cfg(test)]
@@ -189,20 +270,41 @@ mod tests {
     use super::*;
 
     #[test]
-    fn line_col_counts_from_one_in_characters() {
-        let src = "a = 1\nbé = 2\n";
-        assert_eq!(line_col(src, 0), (1, 1));
-        assert_eq!(line_col(src, 6), (2, 1));
-        assert_eq!(line_col(src, 9), (2, 3));
+    fn keeps_the_first_in_source_order_and_counts_the_rest() {
+        let mut diags = Diagnostics::default();
+        // Each comes before all the others so far: each would be shown.
+        for start in (0..100).rev() {
+            assert!(diags.shown(&(start..start)));
+            diags.error(start..start + 1, format!("at {start}"));
+        }
+        assert!(!diags.shown(&(50..50)) && !diags.shown(&(19..19)) && diags.shown(&(18..18)));
+        diags.push(Diagnostic::warning(1000..1001, "late"));
+        assert!(diags.has_errors());
+        let report = diags.into_report(Path::new("t.toml"), "x".repeat(2000));
+        let kept: Vec<&str> = report.diagnostics.iter().map(|d| d.message.as_str()).collect();
+        assert_eq!(kept, (0..MAX_SHOWN).map(|i| format!("at {i}")).collect::<Vec<_>>());
+        assert_eq!((report.more_errors, report.more_warnings, report.error_count()), (80, 1, 100));
+        assert!(report
+            .to_string()
+            .ends_with("\n... and 80 more errors and 1 more warning, not shown (only the first 20 are)\n"));
     }
 
     #[test]
-    fn suggests_close_names_only() {
-        assert_eq!(did_you_mean("replica", ["replicas", "inputs"]), Some("replicas"));
-        assert_eq!(did_you_mean("filtr", ["filter", "tally"]), Some("filter"));
-        assert_eq!(did_you_mean("zzz", ["filter", "tally"]), None);
-        assert_eq!(did_you_mean("TCP", ["ipc", "tcp"]), Some("tcp"));
-        assert_eq!(did_you_mean("icp", ["ipc", "tcp"]), Some("ipc"));
-        assert_eq!(did_you_mean("udp", ["ipc", "tcp"]), None);
+    fn a_long_line_is_shown_around_the_caret() {
+        let mut diags = Diagnostics::default();
+        let line = format!("{}key = 1{}", "a ".repeat(5000), " b".repeat(5000));
+        diags.error(10_000..10_003, "here");
+        let report = diags.into_report(Path::new("t.toml"), line).to_string();
+        let lines: Vec<&str> = report.lines().collect();
+        assert_eq!(lines[1], "  --> t.toml:1:10001");
+        assert_eq!(lines[3], format!("1 | ...{}key = 1{} ...", "a ".repeat(10), " b".repeat(36)));
+        assert_eq!(lines[4], format!("  | {}^^^", " ".repeat(23)));
+    }
+
+    #[test]
+    fn control_characters_do_not_reach_the_terminal() {
+        assert_eq!(printable("a\tb\x1b[31mc", 100), "a b\u{fffd}[31mc");
+        assert_eq!(printable("one\n  --> forged.toml:1:1", 100), "one\\n  --> forged.toml:1:1");
+        assert_eq!(printable("abcdef", 3), "abc...");
     }
 }

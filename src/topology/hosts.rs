@@ -22,9 +22,11 @@ use toml::Spanned;
 
 use super::checks::Inputs;
 use super::compile::Draft;
-use super::diagnostic::{did_you_mean, Diagnostic, Diagnostics};
+use super::diagnostic::{Diagnostic, Diagnostics};
 use super::model::{Pattern, StartMethod, Transport};
+use super::names;
 use super::raw::{Span, Table};
+use super::suggest::{did_you_mean, elide};
 
 const HOST_KEYS: &[&str] = &["address", "bind"];
 
@@ -53,13 +55,15 @@ pub(super) fn read_hosts(top: &Table<'_, '_>, diags: &mut Diagnostics) -> Vec<Ho
     let mut out = Vec::new();
     for (key, value) in hosts.entries() {
         let name = key.get_ref().to_string();
-        if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-') {
+        if !names::is_plain(&name) {
             diags.push(
-                Diagnostic::error(key.span(), format!("host name `{name}` is not allowed"))
+                Diagnostic::error(key.span(), format!("host name `{}` is not allowed", elide(&name)))
                     .with_help("use letters, digits, `_` and `-`"),
             );
             continue;
         }
+        // Too long is an error of its own; the host is still declared, for its nodes.
+        names::check_length("host name", &Spanned::new(key.span(), name.clone()), diags);
         let Some(t) = Table::new(value, format!("host `{name}`"), diags) else {
             continue;
         };

@@ -1,10 +1,11 @@
 //! Reading a topology file from disk and compiling it.
 
 use std::fmt;
+use std::io::Read;
 use std::path::{Path, PathBuf};
 
 use super::compile::{compile, Source};
-use super::diagnostic::{Diagnostic, Report};
+use super::diagnostic::{Diagnostic, Diagnostics, Report};
 use super::model::Topology;
 
 /// Why a topology could not be loaded.
@@ -35,15 +36,59 @@ impl fmt::Display for LoadError {
 
 impl std::error::Error for LoadError {}
 
+/// The largest topology file read: far above any real one (a 70,000-node chain takes about
+/// 5 MiB), and a bound on what `check` spends on a hostile one.
+pub const MAX_FILE_BYTES: u64 = 16 << 20;
+
 /// Read and compile the topology at `path`. On success, also returns a report of warnings
 /// (possibly empty) for the caller to print.
 pub fn load(path: &Path) -> Result<(Topology, Report), LoadError> {
-    let text = std::fs::read_to_string(path).map_err(|source| LoadError::Read { path: path.to_path_buf(), source })?;
-    let abs = std::path::absolute(path).map_err(|source| LoadError::Read { path: path.to_path_buf(), source })?;
+    let read_error = |source| LoadError::Read { path: path.to_path_buf(), source };
+    let bytes = read(path).map_err(read_error)?;
+    let abs = std::path::absolute(path).map_err(read_error)?;
     let base_dir = abs.parent().map_or_else(|| PathBuf::from("/"), Path::to_path_buf);
-    let report = |diagnostics: Vec<Diagnostic>| Report { path: path.to_path_buf(), source: text.clone(), diagnostics };
-    match compile(&Source { path, text: &text, base_dir: &base_dir }) {
-        Ok((topology, warnings)) => Ok((topology, report(warnings))),
-        Err(diagnostics) => Err(LoadError::Invalid(report(diagnostics))),
+    load_bytes(path, bytes, &base_dir)
+}
+
+/// [`load`] for `bytes`, the content of the file at `path` (named in messages), relative
+/// paths resolving against `base_dir`: whatever the bytes, a topology or a report.
+pub fn load_bytes(path: &Path, bytes: Vec<u8>, base_dir: &Path) -> Result<(Topology, Report), LoadError> {
+    let (text, not_utf8) = match String::from_utf8(bytes) {
+        Ok(text) => (text, None),
+        Err(e) => {
+            let at = e.utf8_error().valid_up_to();
+            let bad = e.as_bytes()[at];
+            (String::from_utf8_lossy(e.as_bytes()).into_owned(), Some((at, bad)))
+        }
+    };
+    if let Some((at, bad)) = not_utf8 {
+        // Up to the first bad byte, the text with replacement characters is the file itself.
+        let mut diags = Diagnostics::default();
+        diags.push(
+            Diagnostic::error(
+                at..at + char::REPLACEMENT_CHARACTER.len_utf8(),
+                format!("the file is not UTF-8 text: byte 0x{bad:02x} here"),
+            )
+            .with_help("a topology is TOML, which is UTF-8; save the file as UTF-8"),
+        );
+        return Err(LoadError::Invalid(diags.into_report(path, text)));
     }
+    match compile(&Source { path, text: &text, base_dir }) {
+        Ok((topology, warnings)) => Ok((topology, warnings.into_report(path, text))),
+        Err(errors) => Err(LoadError::Invalid(errors.into_report(path, text))),
+    }
+}
+
+/// The bytes of the file at `path`, refused past [`MAX_FILE_BYTES`] (also for a file that
+/// never ends, such as `/dev/zero`).
+fn read(path: &Path) -> std::io::Result<Vec<u8>> {
+    let mut bytes = Vec::new();
+    std::fs::File::open(path)?.take(MAX_FILE_BYTES + 1).read_to_end(&mut bytes)?;
+    if bytes.len() as u64 > MAX_FILE_BYTES {
+        return Err(std::io::Error::other(format!(
+            "larger than {} MiB; a topology file is at most that",
+            MAX_FILE_BYTES >> 20
+        )));
+    }
+    Ok(bytes)
 }

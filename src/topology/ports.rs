@@ -7,9 +7,11 @@
 use toml::de::DeValue;
 use toml::Spanned;
 
-use super::diagnostic::{did_you_mean, Diagnostic, Diagnostics};
+use super::diagnostic::{Diagnostic, Diagnostics};
 use super::model::{Pattern, Port, TopicRule};
+use super::names;
 use super::raw::{Span, Table};
+use super::suggest::{did_you_mean, elide};
 
 const PATTERNS: &[&str] = &["push", "pub"];
 const PORT_KEYS: &[&str] = &["pattern", "topic_field", "topic"];
@@ -54,10 +56,15 @@ pub fn read_outputs(
     let mut declared = Vec::new();
     for (key, value) in table.entries() {
         let name = key.get_ref().to_string();
-        if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-') {
-            diags.error(key.span(), format!("port name `{name}` is not allowed; use letters, digits, `_` and `-`"));
+        if !names::is_plain(&name) {
+            diags.error(
+                key.span(),
+                format!("port name `{}` is not allowed; use letters, digits, `_` and `-`", elide(&name)),
+            );
             continue;
         }
+        // Too long is an error of its own; the port is still declared, for its readers.
+        names::check_length("port name", &Spanned::new(key.span(), name.clone()), diags);
         if fixed_set && !defaults.iter().any(|p| p.name == name) {
             let known: Vec<&str> = defaults.iter().map(|p| p.name.as_str()).collect();
             let list =
@@ -157,7 +164,8 @@ pub fn read_inputs(t: &Table<'_, '_>, diags: &mut Diagnostics) -> Vec<DraftInput
         );
         return Vec::new();
     };
-    let mut inputs = Vec::new();
+    // Sized to fit: a file may hold tens of thousands of nodes.
+    let mut inputs = Vec::with_capacity(items.len());
     for item in items.iter() {
         match item.get_ref() {
             DeValue::String(s) => inputs.push(split_reference(s, item.span(), None)),

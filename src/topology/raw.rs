@@ -9,7 +9,8 @@ use std::ops::Range;
 use toml::de::{DeTable, DeValue};
 use toml::Spanned;
 
-use super::diagnostic::{did_you_mean, Diagnostic, Diagnostics};
+use super::diagnostic::{Diagnostic, Diagnostics};
+use super::suggest::did_you_mean;
 
 /// A byte range in the topology source.
 pub type Span = Range<usize>;

@@ -35,18 +35,14 @@ pub fn summary(t: &Topology) -> String {
     if !t.hosts.is_empty() {
         let _ = writeln!(s, "hosts (the first coordinates with `--host`; with `--local`, every one is 127.0.0.1):");
         let hw = t.hosts.iter().map(|h| h.name.len()).max().unwrap_or(0);
-        for (i, h) in t.hosts.iter().enumerate() {
-            let on: Vec<String> = t
-                .nodes
-                .iter()
-                .enumerate()
-                .filter(|(_, n)| n.host.contains(&i))
-                .map(|(id, n)| {
-                    let mine: Vec<String> =
-                        (0..n.replicas).filter(|&r| t.replica_host(id, r) == Some(i)).map(|r| r.to_string()).collect();
-                    format!("{}.{{{}}}", n.name, mine.join(","))
-                })
-                .collect();
+        // Per host, its nodes in file order with their replicas there: one pass, not one per host.
+        let mut on: Vec<Vec<String>> = vec![Vec::new(); t.hosts.len()];
+        for n in &t.nodes {
+            for (position, &host) in n.host.iter().enumerate() {
+                on[host].push(format!("{}.{{{}}}", n.name, replicas_at(n.replicas, position, n.host.len())));
+            }
+        }
+        for (h, on) in t.hosts.iter().zip(on) {
             let bind = if h.bind == h.address { String::new() } else { format!(" (binds {})", h.bind) };
             let _ = writeln!(s, "  {:hw$}  {}{bind}  nodes: {}", h.name, h.address, on.join(", "));
         }
@@ -111,6 +107,18 @@ pub fn summary(t: &Topology) -> String {
         };
     }
     s
+}
+
+/// The replicas of a node of `replicas` on the `position`-th of its `hosts` hosts (replica r
+/// runs on host r mod hosts, see [`Topology::replica_host`]): `0,2,4`, or `0,2,4,...,1022`
+/// when there are many.
+fn replicas_at(replicas: u32, position: usize, hosts: usize) -> String {
+    let mine: Vec<u32> = (position as u32..replicas).step_by(hosts.max(1)).collect();
+    let text = |rs: &[u32]| rs.iter().map(u32::to_string).collect::<Vec<_>>().join(",");
+    match mine.as_slice() {
+        [first @ .., last] if mine.len() > 8 => format!("{},...,{last}", text(&first[..3])),
+        all => text(all),
+    }
 }
 
 fn plural(n: usize, suffix: &str) -> &str {
@@ -186,4 +194,17 @@ fn quote(text: &str) -> String {
     }
     q.push('"');
     q
+}
+
+#[cfg(test)]
+mod tests {
+    use super::replicas_at;
+
+    #[test]
+    fn many_replicas_on_a_host_are_listed_short() {
+        assert_eq!(replicas_at(3, 0, 1), "0,1,2");
+        assert_eq!(replicas_at(4, 1, 2), "1,3");
+        assert_eq!(replicas_at(1024, 0, 2), "0,2,4,...,1022");
+        assert_eq!(replicas_at(1, 0, 1), "0");
+    }
 }

@@ -58,7 +58,38 @@ pub struct Run {
     pub stderr: String,
     /// From the start to the launcher's exit (not counting the harness's checks after it).
     pub elapsed: Duration,
+    /// What the procnet process itself used (not its children).
+    pub usage: Usage,
     pub tag: String,
+}
+
+/// The resources a process used, as wait4(2) reports them when it is reaped.
+#[derive(Debug, Clone, Copy)]
+pub struct Usage {
+    /// User and system CPU time.
+    pub cpu: Duration,
+    /// Peak resident memory, in KiB.
+    pub max_rss_kib: u64,
+}
+
+/// Reap `child` with wait4(2), for its exit status and its resource usage.
+fn wait4(child: &std::process::Child) -> (ExitStatus, Usage) {
+    use std::os::unix::process::ExitStatusExt;
+    let mut status = 0;
+    // SAFETY: an all-zero rusage is a valid value for wait4 to fill in.
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    loop {
+        // SAFETY: wait4(2) on our own child, with valid pointers.
+        let pid = unsafe { libc::wait4(child.id() as i32, &mut status, 0, &mut usage) };
+        if pid == child.id() as i32 {
+            break;
+        }
+        let e = std::io::Error::last_os_error();
+        assert_eq!(e.kind(), std::io::ErrorKind::Interrupted, "wait4 for procnet: {e}");
+    }
+    let time = |t: libc::timeval| Duration::new(t.tv_sec as u64, t.tv_usec as u32 * 1000);
+    let usage = Usage { cpu: time(usage.ru_utime) + time(usage.ru_stime), max_rss_kib: usage.ru_maxrss as u64 };
+    (ExitStatus::from_raw(status), usage)
 }
 
 impl Run {
@@ -172,12 +203,14 @@ impl Procnet {
             .stderr(fs::File::create(&err_path).expect("stderr file"))
             .process_group(0);
         let started = Instant::now();
-        let mut child = self.cmd.spawn().expect("spawn procnet");
+        // Reaped by wait4 in the waiter thread, for its resource usage too.
+        #[allow(clippy::zombie_processes)]
+        let child = self.cmd.spawn().expect("spawn procnet");
         let pid = child.id();
         let guard = KillOnDrop { tag: self.tag.clone(), pid, armed: true };
         let (tx, rx) = mpsc::channel();
         let waiter = std::thread::spawn(move || {
-            let _ = tx.send(child.wait().expect("wait for procnet"));
+            let _ = tx.send(wait4(&child));
         });
         Running {
             pid,
@@ -200,7 +233,7 @@ pub struct Running {
     pub tag: String,
     deadline: Instant,
     started: Instant,
-    status: mpsc::Receiver<ExitStatus>,
+    status: mpsc::Receiver<(ExitStatus, Usage)>,
     waiter: std::thread::JoinHandle<()>,
     out_path: PathBuf,
     err_path: PathBuf,
@@ -284,8 +317,8 @@ impl Running {
     pub fn finish(mut self) -> Run {
         self.guard.armed = false;
         let left = self.deadline.saturating_duration_since(Instant::now());
-        let status = match self.status.recv_timeout(left) {
-            Ok(status) => status,
+        let (status, usage) = match self.status.recv_timeout(left) {
+            Ok(ended) => ended,
             Err(_) => {
                 kill_tagged(&self.tag);
                 // SAFETY: plain kill(2) of the test's own child process group.
@@ -303,6 +336,7 @@ impl Running {
             stdout: fs::read_to_string(&self.out_path).expect("read stdout"),
             stderr: fs::read_to_string(&self.err_path).expect("read stderr"),
             elapsed: self.started.elapsed(),
+            usage,
             tag: self.tag.clone(),
         };
         // A process already sent SIGKILL (by the launcher, or by the kernel when the launcher
