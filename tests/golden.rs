@@ -456,11 +456,10 @@ fn encoders_pin_field_order_integer_widths_and_str_vs_bin() {
 fn truncated_and_future_version_frames_are_rejected() {
     maybe_update();
     let data = read_golden("data.msgpack");
-    // The last value is bin8 `00 ff 10`: cutting one byte leaves 2 of its 3 bytes. (The text
-    // in parentheses comes from rmpv.)
+    // The last value is bin8 `00 ff 10`: cutting one byte leaves 2 of its 3 bytes.
     assert_eq!(
         decode(&data[..data.len() - 1]).expect_err("a truncated frame is rejected").0,
-        "not a MessagePack value (I/O error while reading non-marker bytes: Expected 3 bytes, read 2 bytes)"
+        "not a MessagePack value (truncated MessagePack)"
     );
     for cut in [0, 1, data.len() / 2, data.len() - 1] {
         let err = decode(&data[..cut]).expect_err("a truncated frame is rejected");
