@@ -36,7 +36,11 @@ pub fn json_to_record_bytes(text: &[u8], out: &mut Vec<u8>, max_bytes: usize) ->
     }
     let mut de = serde_json::Deserializer::from_slice(text);
     let limit = start.saturating_add(max_bytes);
-    let result = Transcode { out, limit }.deserialize(&mut de).and_then(|()| de.end());
+    let mut result = Transcode { out, limit }.deserialize(&mut de).and_then(|()| de.end());
+    // Checked as values are written, and once more for the last header.
+    if result.is_ok() && out.len() > limit {
+        result = Err(de::Error::custom(OVER));
+    }
     if let Err(e) = result {
         out.truncate(start);
         let e = e.to_string();

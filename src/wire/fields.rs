@@ -103,12 +103,15 @@ pub fn kind(buf: &[u8], span: Span) -> &'static str {
 }
 
 /// The first key (in the map's order) that repeats an earlier one; None if every key
-/// differs. Keys compare by their bytes (a text has one smallest encoding; a sender that pads
-/// its encodings repeats a key unseen, as it would in any decoder that compares values).
-/// A few keys are compared pairwise; more are sorted, so a wide hostile map costs n log n
-/// time and 8 bytes per key.
+/// differs. Str keys compare by their text, whatever their encoding (fixstr or str 32), as
+/// a decoder that builds a map compares them; other keys by their bytes. A few keys are
+/// compared pairwise; more are sorted, so a wide hostile map costs n log n time and 8 bytes
+/// per key.
 pub fn repeated_key(buf: &[u8], keys: impl Iterator<Item = Span>) -> Option<Span> {
-    let bytes = |start: usize| &buf[start..end_of(buf, start)];
+    let bytes = |start: usize| {
+        let span = Span { start, end: end_of(buf, start) };
+        str_bytes(buf, span).unwrap_or(&buf[span.start..span.end])
+    };
     let mut few = [0usize; 16];
     let mut starts: Vec<usize> = Vec::new();
     for (i, key) in keys.enumerate() {
