@@ -267,3 +267,14 @@ fn a_tally_by_a_field_of_sixty_million_nils_stays_bounded() {
     assert!(r.stderr.contains("field `line`: its JSON text is longer than 67108864 bytes"), "{}", r.stderr);
     r.expect_peak_within("tally by the field", NILS as i64, 3);
 }
+
+#[test]
+fn a_sink_template_of_a_field_of_sixty_million_nils_stays_bounded() {
+    let s = Scratch::new();
+    let then = "[nodes.out]\nkind = \"sink\"\ninputs = [\"rogue\"]\npath = \"out.txt\"\ntemplate = \"{id}: {line}\"\n";
+    let r = run_measured(&s, &flood_topology(&s, "field", then), TIMEOUT);
+    r.expect_code(65);
+    assert_eq!(fs::read_to_string(s.path("out.txt")).expect("the sink's file"), "");
+    assert!(r.stderr.contains("field `line`: its JSON text is longer than 67108864 bytes"), "{}", r.stderr);
+    r.expect_peak_within("sink with a template", NILS as i64, 3);
+}

@@ -87,8 +87,7 @@ impl FilterConfig {
             .map_err(|e| NodeError::Env(format!("invalid pattern: {e}")))?;
         // The JSON text of a field that is not a string is built to be searched: past the
         // size of a message it is refused, so a hostile value cannot multiply in memory.
-        let max_text =
-            node.identity().max_message_bytes.map_or(usize::MAX, |b| usize::try_from(b).unwrap_or(usize::MAX));
+        let max_text = crate::record::raw::text_limit(node.identity().max_message_bytes);
         while let Some(batch) = node.recv_batch()? {
             for rec in batch.records() {
                 // A nil value is no value: it does not match, like a missing field.

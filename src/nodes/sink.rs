@@ -58,15 +58,31 @@ impl SinkConfig {
         };
         let failed = |e: std::io::Error| NodeError::Io { what: format!("write to {what}"), source: e };
         // Records are read in place and written as JSON as they are read: no tree, so a
-        // record of millions of nils costs its frame, not gigabytes (docs/protocol.md §9).
+        // record of millions of nils costs its frame, not gigabytes (docs/protocol.md §9). A
+        // template's line is built whole: the JSON text of a field that is not a string is
+        // refused past the size of a message.
+        let max_text = crate::record::raw::text_limit(node.identity().max_message_bytes);
         while let Some(batch) = node.recv_batch()? {
             for rec in batch.records() {
-                match &self.template {
-                    Some(t) => out.write_all(t.render(|f| rec.get(f).map(|v| v.text())).as_bytes()),
+                let line = match &self.template {
                     None => text::write_json(rec.bytes(), &mut out).map(drop),
-                }
-                .and_then(|()| out.write_all(b"\n"))
-                .map_err(failed)?;
+                    Some(t) => {
+                        let refused = std::cell::RefCell::new(None);
+                        let line = t.render(|f| {
+                            let text = rec.get(f)?.text_within(max_text);
+                            if let Err(e) = &text {
+                                refused.borrow_mut().get_or_insert_with(|| format!("field `{f}`: {e}"));
+                            }
+                            text.ok()
+                        });
+                        if let Some(why) = refused.into_inner() {
+                            node.bad_record(why);
+                            continue;
+                        }
+                        out.write_all(line.as_bytes())
+                    }
+                };
+                line.and_then(|()| out.write_all(b"\n")).map_err(failed)?;
             }
         }
         out.flush().map_err(NodeError::io(format!("write to {what}")))

@@ -105,8 +105,7 @@ impl TallyConfig {
         let mut last_progress = Instant::now();
         // A group's text is kept and sent on: the JSON text of a field that is not a string
         // is refused past the size of a message, so a hostile value cannot multiply.
-        let max_text =
-            node.identity().max_message_bytes.map_or(usize::MAX, |b| usize::try_from(b).unwrap_or(usize::MAX));
+        let max_text = crate::record::raw::text_limit(node.identity().max_message_bytes);
         while let Some(batch) = node.recv_batch()? {
             count += batch.len() as u64;
             if let Some(field) = &self.by {

@@ -296,6 +296,12 @@ impl<'a> RawRecord<'a> {
     }
 }
 
+/// The most text a node builds from a field that is not a string (to match, count, or fill a
+/// template): its `max_message_bytes`, unlimited without one. See [`RawValue::text_within`].
+pub fn text_limit(max_message_bytes: Option<u64>) -> usize {
+    max_message_bytes.map_or(usize::MAX, |b| usize::try_from(b).unwrap_or(usize::MAX))
+}
+
 /// One value inside a record, as its bytes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct RawValue<'a> {
