@@ -704,6 +704,23 @@ mod tests {
     }
 
     #[test]
+    fn a_deep_record_is_set_apart_but_every_key_is_still_checked() {
+        let deep = [&[0x81, 0xa1, b'd'][..], &[0x91; raw::MAX_DEPTH + 1], &[0xc0]].concat();
+        let frame = [DATA_HEADER, b"\x92", &deep, b"\x81\xa2ok\x01"].concat();
+        assert!(data_in_place(&frame).is_none());
+        let d = data_records(&frame).unwrap().unwrap();
+        assert_eq!((d.lengths.len(), d.too_deep.len(), d.too_deep[0].0), (2, 1, 0));
+        let mut ok = Record::new();
+        ok.insert("ok", 1);
+        assert_eq!(decode(&frame).unwrap(), Message::Data(vec![ok]));
+        // A key that is not a str after the deep value: the frame is invalid, as it would be
+        // were the value shallow.
+        let bad = [DATA_HEADER, b"\x91", &[0x82, 0xa1, b'd'], &[0x91; raw::MAX_DEPTH + 1], b"\xc0\x05\x01"].concat();
+        assert_eq!(data_records(&bad).unwrap_err().0, "data record 0: record keys must be strings, found an integer");
+        assert_eq!(decode(&bad).unwrap_err().0, "data record 0: record keys must be strings, found an integer");
+    }
+
+    #[test]
     fn garbage_and_wrong_versions_are_errors_not_panics() {
         assert!(decode(b"\xc1garbage").is_err());
         assert!(decode(b"").is_err());

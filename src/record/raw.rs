@@ -531,6 +531,45 @@ mod tests {
     }
 
     #[test]
+    fn value_end_reads_any_depth_with_no_stack_and_refuses_lies() {
+        let deep = [vec![0x91u8; 1_000_000], vec![0xc0]].concat();
+        assert_eq!(value_end(&deep, 0), Ok(deep.len()));
+        assert!(value_end(&deep[..deep.len() - 1], 0).is_err());
+        // An array of 2^32 - 1 elements in 5 bytes, a str longer than the frame.
+        assert!(value_end(b"\xdd\xff\xff\xff\xff\xc0", 0).is_err());
+        assert!(value_end(b"\xdb\x00\x00\x00\x09abc", 0).is_err());
+        assert!(value_end(b"\x92\xc0\xc1", 0).unwrap_err().0.contains("0xc1"));
+    }
+
+    #[test]
+    fn lengths_take_a_byte_per_byte_of_record_at_most() {
+        let all = [0, 1, 127, 128, 300, 16_383, 16_384, 1 << 30, usize::MAX >> 1];
+        let mut lengths = Lengths::default();
+        all.iter().for_each(|&n| lengths.push(n));
+        assert_eq!(lengths.iter().collect::<Vec<_>>(), all);
+        assert_eq!(lengths.varints.len(), 1 + 1 + 1 + 2 + 2 + 2 + 3 + 5 + 9);
+        assert_eq!(lengths.pop_front(), Some(0));
+        assert_eq!(lengths.pop_front(), Some(1));
+        assert_eq!((lengths.len(), lengths.iter().next()), (7, Some(127)));
+    }
+
+    #[test]
+    fn a_record_too_big_decoded_is_refused_not_decoded() {
+        // 4 million nils: 4 MB here, 320 MB as rmpv values.
+        let n = 4_000_000u32;
+        let mut bytes = b"\x81\xa1a\xdd".to_vec();
+        bytes.extend(n.to_be_bytes());
+        bytes.resize(bytes.len() + n as usize, 0xc0);
+        let err = RawRecord::new(&bytes).unwrap().to_record().unwrap_err();
+        assert!(err.0.contains("more than the 256 MiB allowed"), "{err}");
+        // A large record of few values is decoded.
+        let mut text = b"\x81\xa1a\xdb".to_vec();
+        text.extend(8_000_000u32.to_be_bytes());
+        text.resize(text.len() + 8_000_000, b'x');
+        assert!(RawRecord::new(&text).unwrap().to_record().is_ok());
+    }
+
+    #[test]
     fn nesting_is_bounded() {
         let mut deep = b"\x81\xa1a".to_vec();
         deep.extend(std::iter::repeat_n(0x91u8, MAX_DEPTH + 1));

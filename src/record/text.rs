@@ -250,8 +250,9 @@ mod tests {
     #[test]
     fn a_text_stops_at_its_limit() {
         let nils = [vec![0xdc, 0x03, 0xe8], vec![0xc0; 1000]].concat();
-        assert_eq!(json_text_within(&nils, 4999), Some(Err(())));
-        assert_eq!(json_text_within(&nils, 5000).unwrap().unwrap().len(), 5000);
+        // `[null,null,...]`: 4 bytes a nil, 999 commas, 2 brackets.
+        assert_eq!(json_text_within(&nils, 5000), Some(Err(())));
+        assert_eq!(json_text_within(&nils, 5001).unwrap().unwrap().len(), 5001);
     }
 
     #[test]
