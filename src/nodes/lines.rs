@@ -205,8 +205,8 @@ impl LinesConfig {
         if text.is_empty() {
             return Ok(());
         }
-        // Encoded straight into the outgoing batch. serde_json refuses JSON nested deeper
-        // than 128 levels, so every record is within what receivers accept (raw::MAX_DEPTH).
+        // Encoded straight into the outgoing batch. serde_json reads JSON to 127 levels, so
+        // every record is within the 128 that receivers must accept (protocol.md §7).
         if let Err(why) = node.send_with("out", |out| self.record(text, out, share.max_line))? {
             node.bad_record(format!("{name}:{}: {why}", share.lineno));
         }
