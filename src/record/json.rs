@@ -172,10 +172,11 @@ fn name_at(out: &[u8], at: usize) -> &[u8] {
     &out[payload..payload + n]
 }
 
-/// Where each name of an object starts: the first few on the stack, as most records have a
-/// few fields, compared as they come; past those, all of them, checked once at the end.
+/// Where each name of an object lies: the first few on the stack, as most records have a
+/// few fields, compared as they come (a name's encoding is its text's, written here with the
+/// smallest header); past those, where every name starts, checked once at the end.
 struct Names {
-    few: [usize; 16],
+    few: [(usize, usize); 16],
     all: Vec<usize>,
     n: usize,
     repeated: bool,
@@ -183,16 +184,19 @@ struct Names {
 
 impl Names {
     fn new() -> Names {
-        Names { few: [0; 16], all: Vec::new(), n: 0, repeated: false }
+        Names { few: [(0, 0); 16], all: Vec::new(), n: 0, repeated: false }
     }
 
+    /// Add the name written at `at`, just before the end of `out`.
+    #[inline]
     fn push(&mut self, out: &[u8], at: usize) {
         if self.n < self.few.len() {
-            self.repeated |= self.few[..self.n].iter().any(|&s| name_at(out, s) == name_at(out, at));
-            self.few[self.n] = at;
+            let name = &out[at..];
+            self.repeated |= self.few[..self.n].iter().any(|&(s, e)| &out[s..e] == name);
+            self.few[self.n] = (at, out.len());
         } else {
             if self.all.is_empty() {
-                self.all.extend_from_slice(&self.few);
+                self.all.extend(self.few.iter().map(|&(s, _)| s));
             }
             self.all.push(at);
         }
@@ -202,7 +206,7 @@ impl Names {
     /// Every start, in order.
     fn starts(self) -> Vec<usize> {
         if self.n <= self.few.len() {
-            self.few[..self.n].to_vec()
+            self.few[..self.n].iter().map(|&(s, _)| s).collect()
         } else {
             self.all
         }
