@@ -2,11 +2,18 @@
 //! MessagePack map with string keys, `"v"` (the protocol version) and `"t"` (the message type)
 //! first. One `encode` and one `decode`; `docs/protocol.md` is the specification and
 //! `tests/golden/` pins the bytes.
+//!
+//! Frames are read where they lie (`wire/fields.rs` finds a map's fields by name), never as a tree,
+//! so what a frame holds costs no more memory than the frame. A node's input uses the parts
+//! of `decode` that need nothing more: [`data_records`] (with [`data_in_place`], its fast
+//! path for procnet's own layout), [`message_type`] and [`read_eos`]; they agree with
+//! `decode` on what is valid, which `tests/fuzz_wire.rs` checks.
 
 use std::collections::BTreeMap;
 use std::fmt;
 
-use crate::record::raw::{self, Lengths, RawError, RawRecord};
+use crate::record::lengths::Lengths;
+use crate::record::raw::{self, RawError, RawRecord};
 use crate::record::{Record, Value};
 
 mod fields;

@@ -3,7 +3,8 @@
 //! (`filter`, `tally`) takes whole batches with [`Node::recv_batch`](super::Node::recv_batch)
 //! and sends the records' bytes on unchanged.
 
-use crate::record::raw::{self, Lengths, LengthsIter, RawRecord};
+use crate::record::lengths::{Lengths, LengthsIter};
+use crate::record::raw::{self, RawRecord};
 use crate::record::Record;
 
 /// The bytes of a frame: as libzmq received them, or re-encoded from a frame that had to be

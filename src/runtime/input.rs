@@ -10,7 +10,8 @@ use super::batch::Batch;
 use super::error::NodeError;
 use super::output::HWM;
 use super::publisher::CONTROL_TOPIC;
-use crate::record::raw::{Lengths, RawError};
+use crate::record::lengths::Lengths;
+use crate::record::raw::RawError;
 use crate::record::Record;
 use crate::wire::{self, Upstream};
 
