@@ -258,8 +258,7 @@ fn fuzz_json_to_record() {
 
 #[test]
 fn the_last_header_counts_toward_the_size_limit() {
-    // Found by fuzz_json_to_record: the limit was checked after each value written, so `{}`
-    // (one byte, no value) got through a limit of 0.
+    // Fuzzed: the limit was checked after each value only, so `{}` (no value) passed a limit of 0.
     let mut out = Vec::new();
     assert_eq!(json_to_record_bytes(b"{}", &mut out, 0).unwrap_err(), "the record would be larger than 0 bytes");
     assert!(out.is_empty());

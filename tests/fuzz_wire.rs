@@ -717,8 +717,7 @@ fn python_decoder_agrees() {
 
 #[test]
 fn a_key_repeated_in_a_larger_encoding_is_still_repeated() {
-    // Found by fuzz_python_decoder_agrees: Rust compared keys' encodings, so `url` as fixstr and
-    // as str 32 were two keys to it, one to Python, which refused the repeat.
+    // Fuzzed: Rust compared encodings, so `url` as fixstr and as str 32 were two keys (Python: one).
     let mut frame = b"\x85\xa1v\x01\xa1t\xa5hello\xa4node\xa4site\xa7replica\x00\xa3pid\x01".to_vec();
     frame[0] = 0x86;
     frame.extend_from_slice(b"\xa7publish\x82\xa3url\xa1a\xdb\x00\x00\x00\x03url\xa1b");
@@ -727,8 +726,7 @@ fn a_key_repeated_in_a_larger_encoding_is_still_repeated() {
 
 #[test]
 fn a_reserved_marker_makes_a_frame_invalid_however_it_is_laid_out() {
-    // Found by fuzz_record_raw: rmpv reads 0xc1 as nil, so a frame in another layout was
-    // decoded (the marker turned into nil) where the in-place reading refused it.
+    // Fuzzed: rmpv reads 0xc1 as nil, so the slow path took a frame the in-place reading refused.
     let in_place = [wire::DATA_HEADER, b"\x91\x81\xa1a\xc1"].concat();
     let reordered = b"\x83\xa7records\x91\x81\xa1a\xc1\xa1t\xa4data\xa1v\x01".to_vec();
     for frame in [in_place, reordered] {
