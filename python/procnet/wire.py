@@ -110,6 +110,8 @@ def decode(frame):
             raise DecodeError(f"not a MessagePack value ({e})") from None
         raise DecodeError(f"a message must be a map, found {_kind(value)}")
     entries = _entries(frame)
+    for k, v, _ in entries:
+        _whole(frame, (k, v))
     names = [(_key(frame, k, v), (v, end)) for k, v, end in entries]
     _refuse_repeats(names, ("v", "t"), "message")
     fields = {}
@@ -139,9 +141,11 @@ def decode(frame):
     for name, span in names:
         if name in known:
             msg[name] = _unpack(frame, span, hook)
-        elif name is not None:
-            try:  # an unknown field is ignored, even one this side cannot unpack
-                msg[name] = _unpack(frame, span)
+        else:  # ignored, but it must be a complete value; a str not UTF-8 is left out
+            _whole(frame, span)
+            try:
+                if name is not None:
+                    msg[name] = _unpack(frame, span)
             except DecodeError:
                 msg.pop(name, None)
     _check(msg, t, f"message `{t}`")
@@ -153,7 +157,12 @@ def _is_map_marker(b):
 
 
 def _entries(frame):
-    """Where each entry of the map `frame` holds lies: (key start, value start, value end)."""
+    """Where each entry of the map `frame` holds lies: (key start, value start, value end).
+
+    `Unpacker.skip` steps over a value without building it, but takes an ext 32 of length
+    2^32 - 1 for 5 bytes (msgpack 1.x): every span found is then unpacked, or checked with
+    `_whole`, so a frame holding one is refused all the same.
+    """
     up = msgpack.Unpacker(raw=False, strict_map_key=False, max_buffer_size=len(frame))
     up.feed(frame)
     try:
@@ -191,6 +200,22 @@ def _refuse_repeats(names, fields, what):
             if name in seen:
                 raise DecodeError(f"{what} has field `{name}` twice")
             seen.add(name)
+
+
+def _whole(frame, span):
+    """Check that `span` holds exactly one complete value, whatever it holds: with raw bytes
+    for str, tuples for arrays and maps, and extension values left as they are, nothing in
+    it can fail but its structure (and msgpack's depth limit)."""
+    start, end = span
+    try:
+        msgpack.unpackb(memoryview(frame)[start:end], raw=True, strict_map_key=False, use_list=False,
+                        object_pairs_hook=tuple, ext_hook=_any_ext)
+    except Exception as e:
+        raise DecodeError(f"not a MessagePack value ({e!r})") from None
+
+
+def _any_ext(code, data):
+    return None
 
 
 def _unpack(frame, span, hook=None):
