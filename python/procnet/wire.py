@@ -95,10 +95,11 @@ _FIELDS = {t: [tuple(f.split()) for f in spec.split(", ") if f] for t, spec in _
 def decode(frame):
     """Decode and check one frame; raise :class:`DecodeError` if it is invalid (§9).
 
-    The message map is walked entry by entry (its values skipped, then unpacked one field at a
-    time), so a field given twice is seen: it makes the message invalid (§5.3), as does a key
-    given twice in a map the protocol defines inside it; unknown fields are kept, the last of a
-    repeated one, as in a dict.
+    A field given twice makes the message invalid (§5.3), as does a key given twice in a map
+    the protocol defines inside it; unknown fields are kept, the last of a repeated one, as in
+    a dict. A dict keeps one of a repeated key, so the repeats are seen as the frame is
+    unpacked (an ``object_pairs_hook``), or, when that cannot be done in one piece, by walking
+    the message map entry by entry.
     """
     frame = bytes(frame)
     if not frame or not _is_map_marker(frame[0]):
@@ -109,31 +110,51 @@ def decode(frame):
         except Exception as e:  # truncated, empty, not MessagePack
             raise DecodeError(f"not a MessagePack value ({e})") from None
         raise DecodeError(f"a message must be a map, found {_kind(value)}")
+    msg = _in_one_piece(frame)
+    return msg if msg is not None else _field_by_field(frame)
+
+
+def _in_one_piece(frame):
+    """The common frames, in one unpack: a ``data`` frame laid out as procnet writes it (§6.1,
+    three fields that cannot repeat), and any other message that unpacks whole. None for a
+    frame to read field by field (another layout of ``data``, an error to explain, a field
+    that is not a Python value)."""
+    if frame.startswith(DATA_HEADER):
+        try:
+            records = msgpack.unpackb(memoryview(frame)[len(DATA_HEADER):], raw=False, strict_map_key=False)
+        except Exception:
+            return None
+        msg = {"v": VERSION, "t": "data", "records": records}
+        _check(msg, "data", "message `data`")
+        return msg
+    try:
+        whole = msgpack.unpackb(frame, raw=False, strict_map_key=False, object_pairs_hook=_pairs)
+    except Exception:
+        return None
+    if whole.get("t") == "data":  # its records went through the hook: read it field by field
+        return None
+    msg = {k: v for k, v in whole.items() if isinstance(k, str)}
+    t = _header(getattr(whole, "repeated", ()), msg.get, lambda name: name in msg)
+    _check(msg, t, f"message `{t}`")
+    return msg
+
+
+def _field_by_field(frame):
+    """Walk the message map entry by entry (values skipped, then unpacked one field at a time),
+    so that every key is seen before a dict keeps one."""
     entries = _entries(frame)
     for k, v, _ in entries:
         _whole(frame, (k, v))
     names = [(_key(frame, k, v), (v, end)) for k, v, end in entries]
-    _refuse_repeats(names, ("v", "t"), "message")
-    fields = {}
+    seen, repeated, first = set(), [], {}
     for name, span in names:
         if name is not None:
-            fields.setdefault(name, span)
-    if "v" not in fields:
-        raise DecodeError("message is missing field `v` (the protocol version)")
-    version = _unpack(frame, fields["v"])
-    if not _is_int(version):
-        raise DecodeError(f"`v` must be an integer, found {_kind(version)}")
-    if version != VERSION:
-        raise DecodeError(f"unsupported protocol version {version} (this side speaks {VERSION})")
-    if "t" not in fields:
-        raise DecodeError("message is missing field `t`")
-    t = _unpack(frame, fields["t"])
-    if not isinstance(t, str):
-        raise DecodeError(f"field `t` of message must be a string, found {_kind(t)}")
-    if t not in _SPECS or " " in t:
-        raise DecodeError(f"unknown message type `{t}`")
+            if name in seen:
+                repeated.append(name)
+            seen.add(name)
+            first.setdefault(name, span)
+    t = _header(repeated, lambda name: _unpack(frame, first[name]), lambda name: name in first)
     known = {name for name, _ in _FIELDS[t]}
-    _refuse_repeats(names, known, f"message `{t}`")
     # A data message's records are unpacked as they are (a dict keeps the last of a repeated
     # record key, §7); the maps inside other messages are the protocol's, checked for repeats.
     hook = None if t == "data" else _pairs
@@ -150,6 +171,28 @@ def decode(frame):
                 msg.pop(name, None)
     _check(msg, t, f"message `{t}`")
     return msg
+
+
+def _header(repeated, get, has):
+    """Check ``v`` and ``t`` and that no field of the type repeats (the names given again, in
+    the map's order, are ``repeated``); return the type."""
+    _refuse_repeats(repeated, ("v", "t"), "message")
+    if not has("v"):
+        raise DecodeError("message is missing field `v` (the protocol version)")
+    version = get("v")
+    if not _is_int(version):
+        raise DecodeError(f"`v` must be an integer, found {_kind(version)}")
+    if version != VERSION:
+        raise DecodeError(f"unsupported protocol version {version} (this side speaks {VERSION})")
+    if not has("t"):
+        raise DecodeError("message is missing field `t`")
+    t = get("t")
+    if not isinstance(t, str):
+        raise DecodeError(f"field `t` of message must be a string, found {_kind(t)}")
+    if t not in _SPECS or " " in t:
+        raise DecodeError(f"unknown message type `{t}`")
+    _refuse_repeats(repeated, {name for name, _ in _FIELDS[t]}, f"message `{t}`")
+    return t
 
 
 def _is_map_marker(b):
@@ -192,14 +235,11 @@ def _key(frame, start, end):
         return None
 
 
-def _refuse_repeats(names, fields, what):
-    """Refuse the first of `fields` given a second time, in the map's order."""
-    seen = set()
-    for name, _ in names:
+def _refuse_repeats(repeated, fields, what):
+    """Refuse the first of `fields` among the names given again (in the map's order)."""
+    for name in repeated:
         if name in fields:
-            if name in seen:
-                raise DecodeError(f"{what} has field `{name}` twice")
-            seen.add(name)
+            raise DecodeError(f"{what} has field `{name}` twice")
 
 
 def _whole(frame, span):
