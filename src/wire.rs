@@ -2,11 +2,23 @@
 //! MessagePack map with string keys, `"v"` (the protocol version) and `"t"` (the message type)
 //! first. One `encode` and one `decode`; `docs/protocol.md` is the specification and
 //! `tests/golden/` pins the bytes.
+//!
+//! Frames are read where they lie (`wire/fields.rs` finds a map's fields by name), never as a tree,
+//! so what a frame holds costs no more memory than the frame. A node's input uses the parts
+//! of `decode` that need nothing more: [`data_records`] (with [`data_in_place`], its fast
+//! path for procnet's own layout), [`message_type`] and [`read_eos`]; they agree with
+//! `decode` on what is valid, which `tests/fuzz_wire.rs` checks.
 
 use std::collections::BTreeMap;
 use std::fmt;
 
-use crate::record::{kind_of, Record, Value};
+use crate::record::lengths::Lengths;
+use crate::record::raw::{self, RawError, RawRecord};
+use crate::record::{Record, Value};
+
+mod fields;
+
+use fields::{Fields, Span};
 
 /// The protocol version this build speaks.
 pub const VERSION: u64 = 1;
@@ -390,9 +402,10 @@ pub fn write_data_header(out: &mut Vec<u8>, count: usize) {
 }
 
 /// The records of a `data` frame laid out as [`DATA_HEADER`] says, checked where they lie:
-/// the offset of the first, and where each ends. None for any other frame, valid or not,
-/// which [`decode`] then reads (and explains).
-pub fn data_in_place(frame: &[u8]) -> Option<(usize, Vec<usize>)> {
+/// the offset of the first, and the length of each. None for any other frame, valid or not,
+/// and for one holding a record too deep to read here: [`data_records`] reads those, in the
+/// same way, and explains.
+pub fn data_in_place(frame: &[u8]) -> Option<(usize, Lengths)> {
     let rest = frame.strip_prefix(DATA_HEADER)?;
     let (count, header) = match *rest.first()? {
         m @ 0x90..=0x9f => (usize::from(m & 0x0f), 1),
@@ -402,13 +415,50 @@ pub fn data_in_place(frame: &[u8]) -> Option<(usize, Vec<usize>)> {
     };
     let first = DATA_HEADER.len() + header;
     // Every record takes a byte at least: a count beyond that is a lie, not an allocation.
-    let mut ends = Vec::with_capacity(count.min(frame.len() - first));
+    let mut lengths = Lengths::with_capacity(count.min(frame.len() - first));
     let mut pos = first;
     for _ in 0..count {
-        pos = crate::record::raw::check_record(frame, pos).ok()?;
-        ends.push(pos);
+        let end = raw::check_record(frame, pos).ok()?;
+        lengths.push(end - pos);
+        pos = end;
     }
-    (pos == frame.len()).then_some((first, ends))
+    (pos == frame.len()).then_some((first, lengths))
+}
+
+/// The records of a valid `data` frame, found where they lie in it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DataRecords {
+    /// The offset of the first record; the others follow it back to back.
+    pub first: usize,
+    /// The length of every record, in order.
+    pub lengths: Lengths,
+    /// The records nested deeper than [`raw::MAX_DEPTH`], by index, with why: valid in their
+    /// frame, but dropped alone by a receiver (docs/protocol.md §7).
+    pub too_deep: Vec<(usize, RawError)>,
+}
+
+/// Read `frame` as a `data` message in any valid layout, without decoding a record: where
+/// its records lie. Ok(None) for a valid frame of another type ([`decode`] it), and for an
+/// invalid frame the error [`decode`] gives, which reads its records the same way.
+pub fn data_records(frame: &[u8]) -> Result<Option<DataRecords>, DecodeError> {
+    if let Some((first, lengths)) = data_in_place(frame) {
+        return Ok(Some(DataRecords { first, lengths, too_deep: Vec::new() }));
+    }
+    if message_type(frame)? != "data" {
+        return Ok(None);
+    }
+    let m = Fields::read(frame, whole(frame), "data", DATA)?;
+    let span = m.need("records")?;
+    let records = fields::elements(frame, span).ok_or_else(|| m.wrong("records", "an array", span))?;
+    let (mut first, mut lengths, mut too_deep) = (span.end, Lengths::default(), Vec::new());
+    for (i, r) in records.enumerate() {
+        first = first.min(r.start);
+        let check =
+            raw::check_record_apart(frame, r.start).map_err(|e| DecodeError(format!("data record {i}: {e}")))?;
+        too_deep.extend(check.too_deep.map(|e| (i, e)));
+        lengths.push(r.end - r.start);
+    }
+    Ok(Some(DataRecords { first, lengths, too_deep }))
 }
 
 /// Append one record (a map with string keys) to `out`.
@@ -421,58 +471,124 @@ pub fn write_record(out: &mut Vec<u8>, record: &Record) {
     }
 }
 
-/// Decode one frame. Unknown extra fields are ignored, so later minor additions stay readable.
-pub fn decode(frame: &[u8]) -> Result<Message, DecodeError> {
-    let mut rd = frame;
-    let value = rmpv::decode::read_value(&mut rd).map_err(|e| DecodeError(format!("not a MessagePack value ({e})")))?;
-    if !rd.is_empty() {
-        return Err(DecodeError(format!("{} bytes after the message", rd.len())));
+/// The whole frame as one span.
+fn whole(frame: &[u8]) -> Span {
+    Span { start: 0, end: frame.len() }
+}
+
+/// The type of a message, read in place without decoding the rest: the frame must be one
+/// complete MessagePack map (any depth: nothing is built to check it) whose `v` is 1 and
+/// whose `t` names a type, each given once. A data socket needs no more to refuse a message
+/// of the wrong type, however big.
+pub fn message_type(frame: &[u8]) -> Result<&'static str, DecodeError> {
+    let end = raw::value_end(frame, 0).map_err(|e| DecodeError(format!("not a MessagePack value ({e})")))?;
+    if end != frame.len() {
+        return Err(DecodeError(format!("{} bytes after the message", frame.len() - end)));
     }
-    let Value::Map(entries) = value else {
-        return Err(DecodeError(format!("a message must be a map, found {}", kind_of(&value))));
-    };
-    let mut m = Fields { t: "message", entries };
-    match m.take("v") {
-        Some(Value::Integer(v)) if v.as_u64() == Some(VERSION) => {}
-        Some(Value::Integer(v)) => {
-            return Err(DecodeError(format!("unsupported protocol version {v} (this side speaks {VERSION})")))
-        }
-        Some(other) => return Err(DecodeError(format!("`v` must be an integer, found {}", kind_of(&other)))),
-        None => return Err(DecodeError("message is missing field `v` (the protocol version)".into())),
+    if !matches!(frame[0], 0x80..=0x8f | 0xde | 0xdf) {
+        return Err(DecodeError(format!("a message must be a map, found {}", raw::kind_of_marker(frame[0]))));
+    }
+    let m = Fields::read(frame, whole(frame), "message", &["v", "t"])?;
+    let v = m.get("v").ok_or_else(|| DecodeError("message is missing field `v` (the protocol version)".into()))?;
+    match fields::integer(frame, v) {
+        Some(v) if v == i128::from(VERSION) => {}
+        Some(v) => return Err(DecodeError(format!("unsupported protocol version {v} (this side speaks {VERSION})"))),
+        None => return Err(DecodeError(format!("`v` must be an integer, found {}", fields::kind(frame, v)))),
     }
     let t = m.string("t")?;
-    m.t = match t.as_str() {
-        "data" => "data",
-        "eos" => "eos",
-        "hello" => "hello",
-        "wire" => "wire",
-        "ready" => "ready",
-        "start" => "start",
-        "stop" => "stop",
-        "done" => "done",
-        "stats" => "stats",
-        "bye" => "bye",
-        "failed" => "failed",
-        "restarted" => "restarted",
-        "resend" => "resend",
-        other => return Err(DecodeError(format!("unknown message type `{other}`"))),
-    };
-    Ok(match m.t {
-        "data" => {
-            let records = m.array("records")?;
-            let records = records
-                .into_iter()
-                .enumerate()
-                .map(|(i, v)| Record::from_value(v).map_err(|e| DecodeError(format!("data record {i}: {e}"))))
-                .collect::<Result<_, _>>()?;
-            Message::Data(records)
+    TYPES.iter().find(|&&known| known == t).copied().ok_or_else(|| DecodeError(format!("unknown message type `{t}`")))
+}
+
+/// Every message type, as `"t"` names it.
+const TYPES: [&str; 13] =
+    ["data", "eos", "hello", "wire", "ready", "start", "stop", "done", "stats", "bye", "failed", "restarted", "resend"];
+
+// The fields each kind of map defines, besides `v` and `t` (docs/protocol.md §6): found by
+// name, and refused when given twice. A field decoded below must be listed here.
+const DATA: &[&str] = &["records"];
+const EOS: &[&str] = &["from", "sent", "port", "topics"];
+const HELLO: &[&str] = &["node", "replica", "pid", "input", "publish", "ports"];
+const WIRE: &[&str] = &["inputs", "outputs", "vars", "ports"];
+const STATS: &[&str] = &["received", "sent", "invalid_frames", "bad_records", "errors", "dropped", "blocked_ms"];
+const DONE: &[&str] = &[
+    "received",
+    "sent",
+    "invalid_frames",
+    "bad_records",
+    "errors",
+    "dropped",
+    "blocked_ms",
+    "notes",
+    "result",
+    "outputs",
+    "published",
+    "pulled",
+    "subscribed",
+];
+const FAILED: &[&str] = &["error"];
+const RESTARTED: &[&str] = &["from"];
+const RESEND: &[&str] = &["to"];
+const NONE: &[&str] = &[];
+const WIRE_INPUT: &[&str] = &["node", "replicas", "port", "pattern", "topics", "endpoints"];
+const WIRE_OUTPUT: &[&str] = &["node", "endpoints", "port"];
+const WIRE_PORT: &[&str] = &["name", "subscribers", "drop_subscribers", "topic_field", "topic"];
+
+/// Read an `eos` in place: its sender, count and port, with each entry of its `topics`
+/// given to `topic` (each topic once, in the map's order) and nothing of them kept.
+pub fn read_eos(frame: &[u8], topic: impl FnMut(&str, u64)) -> Result<(String, u64, String), DecodeError> {
+    if message_type(frame)? != "eos" {
+        return Err(DecodeError("not an `eos` message".into()));
+    }
+    let m = Fields::read(frame, whole(frame), "eos", EOS)?;
+    let (from, sent) = (m.string("from")?, m.uint("sent")?);
+    let port = m.opt_string("port")?.unwrap_or_else(|| "out".into());
+    m.opt_counts("topics", topic)?;
+    Ok((from, sent, port))
+}
+
+/// Decode one frame. Unknown extra fields are ignored, so later minor additions stay
+/// readable; a field of the message given twice makes it invalid (docs/protocol.md §5.3).
+///
+/// The frame is read in place ([`message_type`], [`data_records`]) and only what the message
+/// holds is built. A `data` message's records are decoded whatever memory that takes (an
+/// `rmpv` value per value, 40 bytes for a one-byte nil): nodes never decode a `data` frame
+/// this way, they read its records in place. Records nested deeper than [`raw::MAX_DEPTH`]
+/// are left out, as a receiver drops them.
+pub fn decode(frame: &[u8]) -> Result<Message, DecodeError> {
+    let t = message_type(frame)?;
+    if t == "data" {
+        let d = data_records(frame)?.expect("a data message");
+        let mut deep = d.too_deep.iter().map(|&(i, _)| i).peekable();
+        let (mut pos, mut records) = (d.first, Vec::with_capacity(d.lengths.len() - d.too_deep.len()));
+        for (i, len) in d.lengths.iter().enumerate() {
+            let bytes = &frame[pos..pos + len];
+            pos += len;
+            if deep.next_if_eq(&i).is_none() {
+                let record = RawRecord::checked(bytes).decode_unbounded();
+                records.push(record.map_err(|e| DecodeError(format!("data record {i}: {e}")))?);
+            }
         }
-        "eos" => Message::Eos {
-            from: m.string("from")?,
-            sent: m.uint("sent")?,
-            port: m.opt_string("port")?.unwrap_or_else(|| "out".into()),
-            topics: m.opt_count_map("topics")?,
-        },
+        return Ok(Message::Data(records));
+    }
+    if t == "eos" {
+        let mut topics = BTreeMap::new();
+        let (from, sent, port) = read_eos(frame, |t, n| {
+            topics.insert(t.to_string(), n);
+        })?;
+        return Ok(Message::Eos { from, sent, port, topics });
+    }
+    let names = match t {
+        "hello" => HELLO,
+        "wire" => WIRE,
+        "stats" => STATS,
+        "done" => DONE,
+        "failed" => FAILED,
+        "restarted" => RESTARTED,
+        "resend" => RESEND,
+        _ => NONE,
+    };
+    let m = Fields::read(frame, whole(frame), t, names)?;
+    Ok(match t {
         "hello" => Message::Hello {
             node: m.string("node")?,
             replica: m.u32("replica")?,
@@ -482,14 +598,10 @@ pub fn decode(frame: &[u8]) -> Result<Message, DecodeError> {
             ports: m.opt_string_map("ports")?,
         },
         "wire" => {
-            let inputs = m.array("inputs")?.into_iter().map(upstream).collect::<Result<_, _>>()?;
-            let outputs = m.array("outputs")?.into_iter().map(downstream).collect::<Result<_, _>>()?;
+            let inputs = m.array("inputs")?.map(|e| upstream(frame, e)).collect::<Result<_, _>>()?;
+            let outputs = m.array("outputs")?.map(|e| downstream(frame, e)).collect::<Result<_, _>>()?;
             let vars = m.opt_string_map("vars")?;
-            let ports = match m.take("ports") {
-                None | Some(Value::Nil) => Vec::new(),
-                Some(Value::Array(items)) => items.into_iter().map(pub_port).collect::<Result<_, _>>()?,
-                Some(other) => return Err(m.wrong("ports", "an array", &other)),
-            };
+            let ports = m.opt_array("ports")?.into_iter().map(|e| pub_port(frame, e)).collect::<Result<_, _>>()?;
             Message::Wire { inputs, outputs, vars, ports }
         }
         "ready" => Message::Ready,
@@ -497,25 +609,37 @@ pub fn decode(frame: &[u8]) -> Result<Message, DecodeError> {
         "stop" => Message::Stop,
         "bye" => Message::Bye,
         "done" => Message::Done {
-            stats: m.stats()?,
-            notes: m.array("notes")?.into_iter().map(|v| as_string("notes", v)).collect::<Result<_, _>>()?,
+            stats: stats(&m)?,
+            notes: m.strings("notes")?,
             result: m.opt_string("result")?,
             flows: Flows {
-                outputs: m.opt_counts("outputs")?,
+                outputs: m.opt_count_list("outputs")?,
                 published: m.opt_count_maps("published")?,
                 pulled: m.opt_count("pulled")?,
-                subscribed: m.opt_counts("subscribed")?,
+                subscribed: m.opt_count_list("subscribed")?,
             },
         },
-        "stats" => Message::Stats(m.stats()?),
+        "stats" => Message::Stats(stats(&m)?),
         "restarted" => Message::Restarted { from: m.string("from")? },
         "resend" => Message::Resend { to: m.string("to")? },
         _ => Message::Failed { error: m.string("error")? },
     })
 }
 
-fn upstream(v: Value) -> Result<Upstream, DecodeError> {
-    let mut m = Fields::of("wire input", v)?;
+fn stats(m: &Fields<'_>) -> Result<Stats, DecodeError> {
+    Ok(Stats {
+        received: m.uint("received")?,
+        sent: m.uint("sent")?,
+        invalid_frames: m.uint("invalid_frames")?,
+        bad_records: m.uint("bad_records")?,
+        errors: m.opt_uint("errors")?,
+        dropped: m.opt_uint("dropped")?,
+        blocked_ms: m.opt_uint("blocked_ms")?,
+    })
+}
+
+fn upstream(frame: &[u8], span: Span) -> Result<Upstream, DecodeError> {
+    let m = Fields::read(frame, span, "wire input", WIRE_INPUT)?;
     let (node, replicas) = (m.string("node")?, m.u32("replicas")?);
     let port = m.opt_string("port")?.unwrap_or_else(|| "out".into());
     let subscribe = match m.opt_string("pattern")?.as_deref() {
@@ -526,15 +650,15 @@ fn upstream(v: Value) -> Result<Upstream, DecodeError> {
     Ok(Upstream { node, replicas, port, subscribe })
 }
 
-fn downstream(v: Value) -> Result<Downstream, DecodeError> {
-    let mut m = Fields::of("wire output", v)?;
+fn downstream(frame: &[u8], span: Span) -> Result<Downstream, DecodeError> {
+    let m = Fields::read(frame, span, "wire output", WIRE_OUTPUT)?;
     let endpoints = m.strings("endpoints")?;
     let port = m.opt_string("port")?.unwrap_or_else(|| "out".into());
     Ok(Downstream { node: m.string("node")?, endpoints, port })
 }
 
-fn pub_port(v: Value) -> Result<PubPort, DecodeError> {
-    let mut m = Fields::of("wire port", v)?;
+fn pub_port(frame: &[u8], span: Span) -> Result<PubPort, DecodeError> {
+    let m = Fields::read(frame, span, "wire port", WIRE_PORT)?;
     Ok(PubPort {
         name: m.string("name")?,
         subscribers: m.u32("subscribers")?,
@@ -543,180 +667,6 @@ fn pub_port(v: Value) -> Result<PubPort, DecodeError> {
         topic_field: m.opt_string("topic_field")?,
         topic: m.opt_string("topic")?,
     })
-}
-
-fn as_string(field: &str, v: Value) -> Result<String, DecodeError> {
-    match v {
-        Value::String(s) if s.is_str() => Ok(s.into_str().expect("checked utf-8")),
-        other => Err(DecodeError(format!("`{field}` must hold strings, found {}", kind_of(&other)))),
-    }
-}
-
-/// The fields of one map being decoded, with the message type for error messages.
-struct Fields {
-    t: &'static str,
-    entries: Vec<(Value, Value)>,
-}
-
-impl Fields {
-    fn of(t: &'static str, v: Value) -> Result<Fields, DecodeError> {
-        match v {
-            Value::Map(entries) => Ok(Fields { t, entries }),
-            other => Err(DecodeError(format!("{t} must be a map, found {}", kind_of(&other)))),
-        }
-    }
-
-    fn take(&mut self, key: &str) -> Option<Value> {
-        let i = self.entries.iter().position(|(k, _)| k.as_str() == Some(key))?;
-        Some(self.entries.swap_remove(i).1)
-    }
-
-    fn need(&mut self, key: &str) -> Result<Value, DecodeError> {
-        self.take(key).ok_or_else(|| DecodeError(format!("{} is missing field `{key}`", self.what())))
-    }
-
-    fn what(&self) -> String {
-        match self.t {
-            "message" => "message".to_string(),
-            t if t.contains(' ') => t.to_string(),
-            t => format!("message `{t}`"),
-        }
-    }
-
-    fn wrong(&self, key: &str, want: &str, found: &Value) -> DecodeError {
-        DecodeError(format!("field `{key}` of {} must be {want}, found {}", self.what(), kind_of(found)))
-    }
-
-    fn string(&mut self, key: &str) -> Result<String, DecodeError> {
-        match self.need(key)? {
-            Value::String(s) if s.is_str() => Ok(s.into_str().expect("checked utf-8")),
-            other => Err(self.wrong(key, "a string", &other)),
-        }
-    }
-
-    fn opt_string(&mut self, key: &str) -> Result<Option<String>, DecodeError> {
-        match self.take(key) {
-            None | Some(Value::Nil) => Ok(None),
-            Some(Value::String(s)) if s.is_str() => Ok(Some(s.into_str().expect("checked utf-8"))),
-            Some(other) => Err(self.wrong(key, "a string or nil", &other)),
-        }
-    }
-
-    fn stats(&mut self) -> Result<Stats, DecodeError> {
-        Ok(Stats {
-            received: self.uint("received")?,
-            sent: self.uint("sent")?,
-            invalid_frames: self.uint("invalid_frames")?,
-            bad_records: self.uint("bad_records")?,
-            errors: self.opt_uint("errors")?,
-            dropped: self.opt_uint("dropped")?,
-            blocked_ms: self.opt_uint("blocked_ms")?,
-        })
-    }
-
-    /// An optional counter: 0 when absent.
-    fn opt_uint(&mut self, key: &str) -> Result<u64, DecodeError> {
-        if self.entries.iter().any(|(k, _)| k.as_str() == Some(key)) {
-            self.uint(key)
-        } else {
-            Ok(0)
-        }
-    }
-
-    fn strings(&mut self, key: &str) -> Result<Vec<String>, DecodeError> {
-        self.array(key)?.into_iter().map(|e| as_string(key, e)).collect()
-    }
-
-    fn opt_count_map(&mut self, key: &str) -> Result<BTreeMap<String, u64>, DecodeError> {
-        match self.take(key) {
-            None | Some(Value::Nil) => Ok(BTreeMap::new()),
-            Some(v) => self.count_map(key, v),
-        }
-    }
-
-    /// A map of str to uint.
-    fn count_map(&self, key: &str, v: Value) -> Result<BTreeMap<String, u64>, DecodeError> {
-        match v {
-            Value::Map(entries) => entries
-                .into_iter()
-                .map(|(k, v)| match v {
-                    Value::Integer(i) if i.as_u64().is_some() => Ok((as_string(key, k)?, i.as_u64().expect("checked"))),
-                    other => Err(self.wrong(key, "a map of counts", &other)),
-                })
-                .collect(),
-            other => Err(self.wrong(key, "a map of counts", &other)),
-        }
-    }
-
-    /// An optional uint: None when absent or nil.
-    fn opt_count(&mut self, key: &str) -> Result<Option<u64>, DecodeError> {
-        match self.take(key) {
-            None | Some(Value::Nil) => Ok(None),
-            Some(Value::Integer(i)) if i.as_u64().is_some() => Ok(i.as_u64()),
-            Some(other) => Err(self.wrong(key, "a non-negative integer", &other)),
-        }
-    }
-
-    /// An optional array of uints: None when absent or nil.
-    fn opt_counts(&mut self, key: &str) -> Result<Option<Vec<u64>>, DecodeError> {
-        match self.take(key) {
-            None | Some(Value::Nil) => Ok(None),
-            Some(Value::Array(items)) => items
-                .into_iter()
-                .map(|v| match v {
-                    Value::Integer(i) if i.as_u64().is_some() => Ok(i.as_u64().expect("checked")),
-                    other => Err(self.wrong(key, "an array of counts", &other)),
-                })
-                .collect::<Result<_, _>>()
-                .map(Some),
-            Some(other) => Err(self.wrong(key, "an array of counts", &other)),
-        }
-    }
-
-    /// An optional map of str to maps of counts: None when absent or nil.
-    fn opt_count_maps(&mut self, key: &str) -> Result<Option<BTreeMap<String, Counts>>, DecodeError> {
-        match self.take(key) {
-            None | Some(Value::Nil) => Ok(None),
-            Some(Value::Map(entries)) => entries
-                .into_iter()
-                .map(|(k, v)| Ok((as_string(key, k)?, self.count_map(key, v)?)))
-                .collect::<Result<_, _>>()
-                .map(Some),
-            Some(other) => Err(self.wrong(key, "a map of maps of counts", &other)),
-        }
-    }
-
-    fn opt_string_map(&mut self, key: &str) -> Result<BTreeMap<String, String>, DecodeError> {
-        match self.take(key) {
-            None | Some(Value::Nil) => Ok(BTreeMap::new()),
-            Some(Value::Map(entries)) => {
-                entries.into_iter().map(|(k, v)| Ok((as_string(key, k)?, as_string(key, v)?))).collect()
-            }
-            Some(other) => Err(self.wrong(key, "a map of strings", &other)),
-        }
-    }
-
-    fn uint(&mut self, key: &str) -> Result<u64, DecodeError> {
-        match self.need(key)? {
-            Value::Integer(i) if i.as_u64().is_some() => Ok(i.as_u64().expect("checked")),
-            Value::Integer(i) => {
-                Err(DecodeError(format!("field `{key}` of {} must be a non-negative integer, found {i}", self.what())))
-            }
-            other => Err(self.wrong(key, "a non-negative integer", &other)),
-        }
-    }
-
-    fn u32(&mut self, key: &str) -> Result<u32, DecodeError> {
-        let n = self.uint(key)?;
-        u32::try_from(n).map_err(|_| DecodeError(format!("field `{key}` of {} is out of range", self.what())))
-    }
-
-    fn array(&mut self, key: &str) -> Result<Vec<Value>, DecodeError> {
-        match self.need(key)? {
-            Value::Array(items) => Ok(items),
-            other => Err(self.wrong(key, "an array", &other)),
-        }
-    }
 }
 
 #[cfg(test)]
@@ -843,6 +793,23 @@ mod tests {
         rmpv::encode::write_value(&mut other, &Value::Map(map)).unwrap();
         assert_eq!(data_in_place(&other), None);
         assert_eq!(decode(&other).unwrap(), Message::Data(vec![]));
+    }
+
+    #[test]
+    fn a_deep_record_is_set_apart_but_every_key_is_still_checked() {
+        let deep = [&[0x81, 0xa1, b'd'][..], &[0x91; raw::MAX_DEPTH + 1], &[0xc0]].concat();
+        let frame = [DATA_HEADER, b"\x92", &deep, b"\x81\xa2ok\x01"].concat();
+        assert!(data_in_place(&frame).is_none());
+        let d = data_records(&frame).unwrap().unwrap();
+        assert_eq!((d.lengths.len(), d.too_deep.len(), d.too_deep[0].0), (2, 1, 0));
+        let mut ok = Record::new();
+        ok.insert("ok", 1);
+        assert_eq!(decode(&frame).unwrap(), Message::Data(vec![ok]));
+        // A key that is not a str after the deep value: the frame is invalid, as it would be
+        // were the value shallow.
+        let bad = [DATA_HEADER, b"\x91", &[0x82, 0xa1, b'd'], &[0x91; raw::MAX_DEPTH + 1], b"\xc0\x05\x01"].concat();
+        assert_eq!(data_records(&bad).unwrap_err().0, "data record 0: record keys must be strings, found an integer");
+        assert_eq!(decode(&bad).unwrap_err().0, "data record 0: record keys must be strings, found an integer");
     }
 
     #[test]

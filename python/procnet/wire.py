@@ -133,31 +133,197 @@ _FIELDS = {t: [tuple(f.split()) for f in spec.split(", ") if f] for t, spec in _
 
 
 def decode(frame):
-    """Decode and check one frame; raise :class:`DecodeError` if it is invalid (§9)."""
-    try:
-        value = msgpack.unpackb(frame, raw=False, strict_map_key=False)
-    except msgpack.ExtraData as e:
-        raise DecodeError(f"{len(e.extra)} bytes after the message") from None
-    except Exception as e:  # truncated, empty, not MessagePack, invalid UTF-8 in a str
-        raise DecodeError(f"not a MessagePack value ({e})") from None
-    if not isinstance(value, dict):
+    """Decode and check one frame; raise :class:`DecodeError` if it is invalid (§9).
+
+    A field given twice makes the message invalid (§5.3), as does a key given twice in a map
+    the protocol defines inside it; unknown fields are kept, the last of a repeated one, as in
+    a dict. A dict keeps one of a repeated key, so the repeats are seen as the frame is
+    unpacked (an ``object_pairs_hook``), or, when that cannot be done in one piece, by walking
+    the message map entry by entry.
+    """
+    frame = bytes(frame)
+    if not frame or not _is_map_marker(frame[0]):
+        try:
+            value = msgpack.unpackb(frame, raw=False, strict_map_key=False)
+        except msgpack.ExtraData as e:
+            raise DecodeError(f"{len(e.extra)} bytes after the message") from None
+        except Exception as e:  # truncated, empty, not MessagePack
+            raise DecodeError(f"not a MessagePack value ({e})") from None
         raise DecodeError(f"a message must be a map, found {_kind(value)}")
-    msg = {k: v for k, v in value.items() if isinstance(k, str)}  # other keys are ignored
-    if "v" not in msg:
+    msg = _in_one_piece(frame)
+    return msg if msg is not None else _field_by_field(frame)
+
+
+def _in_one_piece(frame):
+    """The common frames, in one unpack: a ``data`` frame laid out as procnet writes it (§6.1,
+    three fields that cannot repeat), and any other message that unpacks whole. None for a
+    frame to read field by field (another layout of ``data``, an error to explain, a field
+    that is not a Python value)."""
+    if frame.startswith(DATA_HEADER):
+        try:
+            records = msgpack.unpackb(memoryview(frame)[len(DATA_HEADER):], raw=False, strict_map_key=False)
+        except Exception:
+            return None
+        msg = {"v": VERSION, "t": "data", "records": records}
+        _check(msg, "data", "message `data`")
+        return msg
+    try:
+        whole = msgpack.unpackb(frame, raw=False, strict_map_key=False, object_pairs_hook=_pairs)
+    except Exception:
+        return None
+    if whole.get("t") == "data":  # its records went through the hook: read it field by field
+        return None
+    msg = {k: v for k, v in whole.items() if isinstance(k, str)}
+    t = _header(getattr(whole, "repeated", ()), msg.get, lambda name: name in msg)
+    _check(msg, t, f"message `{t}`")
+    return msg
+
+
+def _field_by_field(frame):
+    """Walk the message map entry by entry (values skipped, then unpacked one field at a time),
+    so that every key is seen before a dict keeps one."""
+    entries = _entries(frame)
+    for k, v, _ in entries:
+        _whole(frame, (k, v))
+    names = [(_key(frame, k, v), (v, end)) for k, v, end in entries]
+    seen, repeated, first = set(), [], {}
+    for name, span in names:
+        if name is not None:
+            if name in seen:
+                repeated.append(name)
+            seen.add(name)
+            first.setdefault(name, span)
+    t = _header(repeated, lambda name: _unpack(frame, first[name]), lambda name: name in first)
+    known = {name for name, _ in _FIELDS[t]}
+    # A data message's records are unpacked as they are (a dict keeps the last of a repeated
+    # record key, §7); the maps inside other messages are the protocol's, checked for repeats.
+    hook = None if t == "data" else _pairs
+    msg = {}
+    for name, span in names:
+        if name in known:
+            msg[name] = _unpack(frame, span, hook)
+        else:  # ignored, but it must be a complete value; a str not UTF-8 is left out
+            _whole(frame, span)
+            try:
+                if name is not None:
+                    msg[name] = _unpack(frame, span)
+            except DecodeError:
+                msg.pop(name, None)
+    _check(msg, t, f"message `{t}`")
+    return msg
+
+
+def _header(repeated, get, has):
+    """Check ``v`` and ``t`` and that no field of the type repeats (the names given again, in
+    the map's order, are ``repeated``); return the type."""
+    _refuse_repeats(repeated, ("v", "t"), "message")
+    if not has("v"):
         raise DecodeError("message is missing field `v` (the protocol version)")
-    if not _is_int(msg["v"]):
-        raise DecodeError(f"`v` must be an integer, found {_kind(msg['v'])}")
-    if msg["v"] != VERSION:
-        raise DecodeError(f"unsupported protocol version {msg['v']} (this side speaks {VERSION})")
-    if "t" not in msg:
+    version = get("v")
+    if not _is_int(version):
+        raise DecodeError(f"`v` must be an integer, found {_kind(version)}")
+    if version != VERSION:
+        raise DecodeError(f"unsupported protocol version {version} (this side speaks {VERSION})")
+    if not has("t"):
         raise DecodeError("message is missing field `t`")
-    t = msg["t"]
+    t = get("t")
     if not isinstance(t, str):
         raise DecodeError(f"field `t` of message must be a string, found {_kind(t)}")
     if t not in _SPECS or " " in t:
         raise DecodeError(f"unknown message type `{t}`")
-    _check(msg, t, f"message `{t}`")
-    return msg
+    _refuse_repeats(repeated, {name for name, _ in _FIELDS[t]}, f"message `{t}`")
+    return t
+
+
+def _is_map_marker(b):
+    return 0x80 <= b <= 0x8F or b in (0xDE, 0xDF)
+
+
+def _entries(frame):
+    """Where each entry of the map `frame` holds lies: (key start, value start, value end).
+
+    `Unpacker.skip` steps over a value without building it, but takes an ext 32 of length
+    2^32 - 1 for 5 bytes (msgpack 1.x): every span found is then unpacked, or checked with
+    `_whole`, so a frame holding one is refused all the same.
+    """
+    up = msgpack.Unpacker(raw=False, strict_map_key=False, max_buffer_size=len(frame))
+    up.feed(frame)
+    try:
+        entries = []
+        for _ in range(up.read_map_header()):
+            key = up.tell()
+            up.skip()
+            value = up.tell()
+            up.skip()
+            entries.append((key, value, up.tell()))
+    except Exception as e:  # truncated, not MessagePack, nested too deep
+        raise DecodeError(f"not a MessagePack value ({e!r})") from None
+    if up.tell() != len(frame):
+        raise DecodeError(f"{len(frame) - up.tell()} bytes after the message")
+    return entries
+
+
+def _key(frame, start, end):
+    """The text of a str key between `start` and `end`; None for any other key (ignored, §5.3)."""
+    m = frame[start]
+    header = 1 if 0xA0 <= m <= 0xBF else {0xD9: 2, 0xDA: 3, 0xDB: 5}.get(m)
+    if header is None:
+        return None
+    try:
+        return frame[start + header:end].decode("utf-8")
+    except UnicodeDecodeError:
+        return None
+
+
+def _refuse_repeats(repeated, fields, what):
+    """Refuse the first of `fields` among the names given again (in the map's order)."""
+    for name in repeated:
+        if name in fields:
+            raise DecodeError(f"{what} has field `{name}` twice")
+
+
+def _whole(frame, span):
+    """Check that `span` holds exactly one complete value, whatever it holds: with raw bytes
+    for str, tuples for arrays and maps, and extension values left as they are, nothing in
+    it can fail but its structure (and msgpack's depth limit)."""
+    start, end = span
+    try:
+        msgpack.unpackb(memoryview(frame)[start:end], raw=True, strict_map_key=False, use_list=False,
+                        object_pairs_hook=tuple, ext_hook=_any_ext)
+    except Exception as e:
+        raise DecodeError(f"not a MessagePack value ({e!r})") from None
+
+
+def _any_ext(code, data):
+    return None
+
+
+def _unpack(frame, span, hook=None):
+    start, end = span
+    try:
+        return msgpack.unpackb(memoryview(frame)[start:end], raw=False, strict_map_key=False,
+                               object_pairs_hook=hook)
+    except Exception as e:  # invalid UTF-8 in a str, a key that cannot be a dict key
+        raise DecodeError(f"not a MessagePack value ({e!r})") from None
+
+
+class _Repeats(dict):
+    """A map of the protocol that gave a key twice: the keys repeated, in the map's order."""
+    repeated = ()
+
+
+def _pairs(pairs):
+    d = dict(pairs)
+    if len(d) == len(pairs):
+        return d
+    seen, repeated = set(), []
+    for k, _ in pairs:
+        if k in seen:
+            repeated.append(k)
+        seen.add(k)
+    d = _Repeats(d)
+    d.repeated = repeated
+    return d
 
 
 def _check(m, spec, what):
@@ -176,24 +342,55 @@ def _check(m, spec, what):
                 raise DecodeError(f"{wrong} a non-negative integer, found {x if _is_int(x) else _kind(x)}")
             if x >> (32 if kind == "u32" else 64):
                 raise DecodeError(f"field `{name}` of {what} is out of range")
-        if kind in ("strs", "strmap"):
-            if not isinstance(x, list if kind == "strs" else dict):
-                raise DecodeError(f"{wrong} {'an array' if kind == 'strs' else 'a map of strings'}, found {_kind(x)}")
-            for e in list(x) + (list(x.values()) if kind == "strmap" else []):
-                if not isinstance(e, str):
-                    raise DecodeError(f"`{name}` must hold strings, found {_kind(e)}")
-        if kind == "counts" and not _is_counts(x):
-            raise DecodeError(f"{wrong} a map of counts, found {_kind(x)}")
-        if kind == "uints" and not (isinstance(x, list) and all(_is_int(n) and 0 <= n < 1 << 64 for n in x)):
-            raise DecodeError(f"{wrong} an array of counts, found {_kind(x)}")
-        if kind == "countmaps" and not (isinstance(x, dict) and all(
-                isinstance(k, str) and _is_counts(m) for k, m in x.items())):
-            raise DecodeError(f"{wrong} a map of maps of counts, found {_kind(x)}")
+        if kind == "strs":
+            if not isinstance(x, list):
+                raise DecodeError(f"{wrong} an array, found {_kind(x)}")
+            _hold_strings(name, x)
+        if kind in ("strmap", "counts"):
+            want = "a map of strings" if kind == "strmap" else "a map of counts"
+            if not isinstance(x, dict):
+                raise DecodeError(f"{wrong} {want}, found {_kind(x)}")
+            _hold_strings(name, list(x))
+            if isinstance(x, _Repeats):
+                raise DecodeError(f"field `{name}` of {what} has key `{x.repeated[0]}` twice")
+            if kind == "strmap":
+                _hold_strings(name, list(x.values()))
+            bad = [n for n in x.values() if not (_is_int(n) and 0 <= n < 1 << 64)] if kind == "counts" else []
+            if bad:
+                raise DecodeError(f"{wrong} {want}, found {_kind(bad[0])}")
+        if kind == "uints":
+            if not isinstance(x, list):
+                raise DecodeError(f"{wrong} an array of counts, found {_kind(x)}")
+            bad = [n for n in x if not (_is_int(n) and 0 <= n < 1 << 64)]
+            if bad:
+                raise DecodeError(f"{wrong} an array of counts, found {_kind(bad[0])}")
+        if kind == "countmaps":
+            want = "a map of maps of counts"
+            if not isinstance(x, dict):
+                raise DecodeError(f"{wrong} {want}, found {_kind(x)}")
+            _hold_strings(name, list(x))
+            if isinstance(x, _Repeats):
+                raise DecodeError(f"field `{name}` of {what} has key `{x.repeated[0]}` twice")
+            for m in x.values():
+                if not isinstance(m, dict):
+                    raise DecodeError(f"{wrong} {want}, found {_kind(m)}")
+                _hold_strings(name, list(m))
+                if isinstance(m, _Repeats):
+                    raise DecodeError(f"field `{name}` of {what} has key `{m.repeated[0]}` twice")
+                bad = [n for n in m.values() if not (_is_int(n) and 0 <= n < 1 << 64)]
+                if bad:
+                    raise DecodeError(f"{wrong} {want}, found {_kind(bad[0])}")
         if kind in ("records", "inputs", "outputs", "ports"):
             if not isinstance(x, list):
                 raise DecodeError(f"{wrong} an array, found {_kind(x)}")
             for i, e in enumerate(x):
                 _check_entry(e, kind, i)
+
+
+def _hold_strings(name, xs):
+    for e in xs:
+        if not isinstance(e, str):
+            raise DecodeError(f"`{name}` must hold strings, found {_kind(e)}")
 
 
 def _check_entry(e, kind, i):
@@ -207,15 +404,16 @@ def _check_entry(e, kind, i):
     what = {"inputs": "wire input", "outputs": "wire output", "ports": "wire port"}[kind]
     if not isinstance(e, dict):
         raise DecodeError(f"{what} must be a map, found {_kind(e)}")
+    if isinstance(e, _Repeats):
+        known = {n for n, _ in _FIELDS[what] + (_FIELDS["wire pub input"] if kind == "inputs" else [])}
+        repeated = [k for k in e.repeated if k in known]
+        if repeated:
+            raise DecodeError(f"{what} has field `{repeated[0]}` twice")
     _check(e, what, what)
     if kind == "inputs" and e.get("pattern") not in (None, "push", "pub"):
         raise DecodeError(f"wire input has an unknown pattern `{e['pattern']}`")
     if kind == "inputs" and e.get("pattern") == "pub":
         _check(e, "wire pub input", what)
-
-
-def _is_counts(x):
-    return isinstance(x, dict) and all(isinstance(k, str) and _is_int(n) and 0 <= n < 1 << 64 for k, n in x.items())
 
 
 def _is_int(x):

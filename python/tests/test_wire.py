@@ -107,3 +107,10 @@ def test_the_wire_examples_of_section_6_4_decode():
                            "topics": {"acme.test": 2, "ember.test": 1, "jade.test": 1}})
     assert len(eos) == 72 and eos.startswith(bytes.fromhex("85 a1 76 01 a1 74 a3 65 6f 73"))  # §6.2
     assert decode(eos)["topics"] == {"acme.test": 2, "ember.test": 1, "jade.test": 1}
+
+
+def test_an_ext_32_of_the_largest_length_is_refused_even_in_an_unknown_field():
+    # Fuzzed: Unpacker.skip takes `c9 ff ff ff ff` for 5 bytes, so stepping over it accepted the frame.
+    frame = bytes.fromhex("83 a1 76 01 a1 74 a4 73 74 6f 70 a1 78 c9 ff ff ff ff")
+    with pytest.raises(DecodeError, match="not a MessagePack value"):
+        decode(frame)

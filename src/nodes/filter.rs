@@ -85,18 +85,27 @@ impl FilterConfig {
     pub fn run(&self, node: &mut Node) -> Result<(), NodeError> {
         let re = Matcher::new(&self.pattern, self.ignore_case)
             .map_err(|e| NodeError::Env(format!("invalid pattern: {e}")))?;
+        // The JSON text of a field that is not a string is built to be searched: past the
+        // size of a message it is refused, so a hostile value cannot multiply in memory.
+        let max_text = crate::record::raw::text_limit(node.identity().max_message_bytes);
         while let Some(batch) = node.recv_batch()? {
             for rec in batch.records() {
                 // A nil value is no value: it does not match, like a missing field.
-                let hit = rec.get(&self.field).is_some_and(|v| {
-                    !v.is_nil()
-                        && match v.str_bytes() {
-                            // A str is searched as it lies (bad UTF-8 never matches a Unicode
-                            // class, and literals match the same bytes).
-                            Some(text) => re.is_match(text),
-                            None => re.is_match(v.text().as_bytes()),
-                        }
-                });
+                let hit = match rec.get(&self.field).filter(|v| !v.is_nil()) {
+                    None => false,
+                    // A str is searched as it lies (bad UTF-8 never matches a Unicode class,
+                    // and literals match the same bytes).
+                    Some(v) => match v.str_bytes() {
+                        Some(text) => re.is_match(text),
+                        None => match v.text_within(max_text) {
+                            Ok(text) => re.is_match(text.as_bytes()),
+                            Err(e) => {
+                                node.bad_record(format!("field `{}`: {e}", self.field));
+                                continue;
+                            }
+                        },
+                    },
+                };
                 if hit != self.invert {
                     node.send_raw("out", rec)?;
                 }

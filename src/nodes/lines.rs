@@ -9,7 +9,7 @@ use std::path::PathBuf;
 use serde::{Deserialize, Serialize};
 
 use crate::record::{json_to_record_bytes, Record};
-use crate::runtime::{Node, NodeError};
+use crate::runtime::{Node, NodeError, BATCH_BYTES};
 use crate::topology::compile::resolve;
 use crate::topology::diagnostic::Diagnostics;
 use crate::topology::raw::Table;
@@ -20,6 +20,9 @@ const STOP_CHECK_LINES: u64 = 256;
 const RELEASE_BYTES: usize = 8 << 20;
 /// The page size that offsets given to `madvise` are rounded to (a multiple of any).
 const PAGE: usize = 64 << 10;
+/// Bytes a frame takes besides its records: its header (`wire::DATA_HEADER` and the array's
+/// length), with room to spare.
+const RECORD_ROOM: usize = 64;
 
 /// How each line becomes a record.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -106,17 +109,27 @@ impl LinesConfig {
             if share.lineno.is_multiple_of(STOP_CHECK_LINES) && node.stop_requested()? {
                 return Ok(());
             }
-            let end = memchr::memchr(b'\n', &data[pos..]).map_or(data.len(), |i| pos + i);
-            self.line(node, &mut share, &data[pos..end], name)?;
+            // The end of the line, found a chunk at a time: the pages of a line too long to
+            // send are released as they are read, so it is never held whole.
+            let mut end = pos;
+            let end = loop {
+                let chunk = &data[end..(end + RELEASE_BYTES).min(data.len())];
+                if let Some(i) = memchr::memchr(b'\n', chunk) {
+                    break end + i;
+                }
+                end += chunk.len();
+                if end == data.len() {
+                    break end;
+                }
+                if end - pos > share.max_line {
+                    release(map, &mut released, end);
+                }
+            };
+            let line = if end - pos > share.max_line { Line::TooLong(end - pos) } else { Line::Read(&data[pos..end]) };
+            self.line(node, &mut share, line, name)?;
             pos = end + 1;
             if pos - released >= RELEASE_BYTES {
-                let upto = pos / PAGE * PAGE;
-                // SAFETY: a read-only file mapping: a released page would be read again from
-                // the file if touched, and nothing before `pos` is touched again.
-                let _ = unsafe {
-                    map.unchecked_advise_range(memmap2::UncheckedAdvice::DontNeed, released, upto - released)
-                };
-                released = upto;
+                release(map, &mut released, pos.min(data.len()));
             }
         }
         Ok(())
@@ -128,8 +141,10 @@ impl LinesConfig {
         let mut reader = BufReader::with_capacity(1 << 20, source);
         let mut share = Share::new(node);
         // A line that spans two reads of the buffer, assembled here; most lines are read
-        // where they lie in the buffer.
+        // where they lie in the buffer. `carried` counts its bytes, kept or not: past
+        // `max_line` they are not kept, so a line without end never fills memory.
         let mut carry = Vec::new();
+        let mut carried = 0;
         loop {
             if reader.buffer().is_empty() {
                 // About to block on a read: send what we have.
@@ -143,26 +158,30 @@ impl LinesConfig {
                 Ok(buf) => buf,
                 Err(e) => return Err(NodeError::io(format!("read `{name}`"))(e)),
             };
+            let max = share.max_line;
             let (line, used) = match memchr::memchr(b'\n', buf) {
-                Some(i) if carry.is_empty() => (&buf[..i], i + 1),
+                Some(i) if carried == 0 => (&buf[..i], i + 1),
                 Some(i) => {
-                    carry.extend_from_slice(&buf[..i]);
+                    keep(&mut carry, &mut carried, &buf[..i], max);
                     (&carry[..], i + 1)
                 }
-                None if buf.is_empty() && carry.is_empty() => return Ok(()),
+                None if buf.is_empty() && carried == 0 => return Ok(()),
                 // The last line, without a newline.
                 None if buf.is_empty() => (&carry[..], 0),
                 None => {
-                    carry.extend_from_slice(buf);
+                    keep(&mut carry, &mut carried, buf, max);
                     let n = buf.len();
                     reader.consume(n);
                     continue;
                 }
             };
+            let length = carried.max(line.len());
+            let line = if length > max { Line::TooLong(length) } else { Line::Read(line) };
             self.line(node, &mut share, line, name)?;
             let at_end = used == 0;
             reader.consume(used);
             carry.clear();
+            carried = 0;
             if at_end {
                 return Ok(());
             }
@@ -170,48 +189,95 @@ impl LinesConfig {
     }
 
     /// Count one line (without its newline) and send its record if it is this replica's.
-    fn line(&self, node: &mut Node, share: &mut Share, line: &[u8], name: &str) -> Result<(), NodeError> {
+    fn line(&self, node: &mut Node, share: &mut Share, line: Line<'_>, name: &str) -> Result<(), NodeError> {
         share.lineno += 1;
         if (share.lineno - 1) % share.replicas != share.replica {
             return Ok(());
         }
-        let text = trim_newline(line);
+        let text = match line {
+            Line::Read(line) => trim_newline(line),
+            Line::TooLong(n) => {
+                let why = format!("a line of {n} bytes, more than a message may carry ({} bytes)", share.max_line);
+                node.bad_record(format!("{name}:{}: {why}", share.lineno));
+                return Ok(());
+            }
+        };
         if text.is_empty() {
             return Ok(());
         }
-        // Encoded straight into the outgoing batch. serde_json refuses JSON nested deeper
-        // than 128 levels, so every record is within what receivers accept (raw::MAX_DEPTH).
-        if let Err(why) = node.send_with("out", |out| self.record(text, out))? {
+        // Encoded straight into the outgoing batch. serde_json reads JSON to 127 levels, so
+        // every record is within the 128 that receivers must accept (protocol.md §7).
+        if let Err(why) = node.send_with("out", |out| self.record(text, out, share.max_line))? {
             node.bad_record(format!("{name}:{}: {why}", share.lineno));
         }
         Ok(())
     }
 
-    /// Append the record of one line to `out`.
-    fn record(&self, text: &[u8], out: &mut Vec<u8>) -> Result<(), String> {
+    /// Append the record of one line to `out`, refused past `max_bytes`.
+    fn record(&self, text: &[u8], out: &mut Vec<u8>, max_bytes: usize) -> Result<(), String> {
         match self.format {
             Format::Text => {
+                let start = out.len();
                 let mut rec = Record::new();
                 rec.insert(self.field.as_str(), String::from_utf8_lossy(text).into_owned());
                 crate::wire::write_record(out, &rec);
+                if out.len() - start > max_bytes {
+                    return Err(format!("the record would be larger than {max_bytes} bytes"));
+                }
                 Ok(())
             }
-            Format::Jsonl => json_to_record_bytes(text, out),
+            Format::Jsonl => json_to_record_bytes(text, out, max_bytes),
         }
     }
 }
 
-/// Which lines are this replica's, and the number of the last line read.
+/// A line as read: its bytes, or only its length when it is longer than a record may be.
+enum Line<'a> {
+    Read(&'a [u8]),
+    TooLong(usize),
+}
+
+/// Add `part` to the line being assembled in `carry`, counting its bytes in `carried`; past
+/// `max` bytes, nothing is kept.
+fn keep(carry: &mut Vec<u8>, carried: &mut usize, part: &[u8], max: usize) {
+    *carried += part.len();
+    match *carried <= max {
+        true => carry.extend_from_slice(part),
+        false => *carry = Vec::new(),
+    }
+}
+
+/// Release the pages of `map` from the last release up to `pos` (rounded down to a page)
+/// from this process; they stay in the page cache.
+fn release(map: &memmap2::Mmap, released: &mut usize, pos: usize) {
+    let upto = pos / PAGE * PAGE;
+    if upto > *released {
+        // SAFETY: a read-only file mapping: a released page would be read again from the
+        // file if touched, and nothing before `pos` is touched again.
+        let _ = unsafe { map.unchecked_advise_range(memmap2::UncheckedAdvice::DontNeed, *released, upto - *released) };
+        *released = upto;
+    }
+}
+
+/// Which lines are this replica's, the number of the last line read, and how long a line
+/// (and the record made of it) may be.
 struct Share {
     replica: u64,
     replicas: u64,
     lineno: u64,
+    max_line: usize,
 }
 
 impl Share {
     fn new(node: &Node) -> Share {
         let id = node.identity();
-        Share { replica: u64::from(id.replica), replicas: u64::from(id.replicas), lineno: 0 }
+        // A record must fit in a frame of max_message_bytes with a batch's worth of records
+        // before it (closed at BATCH_BYTES) and the frame's header: a bigger one could never
+        // be delivered, and would only fill this node's memory.
+        let max_line = id
+            .max_message_bytes
+            .map_or(usize::MAX, |b| usize::try_from(b).unwrap_or(usize::MAX).saturating_sub(BATCH_BYTES + RECORD_ROOM));
+        Share { replica: u64::from(id.replica), replicas: u64::from(id.replicas), lineno: 0, max_line }
     }
 }
 

@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 
 use super::outfile;
 use super::template::{template_option, Template};
-use crate::record::text_of;
+use crate::record::text;
 use crate::runtime::{Node, NodeError};
 use crate::topology::compile::resolve;
 use crate::topology::diagnostic::Diagnostics;
@@ -42,7 +42,8 @@ impl SinkConfig {
             .then_some("replicas of a sink would overwrite each other's file; write to stdout or use one replica")
     }
 
-    /// Write each record as a JSON line.
+    /// Write each record as a JSON line (a map's entries as they are: a repeated key is
+    /// written twice), or as the template says.
     pub fn run(&self, node: &mut Node) -> Result<(), NodeError> {
         let what = self.path.as_ref().map_or("stdout".to_string(), |p| format!("`{}`", p.display()));
         // Whole or absent: written beside the target, renamed into place after the run.
@@ -63,12 +64,33 @@ impl SinkConfig {
             Box::new(BufWriter::new(out))
         };
         let failed = |e: std::io::Error| NodeError::Io { what: format!("write to {what}"), source: e };
-        while let Some(rec) = node.recv()? {
-            match &self.template {
-                Some(t) => out.write_all(t.render(|f| rec.get(f).map(text_of)).as_bytes()).map_err(failed)?,
-                None => serde_json::to_writer(&mut out, &rec.to_json()).map_err(|e| failed(e.into()))?,
+        // Records are read in place and written as JSON as they are read: no tree, so a
+        // record of millions of nils costs its frame, not gigabytes (docs/protocol.md §9). A
+        // template's line is built whole: the JSON text of a field that is not a string is
+        // refused past the size of a message.
+        let max_text = crate::record::raw::text_limit(node.identity().max_message_bytes);
+        while let Some(batch) = node.recv_batch()? {
+            for rec in batch.records() {
+                let line = match &self.template {
+                    None => text::write_json(rec.bytes(), &mut out).map(drop),
+                    Some(t) => {
+                        let refused = std::cell::RefCell::new(None);
+                        let line = t.render(|f| {
+                            let text = rec.get(f)?.text_within(max_text);
+                            if let Err(e) = &text {
+                                refused.borrow_mut().get_or_insert_with(|| format!("field `{f}`: {e}"));
+                            }
+                            text.ok()
+                        });
+                        if let Some(why) = refused.into_inner() {
+                            node.bad_record(why);
+                            continue;
+                        }
+                        out.write_all(line.as_bytes())
+                    }
+                };
+                line.and_then(|()| out.write_all(b"\n")).map_err(failed)?;
             }
-            out.write_all(b"\n").map_err(failed)?;
         }
         out.flush().map_err(NodeError::io(format!("write to {what}")))?;
         // On disk before `done`: a full disk shows here, not after the run says it succeeded.

@@ -107,6 +107,9 @@ impl TallyConfig {
         // text when published: the same groups as `text_of`, as bad UTF-8 is replaced.
         let mut groups: HashMap<Box<[u8]>, u64> = HashMap::new();
         let mut last_progress = Instant::now();
+        // A group's text is kept and sent on: the JSON text of a field that is not a string
+        // is refused past the size of a message, so a hostile value cannot multiply.
+        let max_text = crate::record::raw::text_limit(node.identity().max_message_bytes);
         while let Some(batch) = node.recv_batch()? {
             count += batch.len() as u64;
             if let Some(field) = &self.by {
@@ -116,7 +119,15 @@ impl TallyConfig {
                     let key = match value.and_then(|v| v.str_bytes()) {
                         Some(bytes) => bytes,
                         None => {
-                            text = value.map_or(Cow::Borrowed(MISSING), |v| v.text());
+                            text = match value.map(|v| v.text_within(max_text)) {
+                                None => Cow::Borrowed(MISSING),
+                                Some(Ok(text)) => text,
+                                Some(Err(e)) => {
+                                    count -= 1;
+                                    node.bad_record(format!("field `{field}`: {e}"));
+                                    continue;
+                                }
+                            };
                             text.as_bytes()
                         }
                     };

@@ -5,12 +5,24 @@
 
 use std::borrow::Cow;
 
-use super::{text_of, Record, Value};
+use super::{Record, Value};
 
-/// Containers (arrays, maps) may nest this deep inside a record; a deeper record is dropped
-/// and counted (the rest of its frame is kept). The decoder behind
-/// [`RawRecord::to_record`] recurses once per level, so this also bounds its stack use.
+/// Containers (arrays, maps) may nest this deep inside a record, below the record's own map
+/// (so a record may have `MAX_DEPTH + 1` levels); a deeper record is dropped and counted (the
+/// rest of its frame is kept). Senders keep to 128 levels (docs/protocol.md §7); the decoder
+/// behind [`RawRecord::to_record`] and the JSON writer of [`text`](super::text) recurse once
+/// per level, so this also bounds their stack use.
 pub const MAX_DEPTH: usize = 256;
+
+/// Decoding a record ([`RawRecord::to_record`]) takes memory per value, whatever the value's
+/// size on the wire: a nil is one byte, and 40 bytes once decoded (twice that while an array
+/// grows). A record that would take more than this, or 4 times its own size if that is more,
+/// is refused instead: see docs/protocol.md §9.
+pub const MAX_DECODED_BYTES: usize = 256 << 20;
+
+/// What one value may take decoded, at most: an `rmpv::Value`, twice while its container
+/// grows (the payload of a str, bin or ext is counted apart).
+const DECODED_PER_VALUE: usize = 2 * std::mem::size_of::<Value>();
 
 /// Why bytes are not a valid record.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -34,7 +46,7 @@ fn be_len(buf: &[u8], at: usize, n: usize) -> Result<usize, RawError> {
 /// The header of the value at `pos`: (offset of its payload, payload bytes, items inside;
 /// 2 items per map entry). The markers records are mostly made of come first.
 #[inline(always)]
-fn header(buf: &[u8], pos: usize) -> Result<(usize, usize, usize), RawError> {
+pub(crate) fn header(buf: &[u8], pos: usize) -> Result<(usize, usize, usize), RawError> {
     let marker = *buf.get(pos).ok_or_else(truncated)?;
     // A str, bin or ext: a big-endian length of `n` bytes, then the payload (plus `extra`,
     // an ext's type byte).
@@ -81,6 +93,22 @@ pub fn skip(buf: &[u8], pos: usize) -> Result<usize, RawError> {
     skip_nested(buf, pos)
 }
 
+/// The end of the value starting at `pos`, at any depth: complete, with no reserved marker.
+/// It counts the items still to read instead of keeping a level per container, so it needs
+/// no memory and no stack however deep a hostile frame nests.
+pub fn value_end(buf: &[u8], pos: usize) -> Result<usize, RawError> {
+    let mut pos = pos;
+    let mut left = 1usize;
+    while left > 0 {
+        let (payload, n, items) = header(buf, pos)?;
+        pos = payload.checked_add(n).filter(|&end| end <= buf.len()).ok_or_else(truncated)?;
+        // Every item takes a byte at least: a count beyond the bytes left is a lie, and
+        // refusing it keeps `left` within the frame's size.
+        left = (left - 1).checked_add(items).filter(|&l| l <= buf.len() - pos).ok_or_else(truncated)?;
+    }
+    Ok(pos)
+}
+
 fn skip_nested(buf: &[u8], pos: usize) -> Result<usize, RawError> {
     let mut pos = pos;
     // Items still to read at each open level, on the stack.
@@ -125,7 +153,45 @@ fn str_at(buf: &[u8], pos: usize) -> Result<Option<(&[u8], usize)>, RawError> {
 }
 
 /// Check the record (a map with str keys, valid UTF-8) starting at `pos`; returns its end.
+#[inline]
 pub fn check_record(buf: &[u8], pos: usize) -> Result<usize, RawError> {
+    check_keys(buf, pos, skip)
+}
+
+/// How [`check_record_apart`] found a record: its end, and whether it nests deeper than
+/// [`MAX_DEPTH`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RecordCheck {
+    /// Just past the record.
+    pub end: usize,
+    /// Why the record is too deep, if it is: a valid record, which receivers drop alone.
+    pub too_deep: Option<RawError>,
+}
+
+/// Check the record at `pos` as [`check_record`] does, but tell a record nested deeper than
+/// [`MAX_DEPTH`] (valid, dropped alone) from bytes that are not a record (which make their
+/// frame invalid): every key is checked, whatever the depth of the values before it.
+pub fn check_record_apart(buf: &[u8], pos: usize) -> Result<RecordCheck, RawError> {
+    let mut too_deep = None;
+    let end = check_keys(buf, pos, |buf, at| {
+        skip(buf, at).or_else(|e| {
+            // Complete, so the value was only too deep.
+            let end = value_end(buf, at)?;
+            too_deep.get_or_insert(e);
+            Ok(end)
+        })
+    })?;
+    Ok(RecordCheck { end, too_deep })
+}
+
+/// Check that `pos` starts a map with str keys (valid UTF-8), each value read by `value`
+/// (which returns the value's end); returns the map's end.
+#[inline(always)]
+fn check_keys(
+    buf: &[u8],
+    pos: usize,
+    mut value: impl FnMut(&[u8], usize) -> Result<usize, RawError>,
+) -> Result<usize, RawError> {
     let (payload, _, items) = match buf.get(pos) {
         Some(0x80..=0x8f | 0xde | 0xdf) => header(buf, pos)?,
         Some(&m) => return Err(RawError(format!("a record must be a map, found {}", kind_of_marker(m)))),
@@ -140,12 +206,14 @@ pub fn check_record(buf: &[u8], pos: usize) -> Result<usize, RawError> {
         if !key.is_ascii() && std::str::from_utf8(key).is_err() {
             return Err(RawError("a record key is not valid UTF-8".into()));
         }
-        pos = skip(buf, end)?;
+        pos = value(buf, end)?;
     }
     Ok(pos)
 }
 
-fn kind_of_marker(m: u8) -> &'static str {
+/// A short name of the type of the value whose marker is `m`, for messages (as
+/// [`kind_of`](super::kind_of) names a decoded one).
+pub fn kind_of_marker(m: u8) -> &'static str {
     match m {
         0x00..=0x7f | 0xe0..=0xff | 0xcc..=0xd3 => "an integer",
         0x80..=0x8f | 0xde | 0xdf => "a map",
@@ -200,12 +268,38 @@ impl<'a> RawRecord<'a> {
         None
     }
 
-    /// The record, decoded.
-    pub fn to_record(&self) -> Result<Record, RawError> {
+    /// The record, decoded whatever memory that takes: for a frame's decoder, which must
+    /// agree with the in-place reading on what is valid.
+    pub(crate) fn decode_unbounded(&self) -> Result<Record, RawError> {
         let mut rd = self.bytes;
         let value = rmpv::decode::read_value(&mut rd).map_err(|e| RawError(e.to_string()))?;
         Record::from_value(value).map_err(RawError)
     }
+
+    /// The record, decoded; refused if it would take more memory than
+    /// [`MAX_DECODED_BYTES`] (or 4 times its size, if more).
+    pub fn to_record(&self) -> Result<Record, RawError> {
+        let limit = MAX_DECODED_BYTES.max(4 * self.bytes.len());
+        // Only a large record can be over: most are let through without a second look.
+        if self.bytes.len().saturating_mul(DECODED_PER_VALUE) > limit {
+            let size = decoded_size(self.bytes)?;
+            if size > limit {
+                return Err(RawError(format!(
+                    "this record of {} bytes would take {} MiB decoded, more than the {} MiB allowed",
+                    self.bytes.len(),
+                    size >> 20,
+                    limit >> 20
+                )));
+            }
+        }
+        self.decode_unbounded()
+    }
+}
+
+/// The most text a node builds from a field that is not a string (to match, count, or fill a
+/// template): its `max_message_bytes`, unlimited without one. See [`RawValue::text_within`].
+pub fn text_limit(max_message_bytes: Option<u64>) -> usize {
+    max_message_bytes.map_or(usize::MAX, |b| usize::try_from(b).unwrap_or(usize::MAX))
 }
 
 /// One value inside a record, as its bytes.
@@ -225,19 +319,37 @@ impl<'a> RawValue<'a> {
         str_at(self.bytes, 0).ok().flatten().map(|(s, _)| s)
     }
 
-    /// The text of the value, as [`text_of`] gives it: a str as it is (bad UTF-8 replaced),
-    /// anything else as JSON.
+    /// The text of the value, as [`text_of`](super::text_of) gives it: a str as it is (bad
+    /// UTF-8 replaced), bin as lossy UTF-8, anything else as its JSON text, written from the
+    /// bytes with no tree in between (see [`text`](super::text) for the one difference).
     pub fn text(&self) -> Cow<'a, str> {
-        if let Some(s) = self.str_bytes() {
-            return match std::str::from_utf8(s) {
-                Ok(s) => Cow::Borrowed(s),
-                Err(_) => String::from_utf8_lossy(s),
-            };
+        self.text_within(usize::MAX).unwrap_or_default()
+    }
+
+    /// [`RawValue::text`], refused when the value is not a str or bin and its JSON text would
+    /// be longer than `limit` bytes: written up to there, and no further. A str or bin is
+    /// never refused (its text is its bytes, read where they lie). The JSON text of a value
+    /// may take up to 9 bytes per byte of it (5 for a nil: `null,`).
+    pub fn text_within(&self, limit: usize) -> Result<Cow<'a, str>, RawError> {
+        let bytes = match self.bytes.first() {
+            Some(0xa0..=0xbf | 0xd9..=0xdb | 0xc4..=0xc6) => {
+                header(self.bytes, 0).ok().and_then(|(payload, n, _)| self.bytes.get(payload..payload.checked_add(n)?))
+            }
+            _ => None,
+        };
+        if let Some(b) = bytes {
+            return Ok(String::from_utf8_lossy(b));
         }
-        match self.to_value() {
-            Some(v) => Cow::Owned(text_of(&v).into_owned()),
-            None => Cow::Borrowed(""),
+        match super::text::json_text_within(self.bytes, limit) {
+            Some(Ok(text)) => Ok(Cow::Owned(text)),
+            Some(Err(())) => Err(RawError(format!("its JSON text is longer than {limit} bytes"))),
+            None => Ok(Cow::Borrowed("")),
         }
+    }
+
+    /// The value's bytes.
+    pub fn bytes(&self) -> &'a [u8] {
+        self.bytes
     }
 
     /// The value, decoded.
@@ -245,6 +357,21 @@ impl<'a> RawValue<'a> {
         let mut rd = self.bytes;
         rmpv::decode::read_value(&mut rd).ok()
     }
+}
+
+/// An upper bound of the memory the value(s) in `buf` take decoded: every value counted at
+/// [`DECODED_PER_VALUE`], plus the payload of strings, binaries and extensions.
+fn decoded_size(buf: &[u8]) -> Result<usize, RawError> {
+    let (mut pos, mut size) = (0, 0usize);
+    while pos < buf.len() {
+        let (payload, n, _) = header(buf, pos)?;
+        let marker = buf[pos];
+        let sized = matches!(marker, 0xa0..=0xbf | 0xc4..=0xc9 | 0xd9..=0xdb);
+        size = size.saturating_add(DECODED_PER_VALUE + if sized { n } else { 0 });
+        // Step into containers (their items follow the header), over everything else.
+        pos = if matches!(marker, 0x80..=0x9f | 0xdc..=0xdf) { payload } else { payload + n };
+    }
+    Ok(size)
 }
 
 #[cfg(test)]
@@ -309,6 +436,33 @@ mod tests {
             let err = RawRecord::new(bytes).unwrap_err();
             assert!(err.0.contains(want), "{bytes:?}: {err}");
         }
+    }
+
+    #[test]
+    fn value_end_reads_any_depth_with_no_stack_and_refuses_lies() {
+        let deep = [vec![0x91u8; 1_000_000], vec![0xc0]].concat();
+        assert_eq!(value_end(&deep, 0), Ok(deep.len()));
+        assert!(value_end(&deep[..deep.len() - 1], 0).is_err());
+        // An array of 2^32 - 1 elements in 5 bytes, a str longer than the frame.
+        assert!(value_end(b"\xdd\xff\xff\xff\xff\xc0", 0).is_err());
+        assert!(value_end(b"\xdb\x00\x00\x00\x09abc", 0).is_err());
+        assert!(value_end(b"\x92\xc0\xc1", 0).unwrap_err().0.contains("0xc1"));
+    }
+
+    #[test]
+    fn a_record_too_big_decoded_is_refused_not_decoded() {
+        // 4 million nils: 4 MB here, 320 MB as rmpv values.
+        let n = 4_000_000u32;
+        let mut bytes = b"\x81\xa1a\xdd".to_vec();
+        bytes.extend(n.to_be_bytes());
+        bytes.resize(bytes.len() + n as usize, 0xc0);
+        let err = RawRecord::new(&bytes).unwrap().to_record().unwrap_err();
+        assert!(err.0.contains("more than the 256 MiB allowed"), "{err}");
+        // A large record of few values is decoded.
+        let mut text = b"\x81\xa1a\xdb".to_vec();
+        text.extend(8_000_000u32.to_be_bytes());
+        text.resize(text.len() + 8_000_000, b'x');
+        assert!(RawRecord::new(&text).unwrap().to_record().is_ok());
     }
 
     #[test]

@@ -3,6 +3,7 @@
 //! (`filter`, `tally`) takes whole batches with [`Node::recv_batch`](super::Node::recv_batch)
 //! and sends the records' bytes on unchanged.
 
+use crate::record::lengths::{Lengths, LengthsIter};
 use crate::record::raw::{self, RawRecord};
 use crate::record::Record;
 
@@ -18,22 +19,20 @@ pub struct Batch {
     bytes: Bytes,
     /// Where the next record starts.
     pos: usize,
-    /// Where each record ends (found when the frame was checked).
-    ends: Vec<usize>,
-    /// The next record's index in `ends`.
-    next: usize,
+    /// The length of each record not yet taken (found when the frame was checked).
+    lengths: Lengths,
 }
 
 impl Batch {
-    /// Records from `pos` in a frame received from libzmq, ending at `ends`, each checked
-    /// with [`raw::check_record`].
-    pub(super) fn in_message(message: zmq::Message, pos: usize, ends: Vec<usize>) -> Batch {
-        Batch { bytes: Bytes::Zmq(message), pos, ends, next: 0 }
+    /// Records from `pos` in a frame received from libzmq, back to back, each checked with
+    /// [`raw::check_record`].
+    pub(super) fn in_message(message: zmq::Message, pos: usize, lengths: Lengths) -> Batch {
+        Batch { bytes: Bytes::Zmq(message), pos, lengths }
     }
 
-    /// Records, checked, back to back in `bytes`, ending at `ends`.
-    pub(super) fn owned(bytes: Vec<u8>, ends: Vec<usize>) -> Batch {
-        Batch { bytes: Bytes::Owned(bytes), pos: 0, ends, next: 0 }
+    /// Records, checked, back to back in `bytes`.
+    pub(super) fn owned(bytes: Vec<u8>, lengths: Lengths) -> Batch {
+        Batch { bytes: Bytes::Owned(bytes), pos: 0, lengths }
     }
 
     fn buf(&self) -> &[u8] {
@@ -45,7 +44,7 @@ impl Batch {
 
     /// Records not yet taken.
     pub fn len(&self) -> usize {
-        self.ends.len() - self.next
+        self.lengths.len()
     }
 
     /// Whether every record was taken.
@@ -55,14 +54,14 @@ impl Batch {
 
     /// The records not yet taken, in order.
     pub fn records(&self) -> Records<'_> {
-        Records { buf: self.buf(), pos: self.pos, ends: &self.ends[self.next..] }
+        Records { buf: self.buf(), pos: self.pos, lengths: self.lengths.iter() }
     }
 
     /// Take the next record, decoded.
     pub(super) fn take_record(&mut self) -> Option<Result<Record, raw::RawError>> {
-        let end = *self.ends.get(self.next)?;
+        let end = self.pos + self.lengths.pop_front()?;
         let rec = RawRecord::checked(&self.buf()[self.pos..end]).to_record();
-        (self.pos, self.next) = (end, self.next + 1);
+        self.pos = end;
         Some(rec)
     }
 }
@@ -71,21 +70,21 @@ impl Batch {
 pub struct Records<'a> {
     buf: &'a [u8],
     pos: usize,
-    ends: &'a [usize],
+    lengths: LengthsIter<'a>,
 }
 
 impl<'a> Iterator for Records<'a> {
     type Item = RawRecord<'a>;
 
     fn next(&mut self) -> Option<RawRecord<'a>> {
-        let (&end, rest) = self.ends.split_first()?;
+        let end = self.pos + self.lengths.next()?;
         let rec = RawRecord::checked(&self.buf[self.pos..end]);
-        (self.pos, self.ends) = (end, rest);
+        self.pos = end;
         Some(rec)
     }
 
     fn size_hint(&self) -> (usize, Option<usize>) {
-        (self.ends.len(), Some(self.ends.len()))
+        self.lengths.size_hint()
     }
 }
 

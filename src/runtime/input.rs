@@ -11,9 +11,10 @@ use super::error::NodeError;
 use super::output::HWM;
 use super::publisher::CONTROL_TOPIC;
 use super::zap::Access;
-use crate::record::raw::{self, RawError};
+use crate::record::lengths::Lengths;
+use crate::record::raw::RawError;
 use crate::record::Record;
-use crate::wire::{self, Message, Upstream};
+use crate::wire::{self, Upstream};
 
 /// At most this many dropped-frame notes are kept (all are counted).
 pub const MAX_NOTES: usize = 5;
@@ -331,66 +332,79 @@ impl Input {
         Ok(false)
     }
 
-    /// Take one frame that arrived on the PULL socket (None) or subscription `sub`.
+    /// Take one frame that arrived on the PULL socket (None) or subscription `sub`. Frames
+    /// are read in place, never decoded into a tree, so a hostile one costs no more memory
+    /// than its own size (docs/protocol.md §9).
     fn accept(&mut self, frame: zmq::Message, sub: Option<usize>) {
-        // The common case: records checked where they lie, never decoded here.
-        if let Some((pos, ends)) = wire::data_in_place(&frame) {
-            self.count(sub, ends.len() as u64);
-            if !ends.is_empty() {
-                self.queue.push_back(Batch::in_message(frame, pos, ends));
+        match wire::data_records(&frame) {
+            Ok(Some(records)) => self.accept_data(frame, records, sub),
+            Ok(None) => match wire::message_type(&frame) {
+                Ok("eos") => self.accept_eos(&frame, sub),
+                Ok(t) => self.drop_frame(format!("unexpected `{t}` message on a data socket")),
+                Err(e) => self.drop_frame(format!("undecodable frame of {} bytes: {e}", frame.len())),
+            },
+            Err(e) => self.drop_frame(format!("undecodable frame of {} bytes: {e}", frame.len())),
+        }
+    }
+
+    /// Queue the records of a `data` frame where they lie. A record nested deeper than
+    /// raw::MAX_DEPTH is dropped alone and counted; the sender counted it, so it counts as
+    /// received. Then the others are copied out of the frame (only a sender that breaks the
+    /// protocol's nesting rule gets there).
+    fn accept_data(&mut self, frame: zmq::Message, records: wire::DataRecords, sub: Option<usize>) {
+        let wire::DataRecords { first, lengths, too_deep } = records;
+        self.count(sub, lengths.len() as u64);
+        if too_deep.is_empty() {
+            if !lengths.is_empty() {
+                self.queue.push_back(Batch::in_message(frame, first, lengths));
             }
             return;
         }
-        match wire::decode(&frame) {
-            Ok(Message::Data(records)) => {
-                // Valid, laid out otherwise: encode the records as this node would. A record
-                // deeper than raw::MAX_DEPTH (which the frame decoder still read) is dropped
-                // alone and counted; the sender counted it, so it counts as received.
-                let (mut kept, mut ends, mut one) = (Vec::new(), Vec::with_capacity(records.len()), Vec::new());
-                for (i, r) in records.iter().enumerate() {
-                    one.clear();
-                    wire::write_record(&mut one, r);
-                    match raw::check_record(&one, 0) {
-                        Ok(_) => {
-                            kept.extend_from_slice(&one);
-                            ends.push(kept.len());
-                        }
-                        Err(e) => self.drop_frame(format!("data record {i}: {e}")),
-                    }
-                }
-                self.count(sub, records.len() as u64);
-                if !ends.is_empty() {
-                    self.queue.push_back(Batch::owned(kept, ends));
+        let (mut kept, mut kept_lengths, mut pos) = (Vec::new(), Lengths::default(), first);
+        let mut deep = too_deep.into_iter().peekable();
+        for (i, len) in lengths.iter().enumerate() {
+            match deep.next_if(|(j, _)| *j == i) {
+                Some((_, e)) => self.drop_frame(format!("data record {i}: {e}")),
+                None => {
+                    kept.extend_from_slice(&frame[pos..pos + len]);
+                    kept_lengths.push(len);
                 }
             }
-            Ok(Message::Eos { from, sent, port, topics }) => {
-                let key = format!("{from}/{port}");
-                match self.pending_eos.get(&key) {
-                    Some(&expected_sub) if expected_sub == sub => {
-                        self.pending_eos.remove(&key);
-                        self.eos_seen += 1;
-                        self.announced += match sub {
-                            None => sent,
-                            Some(i) => {
-                                let prefixes = &self.subs[i].topics;
-                                topics
-                                    .iter()
-                                    .filter(|(t, _)| prefixes.is_empty() || prefixes.iter().any(|p| t.starts_with(p)))
-                                    .map(|(_, n)| n)
-                                    .sum()
-                            }
-                        };
-                    }
-                    // A restarted replica's `eos` after its predecessor's, or one sent again to
-                    // this restarted replica: expected.
-                    _ if self.inexact || self.relaxed.contains(&from) => {}
-                    _ => self.drop_frame(format!(
-                        "`eos` from `{from}` (port `{port}`), which is not an upstream replica still streaming"
-                    )),
-                }
+            pos += len;
+        }
+        if !kept_lengths.is_empty() {
+            self.queue.push_back(Batch::owned(kept, kept_lengths));
+        }
+    }
+
+    /// Count an `eos`, read in place: on a pub port, the records of the topics this node
+    /// subscribed to.
+    fn accept_eos(&mut self, frame: &[u8], sub: Option<usize>) {
+        let prefixes = sub.map(|i| &self.subs[i].topics);
+        let mut subscribed = 0u64;
+        let read = wire::read_eos(frame, |t, n| {
+            if prefixes.is_some_and(|p| p.is_empty() || p.iter().any(|p| t.starts_with(p.as_str()))) {
+                subscribed = subscribed.saturating_add(n);
             }
-            Ok(other) => self.drop_frame(format!("unexpected `{}` message on a data socket", other.type_name())),
-            Err(e) => self.drop_frame(format!("undecodable frame of {} bytes: {e}", frame.len())),
+        });
+        let (from, sent, port) = match read {
+            Ok(eos) => eos,
+            Err(e) => return self.drop_frame(format!("undecodable frame of {} bytes: {e}", frame.len())),
+        };
+        let key = format!("{from}/{port}");
+        match self.pending_eos.get(&key) {
+            Some(&expected_sub) if expected_sub == sub => {
+                self.pending_eos.remove(&key);
+                self.eos_seen += 1;
+                // Saturating: a hostile count must not overflow (a panic in a debug build).
+                self.announced = self.announced.saturating_add(if sub.is_some() { subscribed } else { sent });
+            }
+            // A restarted replica's `eos` after its predecessor's, or one sent again to this
+            // restarted replica: expected.
+            _ if self.inexact || self.relaxed.contains(&from) => {}
+            _ => self.drop_frame(format!(
+                "`eos` from `{from}` (port `{port}`), which is not an upstream replica still streaming"
+            )),
         }
     }
 

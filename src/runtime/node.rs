@@ -316,7 +316,7 @@ impl Node {
         loop {
             match self.next_input(waker, Input::pop)? {
                 Polled::Taken(Ok(r)) => return Ok(Event::Record(r)),
-                // Cannot happen: records are checked when their frame arrives.
+                // A record checked when its frame arrived, too big to decode (raw::MAX_DECODED_BYTES).
                 Polled::Taken(Err(e)) => self.bad_record(format!("a record could not be decoded: {e}")),
                 Polled::Ended => return Ok(Event::Ended),
                 Polled::Woken => return Ok(Event::Woken),

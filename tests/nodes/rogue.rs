@@ -31,6 +31,11 @@
 //!   bodies), 9 records in all, 5 of them with a body that mentions "python"; then a frame
 //!   with a record nested 300 levels deep (refused by receivers) and a good one, 11 records
 //!   in all, each counted in its `eos` as a sender does.
+//! - `flood N SHAPE`: a source that sends one `data` frame holding N nils (one byte each),
+//!   then its `eos`: with SHAPE `field`, one record `{"id": "flood", "line": [nil x N]}` laid
+//!   out as procnet writes it; `reordered`, the same record in a frame whose fields come in
+//!   another order; `records`, the records array itself made of the N nils (an invalid frame,
+//!   not counted). The memory amplification reproducers of tests/amplification.rs.
 
 use procnet::record::Record;
 use procnet::runtime::{Identity, Node};
@@ -50,6 +55,7 @@ fn main() {
         Some("intruder") => intruder(arg(2)),
         Some("forge-eos") => forge_eos(arg(2)),
         Some("knock") => knock(&args[2], &args[3..]),
+        Some("flood") => flood(arg(2), args.get(3).expect("a shape")),
         Some("exit-early") => {
             let _node = Node::join(&Identity::from_env().expect("identity")).expect("join");
             std::process::exit(arg(2) as i32);
@@ -445,4 +451,50 @@ fn knock(dir: &str, ports: &[String]) {
             println!("tcp {port} with {how}: {verdict}");
         }
     }
+}
+
+/// One frame of `n` nils shaped as `shape` says (see the module doc), then the `eos`.
+fn flood(n: u64, shape: &str) {
+    let (_ctx, control, peers, id) = join_raw();
+    let n = n as usize;
+    let nils = |out: &mut Vec<u8>| {
+        rmp::encode::write_array_len(out, n as u32).expect("encode");
+        out.resize(out.len() + n, 0xc0);
+    };
+    let record = |out: &mut Vec<u8>| {
+        out.extend_from_slice(b"\x82\xa2id\xa5flood\xa4line");
+        nils(out);
+    };
+    let mut frame = Vec::with_capacity(n + 64);
+    let sent = match shape {
+        "field" => {
+            wire::write_data_header(&mut frame, 1);
+            record(&mut frame);
+            1
+        }
+        "reordered" => {
+            frame.extend_from_slice(b"\x83\xa7records\x91");
+            record(&mut frame);
+            frame.extend_from_slice(b"\xa1t\xa4data\xa1v\x01");
+            1
+        }
+        "records" => {
+            frame.extend_from_slice(wire::DATA_HEADER);
+            nils(&mut frame);
+            0
+        }
+        other => panic!("unknown flood shape `{other}`"),
+    };
+    // Handed to libzmq as it is (no copy), so this sender's peak is the frame's size.
+    assert_eq!(peers.len(), 1, "one downstream replica");
+    peers[0].send(zmq::Message::from(frame), 0).expect("send the flood");
+    for p in &peers {
+        let eos = Message::Eos { from: id.id(), sent, port: "out".into(), topics: Default::default() };
+        p.send(wire::encode(&eos), 0).expect("eos");
+    }
+    let stats = wire::Stats { sent, ..Default::default() };
+    control
+        .send(wire::encode(&Message::Done { stats, notes: vec![], result: None, flows: Default::default() }), 0)
+        .expect("done");
+    assert_eq!(wire::decode(&control.recv_bytes(0).expect("hear")).expect("decode"), Message::Bye);
 }
