@@ -278,3 +278,20 @@ fn a_sink_template_of_a_field_of_sixty_million_nils_stays_bounded() {
     assert!(r.stderr.contains("field `line`: its JSON text is longer than 67108864 bytes"), "{}", r.stderr);
     r.expect_peak_within("sink with a template", NILS as i64, 3);
 }
+
+// A pub port's topic taken from a field holding 60 million nils: its JSON text (300 MB) was
+// built whole, however long, in the publisher.
+#[test]
+fn a_topic_from_a_field_of_sixty_million_nils_stays_bounded() {
+    let s = Scratch::new();
+    let then = "[nodes.f]\nkind = \"filter\"\ninputs = [\"rogue\"]\nfield = \"id\"\ncontains = \"flood\"\n\
+                outputs = { out = { pattern = \"pub\", topic_field = \"line\" } }\n\
+                [nodes.count]\nkind = \"tally\"\ninputs = [\"f\"]\n";
+    let r = run_measured(&s, &flood_topology(&s, "field", then), TIMEOUT);
+    r.expect_code(65);
+    assert_eq!(r.last_json(), serde_json::json!({"count": 0}));
+    let why =
+        "a record not published on port `out`: its topic, field `line`: its JSON text is longer than 67108864 bytes";
+    assert!(r.stderr.contains(why), "{}", r.stderr);
+    r.expect_peak_within("publisher", NILS as i64, 3);
+}

@@ -174,11 +174,12 @@ impl Node {
                 )));
             }
             for p in self.publishers.iter_mut().filter(|p| p.port == spec.name) {
-                p.set_topic(match (&spec.topic_field, &spec.topic) {
+                let topic = match (&spec.topic_field, &spec.topic) {
                     (Some(f), _) => Topic::Field(f.clone()),
                     (None, Some(t)) => Topic::Fixed(t.clone()),
                     (None, None) => Topic::Empty,
-                });
+                };
+                p.set_topic(topic, crate::record::raw::text_limit(self.identity.max_message_bytes));
                 // No record is published before every subscriber listens: no slow joiner.
                 let n = if p.lossy { spec.drop_subscribers } else { spec.subscribers };
                 p.await_subscribers(n, JOIN_TIMEOUT)?;
@@ -435,10 +436,21 @@ impl Node {
                 self.flush_output(i)?;
             }
         }
+        // A record whose topic cannot be taken goes to no socket of the port (its lossy one
+        // refuses it too): counted once, as a bad record.
+        let mut refused = None;
         for p in 0..self.publishers.len() {
-            if self.publishers[p].port == port && self.publishers[p].push(record) {
-                self.flush_publisher(p)?;
+            if self.publishers[p].port != port {
+                continue;
             }
+            match self.publishers[p].push(record) {
+                Ok(true) => self.flush_publisher(p)?,
+                Ok(false) => {}
+                Err(why) => refused = Some(why),
+            }
+        }
+        if let Some(why) = refused {
+            self.bad_record(format!("a record not published on port `{port}`: {why}"));
         }
         Ok(())
     }

@@ -53,6 +53,10 @@ pub struct Publisher {
     pub endpoint: String,
     socket: zmq::Socket,
     topic: Topic,
+    /// The longest topic text taken from a field: a topic longer than a message could not
+    /// travel, and its text (JSON, for a value that is not a str) could take many times the
+    /// record's memory.
+    max_topic: usize,
     batches: BTreeMap<String, (Vec<u8>, usize)>,
     pending: usize,
     published: BTreeMap<String, u64>,
@@ -80,15 +84,18 @@ impl Publisher {
             endpoint,
             socket,
             topic: Topic::Empty,
+            max_topic: usize::MAX,
             batches: BTreeMap::new(),
             pending: 0,
             published: BTreeMap::new(),
         })
     }
 
-    /// Set how records' topics are chosen (from `wire`).
-    pub fn set_topic(&mut self, topic: Topic) {
+    /// Set how records' topics are chosen (from `wire`), and the longest topic text taken
+    /// from a field (the node's `max_message_bytes`).
+    pub fn set_topic(&mut self, topic: Topic, max_topic: usize) {
         self.topic = topic;
+        self.max_topic = max_topic;
     }
 
     /// Wait until `n` subscribers have subscribed to [`CONTROL_TOPIC`].
@@ -118,12 +125,16 @@ impl Publisher {
     }
 
     /// Add a record; true when a batch is full and should be flushed.
-    pub fn push(&mut self, record: RawRecord<'_>) -> bool {
+    pub fn push(&mut self, record: RawRecord<'_>) -> Result<bool, String> {
         let field;
         let topic = match &self.topic {
             Topic::Empty => "",
             Topic::Field(f) => {
-                field = record.get(f).map(|v| v.text()).unwrap_or_default();
+                field = match record.get(f).map(|v| v.text_within(self.max_topic)) {
+                    None => Default::default(),
+                    Some(Ok(text)) => text,
+                    Some(Err(e)) => return Err(format!("its topic, field `{f}`: {e}")),
+                };
                 &field
             }
             Topic::Fixed(t) => t,
@@ -136,7 +147,7 @@ impl Publisher {
         batch.0.extend_from_slice(record.bytes());
         batch.1 += 1;
         self.pending += 1;
-        batch.1 >= PUB_BATCH_RECORDS || batch.0.len() >= BATCH_BYTES
+        Ok(batch.1 >= PUB_BATCH_RECORDS || batch.0.len() >= BATCH_BYTES)
     }
 
     /// Try to send every pending batch; false if a subscriber is full (call again later:
