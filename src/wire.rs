@@ -546,6 +546,16 @@ pub fn read_eos(frame: &[u8], topic: impl FnMut(&str, u64)) -> Result<(String, u
     Ok((from, sent, port))
 }
 
+/// Decode one frame received on the control channel: as [`decode`], but a `data` or `eos`
+/// message, which belongs on a data socket, is refused before anything of it is built (a
+/// batch of records decoded into values could take many times the frame's memory).
+pub fn decode_control(frame: &[u8]) -> Result<Message, DecodeError> {
+    match message_type(frame)? {
+        t @ ("data" | "eos") => Err(DecodeError(format!("`{t}` belongs on a data socket, not the control channel"))),
+        _ => decode(frame),
+    }
+}
+
 /// Decode one frame. Unknown extra fields are ignored, so later minor additions stay
 /// readable; a field of the message given twice makes it invalid (docs/protocol.md §5.3).
 ///
@@ -672,6 +682,17 @@ fn pub_port(frame: &[u8], span: Span) -> Result<PubPort, DecodeError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    // A `data` frame sent to the launcher was decoded into values first, many times its size.
+    #[test]
+    fn the_control_channel_refuses_data_messages_before_decoding_them() {
+        let data = encode(&Message::Data(vec![Record::new()]));
+        assert_eq!(
+            decode_control(&data),
+            Err(DecodeError("`data` belongs on a data socket, not the control channel".into()))
+        );
+        assert_eq!(decode_control(&encode(&Message::Ready)), Ok(Message::Ready));
+    }
 
     #[test]
     fn every_message_round_trips() {

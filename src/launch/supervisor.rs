@@ -1014,7 +1014,7 @@ impl Supervisor<'_> {
             if self.replicas[i].phase <= Phase::Restarting || self.replicas[i].phase == Phase::Exited {
                 continue;
             }
-            let msg = wire::decode(frame).map_err(|e| RunError::NodeFailed {
+            let msg = wire::decode_control(frame).map_err(|e| RunError::NodeFailed {
                 id: self.replicas[i].id.clone(),
                 cause: format!("sent an invalid control message: {e}"),
             })?;
@@ -1497,7 +1497,7 @@ impl Supervisor<'_> {
             }
             let Some(&j) = std::str::from_utf8(identity).ok().and_then(|id| self.by_id.get(id)) else { continue };
             let live = !matches!(self.replicas[j].phase, Phase::Restarting | Phase::Exited);
-            match wire::decode(frame) {
+            match wire::decode_control(frame) {
                 Ok(Message::Failed { error }) if j == i => return Ok(Some(error)),
                 // Another replica's message: handled as usual, failures included.
                 Ok(msg) if j != i && live => self.handle(j, msg)?,
