@@ -58,7 +58,8 @@ pub struct Run {
     pub stderr: String,
     /// From the start to the launcher's exit (not counting the harness's checks after it).
     pub elapsed: Duration,
-    /// What the procnet process itself used (not its children).
+    /// What the procnet process used, with every descendant it reaped (its nodes), as
+    /// wait4(2) reports it: CPU summed, peak memory the largest process's.
     pub usage: Usage,
     pub tag: String,
 }
