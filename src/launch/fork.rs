@@ -38,9 +38,9 @@ pub fn single_threaded() -> io::Result<bool> {
 }
 
 /// Fork a child that runs `kind` as `identity`, in `base_dir`, with the `PROCNET_*`
-/// variables `env`, and exits. The caller must be single-threaded and have no ZeroMQ context
-/// (see the module docs).
-pub fn fork_node(identity: &Identity, kind: &Kind, base_dir: &Path, env: &[(String, String)]) -> io::Result<Forked> {
+/// variables of `identity`, and exits. The caller must be single-threaded and have no
+/// ZeroMQ context (see the module docs).
+pub fn fork_node(identity: &Identity, kind: &Kind, base_dir: &Path) -> io::Result<Forked> {
     let (out_r, out_w) = pipe()?;
     let (err_r, err_w) = pipe()?;
     let dir = CString::new(base_dir.as_os_str().as_encoded_bytes())
@@ -55,7 +55,7 @@ pub fn fork_node(identity: &Identity, kind: &Kind, base_dir: &Path, env: &[(Stri
             // Never unwind or return into the parent's code (its destructors would run here:
             // the launcher's would delete the run directory): a panic ends this process.
             let code = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                child(identity, kind, &dir, env, parent, out_w.as_raw_fd(), err_w.as_raw_fd())
+                child(identity, kind, &dir, parent, out_w.as_raw_fd(), err_w.as_raw_fd())
             }))
             .unwrap_or(101);
             use std::io::Write;
@@ -131,15 +131,7 @@ pub fn set_process_name(text: &str) {
 }
 
 /// The child's side: become a node process like a spawned one, then run the node.
-fn child(
-    identity: &Identity,
-    kind: &Kind,
-    dir: &CString,
-    env: &[(String, String)],
-    parent: libc::pid_t,
-    out: i32,
-    err: i32,
-) -> i32 {
+fn child(identity: &Identity, kind: &Kind, dir: &CString, parent: libc::pid_t, out: i32, err: i32) -> i32 {
     let reads_stdin = kind.reads_stdin();
     // SAFETY: plain system calls on descriptors and signal dispositions of this process,
     // which is single-threaded (it was forked from a single-threaded process).
@@ -178,7 +170,7 @@ fn child(
     for key in vars::ALL {
         std::env::remove_var(key);
     }
-    for (key, value) in env {
+    for (key, value) in identity.env() {
         std::env::set_var(key, value);
     }
     match run_builtin(identity, kind) {

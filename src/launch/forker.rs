@@ -37,8 +37,6 @@ struct Request {
     identity: Identity,
     kind: Kind,
     base_dir: PathBuf,
-    /// Its `PROCNET_*` variables.
-    env: Vec<(String, String)>,
     /// For the colour of its output's prefix.
     node_index: usize,
 }
@@ -151,24 +149,17 @@ impl Forker {
         self.sock.as_raw_fd()
     }
 
-    /// Fork replica `identity` of node `node_index`, with the `PROCNET_*` variables `env`;
-    /// its pid.
+    /// Fork replica `identity` of node `node_index`; its pid.
     pub fn fork(
         &mut self,
         identity: &Identity,
         kind: &Kind,
         base_dir: &std::path::Path,
-        env: Vec<(String, String)>,
         node_index: usize,
     ) -> io::Result<libc::pid_t> {
         let id = identity.id();
-        let request = Request {
-            identity: identity.clone(),
-            kind: kind.clone(),
-            base_dir: base_dir.to_path_buf(),
-            env,
-            node_index,
-        };
+        let request =
+            Request { identity: identity.clone(), kind: kind.clone(), base_dir: base_dir.to_path_buf(), node_index };
         let mut line = serde_json::to_vec(&request).expect("a request serializes");
         line.push(b'\n');
         self.sock.set_nonblocking(false)?;
@@ -304,7 +295,7 @@ fn serve(style: Style) -> ! {
                 let reply = match serde_json::from_slice::<Request>(&line) {
                     Ok(req) => {
                         let id = req.identity.id();
-                        match fork_node(&req.identity, &req.kind, &req.base_dir, &req.env) {
+                        match fork_node(&req.identity, &req.kind, &req.base_dir) {
                             Ok(f) => {
                                 children.insert(f.pid);
                                 relay.add(f.stdout, style.prefix(&id, req.node_index, Dest::Stdout), Dest::Stdout);

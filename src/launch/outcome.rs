@@ -169,10 +169,10 @@ impl fmt::Display for RunError {
             RunError::Interrupted { signal, drained: true } => write!(
                 f,
                 "interrupted by {}: stopped gracefully (sources ended early, every node finished its stream)",
-                super::spawn::signal_name(*signal)
+                super::status::signal_name(*signal)
             ),
             RunError::Interrupted { signal, drained: false } => {
-                write!(f, "interrupted by {}: nodes killed", super::spawn::signal_name(*signal))
+                write!(f, "interrupted by {}: nodes killed", super::status::signal_name(*signal))
             }
         }
     }

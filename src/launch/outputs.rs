@@ -36,3 +36,22 @@ pub fn settle(t: &Topology, here: impl Fn(NodeId, u32) -> bool, dir: &Path, ok: 
     }
     (notes, errors)
 }
+
+/// [`settle`] the output files of the replicas a launcher placed at `placement` started,
+/// saying on stderr what was kept aside; an error naming the files that could not be moved.
+pub fn settle_here(
+    t: &Topology,
+    placement: super::options::Placement,
+    dir: &Path,
+    ok: bool,
+) -> Result<(), super::outcome::RunError> {
+    let (notes, errors) = settle(t, |n, r| placement.here(t, n, r), dir, ok);
+    for note in notes {
+        eprintln!("procnet: {note}");
+    }
+    if errors.is_empty() {
+        Ok(())
+    } else {
+        Err(super::outcome::RunError::Setup(errors.join("; ")))
+    }
+}

@@ -57,8 +57,11 @@ pub mod vars {
     ];
 }
 
-/// A node replica's identity and endpoints.
-#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+/// A node replica's identity and endpoints: the one contract between a launcher and the
+/// replicas it starts. [`Identity::env`] writes it as the `PROCNET_*` variables
+/// (docs/protocol.md §2.2) and [`Identity::from_env`] reads it back; spawned, forked and
+/// fork-served replicas, and the pods of `procnet export k8s`, all get it this way.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Identity {
     /// Node name.
     pub node: String,
@@ -68,20 +71,24 @@ pub struct Identity {
     pub replicas: u32,
     /// The launcher's control endpoint.
     pub control: String,
-    /// Where to bind the input socket, if the node has push inputs.
-    pub bind: Option<String>,
-    /// Where to bind each pub port.
-    pub pub_ports: std::collections::BTreeMap<String, String>,
+    /// The topology's name.
+    pub topology: String,
+    /// The run's private directory, if the launcher made one (it names the run).
+    pub run_dir: Option<std::path::PathBuf>,
     /// How many times this replica was restarted mid-stream before (0 on its first start).
     pub restart: u32,
     /// The largest message its input sockets accept, if limited.
     pub max_message_bytes: Option<u64>,
-    /// The addresses allowed to connect to its tcp sockets; empty: any.
-    pub allow: Vec<std::net::IpAddr>,
-    /// The run's private directory, if the launcher made one (it names the run).
-    pub run_dir: Option<std::path::PathBuf>,
+    /// Where to bind the input socket, if the node has push inputs.
+    pub bind: Option<String>,
+    /// Where to bind each pub port.
+    pub pub_ports: std::collections::BTreeMap<String, String>,
+    /// A built-in node's validated options, as JSON (`PROCNET_CONFIG`).
+    pub config: Option<String>,
     /// The run's secret, which peers of its tcp sockets present, if there is one.
     pub secret: Option<String>,
+    /// The addresses allowed to connect to its tcp sockets; empty: any.
+    pub allow: Vec<std::net::IpAddr>,
 }
 
 impl Identity {
@@ -100,19 +107,62 @@ impl Identity {
         format!("{}.{}", self.node, self.replica)
     }
 
+    /// The `PROCNET_*` variables that say who this replica is, in the order of
+    /// docs/protocol.md §2.2; an unset one (no push input, no pub port) is left out.
+    pub fn env(&self) -> Vec<(&'static str, String)> {
+        let mut env = vec![
+            (vars::PROTOCOL, crate::wire::VERSION.to_string()),
+            (vars::NODE, self.node.clone()),
+            (vars::REPLICA, self.replica.to_string()),
+            (vars::REPLICAS, self.replicas.to_string()),
+            (vars::CONTROL, self.control.clone()),
+            (vars::TOPOLOGY, self.topology.clone()),
+        ];
+        if let Some(dir) = &self.run_dir {
+            env.push((vars::RUN_DIR, dir.display().to_string()));
+        }
+        env.push((vars::RESTART, self.restart.to_string()));
+        if let Some(max) = self.max_message_bytes {
+            env.push((vars::MAX_MESSAGE_BYTES, max.to_string()));
+        }
+        if let Some(bind) = &self.bind {
+            env.push((vars::BIND, bind.clone()));
+        }
+        if !self.pub_ports.is_empty() {
+            env.push((vars::PUB, serde_json::to_string(&self.pub_ports).expect("endpoints serialize")));
+        }
+        if let Some(config) = &self.config {
+            env.push((vars::CONFIG, config.clone()));
+        }
+        if let Some(secret) = &self.secret {
+            env.push((vars::SECRET, secret.clone()));
+        }
+        if !self.allow.is_empty() {
+            env.push((vars::ALLOW, self.allow.iter().map(ToString::to_string).collect::<Vec<_>>().join(",")));
+        }
+        env
+    }
+
     /// Read the identity the launcher put in the environment.
     pub fn from_env() -> Result<Identity, NodeError> {
-        let get = |name: &str| {
-            std::env::var(name).map_err(|_| {
+        Identity::from_vars(|name| std::env::var(name).ok())
+    }
+
+    /// Read an identity from `get`, which gives the value of a variable (as
+    /// [`Identity::env`] wrote it) if it is set.
+    pub fn from_vars(get: impl Fn(&str) -> Option<String>) -> Result<Identity, NodeError> {
+        let need = |name: &str| {
+            get(name).ok_or_else(|| {
                 NodeError::Env(format!(
                     "environment variable {name} is not set; procnet nodes are started by `procnet run`"
                 ))
             })
         };
-        let num = |name: &str| -> Result<u32, NodeError> {
-            get(name)?.parse().map_err(|_| NodeError::Env(format!("environment variable {name} is not a number")))
+        let set = |name: &str| get(name).filter(|v| !v.is_empty());
+        let number = |name: &str, text: String| {
+            text.parse().map_err(|_| NodeError::Env(format!("environment variable {name} is not a number")))
         };
-        let protocol = get(vars::PROTOCOL)?;
+        let protocol = need(vars::PROTOCOL)?;
         if protocol != crate::wire::VERSION.to_string() {
             return Err(NodeError::Env(format!(
                 "launcher speaks protocol {protocol}, this node {}",
@@ -120,30 +170,30 @@ impl Identity {
             )));
         }
         Ok(Identity {
-            node: get(vars::NODE)?,
-            replica: num(vars::REPLICA)?,
-            replicas: num(vars::REPLICAS)?,
-            control: get(vars::CONTROL)?,
-            bind: std::env::var(vars::BIND).ok().filter(|s| !s.is_empty()),
-            pub_ports: match std::env::var(vars::PUB) {
-                Ok(json) => serde_json::from_str(&json)
+            node: need(vars::NODE)?,
+            replica: number(vars::REPLICA, need(vars::REPLICA)?)?,
+            replicas: number(vars::REPLICAS, need(vars::REPLICAS)?)?,
+            control: need(vars::CONTROL)?,
+            topology: get(vars::TOPOLOGY).unwrap_or_default(),
+            run_dir: set(vars::RUN_DIR).map(Into::into),
+            restart: set(vars::RESTART).map(|n| number(vars::RESTART, n)).transpose()?.unwrap_or(0),
+            max_message_bytes: set(vars::MAX_MESSAGE_BYTES)
+                .map(|n| {
+                    n.parse().map_err(|_| {
+                        NodeError::Env(format!("environment variable {} is not a number", vars::MAX_MESSAGE_BYTES))
+                    })
+                })
+                .transpose()?,
+            bind: set(vars::BIND),
+            pub_ports: match get(vars::PUB) {
+                Some(json) => serde_json::from_str(&json)
                     .map_err(|e| NodeError::Env(format!("{} is not a JSON object of endpoints: {e}", vars::PUB)))?,
-                Err(_) => Default::default(),
+                None => Default::default(),
             },
-            restart: match std::env::var(vars::RESTART) {
-                Ok(n) if !n.is_empty() => n
-                    .parse()
-                    .map_err(|_| NodeError::Env(format!("environment variable {} is not a number", vars::RESTART)))?,
-                _ => 0,
-            },
-            max_message_bytes: match std::env::var(vars::MAX_MESSAGE_BYTES) {
-                Ok(n) if !n.is_empty() => Some(n.parse().map_err(|_| {
-                    NodeError::Env(format!("environment variable {} is not a number", vars::MAX_MESSAGE_BYTES))
-                })?),
-                _ => None,
-            },
-            allow: match std::env::var(vars::ALLOW) {
-                Ok(list) => list
+            config: set(vars::CONFIG),
+            secret: set(vars::SECRET),
+            allow: match get(vars::ALLOW) {
+                Some(list) => list
                     .split(',')
                     .filter(|a| !a.trim().is_empty())
                     .map(|a| {
@@ -152,10 +202,53 @@ impl Identity {
                         })
                     })
                     .collect::<Result<_, _>>()?,
-                Err(_) => Vec::new(),
+                None => Vec::new(),
             },
-            run_dir: std::env::var_os(vars::RUN_DIR).filter(|d| !d.is_empty()).map(Into::into),
-            secret: std::env::var(vars::SECRET).ok().filter(|s| !s.is_empty()),
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A replica with every variable set.
+    pub fn full() -> Identity {
+        Identity {
+            node: "keep".into(),
+            replica: 1,
+            replicas: 3,
+            control: "ipc:///run/procnet-abc123/control".into(),
+            topology: "pages".into(),
+            run_dir: Some("/run/procnet-abc123".into()),
+            restart: 2,
+            max_message_bytes: Some(67_108_864),
+            bind: Some("tcp://127.0.0.1:*".into()),
+            pub_ports: [("hosts".to_string(), "tcp://127.0.0.1:*".to_string())].into(),
+            config: Some(r#"{"kind":"filter","field":"body"}"#.into()),
+            secret: Some("0123456789abcdef0123456789abcdef".into()),
+            allow: vec![std::net::IpAddr::from([127, 0, 0, 1]), "::1".parse().expect("an address")],
+        }
+    }
+
+    #[test]
+    fn what_is_written_reads_back() {
+        for identity in [
+            full(),
+            Identity {
+                bind: None,
+                pub_ports: Default::default(),
+                config: None,
+                secret: None,
+                allow: vec![],
+                run_dir: None,
+                max_message_bytes: None,
+                ..full()
+            },
+        ] {
+            let env = identity.env();
+            let back = Identity::from_vars(|name| env.iter().find(|(k, _)| *k == name).map(|(_, v)| v.clone()));
+            assert_eq!(back.expect("it reads"), identity);
+        }
     }
 }

@@ -237,6 +237,31 @@ impl Topology {
         (0..self.nodes.len()).filter(|&n| self.nodes[n].inputs.iter().any(|i| i.node == id && i.port == port)).collect()
     }
 
+    /// Whether node `id` reads a push port: then each of its replicas binds one PULL socket
+    /// for all of them (`PROCNET_BIND`).
+    pub fn binds_push_input(&self, id: NodeId) -> bool {
+        self.nodes[id].inputs.iter().any(|i| self.port(i.node, i.port).pattern == Pattern::Push)
+    }
+
+    /// Whether node `id` reads a pub port.
+    pub fn reads_pub(&self, id: NodeId) -> bool {
+        self.nodes[id].inputs.iter().any(|i| self.port(i.node, i.port).pattern == Pattern::Pub)
+    }
+
+    /// The pub sockets each replica of node `id` binds, by key (`PROCNET_PUB`): one per pub
+    /// port, and the port's lossy one (`<port>!drop`, [`socket_key`]) when some node reads
+    /// it with `drop = true`.
+    pub fn pub_sockets(&self, id: NodeId) -> Vec<String> {
+        let mut keys = Vec::new();
+        for (p, port) in self.nodes[id].ports.iter().enumerate().filter(|(_, p)| p.pattern == Pattern::Pub) {
+            keys.push(port.name.clone());
+            if self.readers(id, p).into_iter().any(|d| self.reads_dropping(d, id, p)) {
+                keys.push(socket_key(&port.name, true));
+            }
+        }
+        keys
+    }
+
     /// What node `id` sends on its push ports, in the order of `wire.outputs`: for each push
     /// port (in the node's order of ports), each node that reads it (in file order).
     pub fn push_outputs(&self, id: NodeId) -> Vec<(usize, NodeId)> {

@@ -1,0 +1,263 @@
+//! The decisions of a host's launcher that joins another's coordinator (`--host`, a host
+//! other than the first): wait for `welcome`, report every exit of its own replicas (and of
+//! the external ones it watches) until the coordinator takes each, pass a signal on, and end
+//! with the coordinator's `end`, or when the coordinator falls silent. Like
+//! [`super::machine`], it holds no socket and no process: `super::joiner` drives it.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::time::{Duration, Instant};
+
+use super::link::{Link, BEAT, HOST_TIMEOUT};
+use super::outcome::RunError;
+use super::plan::{Plan, ReplicaId};
+use crate::topology::Topology;
+
+/// Something that happened on a joining host.
+#[derive(Debug, Clone, PartialEq)]
+pub enum MemberEvent {
+    /// A message from the coordinator.
+    Link(Link),
+    /// A frame from the coordinator that does not decode, and why.
+    Invalid(String),
+    /// One of this host's replicas ended, with this raw wait status.
+    Exited(ReplicaId, i32),
+    /// An external replica this host watches (by `name.replica`) is gone.
+    Gone(String),
+    /// SIGINT or SIGTERM.
+    Signal(i32),
+    /// Time passed.
+    Tick,
+}
+
+/// What a joining host does.
+#[derive(Debug)]
+pub enum MemberAction {
+    /// Send the coordinator a message.
+    Send(Link),
+    /// Ask an external replica's process to end (`name.replica`, its pid), if that pid is
+    /// still the replica's (it came over the network).
+    Terminate(String, u32),
+    /// Say a line on stderr.
+    Say(String),
+    /// The run is over for this host: exit with the run's status, or fail.
+    Finish(Box<Result<u8, RunError>>),
+}
+
+/// The state of a joining host's launcher.
+pub struct Member<'t> {
+    t: &'t Topology,
+    plan: &'t Plan,
+    host: usize,
+    run: u32,
+    startup_timeout: Duration,
+    /// Where it reaches the coordinator, for messages.
+    endpoint: String,
+    started: Instant,
+    welcomed: bool,
+    last_heard: Instant,
+    last_beat: Option<Instant>,
+    interrupted: bool,
+    /// External replicas on this host the coordinator asked to watch: id -> pid.
+    watched: BTreeMap<String, u32>,
+    gone: BTreeSet<String>,
+    /// What this host reported, repeated with every heartbeat (the coordinator takes each
+    /// once): a message lost to a reconnection must not hang the run.
+    reported: Vec<Link>,
+    actions: Vec<MemberAction>,
+    over: bool,
+}
+
+impl<'t> Member<'t> {
+    /// Host `host`'s launcher in run `run`, reaching the coordinator at `endpoint`, from `now`.
+    pub fn new(
+        t: &'t Topology,
+        plan: &'t Plan,
+        host: usize,
+        run: u32,
+        startup_timeout: Duration,
+        endpoint: String,
+        now: Instant,
+    ) -> Member<'t> {
+        Member {
+            t,
+            plan,
+            host,
+            run,
+            startup_timeout,
+            endpoint,
+            started: now,
+            welcomed: false,
+            last_heard: now,
+            last_beat: None,
+            interrupted: false,
+            watched: BTreeMap::new(),
+            gone: BTreeSet::new(),
+            reported: Vec::new(),
+            actions: Vec::new(),
+            over: false,
+        }
+    }
+
+    /// The external replicas to watch (id, pid).
+    pub fn watched(&self) -> impl Iterator<Item = (&String, u32)> {
+        self.watched.iter().map(|(id, &pid)| (id, pid))
+    }
+
+    /// Handle `event`, which happened at `now`; what to do.
+    #[must_use]
+    pub fn handle(&mut self, now: Instant, event: MemberEvent) -> Vec<MemberAction> {
+        if self.over {
+            return Vec::new();
+        }
+        let result = match event {
+            MemberEvent::Link(link) => self.on_link(now, link),
+            MemberEvent::Invalid(e) => Err(self.lost(format!("the coordinator sent an invalid message: {e}"))),
+            MemberEvent::Exited(r, status) => {
+                self.report(Link::Exited { id: self.plan.get(r).id.clone(), status });
+                Ok(None)
+            }
+            MemberEvent::Gone(id) => {
+                self.watched.remove(&id);
+                self.gone.insert(id.clone());
+                self.report(Link::Exited { id, status: 0 });
+                Ok(None)
+            }
+            MemberEvent::Signal(signal) => self.on_signal(signal),
+            MemberEvent::Tick => self.on_tick(now),
+        };
+        match result {
+            Ok(None) => {}
+            Ok(Some(code)) => self.finish(Ok(code)),
+            Err(e) => self.finish(Err(e)),
+        }
+        std::mem::take(&mut self.actions)
+    }
+
+    fn finish(&mut self, result: Result<u8, RunError>) {
+        self.over = true;
+        self.actions.push(MemberAction::Finish(Box::new(result)));
+    }
+
+    fn say(&mut self, text: String) {
+        self.actions.push(MemberAction::Say(text));
+    }
+
+    /// Send `msg` now and with every heartbeat after.
+    fn report(&mut self, msg: Link) {
+        self.actions.push(MemberAction::Send(msg.clone()));
+        self.reported.push(msg);
+    }
+
+    fn coordinator(&self) -> &str {
+        &self.t.hosts[Topology::COORDINATOR].name
+    }
+
+    /// The error for losing the coordinator.
+    fn lost(&self, cause: String) -> RunError {
+        RunError::Host { host: self.coordinator().to_string(), cause }
+    }
+
+    fn on_signal(&mut self, signal: i32) -> Result<Option<u8>, RunError> {
+        if self.interrupted || !self.welcomed {
+            return Err(RunError::Interrupted { signal, drained: false });
+        }
+        // The coordinator stops the whole run gracefully and ends this host with it.
+        self.interrupted = true;
+        self.say(format!(
+            "{}: asking the coordinator (host `{}`) to stop the run (send it again to kill this host's nodes at once)",
+            super::status::signal_name(signal),
+            self.coordinator()
+        ));
+        self.report(Link::Interrupt { signal });
+        Ok(None)
+    }
+
+    fn on_link(&mut self, now: Instant, link: Link) -> Result<Option<u8>, RunError> {
+        self.last_heard = now;
+        match link {
+            // Once: every repeated `join` that got through is answered.
+            Link::Welcome { run } if self.welcomed || run != self.run => {}
+            Link::Welcome { .. } => {
+                self.welcomed = true;
+                let (me, coordinator) = (&self.t.hosts[self.host].name, self.coordinator());
+                let text =
+                    format!("host `{me}` joined the run coordinated by host `{coordinator}` ({})", self.endpoint);
+                self.say(text);
+            }
+            Link::Watch { id, pid } if !self.gone.contains(&id) => {
+                self.watched.insert(id, pid);
+            }
+            // The end of an earlier run (`--repeat`), resent while this host moved on.
+            Link::End { run, .. } if run != self.run => {}
+            Link::End { code, error, .. } => {
+                // External processes are not ours to kill, but after a failed run they would
+                // wait for `bye` forever: ask them to end.
+                if code != crate::exit_codes::OK {
+                    let watched: Vec<_> = self.watched.iter().map(|(id, &pid)| (id.clone(), pid)).collect();
+                    for (id, pid) in watched {
+                        self.actions.push(MemberAction::Terminate(id, pid));
+                    }
+                }
+                self.actions.push(MemberAction::Send(Link::Ended));
+                if let Some(error) = error {
+                    self.say(format!("the run failed (reported by host `{}`): {error}", self.coordinator()));
+                }
+                return Ok(Some(code));
+            }
+            _ => {}
+        }
+        Ok(None)
+    }
+
+    fn on_tick(&mut self, now: Instant) -> Result<Option<u8>, RunError> {
+        if self.last_beat.is_none_or(|at| now.duration_since(at) >= BEAT) {
+            self.last_beat = Some(now);
+            // Until welcomed, `join` again: the first may have reached the socket of an
+            // earlier run (`--repeat`) just as it closed.
+            let msg = if self.welcomed { Link::Beat } else { join_link(self.t, self.host, self.run) };
+            self.actions.push(MemberAction::Send(msg));
+            for msg in &self.reported {
+                self.actions.push(MemberAction::Send(msg.clone()));
+            }
+        }
+        if !self.welcomed && now.duration_since(self.started) > self.startup_timeout {
+            return Err(coordinator_silent(self.t, self.startup_timeout, &self.endpoint));
+        }
+        if self.welcomed && now.duration_since(self.last_heard) > HOST_TIMEOUT {
+            let address = self.t.hosts[Topology::COORDINATOR].address;
+            return Err(self.lost(format!(
+                "the coordinator at {address} stopped answering ({} s without a heartbeat): its host or launcher \
+                 died, or the network to it failed; this host's nodes are killed",
+                HOST_TIMEOUT.as_secs()
+            )));
+        }
+        Ok(None)
+    }
+}
+
+/// Host `host`'s `join` for run `run`, from this launcher.
+pub fn join_link(t: &Topology, host: usize, run: u32) -> Link {
+    Link::Join {
+        host: t.hosts[host].name.clone(),
+        topology: t.name.clone(),
+        version: env!("CARGO_PKG_VERSION").to_string(),
+        pid: std::process::id(),
+        run,
+    }
+}
+
+/// The coordinator never answered a host's `join` at `endpoint` within `timeout`.
+pub fn coordinator_silent(t: &Topology, timeout: Duration, endpoint: &str) -> RunError {
+    let coordinator = &t.hosts[Topology::COORDINATOR];
+    RunError::Host {
+        host: coordinator.name.clone(),
+        cause: format!(
+            "the coordinator did not answer within {} s at {endpoint} (run `procnet run {} --host {}` on the machine \
+             at {})",
+            timeout.as_secs_f64(),
+            t.path.display(),
+            coordinator.name,
+            coordinator.address
+        ),
+    }
+}
