@@ -10,8 +10,9 @@
 ``procnet.wire`` encodes and decodes single frames (§5, §6).
 """
 
+from .identity import Identity
 from .node import BATCH_BYTES, BATCH_RECORDS, HWM, Node, ProtocolError
 from .wire import VERSION, DecodeError, decode, encode, text_of
 
-__all__ = ["Node", "ProtocolError", "DecodeError", "decode", "encode", "text_of", "VERSION", "HWM",
+__all__ = ["Node", "Identity", "ProtocolError", "DecodeError", "decode", "encode", "text_of", "VERSION", "HWM",
            "BATCH_RECORDS", "BATCH_BYTES"]

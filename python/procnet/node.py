@@ -5,13 +5,13 @@ output.rs, publisher.rs).
 """
 
 import collections
-import json
 import os
 import sys
 import time
 
 import zmq
 
+from .identity import Identity
 from .wire import CONTROL_TOPIC, DecodeError, data_frame, decode, encode, encode_record, text_of
 
 # §11. The batch limits are the Rust runtime's choice; receivers accept batches of any size.
@@ -39,16 +39,11 @@ class Node:
     """
 
     def __init__(self, env=None, publish=None):
-        env = os.environ if env is None else env  # §2.2
-        if env.get("PROCNET_PROTOCOL") != "1":  # §10: before anything else
-            sys.exit(f"launcher speaks protocol {env.get('PROCNET_PROTOCOL')}, this node 1")
-        for var in ("PROCNET_NODE", "PROCNET_REPLICA", "PROCNET_REPLICAS", "PROCNET_CONTROL"):
-            if not env.get(var):
-                sys.exit(f"environment variable {var} is not set; procnet nodes are started by `procnet run`")
-        self.name, self.replica, self.replicas = env["PROCNET_NODE"], int(env["PROCNET_REPLICA"]), int(env["PROCNET_REPLICAS"])
-        self.id = f"{self.name}.{self.replica}"
+        self.identity = Identity.from_env(os.environ if env is None else env)  # §2.2
+        self.name, self.replica, self.replicas = self.identity.node, self.identity.replica, self.identity.replicas
+        self.id = self.identity.id
         self.vars = {}
-        self._env, self._publish, self._ctx, self._stop = env, publish or {}, None, False
+        self._publish, self._ctx, self._stop = publish or {}, None, False
 
     # --- joining (§4.1) ----------------------------------------------------------------------
 
@@ -62,11 +57,11 @@ class Node:
 
     def join(self):
         """Bind, ``hello``, ``wire``, connect, count subscribers, ``ready``, ``start``."""
-        env, ctx = self._env, zmq.Context()
+        me, ctx = self.identity, zmq.Context()
         ctx.setsockopt(zmq.IPV6, 1)  # every socket: IPv6 hosts as well as IPv4 (§3.6)
         self._ctx, self._last_stats = ctx, time.monotonic()
-        self._max_bytes = int(env.get("PROCNET_MAX_MESSAGE_BYTES") or 0)
-        self._inexact = int(env.get("PROCNET_RESTART") or 0) > 0  # §4.5: a replacement
+        self._max_bytes = me.max_message_bytes or 0
+        self._inexact = me.restart > 0  # §4.5: a replacement
         self.received = self.invalid_frames = self.bad_records = self.errors = 0
         self._blocked, self._input_notes, self._notes = 0.0, [], []
         #: The node's result for the run report (§6.6 ``done.result``): set it to a str (a
@@ -78,15 +73,13 @@ class Node:
         self._ended = self._running = self._input_done = False
         # §3.6: the run's secret, presented to (and asked of) every tcp peer with PLAIN; with
         # PROCNET_ALLOW, only declared hosts may connect too.
-        self._secret = env.get("PROCNET_SECRET") or None
-        allow = [a.strip() for a in (env.get("PROCNET_ALLOW") or "").split(",") if a.strip()]
+        self._secret, allow = me.secret, me.allow
         self._control = ctx.socket(zmq.DEALER)  # §3.1: routing id name.replica, before connecting
         self._control.setsockopt(zmq.IDENTITY, self.id.encode())
         self._control.setsockopt(zmq.LINGER, 2000)  # a `done` or `failed` sent last still goes
-        _present(self._control, env["PROCNET_CONTROL"], self._secret)
-        self._control.connect(env["PROCNET_CONTROL"])
-        pub_endpoints = json.loads(env.get("PROCNET_PUB") or "{}")
-        binds = [env.get("PROCNET_BIND") or ""] + list(pub_endpoints.values())
+        _present(self._control, me.control, self._secret)
+        self._control.connect(me.control)
+        binds = [me.bind or ""] + list(me.pub_ports.values())
         self._auth = None
         if (allow or self._secret) and any(ep.startswith("tcp://") for ep in binds):
             from zmq.auth.thread import ThreadAuthenticator
@@ -98,12 +91,12 @@ class Node:
                 self._auth.configure_plain(domain="procnet", passwords={"procnet": self._secret})
         guard = (allow, self._secret)
         self._pull = None  # §3.2: one PULL for every push port read, bound before hello
-        if env.get("PROCNET_BIND"):
+        if me.bind:
             self._pull = self._input_socket(zmq.PULL)
-            _guard(self._pull, env["PROCNET_BIND"], guard)
-            self._pull.bind(env["PROCNET_BIND"])
+            _guard(self._pull, me.bind, guard)
+            self._pull.bind(me.bind)
         # §3.4: an XPUB per entry of PROCNET_PUB: a port, or its lossy `<port>!drop` socket.
-        self._pubs = [_Publisher(ctx, k, ep, guard) for k, ep in pub_endpoints.items()]
+        self._pubs = [_Publisher(ctx, k, ep, guard) for k, ep in me.pub_ports.items()]
         hello = {"node": self.name, "replica": self.replica, "pid": os.getpid(),
                  "input": self._pull.getsockopt_string(zmq.LAST_ENDPOINT) if self._pull else None}
         if self._publish:

@@ -58,8 +58,8 @@ use std::path::{Component, Path, PathBuf};
 use serde_json::{json, Map, Value};
 
 use crate::nodes::Kind;
-use crate::runtime::vars;
-use crate::topology::{NodeId, Pattern, Runner, Topology};
+use crate::runtime::{vars, Identity};
+use crate::topology::{NodeId, Runner, Topology};
 
 /// Where the topology's directory is in every pod.
 pub const ROOT: &str = "/etc/procnet";
@@ -151,25 +151,6 @@ pub fn is_dns_label(s: &str) -> bool {
         && !s.ends_with('-')
 }
 
-/// The pub sockets node `n` binds, by key: each pub port, and `<port>!drop` for one that a
-/// node reads with `drop = true` (the launcher's own list, `pub_sockets` in
-/// launch/supervisor.rs, and docs/protocol.md section 2.2).
-pub fn pub_socket_keys(t: &Topology, n: NodeId) -> Vec<String> {
-    let mut keys = Vec::new();
-    for (p, port) in t.nodes[n].ports.iter().enumerate().filter(|(_, p)| p.pattern == Pattern::Pub) {
-        keys.push(port.name.clone());
-        if t.readers(n, p).into_iter().any(|d| t.reads_dropping(d, n, p)) {
-            keys.push(format!("{}!drop", port.name));
-        }
-    }
-    keys
-}
-
-/// Whether node `n` reads a push port (and so binds an input socket).
-fn has_push_input(t: &Topology, n: NodeId) -> bool {
-    t.nodes[n].inputs.iter().any(|i| t.port(i.node, i.port).pattern == Pattern::Push)
-}
-
 /// `p`, a path resolved against the topology's directory, moved under [`ROOT`]; a path
 /// elsewhere stays as it is.
 fn relocate(t: &Topology, p: &Path) -> PathBuf {
@@ -203,41 +184,45 @@ pub fn control_endpoint(topology_label: &str) -> String {
     format!("tcp://{topology_label}-{LAUNCHER}-0.{topology_label}-{LAUNCHER}:{CONTROL_PORT}")
 }
 
-/// The environment of node `n`'s container (docs/protocol.md, section 2.2): what
-/// `launch::spawn::node_env` sets, in the same order, for a pod. `POD_IP` comes first, as
+/// The environment of node `n`'s container (docs/protocol.md, section 2.2): the replica
+/// contract ([`Identity::env`]) of a replica in a pod, with its replica index taken from the
+/// pod's index label and its endpoints on the pod's address. `POD_IP` comes first, as
 /// Kubernetes expands `$(POD_IP)` only in the variables after it.
 pub fn node_env(t: &Topology, n: NodeId, topology_label: &str) -> Vec<Value> {
     let node = &t.nodes[n];
-    let value = |name: &str, v: String| json!({"name": name, "value": v});
+    let pub_ports = t
+        .pub_sockets(n)
+        .into_iter()
+        .enumerate()
+        .map(|(i, key)| (key, format!("tcp://$(POD_IP):{}", pub_port(i))))
+        .collect();
+    let identity = Identity {
+        node: node.name.clone(),
+        replica: 0,
+        replicas: node.replicas,
+        control: control_endpoint(topology_label),
+        topology: t.name.clone(),
+        run_dir: Some(RUN_DIR.into()),
+        restart: 0,
+        max_message_bytes: Some(node.max_message_bytes),
+        bind: t.binds_push_input(n).then(|| format!("tcp://$(POD_IP):{INPUT_PORT}")),
+        pub_ports,
+        config: match &node.runner {
+            Runner::Builtin(kind) => Some(serde_json::to_string(&relocated_kind(t, kind)).expect("a kind serializes")),
+            _ => None,
+        },
+        secret: None,
+        allow: Vec::new(),
+    };
     let field = |name: &str, path: &str| json!({"name": name, "valueFrom": {"fieldRef": {"fieldPath": path}}});
-    let mut env = vec![
-        field("POD_IP", "status.podIP"),
-        value(vars::PROTOCOL, crate::wire::VERSION.to_string()),
-        value(vars::NODE, literal(&node.name)),
-        field(vars::REPLICA, POD_INDEX_FIELD),
-        value(vars::REPLICAS, node.replicas.to_string()),
-        value(vars::CONTROL, control_endpoint(topology_label)),
-        value(vars::TOPOLOGY, literal(&t.name)),
-        value(vars::RUN_DIR, RUN_DIR.to_string()),
-        value(vars::RESTART, "0".to_string()),
-        value(vars::MAX_MESSAGE_BYTES, node.max_message_bytes.to_string()),
-    ];
-    if has_push_input(t, n) {
-        env.push(value(vars::BIND, format!("tcp://$(POD_IP):{INPUT_PORT}")));
-    }
-    let keys = pub_socket_keys(t, n);
-    if !keys.is_empty() {
-        // Port names are `[A-Za-z0-9_-]`: nothing to escape but the reference.
-        let ports: Map<String, Value> = keys
-            .iter()
-            .enumerate()
-            .map(|(i, k)| (k.clone(), Value::String(format!("tcp://$(POD_IP):{}", pub_port(i)))))
-            .collect();
-        env.push(value(vars::PUB, Value::Object(ports).to_string()));
-    }
-    if let Runner::Builtin(kind) = &node.runner {
-        let config = serde_json::to_string(&relocated_kind(t, kind)).expect("a kind serializes");
-        env.push(value(vars::CONFIG, literal(&config)));
+    let mut env = vec![field("POD_IP", "status.podIP")];
+    for (name, value) in identity.env() {
+        env.push(match name {
+            vars::REPLICA => field(name, POD_INDEX_FIELD),
+            // These refer to the pod's address on purpose.
+            vars::BIND | vars::PUB => json!({"name": name, "value": value}),
+            _ => json!({"name": name, "value": literal(&value)}),
+        });
     }
     env
 }
@@ -567,10 +552,10 @@ pub fn render(t: &Topology, opts: &Options) -> Result<Rendered, String> {
         let name = format!("{tl}-{nl}");
         let node_labels = labels(&tl, nl, Some("node"));
         let mut ports = Vec::new();
-        if has_push_input(t, n) {
+        if t.binds_push_input(n) {
             ports.push(json!({"name": "input", "containerPort": INPUT_PORT}));
         }
-        let keys = pub_socket_keys(t, n);
+        let keys = t.pub_sockets(n);
         for i in 0..keys.len() {
             ports.push(json!({"name": format!("pub-{i}"), "containerPort": pub_port(i)}));
         }

@@ -231,6 +231,30 @@ mod tests {
         }
     }
 
+    /// The contract pinned for other languages: `tests/contract/env.json` holds [`full`]'s
+    /// variables, in order, and its fields, which the Python package's test reads back
+    /// (`python/tests/test_identity.py`). `UPDATE_GOLDEN=1` rewrites it.
+    #[test]
+    fn the_golden_environment() {
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/contract/env.json");
+        let identity = full();
+        let env: Vec<[String; 2]> = identity.env().into_iter().map(|(k, v)| [k.to_string(), v]).collect();
+        let doc = serde_json::json!({
+            "about": "a replica's environment as the launcher writes it (docs/protocol.md section 2.2), in order, \
+                      and the identity it stands for",
+            "env": env,
+            "identity": identity,
+        });
+        let text = serde_json::to_string_pretty(&doc).expect("json") + "\n";
+        if std::env::var("UPDATE_GOLDEN").is_ok_and(|v| v == "1") {
+            std::fs::write(&path, &text).expect("write tests/contract/env.json");
+        }
+        let golden = std::fs::read_to_string(&path).expect("tests/contract/env.json (UPDATE_GOLDEN=1 writes it)");
+        assert_eq!(golden, text, "the environment of a replica changed: the contract of docs/protocol.md section 2.2");
+        let read = Identity::from_vars(|name| env.iter().find(|[k, _]| k == name).map(|[_, v]| v.clone()));
+        assert_eq!(read.expect("it reads"), identity);
+    }
+
     #[test]
     fn what_is_written_reads_back() {
         for identity in [

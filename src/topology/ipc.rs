@@ -7,11 +7,10 @@
 //! `r` of node `name` binds `name.r` (its input) and `name.r.<port>` (a pub port), and
 //! `name.r.<port>!drop` (the port's lossy socket); the launcher binds `control`.
 
-use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 
 use super::diagnostic::{Diagnostic, Diagnostics};
-use super::model::{NodeId, Pattern, Topology, Transport};
+use super::model::{Topology, Transport};
 use super::raw::Span;
 
 /// The longest path of a Unix socket: `sun_path` holds 108 bytes, the last a NUL.
@@ -69,20 +68,16 @@ pub(super) fn check_paths(t: &Topology, spans: &[Span], parent: &Path, diags: &m
             .with_help(help.clone()),
         );
     }
-    let dropping: HashSet<(NodeId, usize)> =
-        t.nodes.iter().flat_map(|n| n.inputs.iter().filter(|i| i.drop).map(|i| (i.node, i.port))).collect();
     for (n, node) in t.nodes.iter().enumerate() {
         if node.transport != Transport::Ipc {
             continue;
         }
+        // What the launcher binds for each replica (`launch::plan`): the input, each pub socket.
         let mut suffixes: Vec<String> = Vec::new();
-        if node.inputs.iter().any(|i| t.port(i.node, i.port).pattern == Pattern::Push) {
+        if t.binds_push_input(n) {
             suffixes.push(String::new());
         }
-        for (p, port) in node.ports.iter().enumerate().filter(|(_, p)| p.pattern == Pattern::Pub) {
-            let lossy = dropping.contains(&(n, p));
-            suffixes.push(format!(".{}{}", port.name, if lossy { "!drop" } else { "" }));
-        }
+        suffixes.extend(t.pub_sockets(n).into_iter().map(|key| format!(".{key}")));
         let id = format!("{}.{}", node.name, node.replicas.saturating_sub(1));
         let Some(longest) = suffixes.iter().map(|s| endpoint(&dir, &id, s)).max_by_key(String::len) else {
             continue;
