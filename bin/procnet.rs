@@ -1,14 +1,13 @@
 //! The `procnet` command: parses arguments, calls the library, prints errors once, and maps
 //! results to the exit codes in `procnet::exit_codes`.
 
-use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::{Parser, Subcommand};
 use procnet::exit_codes;
-use procnet::launch::{self, RunOptions};
+use procnet::launch;
 use procnet::topology::{self, LoadError, Topology};
 
 /// `eprintln!` that does not panic when stderr is gone (`procnet check x 2>&1 | head`):
@@ -147,8 +146,20 @@ fn main() -> ExitCode {
             coordinate,
             control_port,
         } => {
-            let place = Place { local, host, coordinate, control_port };
-            run(&file, startup_timeout, grace, report.as_deref(), endpoints, &place, repeat)
+            let startup_timeout = startup_timeout.map(|s| Duration::from_secs_f64(s.clamp(0.0, 1e9)));
+            let request = launch::session::Request {
+                file,
+                local,
+                host,
+                coordinate,
+                control_port,
+                startup_timeout,
+                grace,
+                endpoints,
+                report,
+                repeat,
+            };
+            run(&request)
         }
         Command::Check { file } => with_topology(&file, |t| out(&topology::summary(t))),
         Command::Graph { file } => with_topology(&file, |t| out(&topology::dot(t))),
@@ -220,212 +231,16 @@ fn parse_duration(text: &str) -> Result<Duration, String> {
     Ok(Duration::from_secs_f64(seconds))
 }
 
-/// Where `procnet run` runs the nodes: `--local`, `--host`, `--coordinate`.
-struct Place {
-    local: bool,
-    host: Option<String>,
-    coordinate: Option<std::net::IpAddr>,
-    control_port: u16,
-}
-
-/// Which replicas this launcher starts; Err(exit code) after saying why on stderr.
-fn placement(t: &Topology, place: &Place) -> Result<launch::Placement, u8> {
-    let names = || t.hosts.iter().map(|h| format!("`{}`", h.name)).collect::<Vec<_>>().join(", ");
-    if let Some(address) = place.coordinate {
-        return Ok(launch::Placement::Coordinate { address, control_port: place.control_port });
-    }
-    match &place.host {
-        None if t.hosts.is_empty() || place.local => Ok(launch::Placement::All),
-        None => {
-            say!(
-                "procnet: topology `{}` spans hosts {}: run `procnet run {} --host NAME` on each host, or \
-                 `--local` to run every host's nodes on this machine",
-                t.name,
-                names(),
-                t.path.display()
-            );
-            Err(exit_codes::USAGE)
-        }
-        Some(name) if t.hosts.is_empty() => {
-            say!("procnet: `--host {name}`: topology `{}` declares no `[hosts]`", t.name);
-            Err(exit_codes::USAGE)
-        }
-        Some(name) => match t.hosts.iter().position(|h| h.name == *name) {
-            Some(host) => Ok(launch::Placement::Host { host, control_port: place.control_port }),
-            None => {
-                say!("procnet: `--host {name}`: topology `{}` declares hosts {} only", t.name, names());
-                Err(exit_codes::USAGE)
-            }
-        },
-    }
-}
-
-/// The run's secret (docs/protocol.md, section 3.6): a new one for every run of one launcher;
-/// over several hosts, the one every launcher is given in `PROCNET_SECRET`. Err(exit code)
-/// after saying why on stderr.
-fn secret(placement: launch::Placement) -> Result<launch::Secret, u8> {
-    let given = std::env::var(procnet::runtime::vars::SECRET).ok().filter(|s| !s.is_empty());
-    match (placement, given) {
-        (launch::Placement::All, _) => Ok(launch::Secret::PerRun),
-        (_, Some(s)) => Ok(launch::Secret::Shared(s)),
-        (launch::Placement::Coordinate { .. }, None) => Ok(launch::Secret::Off),
-        (launch::Placement::Host { .. }, None) => {
-            eprintln!(
-                "procnet: a run over several hosts needs a secret that only its launchers know: set \
-                 PROCNET_SECRET to the same value for the launcher on every host (e.g. from `openssl rand -hex 16`)"
-            );
-            Err(exit_codes::USAGE)
-        }
-    }
-}
-
-fn run(
-    file: &Path,
-    startup_timeout: Option<f64>,
-    grace: Duration,
-    report: Option<&Path>,
-    endpoints: Option<PathBuf>,
-    place: &Place,
-    repeat: u32,
-) -> u8 {
-    let Some(t) = load(file) else {
+/// `procnet run`: load the topology, run it as asked; an error is printed once, here.
+fn run(request: &launch::session::Request) -> u8 {
+    let Some(t) = load(&request.file) else {
         return exit_codes::INVALID_TOPOLOGY;
     };
-    let t = if place.local { t.localized() } else { t };
-    let placement = match placement(&t, place) {
-        Ok(p) => p,
-        Err(code) => return code,
-    };
-    let external = t.nodes.iter().any(|n| matches!(n.runner, topology::Runner::External));
-    let startup_timeout = match startup_timeout {
-        Some(s) => Duration::from_secs_f64(s.clamp(0.0, 1e9)),
-        // Someone has to start the external nodes by hand: wait (Ctrl-C stops).
-        None if external => Duration::from_secs(1_000_000_000),
-        None => Duration::from_secs(30),
-    };
-    // A node reading stdin runs in a process group of its own: from a terminal, it would be
-    // stopped (SIGTTIN) and the run would hang.
-    let reader = t.nodes.iter().enumerate().find(|(n, node)| {
-        matches!(&node.runner, topology::Runner::Builtin(k) if k.reads_stdin()) && placement.here(&t, *n, 0)
-    });
-    if let (Some((_, node)), true) = (reader, std::io::stdin().is_terminal()) {
-        say!(
-            "procnet: node `{}` reads stdin (`path = \"-\"`), which is a terminal here: pipe the input in, \
-             e.g. `procnet run {} < data.txt`",
-            node.name,
-            file.display()
-        );
-        return exit_codes::USAGE;
-    }
-    let secret = match secret(placement) {
-        Ok(s) => s,
-        Err(code) => return code,
-    };
-    let mut opts = RunOptions { startup_timeout, grace, endpoints_file: endpoints, placement, run: 1, secret };
-    if let launch::Placement::Host { host, .. } = placement {
-        if host != Topology::COORDINATOR {
-            return join(&t, &opts, host, report, repeat);
-        }
-    }
-    let mut outcomes = Vec::new();
-    let mut code = exit_codes::OK;
-    for i in 1..=repeat {
-        if repeat > 1 {
-            say!("procnet: run {i} of {repeat}");
-        }
-        opts.run = i;
-        let (c, outcome) = run_once(&t, &opts);
-        code = c;
-        outcomes.extend(outcome);
-        // An experiment stops at the first run that did not go through: its figures would
-        // not compare.
-        if code != exit_codes::OK {
-            break;
-        }
-    }
-    if let (Some(path), false) = (report, outcomes.is_empty()) {
-        let csv = path.extension().is_some_and(|e| e.eq_ignore_ascii_case("csv"));
-        let text =
-            if csv { launch::report::to_csv(&t, &outcomes) } else { launch::report::to_json(&t, &outcomes) + "\n" };
-        if let Err(e) = std::fs::write(path, text) {
-            say!("procnet: failed to write the report `{}`: {e}", path.display());
-            return exit_codes::NODE_FAILED;
-        }
-    }
-    code
-}
-
-/// Host `host`'s share of the run(s), joined to the first host's launcher.
-fn join(t: &Topology, opts: &RunOptions, host: usize, report: Option<&Path>, repeat: u32) -> u8 {
-    let coordinator = &t.hosts[Topology::COORDINATOR].name;
-    if !t.runs_on(host) {
-        say!("procnet: host `{}` runs no node of topology `{}`: nothing to do here", t.hosts[host].name, t.name);
-        return exit_codes::OK;
-    }
-    if report.is_some() {
-        say!("procnet: the report is written by the coordinator (`--host {coordinator}`); ignoring `--report` here");
-    }
-    let mut code = exit_codes::OK;
-    for i in 1..=repeat {
-        if repeat > 1 {
-            say!("procnet: run {i} of {repeat}");
-        }
-        let opts = RunOptions { run: i, ..opts.clone() };
-        code = match launch::join(t, &opts) {
-            Ok(code) => code,
-            Err(e) => {
-                say!("procnet: {e}");
-                e.exit_code()
-            }
-        };
-        if code != exit_codes::OK {
-            break;
-        }
-    }
-    code
-}
-
-/// One run: its exit code, and its outcome if every node finished.
-fn run_once(t: &topology::Topology, opts: &RunOptions) -> (u8, Option<launch::Outcome>) {
-    match launch::run(t, opts) {
-        Ok(outcome) => {
-            if std::io::stderr().is_terminal() {
-                say_raw!("{}", launch::report_table(t, &outcome));
-            }
-            for line in outcome.shed_report() {
-                say!("procnet: {line}");
-            }
-            let code = outcome.exit_code();
-            if !outcome.incomplete.is_empty() {
-                for line in &outcome.incomplete {
-                    say!("procnet: {line}");
-                }
-                say!(
-                    "procnet: run `{}` finished, but {} replica{} died mid-stream: the result may be incomplete",
-                    t.name,
-                    outcome.incomplete.len(),
-                    if outcome.incomplete.len() == 1 { "" } else { "s" }
-                );
-                return (code, Some(outcome));
-            }
-            let rejected = outcome.rejected_report();
-            for line in &rejected {
-                say!("procnet: {line}");
-            }
-            if rejected.is_empty() {
-                (code, Some(outcome))
-            } else {
-                say!(
-                    "procnet: run `{}` finished, but dropped {} invalid frames or records: results are incomplete",
-                    t.name,
-                    outcome.rejected()
-                );
-                (code, Some(outcome))
-            }
-        }
+    match launch::session::run(t, request) {
+        Ok(code) => code,
         Err(e) => {
-            say!("procnet: {e}");
-            (e.exit_code(), None)
+            say!("procnet: {}", e.chain());
+            e.exit_code()
         }
     }
 }
@@ -449,8 +264,8 @@ fn export_k8s(file: &Path, image: String, namespace: Option<String>, output: Opt
     let rendered = match procnet::export::k8s::render(&t, &procnet::export::k8s::Options { image, namespace }) {
         Ok(r) => r,
         Err(e) => {
-            say!("procnet: {e}");
-            return exit_codes::NODE_FAILED;
+            say!("procnet: {}", launch::error_chain(&e));
+            return e.exit_code();
         }
     };
     for note in &rendered.notes {

@@ -94,6 +94,50 @@ pub struct Options {
     pub namespace: Option<String>,
 }
 
+/// Why a topology could not be exported.
+#[derive(Debug)]
+pub enum ExportError {
+    /// An option of the command line is not valid (`--namespace`): a usage error.
+    Usage(String),
+    /// The topology cannot be rendered as it is (two nodes would get one name).
+    Topology(String),
+    /// The topology file could not be read.
+    Read {
+        /// Its path.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+}
+
+impl std::fmt::Display for ExportError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ExportError::Usage(why) | ExportError::Topology(why) => f.write_str(why),
+            ExportError::Read { path, .. } => write!(f, "failed to read `{}`", path.display()),
+        }
+    }
+}
+
+impl std::error::Error for ExportError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            ExportError::Read { source, .. } => Some(source),
+            _ => None,
+        }
+    }
+}
+
+impl ExportError {
+    /// The exit status for this error (`crate::exit_codes`).
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            ExportError::Usage(_) => crate::exit_codes::USAGE,
+            _ => crate::exit_codes::NODE_FAILED,
+        }
+    }
+}
+
 /// The manifests, and what the user should know about them.
 #[derive(Debug, Clone)]
 pub struct Rendered {
@@ -262,10 +306,11 @@ fn file_key(i: usize, rel: &Path) -> String {
 
 /// The topology file and the files built-in nodes read, what goes in the ConfigMap, and
 /// the notes for the rest.
-fn files(t: &Topology, notes: &mut Vec<String>) -> Result<Files, String> {
-    let text = std::fs::read_to_string(&t.path).map_err(|e| format!("failed to read `{}`: {e}", t.path.display()))?;
-    let topology_rel =
-        PathBuf::from(t.path.file_name().ok_or_else(|| format!("`{}` is not a file", t.path.display()))?);
+fn files(t: &Topology, notes: &mut Vec<String>) -> Result<Files, ExportError> {
+    let text = std::fs::read_to_string(&t.path).map_err(|source| ExportError::Read { path: t.path.clone(), source })?;
+    let topology_rel = PathBuf::from(
+        t.path.file_name().ok_or_else(|| ExportError::Topology(format!("`{}` is not a file", t.path.display())))?,
+    );
     let mut total = text.len() as u64;
     let mut data = Map::new();
     data.insert(TOPOLOGY_KEY.to_string(), Value::String(text));
@@ -454,11 +499,13 @@ fn stateful_set(p: Pods<'_>, configmap: &str, files: &Files, ns: Option<&str>) -
 }
 
 /// Render `t` as Kubernetes manifests.
-pub fn render(t: &Topology, opts: &Options) -> Result<Rendered, String> {
+pub fn render(t: &Topology, opts: &Options) -> Result<Rendered, ExportError> {
     let ns = opts.namespace.as_deref();
     if let Some(ns) = ns {
         if !is_dns_label(ns) {
-            return Err(format!("namespace `{ns}` is not a DNS label (lowercase letters, digits and `-`, at most 63)"));
+            return Err(ExportError::Usage(format!(
+                "namespace `{ns}` is not a DNS label (lowercase letters, digits and `-`, at most 63)"
+            )));
         }
     }
     let tl = topology_label(&t.name);
@@ -479,16 +526,16 @@ pub fn render(t: &Topology, opts: &Options) -> Result<Rendered, String> {
         }
         let nl = node_label(&node.name);
         if nl == LAUNCHER {
-            return Err(format!(
+            return Err(ExportError::Topology(format!(
                 "node `{}` would be named `{launcher}`, the coordinator's name: rename the node to export it",
                 node.name
-            ));
+            )));
         }
         if let Some((_, other)) = taken.iter().find(|(l, _)| *l == nl) {
-            return Err(format!(
+            return Err(ExportError::Topology(format!(
                 "nodes `{other}` and `{}` would both be named `{tl}-{nl}` in Kubernetes: rename one to export them",
                 node.name
-            ));
+            )));
         }
         taken.push((nl.clone(), &node.name));
         names.push(Some(nl));
@@ -764,9 +811,12 @@ mod tests {
             "#,
         );
         let opts = Options { image: "procnet:latest".into(), namespace: None };
-        let e = render(&t, &opts).expect_err("a collision");
+        let e = render(&t, &opts).expect_err("a collision").to_string();
         assert!(e.contains("`a_b` and `a-b`"), "{e}");
         let opts = Options { image: "procnet:latest".into(), namespace: Some("Bad_NS".into()) };
-        assert!(render(&t, &opts).expect_err("a bad namespace").contains("Bad_NS"));
+        let e = render(&t, &opts).expect_err("a bad namespace");
+        assert!(e.to_string().contains("Bad_NS"));
+        // A bad option is a usage error, like clap's.
+        assert_eq!(e.exit_code(), crate::exit_codes::USAGE);
     }
 }

@@ -40,9 +40,9 @@ pub struct Control {
     coordinating: bool,
 }
 
-/// An error setting up or using the control socket, in words.
+/// An error setting up or using the control socket: doing `what` (after "failed to").
 fn setup(what: String) -> impl FnOnce(zmq::Error) -> RunError {
-    move |e| RunError::Setup(format!("{what}: {e}"))
+    RunError::system(what)
 }
 
 impl Control {
@@ -60,21 +60,19 @@ impl Control {
         // A restarted replica connects with its predecessor's identity: it takes it over.
         socket.set_router_handover(true).map_err(setup(configure()))?;
         socket.bind(ipc).map_err(setup(format!("failed to bind `{ipc}`")))?;
-        crate::runtime::private_socket(ipc)
-            .map_err(|e| RunError::Setup(format!("failed to make `{ipc}` private: {e}")))?;
+        crate::runtime::private_socket(ipc).map_err(RunError::system(format!("make `{ipc}` private")))?;
         let mut zap = None;
         if let Some((endpoint, access, hint)) = tcp {
             if access.guards() {
                 // The handler answers in the control socket's own context.
                 zap = Some(
-                    Zap::start(ctx, access, "procnet")
-                        .map_err(|e| RunError::Setup(format!("failed to start the launcher's ZAP handler: {e}")))?,
+                    Zap::start(ctx, access, "procnet").map_err(RunError::system("start the launcher's ZAP handler"))?,
                 );
                 access.server(&socket, endpoint).map_err(setup("failed to guard the control socket".into()))?;
             }
-            socket.bind(endpoint).map_err(|e| {
-                RunError::Setup(format!("failed to bind the control socket at `{endpoint}`: {e}{hint}"))
-            })?;
+            socket
+                .bind(endpoint)
+                .map_err(RunError::system(format!("bind the control socket at `{endpoint}`{hint}")))?;
         }
         Ok(Control { _zap: zap, socket, coordinating: true })
     }
@@ -99,7 +97,7 @@ impl Control {
         items.extend(fds.iter().map(|&fd| zmq::PollItem::from_fd(fd, zmq::POLLIN)));
         match zmq::poll(&mut items, timeout_ms) {
             Err(zmq::Error::EINTR) => Ok(Ready::default()),
-            Err(e) => Err(RunError::Setup(format!("failed to poll the control socket: {e}"))),
+            Err(e) => Err(RunError::system("poll the control socket")(e)),
             Ok(_) => {
                 Ok(Ready { control: items[0].is_readable(), fds: items[1..].iter().any(zmq::PollItem::is_readable) })
             }
@@ -113,7 +111,7 @@ impl Control {
         let parts = match self.socket.recv_multipart(zmq::DONTWAIT) {
             Ok(parts) => parts,
             Err(zmq::Error::EAGAIN) => return Ok(None),
-            Err(e) => return Err(RunError::Setup(format!("failed to read the control socket: {e}"))),
+            Err(e) => return Err(RunError::system("read the control socket")(e)),
         };
         if !self.coordinating {
             let [frame] = parts.as_slice() else { return Ok(Some(Incoming::Stray)) };
@@ -138,7 +136,7 @@ impl Control {
     pub fn tell(&self, id: &str, msg: &Message) -> Result<(), RunError> {
         self.socket
             .send_multipart([id.as_bytes(), &wire::encode(msg)], 0)
-            .map_err(|e| RunError::Setup(format!("failed to send `{}` to node `{id}`: {e}", msg.type_name())))
+            .map_err(RunError::system(format!("send `{}` to node `{id}`", msg.type_name())))
     }
 
     /// Send `msg` to host `name`'s launcher (coordinator) or to the coordinator (a joining

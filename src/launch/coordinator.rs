@@ -25,7 +25,7 @@ pub fn run(t: &Topology, opts: &RunOptions) -> Result<Outcome, RunError> {
     super::os::sane_process_state();
     crate::limits::raise_open_files();
     // Counted from now on, so a signal during the fork phase is seen as soon as the loop runs.
-    super::signals::install().map_err(|e| RunError::Setup(format!("failed to install the signal handlers: {e}")))?;
+    super::signals::install().map_err(RunError::system("install the signal handlers"))?;
     let dir = super::os::run_dir()?;
     let control = crate::topology::ipc::control_endpoint(dir.path());
     let plan = Plan::new(t, opts.placement, dir.path(), control, opts.secret.resolve()?);
@@ -46,7 +46,7 @@ pub fn run(t: &Topology, opts: &RunOptions) -> Result<Outcome, RunError> {
     };
     match &result {
         Ok(outcome) => c.end_members(outcome.exit_code(), None),
-        Err(e) => c.end_members(e.exit_code(), Some(e.to_string())),
+        Err(e) => c.end_members(e.exit_code(), Some(e.chain())),
     }
     result
 }
@@ -179,8 +179,8 @@ impl<'t> Coordinator<'t> {
     /// Print `text` on stderr as the launcher's, above the live view if there is one.
     fn say(&self, text: &str) {
         match &self.progress {
-            Some(p) => p.handle().suspend(|| eprintln!("procnet: {text}")),
-            None => eprintln!("procnet: {text}"),
+            Some(p) => p.handle().suspend(|| super::logs::say(text)),
+            None => super::logs::say(text),
         }
     }
 

@@ -63,10 +63,9 @@ impl Executor {
         match single_threaded() {
             Ok(true) => {}
             Ok(false) => return Err(RunError::Setup("refusing to fork: the launcher already has threads".into())),
-            Err(e) => return Err(RunError::Setup(format!("failed to count the launcher's threads: {e}"))),
+            Err(e) => return Err(RunError::system("count the launcher's threads")(e)),
         }
-        let watchdog =
-            Watchdog::fork(&plan.dir).map_err(|e| RunError::Setup(format!("failed to start the watchdog: {e}")))?;
+        let watchdog = Watchdog::fork(&plan.dir).map_err(RunError::system("start the watchdog"))?;
         let mut exec = Executor {
             style,
             procs: vec![Proc::None; plan.replicas.len()],
@@ -113,8 +112,7 @@ impl Executor {
         plan: &Plan,
         progress: Option<indicatif::MultiProgress>,
     ) -> Result<(), RunError> {
-        let relay =
-            RelayThread::start(progress).map_err(|e| RunError::Setup(format!("failed to start the log relay: {e}")))?;
+        let relay = RelayThread::start(progress).map_err(RunError::system("start the log relay"))?;
         self.relay = Some(relay);
         for (r, out, err) in std::mem::take(&mut self.forked_output) {
             self.relay_output(plan, r, out, err);
@@ -124,8 +122,7 @@ impl Executor {
             p.starter == Starter::Here && t.nodes[p.node].start == StartMethod::Forkserver
         };
         if plan.ids().any(forkserved) {
-            let server = Forker::spawn_server(&self.style)
-                .map_err(|e| RunError::Setup(format!("failed to start the forkserver: {e}")))?;
+            let server = Forker::spawn_server(&self.style).map_err(RunError::system("start the forkserver"))?;
             self.guard(server.pid);
             self.forkserver = Some(server);
         }
@@ -189,7 +186,7 @@ impl Executor {
     pub fn poll_servers(&mut self) -> Result<(), RunError> {
         for (name, server) in [("zygote", &mut self.zygote), ("forkserver", &mut self.forkserver)] {
             if let Some(s) = server {
-                s.poll().map_err(|e| RunError::Setup(format!("the {name} failed: {e}")))?;
+                s.poll().map_err(RunError::system(format!("hear from the {name}")))?;
             }
         }
         Ok(())

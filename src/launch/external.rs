@@ -25,8 +25,8 @@ pub fn announce(t: &Topology, plan: &Plan, opts: &RunOptions) -> Result<(), RunE
         };
         let env = plan.identity(t, r, &control, 0).env();
         let line: Vec<String> = env.iter().map(|(k, v)| format!("{k}={}", shell_quote(v))).collect();
-        eprintln!("procnet: waiting for external node `{}`; start it with this environment:", p.id);
-        eprintln!("  {}", line.join(" "));
+        super::logs::say(&format!("waiting for external node `{}`; start it with this environment:", p.id));
+        super::logs::say_raw(&format!("  {}\n", line.join(" ")));
         let env: serde_json::Map<String, serde_json::Value> =
             env.into_iter().map(|(k, v)| (k.to_string(), serde_json::Value::from(v))).collect();
         json.push(serde_json::json!({
@@ -45,7 +45,7 @@ pub fn announce(t: &Topology, plan: &Plan, opts: &RunOptions) -> Result<(), RunE
         private_file(&tmp)
             .and_then(|mut f| std::io::Write::write_all(&mut f, text.as_bytes()))
             .and_then(|()| std::fs::rename(&tmp, path))
-            .map_err(|e| RunError::Setup(format!("failed to write `{}`: {e}", path.display())))?;
+            .map_err(RunError::system(format!("write `{}`", path.display())))?;
     }
     Ok(())
 }

@@ -33,7 +33,7 @@ pub fn join(t: &Topology, opts: &RunOptions) -> Result<u8, RunError> {
     let started = Instant::now();
     super::os::sane_process_state();
     crate::limits::raise_open_files();
-    super::signals::install().map_err(|e| RunError::Setup(format!("failed to install the signal handlers: {e}")))?;
+    super::signals::install().map_err(RunError::system("install the signal handlers"))?;
     let dir = super::os::run_dir()?;
     let plan = Plan::new(t, opts.placement, dir.path(), endpoint.clone(), access.secret.clone());
     let width = plan.replicas.iter().map(|r| r.id.len()).max().unwrap_or(0);
@@ -84,7 +84,7 @@ fn await_coordinator(
                 Incoming::Host(_, Ok(Link::End { code, error, run })) if run == opts.run => {
                     if let Some(error) = error {
                         let coordinator = &t.hosts[Topology::COORDINATOR].name;
-                        eprintln!("procnet: the run failed (reported by host `{coordinator}`): {error}");
+                        super::logs::say(&format!("the run failed (reported by host `{coordinator}`): {error}"));
                     }
                     return Ok(Some(code));
                 }
@@ -146,7 +146,7 @@ fn drive(
         // This launcher stops on its own: tell the coordinator why, so that it fails the run
         // naming this host with the cause rather than waiting out the silence.
         control.linger();
-        control.link("", &Link::Left { error: e.to_string() });
+        control.link("", &Link::Left { error: e.chain() });
     }
     result
 }
@@ -167,7 +167,7 @@ fn apply(t: &Topology, control: &Control, actions: Vec<MemberAction>) -> Option<
                     unsafe { libc::kill(pid as libc::pid_t, libc::SIGTERM) };
                 }
             }
-            MemberAction::Say(text) => eprintln!("procnet: {text}"),
+            MemberAction::Say(text) => super::logs::say(&text),
             MemberAction::Finish(result) => return Some(*result),
         }
     }

@@ -291,3 +291,15 @@ impl RelayThread {
         }
     }
 }
+
+/// Say `text` on stderr as the launcher's own line (`procnet: text`). A stderr that is gone
+/// (`procnet run t.toml 2>&1 | head`) leaves nowhere to say anything: nothing panics.
+pub fn say(text: &str) {
+    say_raw(&format!("procnet: {text}\n"));
+}
+
+/// Write `text` on stderr as it is, whole; nothing panics if stderr is gone.
+pub fn say_raw(text: &str) {
+    use std::io::Write;
+    let _ = std::io::stderr().lock().write_all(text.as_bytes());
+}

@@ -43,7 +43,7 @@ impl Secret {
         match self {
             Secret::PerRun => crate::runtime::zap::new_secret()
                 .map(Some)
-                .map_err(|e| super::outcome::RunError::Setup(format!("failed to make the run's secret: {e}"))),
+                .map_err(super::outcome::RunError::system("make the run's secret")),
             Secret::Shared(s) => Ok(Some(s.clone())),
             Secret::Off => Ok(None),
         }

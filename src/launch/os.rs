@@ -53,8 +53,7 @@ pub fn private_file(path: &Path) -> std::io::Result<std::fs::File> {
 pub fn run_dir() -> Result<tempfile::TempDir, RunError> {
     let base = crate::topology::ipc::run_dir_parent();
     use std::os::unix::fs::PermissionsExt;
-    let failed =
-        |e: std::io::Error| RunError::Setup(format!("failed to create a run directory in `{}`: {e}", base.display()));
+    let failed = |e: std::io::Error| RunError::system(format!("create a run directory in `{}`", base.display()))(e);
     // Private whatever the umask: its sockets are the run's, and no other user may reach them.
     let dir = tempfile::Builder::new()
         .prefix(crate::topology::ipc::RUN_DIR_PREFIX)

@@ -104,8 +104,16 @@ impl Outcome {
 /// Why a run did not complete.
 #[derive(Debug)]
 pub enum RunError {
-    /// The launcher could not set up (run directory, control socket).
+    /// The launcher could not set up, for a reason of its own, in words.
     Setup(String),
+    /// Something the launcher needs of the system failed: `what` (which reads after "failed
+    /// to"), because of `source`.
+    System {
+        /// What failed.
+        what: String,
+        /// Why.
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
     /// A replica could not be started.
     Spawn {
         /// `name.replica`.
@@ -151,6 +159,7 @@ impl fmt::Display for RunError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             RunError::Setup(msg) => f.write_str(msg),
+            RunError::System { what, .. } => write!(f, "failed to {what}"),
             RunError::Spawn { id, cause } => write!(f, "failed to start node `{id}`: {cause}"),
             RunError::NodeFailed { id, cause } => write!(f, "node `{id}` failed: {cause}"),
             RunError::Startup { waiting, timeout } => write!(
@@ -178,9 +187,28 @@ impl fmt::Display for RunError {
     }
 }
 
-impl std::error::Error for RunError {}
+impl std::error::Error for RunError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            RunError::System { source, .. } => Some(source.as_ref()),
+            _ => None,
+        }
+    }
+}
 
 impl RunError {
+    /// A function turning the error of doing `what` (which reads after "failed to") into a
+    /// [`RunError::System`] that carries it.
+    pub fn system<E: std::error::Error + Send + Sync + 'static>(what: impl Into<String>) -> impl FnOnce(E) -> RunError {
+        let what = what.into();
+        move |e| RunError::System { what, source: Box::new(e) }
+    }
+
+    /// The error and its causes, in one line: `failed to bind `x`: Address in use`.
+    pub fn chain(&self) -> String {
+        error_chain(self)
+    }
+
     /// The launcher's exit status for this failure (`crate::exit_codes`).
     pub fn exit_code(&self) -> u8 {
         match self {
@@ -189,4 +217,16 @@ impl RunError {
             _ => exit_codes::NODE_FAILED,
         }
     }
+}
+
+/// An error and each of its causes, joined by `: `, as the top level prints it once.
+pub fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut cause = e.source();
+    while let Some(c) = cause {
+        text.push_str(": ");
+        text.push_str(&c.to_string());
+        cause = c.source();
+    }
+    text
 }

@@ -47,7 +47,7 @@ pub fn settle_here(
 ) -> Result<(), super::outcome::RunError> {
     let (notes, errors) = settle(t, |n, r| placement.here(t, n, r), dir, ok);
     for note in notes {
-        eprintln!("procnet: {note}");
+        super::logs::say(&note);
     }
     if errors.is_empty() {
         Ok(())

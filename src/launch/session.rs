@@ -1,0 +1,270 @@
+//! `procnet run` as a whole: where this launcher stands (one host, `--local`, `--host NAME`,
+//! `--coordinate`), the options that follow from the topology (the start-up timeout with
+//! external nodes, the run's secret, stdin), one run or an experiment of `--repeat K`, what
+//! is said after each run, and the report.
+
+use std::io::IsTerminal;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use super::logs::say;
+use super::options::{Placement, RunOptions, Secret};
+use super::outcome::{error_chain, Outcome, RunError};
+use crate::exit_codes;
+use crate::topology::{Runner, Topology};
+
+/// What `procnet run` was asked.
+#[derive(Debug, Clone)]
+pub struct Request {
+    /// The topology file, as given (for messages).
+    pub file: PathBuf,
+    /// `--local`: every host's nodes here.
+    pub local: bool,
+    /// `--host NAME`.
+    pub host: Option<String>,
+    /// `--coordinate ADDRESS`.
+    pub coordinate: Option<std::net::IpAddr>,
+    /// `--control-port`.
+    pub control_port: u16,
+    /// `--startup-timeout`, if given.
+    pub startup_timeout: Option<Duration>,
+    /// `--grace`.
+    pub grace: Duration,
+    /// `--endpoints FILE`.
+    pub endpoints: Option<PathBuf>,
+    /// `--report FILE`.
+    pub report: Option<PathBuf>,
+    /// `--repeat K`.
+    pub repeat: u32,
+}
+
+/// Why `procnet run` did not get to its result.
+#[derive(Debug)]
+pub enum SessionError {
+    /// The command line does not fit the topology (or the terminal): nothing was started.
+    Usage(String),
+    /// A run failed.
+    Run(RunError),
+    /// The report could not be written.
+    Report {
+        /// Where it was to go.
+        path: PathBuf,
+        /// Why not.
+        source: std::io::Error,
+    },
+}
+
+impl std::fmt::Display for SessionError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            SessionError::Usage(why) => f.write_str(why),
+            SessionError::Run(e) => e.fmt(f),
+            SessionError::Report { path, .. } => write!(f, "failed to write the report `{}`", path.display()),
+        }
+    }
+}
+
+impl std::error::Error for SessionError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            SessionError::Usage(_) => None,
+            SessionError::Run(e) => e.source(),
+            SessionError::Report { source, .. } => Some(source),
+        }
+    }
+}
+
+impl SessionError {
+    /// The exit status for this error (`crate::exit_codes`).
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            SessionError::Usage(_) => exit_codes::USAGE,
+            SessionError::Run(e) => e.exit_code(),
+            SessionError::Report { .. } => exit_codes::NODE_FAILED,
+        }
+    }
+
+    /// The error and its causes, in one line.
+    pub fn chain(&self) -> String {
+        error_chain(self)
+    }
+}
+
+/// Run `t` as `req` asks; the exit status of the last run that finished (0, or 65 when
+/// records were dropped, or 1 when a replica died mid-stream), having said what happened.
+pub fn run(t: Topology, req: &Request) -> Result<u8, SessionError> {
+    let t = if req.local { t.localized() } else { t };
+    let placement = placement(&t, req)?;
+    refuse_terminal_stdin(&t, placement, &req.file)?;
+    let external = t.nodes.iter().any(|n| matches!(n.runner, Runner::External));
+    let startup_timeout = match req.startup_timeout {
+        Some(d) => d,
+        // Someone has to start the external nodes by hand: wait (Ctrl-C stops).
+        None if external => Duration::from_secs(1_000_000_000),
+        None => Duration::from_secs(30),
+    };
+    let secret = secret(placement)?;
+    let opts = RunOptions {
+        startup_timeout,
+        grace: req.grace,
+        endpoints_file: req.endpoints.clone(),
+        placement,
+        run: 1,
+        secret,
+    };
+    match placement {
+        Placement::Host { host, .. } if host != Topology::COORDINATOR => join(&t, &opts, host, req),
+        _ => coordinate(&t, opts, req),
+    }
+}
+
+/// Which replicas this launcher starts.
+fn placement(t: &Topology, req: &Request) -> Result<Placement, SessionError> {
+    let names = || t.hosts.iter().map(|h| format!("`{}`", h.name)).collect::<Vec<_>>().join(", ");
+    if let Some(address) = req.coordinate {
+        return Ok(Placement::Coordinate { address, control_port: req.control_port });
+    }
+    match &req.host {
+        None if t.hosts.is_empty() || req.local => Ok(Placement::All),
+        None => Err(SessionError::Usage(format!(
+            "topology `{}` spans hosts {}: run `procnet run {} --host NAME` on each host, or `--local` to run every \
+             host's nodes on this machine",
+            t.name,
+            names(),
+            t.path.display()
+        ))),
+        Some(name) if t.hosts.is_empty() => {
+            Err(SessionError::Usage(format!("`--host {name}`: topology `{}` declares no `[hosts]`", t.name)))
+        }
+        Some(name) => match t.hosts.iter().position(|h| h.name == *name) {
+            Some(host) => Ok(Placement::Host { host, control_port: req.control_port }),
+            None => Err(SessionError::Usage(format!(
+                "`--host {name}`: topology `{}` declares hosts {} only",
+                t.name,
+                names()
+            ))),
+        },
+    }
+}
+
+/// A node reading stdin runs in a process group of its own: from a terminal, it would be
+/// stopped (SIGTTIN) and the run would hang.
+fn refuse_terminal_stdin(t: &Topology, placement: Placement, file: &Path) -> Result<(), SessionError> {
+    let reader =
+        t.nodes.iter().enumerate().find(|(n, node)| {
+            matches!(&node.runner, Runner::Builtin(k) if k.reads_stdin()) && placement.here(t, *n, 0)
+        });
+    match (reader, std::io::stdin().is_terminal()) {
+        (Some((_, node)), true) => Err(SessionError::Usage(format!(
+            "node `{}` reads stdin (`path = \"-\"`), which is a terminal here: pipe the input in, e.g. `procnet run \
+             {} < data.txt`",
+            node.name,
+            file.display()
+        ))),
+        _ => Ok(()),
+    }
+}
+
+/// The run's secret (docs/protocol.md, section 3.6): a new one for every run of one launcher;
+/// over several hosts, the one every launcher is given in `PROCNET_SECRET`.
+fn secret(placement: Placement) -> Result<Secret, SessionError> {
+    let given = std::env::var(crate::runtime::vars::SECRET).ok().filter(|s| !s.is_empty());
+    match (placement, given) {
+        (Placement::All, _) => Ok(Secret::PerRun),
+        (_, Some(s)) => Ok(Secret::Shared(s)),
+        (Placement::Coordinate { .. }, None) => Ok(Secret::Off),
+        (Placement::Host { .. }, None) => Err(SessionError::Usage(
+            "a run over several hosts needs a secret that only its launchers know: set PROCNET_SECRET to the same \
+             value for the launcher on every host (e.g. from `openssl rand -hex 16`)"
+                .into(),
+        )),
+    }
+}
+
+/// The coordinator's runs: one, or `--repeat K`, stopping at the first that does not exit 0
+/// (its figures would not compare); then the report of those that finished.
+fn coordinate(t: &Topology, mut opts: RunOptions, req: &Request) -> Result<u8, SessionError> {
+    let mut outcomes = Vec::new();
+    let mut ended = Ok(exit_codes::OK);
+    for i in 1..=req.repeat {
+        if req.repeat > 1 {
+            say(&format!("run {i} of {}", req.repeat));
+        }
+        opts.run = i;
+        ended = match super::run(t, &opts) {
+            Ok(outcome) => {
+                let code = tell(t, &outcome);
+                outcomes.push(outcome);
+                Ok(code)
+            }
+            Err(e) => Err(SessionError::Run(e)),
+        };
+        if !matches!(ended, Ok(exit_codes::OK)) {
+            break;
+        }
+    }
+    if let (Some(path), false) = (&req.report, outcomes.is_empty()) {
+        let csv = path.extension().is_some_and(|e| e.eq_ignore_ascii_case("csv"));
+        let text = if csv { super::report::to_csv(t, &outcomes) } else { super::report::to_json(t, &outcomes) + "\n" };
+        std::fs::write(path, text).map_err(|source| SessionError::Report { path: path.clone(), source })?;
+    }
+    ended
+}
+
+/// Say what a finished run dropped or lost (and, on a terminal, its table); its exit status.
+fn tell(t: &Topology, outcome: &Outcome) -> u8 {
+    if std::io::stderr().is_terminal() {
+        super::logs::say_raw(&super::report_table(t, outcome));
+    }
+    for line in outcome.shed_report() {
+        say(&line);
+    }
+    if !outcome.incomplete.is_empty() {
+        for line in &outcome.incomplete {
+            say(line);
+        }
+        let n = outcome.incomplete.len();
+        say(&format!(
+            "run `{}` finished, but {n} replica{} died mid-stream: the result may be incomplete",
+            t.name,
+            if n == 1 { "" } else { "s" }
+        ));
+    } else {
+        let rejected = outcome.rejected_report();
+        for line in &rejected {
+            say(line);
+        }
+        if !rejected.is_empty() {
+            say(&format!(
+                "run `{}` finished, but dropped {} invalid frames or records: results are incomplete",
+                t.name,
+                outcome.rejected()
+            ));
+        }
+    }
+    outcome.exit_code()
+}
+
+/// Host `host`'s share of the run(s), joined to the first host's launcher.
+fn join(t: &Topology, opts: &RunOptions, host: usize, req: &Request) -> Result<u8, SessionError> {
+    let coordinator = &t.hosts[Topology::COORDINATOR].name;
+    if !t.runs_on(host) {
+        say(&format!("host `{}` runs no node of topology `{}`: nothing to do here", t.hosts[host].name, t.name));
+        return Ok(exit_codes::OK);
+    }
+    if req.report.is_some() {
+        say(&format!("the report is written by the coordinator (`--host {coordinator}`); ignoring `--report` here"));
+    }
+    let mut code = exit_codes::OK;
+    for i in 1..=req.repeat {
+        if req.repeat > 1 {
+            say(&format!("run {i} of {}", req.repeat));
+        }
+        let opts = RunOptions { run: i, ..opts.clone() };
+        code = super::join(t, &opts).map_err(SessionError::Run)?;
+        if code != exit_codes::OK {
+            break;
+        }
+    }
+    Ok(code)
+}
