@@ -60,7 +60,7 @@ fn await_coordinator(
 ) -> Result<Option<u8>, RunError> {
     let ctx = zmq::Context::new();
     let control = Control::member(&ctx, &t.hosts[host].name, endpoint, access)?;
-    let join = join_link(t, host, opts.run);
+    let join = join_link(t, host, opts.run, std::process::id());
     let started = Instant::now();
     let mut sent: Option<Instant> = None;
     let empty = Plan::new(t, opts.placement, std::path::Path::new(""), String::new(), None);
@@ -108,12 +108,13 @@ fn drive(
     started: Instant,
 ) -> Result<u8, RunError> {
     let control = Control::member(ctx, &t.hosts[host].name, endpoint, access)?;
-    control.link("", &join_link(t, host, opts.run));
+    control.link("", &join_link(t, host, opts.run, std::process::id()));
     exec.setup(t, plan, None)?;
     for r in plan.ids().filter(|&r| plan.get(r).starter == super::plan::Starter::Here) {
         exec.start(t, plan, r, &plan.identity(t, r, endpoint, 0))?;
     }
-    let mut member = Member::new(t, plan, host, opts.run, opts.startup_timeout, endpoint.to_string(), started);
+    let pid = std::process::id();
+    let mut member = Member::new(t, plan, host, opts.run, pid, opts.startup_timeout, endpoint.to_string(), started);
     let result = loop {
         let mut events = Vec::new();
         while let Some(signal) = super::signals::take() {

@@ -49,6 +49,8 @@ pub struct Member<'t> {
     plan: &'t Plan,
     host: usize,
     run: u32,
+    /// This launcher's process id, which its `join` carries.
+    pid: u32,
     startup_timeout: Duration,
     /// Where it reaches the coordinator, for messages.
     endpoint: String,
@@ -68,12 +70,15 @@ pub struct Member<'t> {
 }
 
 impl<'t> Member<'t> {
-    /// Host `host`'s launcher in run `run`, reaching the coordinator at `endpoint`, from `now`.
+    /// Host `host`'s launcher (process `pid`) in run `run`, reaching the coordinator at
+    /// `endpoint`, from `now`.
+    #[allow(clippy::too_many_arguments)]
     pub fn new(
         t: &'t Topology,
         plan: &'t Plan,
         host: usize,
         run: u32,
+        pid: u32,
         startup_timeout: Duration,
         endpoint: String,
         now: Instant,
@@ -83,6 +88,7 @@ impl<'t> Member<'t> {
             plan,
             host,
             run,
+            pid,
             startup_timeout,
             endpoint,
             started: now,
@@ -214,7 +220,7 @@ impl<'t> Member<'t> {
             self.last_beat = Some(now);
             // Until welcomed, `join` again: the first may have reached the socket of an
             // earlier run (`--repeat`) just as it closed.
-            let msg = if self.welcomed { Link::Beat } else { join_link(self.t, self.host, self.run) };
+            let msg = if self.welcomed { Link::Beat } else { join_link(self.t, self.host, self.run, self.pid) };
             self.actions.push(MemberAction::Send(msg));
             for msg in &self.reported {
                 self.actions.push(MemberAction::Send(msg.clone()));
@@ -235,13 +241,13 @@ impl<'t> Member<'t> {
     }
 }
 
-/// Host `host`'s `join` for run `run`, from this launcher.
-pub fn join_link(t: &Topology, host: usize, run: u32) -> Link {
+/// Host `host`'s `join` for run `run`, from the launcher of process `pid`.
+pub fn join_link(t: &Topology, host: usize, run: u32, pid: u32) -> Link {
     Link::Join {
         host: t.hosts[host].name.clone(),
         topology: t.name.clone(),
         version: env!("CARGO_PKG_VERSION").to_string(),
-        pid: std::process::id(),
+        pid,
         run,
     }
 }
@@ -259,5 +265,93 @@ pub fn coordinator_silent(t: &Topology, timeout: Duration, endpoint: &str) -> Ru
             coordinator.name,
             coordinator.address
         ),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::launch::options::Placement;
+
+    fn cluster() -> Topology {
+        crate::launch::testing::topology(
+            r#"
+            [hosts.a]
+            address = "127.0.0.1"
+            [hosts.b]
+            address = "127.0.0.2"
+            [nodes.src]
+            kind = "lines"
+            path = "Cargo.toml"
+            host = "b"
+            [nodes.count]
+            kind = "tally"
+            inputs = ["src"]
+            host = "a"
+            "#,
+        )
+    }
+
+    fn sent(actions: &[MemberAction]) -> Vec<&Link> {
+        actions.iter().filter_map(|a| if let MemberAction::Send(l) = a { Some(l) } else { None }).collect()
+    }
+
+    fn finish(actions: Vec<MemberAction>) -> Option<Result<u8, String>> {
+        actions.into_iter().find_map(|a| match a {
+            MemberAction::Finish(r) => Some(r.map_err(|e| e.to_string())),
+            _ => None,
+        })
+    }
+
+    #[test]
+    fn a_host_joins_reports_exits_until_taken_and_ends_with_the_coordinator() {
+        let t = cluster();
+        let placement = Placement::Host { host: 1, control_port: 7360 };
+        let plan = Plan::new(&t, placement, std::path::Path::new("/run/x"), String::new(), None);
+        let now = Instant::now();
+        let mut m = Member::new(&t, &plan, 1, 1, 42, Duration::from_secs(30), "tcp://127.0.0.1:7360".into(), now);
+        let first = m.handle(now, MemberEvent::Tick);
+        assert!(matches!(sent(&first)[..], [Link::Join { pid: 42, run: 1, .. }]), "{first:?}");
+        let welcome = m.handle(now, MemberEvent::Link(Link::Welcome { run: 1 }));
+        assert!(
+            matches!(&welcome[..], [MemberAction::Say(s)] if s.contains("host `b` joined the run coordinated by host `a`"))
+        );
+        let src = plan.find("src.0").expect("src.0");
+        let exited = m.handle(now, MemberEvent::Exited(src, 0));
+        assert_eq!(sent(&exited), [&Link::Exited { id: "src.0".into(), status: 0 }]);
+        // Repeated with every heartbeat: a message lost to a reconnection cannot hang the run.
+        let beat = m.handle(now + BEAT, MemberEvent::Tick);
+        assert_eq!(sent(&beat), [&Link::Beat, &Link::Exited { id: "src.0".into(), status: 0 }]);
+        let end = m.handle(now + BEAT, MemberEvent::Link(Link::End { code: 0, error: None, run: 1 }));
+        assert_eq!(sent(&end), [&Link::Ended]);
+        assert_eq!(finish(end), Some(Ok(0)));
+    }
+
+    #[test]
+    fn a_silent_coordinator_fails_the_host_naming_it() {
+        let t = cluster();
+        let placement = Placement::Host { host: 1, control_port: 7360 };
+        let plan = Plan::new(&t, placement, std::path::Path::new("/run/x"), String::new(), None);
+        let now = Instant::now();
+        let mut m = Member::new(&t, &plan, 1, 1, 42, Duration::from_secs(30), "tcp://127.0.0.1:7360".into(), now);
+        let _ = m.handle(now, MemberEvent::Link(Link::Welcome { run: 1 }));
+        assert_eq!(finish(m.handle(now + HOST_TIMEOUT, MemberEvent::Tick)), None);
+        let why =
+            finish(m.handle(now + HOST_TIMEOUT + BEAT, MemberEvent::Tick)).expect("the end").expect_err("a failure");
+        assert!(why.starts_with("host `a`: the coordinator at 127.0.0.1 stopped answering"), "{why}");
+    }
+
+    #[test]
+    fn a_signal_is_passed_on_once_and_a_second_kills() {
+        let t = cluster();
+        let placement = Placement::Host { host: 1, control_port: 7360 };
+        let plan = Plan::new(&t, placement, std::path::Path::new("/run/x"), String::new(), None);
+        let now = Instant::now();
+        let mut m = Member::new(&t, &plan, 1, 1, 42, Duration::from_secs(30), "tcp://127.0.0.1:7360".into(), now);
+        let _ = m.handle(now, MemberEvent::Link(Link::Welcome { run: 1 }));
+        let first = m.handle(now, MemberEvent::Signal(2));
+        assert_eq!(sent(&first), [&Link::Interrupt { signal: 2 }]);
+        let second = finish(m.handle(now, MemberEvent::Signal(2))).expect("the end");
+        assert_eq!(second.expect_err("killed"), "interrupted by SIGINT: nodes killed");
     }
 }

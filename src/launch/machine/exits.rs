@@ -45,8 +45,7 @@ impl Run<'_> {
     ) -> Result<(), RunError> {
         let t = self.t;
         let replica = self.replica(r);
-        let success = status == 0;
-        let how = match (&failed, success, &replica.progress) {
+        let how = match (&failed, status == 0, &replica.progress) {
             (Some(error), _, _) => error.clone(),
             (None, true, Progress::Done(_)) => "exited before the launcher's `bye`".to_string(),
             (None, true, _) => {
@@ -55,52 +54,50 @@ impl Run<'_> {
             }
             (None, false, _) => crate::launch::status::describe_status(status),
         };
-        let policy: Restart = t.nodes[replica.node].restart;
-        let mid_stream = self.ready_at.is_some() && !replica.done();
-        let restartable = policy.on_failure && self.stopping.is_none() && !replica.done() && replica.own();
-        let id = replica.id.clone();
-        if mid_stream {
+        let (node, restarts, reported_done, id) = (replica.node, replica.restarts, replica.done(), replica.id.clone());
+        let policy: Restart = t.nodes[node].restart;
+        let mid_stream = self.ready_at.is_some() && !reported_done;
+        let restartable = policy.on_failure && self.stopping.is_none() && !reported_done && replica.own();
+        let fail = |cause: String| Err(RunError::NodeFailed { id: id.clone(), cause });
+        if mid_stream && restartable && t.reads_pub(node) {
+            self.replica_mut(r).life = Life::Exited { status, at };
+            return fail(format!(
+                "died mid-stream ({how}); it reads a pub port, and a restarted subscriber cannot be given what its \
+                 predecessor missed, so it is not restarted; records in flight may be lost"
+            ));
+        }
+        if mid_stream && restartable && restarts < policy.max_restarts {
             let mut note =
                 format!("node `{id}` died mid-stream ({how}); records in flight may be lost; tally may be incomplete");
-            if t.nodes[replica.node].inputs.is_empty() {
+            if t.nodes[node].inputs.is_empty() {
                 note.push_str(" (a restarted source starts over, so records may also repeat)");
             }
-            if restartable && t.reads_pub(replica.node) {
-                self.replica_mut(r).life = Life::Exited { status, at };
-                return Err(RunError::NodeFailed {
-                    id,
-                    cause: format!(
-                        "died mid-stream ({how}); it reads a pub port, and a restarted subscriber cannot be given what \
-                         its predecessor missed, so it is not restarted; records in flight may be lost"
-                    ),
-                });
-            }
-            if restartable && replica.restarts < policy.max_restarts {
-                self.say(note.clone());
-                self.incomplete.push(note);
-            }
+            self.say(note.clone());
+            self.incomplete.push(note);
         }
-        let replica = self.replica(r);
         if !restartable {
-            let reported_done = replica.done();
             self.replica_mut(r).life = Life::Exited { status, at };
-            let cause = if mid_stream {
+            return fail(if mid_stream {
                 format!("{how}; records in flight may be lost")
             } else if reported_done && failed.is_none() {
                 format!("{how}: records it sent may be lost")
             } else {
                 how
-            };
-            return Err(RunError::NodeFailed { id, cause });
-        }
-        if replica.restarts >= policy.max_restarts {
-            self.replica_mut(r).life = Life::Exited { status, at };
-            let n = policy.max_restarts;
-            return Err(RunError::NodeFailed {
-                id,
-                cause: format!("{how}; gave up after {n} restart{}", if n == 1 { "" } else { "s" }),
             });
         }
+        if restarts >= policy.max_restarts {
+            self.replica_mut(r).life = Life::Exited { status, at };
+            let n = policy.max_restarts;
+            return fail(format!("{how}; gave up after {n} restart{}", if n == 1 { "" } else { "s" }));
+        }
+        self.restart_later(now, r, &how, mid_stream);
+        Ok(())
+    }
+
+    /// Replica `r` ended (`how`), to be started again after a backoff; if it was streaming
+    /// (`mid_stream`), its consumers stop checking its counts: what it had in flight is gone.
+    fn restart_later(&mut self, now: Instant, r: ReplicaId, how: &str, mid_stream: bool) {
+        let t = self.t;
         let replica = self.replica_mut(r);
         replica.restarts += 1;
         if mid_stream {
@@ -110,14 +107,10 @@ impl Run<'_> {
         replica.life = Life::Restarting { at: now + delay };
         replica.progress = Progress::Spawned;
         replica.latest = Stats::default();
-        let (restarts, node) = (replica.restarts, replica.node);
-        self.say(format!(
-            "node `{id}` {how}; restarting it in {} ms ({restarts} of {})",
-            delay.as_millis(),
-            policy.max_restarts
-        ));
+        let (id, restarts, node) = (replica.id.clone(), replica.restarts, replica.node);
+        let max = t.nodes[node].restart.max_restarts;
+        self.say(format!("node `{id}` {how}; restarting it in {} ms ({restarts} of {max})", delay.as_millis()));
         if mid_stream {
-            // Its consumers stop checking its counts: what it had in flight is gone.
             for d in self.plan.ids() {
                 let down = self.replica(d);
                 let reads = t.nodes[down.node].inputs.iter().any(|i| i.node == node);
@@ -126,6 +119,5 @@ impl Run<'_> {
                 }
             }
         }
-        Ok(())
     }
 }
