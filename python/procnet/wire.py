@@ -371,13 +371,13 @@ def _check(m, spec, what):
             _hold_strings(name, list(x))
             if isinstance(x, _Repeats):
                 raise DecodeError(f"field `{name}` of {what} has key `{x.repeated[0]}` twice")
-            for m in x.values():
-                if not isinstance(m, dict):
-                    raise DecodeError(f"{wrong} {want}, found {_kind(m)}")
-                _hold_strings(name, list(m))
-                if isinstance(m, _Repeats):
-                    raise DecodeError(f"field `{name}` of {what} has key `{m.repeated[0]}` twice")
-                bad = [n for n in m.values() if not (_is_int(n) and 0 <= n < 1 << 64)]
+            for counts in x.values():
+                if not isinstance(counts, dict):
+                    raise DecodeError(f"{wrong} {want}, found {_kind(counts)}")
+                _hold_strings(name, list(counts))
+                if isinstance(counts, _Repeats):
+                    raise DecodeError(f"field `{name}` of {what} has key `{counts.repeated[0]}` twice")
+                bad = [n for n in counts.values() if not (_is_int(n) and 0 <= n < 1 << 64)]
                 if bad:
                     raise DecodeError(f"{wrong} {want}, found {_kind(bad[0])}")
         if kind in ("records", "inputs", "outputs", "ports"):

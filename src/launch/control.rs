@@ -110,7 +110,8 @@ impl Control {
     pub fn read(&self, t: &Topology, plan: &Plan) -> Result<Option<Incoming>, RunError> {
         let parts = match self.socket.recv_multipart(zmq::DONTWAIT) {
             Ok(parts) => parts,
-            Err(zmq::Error::EAGAIN) => return Ok(None),
+            // Nothing waiting, or a signal came first (the loop takes it, then reads again).
+            Err(zmq::Error::EAGAIN | zmq::Error::EINTR) => return Ok(None),
             Err(e) => return Err(RunError::system("read the control socket")(e)),
         };
         if !self.coordinating {
@@ -134,9 +135,14 @@ impl Control {
 
     /// Send `msg` to replica `id`.
     pub fn tell(&self, id: &str, msg: &Message) -> Result<(), RunError> {
-        self.socket
-            .send_multipart([id.as_bytes(), &wire::encode(msg)], 0)
-            .map_err(RunError::system(format!("send `{}` to node `{id}`", msg.type_name())))
+        let frame = wire::encode(msg);
+        loop {
+            match self.socket.send_multipart([id.as_bytes(), &frame], 0) {
+                // A signal (a Ctrl-C to count) interrupted the send: it is sent again.
+                Err(zmq::Error::EINTR) => continue,
+                sent => return sent.map_err(RunError::system(format!("send `{}` to node `{id}`", msg.type_name()))),
+            }
+        }
     }
 
     /// Send `msg` to host `name`'s launcher (coordinator) or to the coordinator (a joining
