@@ -4,6 +4,7 @@
 mod checks;
 pub mod compile;
 pub mod diagnostic;
+mod draft;
 pub mod hosts;
 pub mod ipc;
 mod lines;

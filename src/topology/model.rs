@@ -1,11 +1,11 @@
 //! The validated topology: every name resolved, every option checked. The launcher and the
 //! nodes only ever see this form.
 
+use std::net::IpAddr;
 use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
 
-pub use super::hosts::Host;
 use crate::nodes::Kind;
 
 /// Index of a node in [`Topology::nodes`].
@@ -24,6 +24,20 @@ pub struct Topology {
     pub hosts: Vec<Host>,
     /// Nodes in file order.
     pub nodes: Vec<Node>,
+}
+
+/// One declared host.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Host {
+    /// Its name (the key in `[hosts]`).
+    pub name: String,
+    /// The address the other hosts reach it at (an IP address, not a name, so that the
+    /// topology says exactly who may connect).
+    pub address: IpAddr,
+    /// The address its nodes bind their tcp sockets to: `address` unless `bind` says
+    /// otherwise (`0.0.0.0` behind NAT, where `address` is not one of the host's own). Peers
+    /// are always given `address`.
+    pub bind: IpAddr,
 }
 
 /// One declared node: a built-in kind or a command, run as `replicas` processes.
