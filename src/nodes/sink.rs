@@ -9,9 +9,8 @@ use super::outfile;
 use super::template::{template_option, Template};
 use crate::record::text;
 use crate::runtime::{Node, NodeError};
-use crate::topology::compile::resolve;
 use crate::topology::diagnostic::Diagnostics;
-use crate::topology::raw::Table;
+use crate::topology::raw::{resolve, Table};
 
 /// Options of a `sink` node.
 #[derive(Debug, Clone, Serialize, Deserialize)]

@@ -6,7 +6,8 @@ use std::path::{Path, PathBuf};
 
 use super::diagnostic::{Diagnostic, Diagnostics};
 use super::draft::{Draft, Inputs};
-use super::model::{Input, NodeId, Pattern, Runner};
+use super::model::{Input, NodeId, Runner};
+use super::port::Pattern;
 use super::raw::Span;
 use super::suggest::{did_you_mean, elide, list, MAX_LISTED};
 

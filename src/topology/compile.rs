@@ -2,7 +2,7 @@
 //! cross-node checks in [`super::checks`], and either returns a [`Topology`] or every problem
 //! found, each with its position.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use toml::de::DeValue;
 use toml::Spanned;
@@ -12,10 +12,11 @@ use super::diagnostic::{Diagnostic, Diagnostics};
 use super::draft::Draft;
 use super::hosts;
 use super::ipc;
-use super::model::{Host, Node, Port, Restart, Runner, StartMethod, Topology, Transport, DEFAULT_MAX_MESSAGE_BYTES};
+use super::model::{Host, Node, Restart, Runner, StartMethod, Topology, Transport, DEFAULT_MAX_MESSAGE_BYTES};
 use super::names;
+use super::port::Port;
 use super::ports::{read_inputs, read_outputs};
-use super::raw::{Span, Table};
+use super::raw::{resolve, Span, Table};
 use super::suggest::{did_you_mean, elide};
 use super::syntax;
 use crate::nodes::{Kind, BUILTINS};
@@ -529,14 +530,4 @@ fn read_command(t: &Table<'_, '_>, base_dir: &Path, diags: &mut Diagnostics) -> 
         argv[0] = resolve(base_dir, &argv[0]).to_string_lossy().into_owned();
     }
     Some(argv)
-}
-
-/// `path` resolved against `base`, unless it is absolute.
-pub fn resolve(base: &Path, path: &str) -> PathBuf {
-    let p = Path::new(path);
-    if p.is_absolute() {
-        p.to_path_buf()
-    } else {
-        base.join(p)
-    }
 }

@@ -5,7 +5,8 @@
 
 use toml::Spanned;
 
-use super::model::{Input, Port, Restart, Runner, StartMethod, Transport};
+use super::model::{Input, Restart, Runner, StartMethod, Transport};
+use super::port::Port;
 use super::raw::Span;
 
 /// A node as read, before its inputs are resolved. `runner` is None when the node has an

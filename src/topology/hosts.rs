@@ -22,8 +22,9 @@ use toml::Spanned;
 
 use super::diagnostic::{Diagnostic, Diagnostics};
 use super::draft::{Draft, Inputs};
-use super::model::{Host, Pattern, StartMethod, Transport};
+use super::model::{Host, StartMethod, Transport};
 use super::names;
+use super::port::Pattern;
 use super::raw::{Span, Table};
 use super::suggest::{did_you_mean, elide};
 

@@ -11,7 +11,8 @@ use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 
 use super::diagnostic::{Diagnostic, Diagnostics};
-use super::model::{NodeId, Pattern, Topology, Transport};
+use super::model::{NodeId, Topology, Transport};
+use super::port::Pattern;
 use super::raw::Span;
 
 /// The longest path of a Unix socket: `sun_path` holds 108 bytes, the last a NUL.

@@ -9,8 +9,8 @@ use toml::Spanned;
 
 use super::diagnostic::{Diagnostic, Diagnostics};
 use super::draft::{DeclaredPort, DraftInput};
-use super::model::{Pattern, Port, TopicRule};
 use super::names;
+use super::port::{Pattern, Port, TopicRule};
 use super::raw::{Span, Table};
 use super::suggest::{did_you_mean, elide};
 
