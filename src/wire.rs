@@ -23,6 +23,10 @@ use fields::{Fields, Span};
 /// The protocol version this build speaks.
 pub const VERSION: u64 = 1;
 
+/// On a pub port, the topic every subscriber subscribes to and under which `eos` is
+/// published. Record topics never start with a NUL byte (a leading one is removed).
+pub const CONTROL_TOPIC: &[u8] = b"\0";
+
 /// A port of a node that feeds this one: the node, how many replicas will each send an
 /// `eos` on it, and for a pub port what to subscribe to and where.
 #[derive(Debug, Clone, PartialEq)]
