@@ -5,10 +5,9 @@ use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
 
-use super::outfile;
 use super::template::{template_option, Template};
 use crate::record::text;
-use crate::runtime::{Node, NodeError};
+use crate::runtime::{outfile, Node, NodeError};
 use crate::topology::diagnostic::Diagnostics;
 use crate::topology::raw::{resolve, Table};
 

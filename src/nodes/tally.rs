@@ -11,10 +11,9 @@ use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
 
-use super::outfile;
 use super::template::{template_option, Template};
 use crate::record::{Record, Value};
-use crate::runtime::{Node, NodeError};
+use crate::runtime::{outfile, Node, NodeError};
 use crate::topology::diagnostic::Diagnostic;
 use crate::topology::diagnostic::Diagnostics;
 use crate::topology::raw::{resolve, Table};

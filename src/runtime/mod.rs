@@ -1,13 +1,14 @@
 //! The node side of the protocol: identity from the environment, joining the network, and
 //! the record loop (`recv`, `send`, `finish`) that built-in and Rust command nodes share.
+//! It knows no built-in kind: [`crate::nodes`] builds on it, never the other way round.
 
 mod batch;
 mod endpoint;
-mod entry;
 mod error;
 mod identity;
 mod input;
 mod node;
+pub mod outfile;
 mod output;
 mod publisher;
 mod waker;
@@ -15,7 +16,6 @@ pub(crate) mod zap;
 
 pub use batch::{Batch, Records};
 pub use endpoint::private_socket;
-pub use entry::{run_builtin, run_builtin_from_env, Ending};
 pub use error::NodeError;
 pub use identity::{vars, Identity};
 pub use node::{Event, Node};
