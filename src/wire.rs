@@ -13,8 +13,8 @@ use std::collections::BTreeMap;
 use std::fmt;
 
 use crate::record::lengths::Lengths;
-use crate::record::raw::{self, RawError, RawRecord};
-use crate::record::{Record, Value};
+use crate::record::raw::{self, RawError};
+use crate::record::{RawRecord, Record, Value};
 
 mod fields;
 
