@@ -10,14 +10,15 @@
 //! `decode` on what is valid, which `tests/fuzz_wire.rs` checks.
 
 use std::collections::BTreeMap;
-use std::fmt;
 
 use crate::record::lengths::Lengths;
 use crate::record::raw::{self, RawError};
 use crate::record::{RawRecord, Record, Value};
 
+mod error;
 mod fields;
 
+pub use error::DecodeError;
 use fields::{Fields, Span};
 
 /// The protocol version this build speaks.
@@ -230,18 +231,6 @@ impl Message {
         }
     }
 }
-
-/// Why a frame could not be decoded.
-#[derive(Debug, Clone, PartialEq)]
-pub struct DecodeError(pub String);
-
-impl fmt::Display for DecodeError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
-    }
-}
-
-impl std::error::Error for DecodeError {}
 
 fn s(x: &str) -> Value {
     Value::from(x)
