@@ -246,9 +246,9 @@ fn run(request: &launch::session::Request) -> u8 {
 }
 
 fn node() -> u8 {
-    match procnet::runtime::run_builtin_from_env() {
-        Ok(procnet::runtime::Ending::Finished) => exit_codes::OK,
-        Ok(procnet::runtime::Ending::FailedReported) => exit_codes::NODE_FAILED,
+    match procnet::nodes::run_builtin_from_env() {
+        Ok(procnet::nodes::Ending::Finished) => exit_codes::OK,
+        Ok(procnet::nodes::Ending::FailedReported) => exit_codes::NODE_FAILED,
         Err(e) => {
             say!("procnet: node failed: {e}");
             exit_codes::NODE_FAILED

@@ -18,6 +18,14 @@
 //!   manifests).
 //! - [`exit_codes`]: the process exit codes, documented in one place.
 //! - [`limits`]: the limits `check` and a run agree on (replicas, sockets, open files).
+//!
+//! Imports go one way, down this order, with no circle between modules or files:
+//! `exit_codes`, `limits`, `record`, `wire`, `http`, `runtime`, then `topology`'s first
+//! stages (diagnostics, typed reads of the spanned tree, the port vocabulary), `nodes`, the
+//! rest of `topology` (the model, which holds each built-in's validated options, and
+//! `compile`), `export`, `launch`. So the runtime knows no built-in kind, and the built-in
+//! kinds read their options with what the topology reads its file with (the stages are
+//! listed in [`topology`]'s docs).
 
 pub mod exit_codes;
 pub mod export;

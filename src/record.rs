@@ -3,21 +3,23 @@
 //!
 //! Two forms: [`Record`], decoded, for nodes that build or change records; and
 //! [`RawRecord`], the checked bytes read in place, for the hot paths that only look at a
-//! field or two and pass records on unchanged ([`raw`]). Neither direction between JSON and
-//! record bytes builds a tree: [`json_to_record_bytes`] writes a JSON object's record bytes
-//! as it parses ([`json`]), and [`text`] writes the JSON text of record bytes as it reads,
-//! so what a hostile record or line holds never multiplies in memory. [`lengths`] keeps
-//! where the records of a received batch lie, in at most a byte per byte of record.
+//! field or two and pass records on unchanged (on [`raw`], MessagePack read where it lies).
+//! Neither direction between JSON and record bytes builds a tree: [`json_to_record_bytes`]
+//! writes a JSON object's record bytes as it parses ([`json`]), and [`text`] writes the JSON
+//! text of record bytes as it reads, so what a hostile record or line holds never multiplies
+//! in memory. [`lengths`] keeps where the records of a received batch lie, in at most a byte
+//! per byte of record.
 
 use std::borrow::Cow;
 
+mod in_place;
 pub mod json;
 pub mod lengths;
 pub mod raw;
 pub mod text;
 
+pub use in_place::{RawRecord, RawValue};
 pub use json::json_to_record_bytes;
-pub use raw::{RawRecord, RawValue};
 
 pub use rmpv::Value;
 

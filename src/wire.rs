@@ -10,18 +10,23 @@
 //! `decode` on what is valid, which `tests/fuzz_wire.rs` checks.
 
 use std::collections::BTreeMap;
-use std::fmt;
 
 use crate::record::lengths::Lengths;
-use crate::record::raw::{self, RawError, RawRecord};
-use crate::record::{Record, Value};
+use crate::record::raw::{self, RawError};
+use crate::record::{RawRecord, Record, Value};
 
+mod error;
 mod fields;
 
+pub use error::DecodeError;
 use fields::{Fields, Span};
 
 /// The protocol version this build speaks.
 pub const VERSION: u64 = 1;
+
+/// On a pub port, the topic every subscriber subscribes to and under which `eos` is
+/// published. Record topics never start with a NUL byte (a leading one is removed).
+pub const CONTROL_TOPIC: &[u8] = b"\0";
 
 /// A port of a node that feeds this one: the node, how many replicas will each send an
 /// `eos` on it, and for a pub port what to subscribe to and where.
@@ -226,18 +231,6 @@ impl Message {
         }
     }
 }
-
-/// Why a frame could not be decoded.
-#[derive(Debug, Clone, PartialEq)]
-pub struct DecodeError(pub String);
-
-impl fmt::Display for DecodeError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
-    }
-}
-
-impl std::error::Error for DecodeError {}
 
 fn s(x: &str) -> Value {
     Value::from(x)

@@ -30,8 +30,8 @@ use proptest::strategy::ValueTree;
 use proptest::test_runner::TestCaseError;
 
 use fuzz::{mutate, mutation, peak_during, Mutation};
-use procnet::record::raw::{self, RawRecord};
-use procnet::record::{text, text_of, Record, Value};
+use procnet::record::raw;
+use procnet::record::{text, text_of, RawRecord, Record, Value};
 use procnet::wire::{self, Downstream, Flows, Message, PubPort, Stats, Subscribe, Upstream};
 
 #[global_allocator]

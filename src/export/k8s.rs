@@ -671,8 +671,8 @@ pub fn render(t: &Topology, opts: &Options) -> Result<Rendered, ExportError> {
 /// The note for a node that writes a file.
 fn write_note(t: &Topology, node: &str, path: Option<&Path>) -> String {
     let path = path.map(|p| relocate(t, p).display().to_string()).unwrap_or_default();
-    let run = crate::nodes::outfile::run_name(Some(Path::new(RUN_DIR)));
-    let partial = crate::nodes::outfile::partial_path(Path::new(&path), &run);
+    let run = crate::runtime::outfile::run_name(Some(Path::new(RUN_DIR)));
+    let partial = crate::runtime::outfile::partial_path(Path::new(&path), &run);
     format!(
         "# node `{node}` writes `{}` inside its pod (no launcher there moves it into place): it is lost with the pod \
          (write to stdout to read it with `kubectl logs`)",

@@ -18,8 +18,8 @@ use std::os::fd::{AsRawFd, OwnedFd};
 use std::path::Path;
 
 use super::logs::pipe;
-use crate::nodes::Kind;
-use crate::runtime::{run_builtin, vars, Ending, Identity};
+use crate::nodes::{run_builtin, Ending, Kind};
+use crate::runtime::{vars, Identity};
 
 /// A forked replica: its pid (which leads its process group) and the read ends of its
 /// stdout and stderr.

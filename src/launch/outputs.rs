@@ -1,10 +1,10 @@
 //! After a run, the output files of the replicas this launcher started: into place if the run
-//! succeeded, aside as `<target>.partial` if not (see `crate::nodes::outfile`). Only the
+//! succeeded, aside as `<target>.partial` if not (see `crate::runtime::outfile`). Only the
 //! launcher knows how the whole run ended, so only it may decide.
 
 use std::path::Path;
 
-use crate::nodes::outfile::{self, Settled};
+use crate::runtime::outfile::{self, Settled};
 use crate::topology::{NodeId, Runner, Topology};
 
 /// Settle every output file of the replicas for which `here` holds, of the run whose private

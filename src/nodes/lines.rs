@@ -10,9 +10,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::record::{json_to_record_bytes, Record};
 use crate::runtime::{Node, NodeError, BATCH_BYTES};
-use crate::topology::compile::resolve;
 use crate::topology::diagnostic::Diagnostics;
-use crate::topology::raw::Table;
+use crate::topology::raw::{resolve, Table};
 
 /// A stop request is looked for at least this often (in lines read).
 const STOP_CHECK_LINES: u64 = 256;

@@ -10,9 +10,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::http::site::{Site, SiteConfig};
 use crate::runtime::{Node, NodeError};
-use crate::topology::compile::resolve;
 use crate::topology::diagnostic::Diagnostics;
-use crate::topology::raw::Table;
+use crate::topology::raw::{resolve, Table};
 
 /// Options of a `serve` node.
 #[derive(Debug, Clone, Serialize, Deserialize)]

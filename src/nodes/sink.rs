@@ -5,13 +5,11 @@ use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
 
-use super::outfile;
 use super::template::{template_option, Template};
 use crate::record::text;
-use crate::runtime::{Node, NodeError};
-use crate::topology::compile::resolve;
+use crate::runtime::{outfile, Node, NodeError};
 use crate::topology::diagnostic::Diagnostics;
-use crate::topology::raw::Table;
+use crate::topology::raw::{resolve, Table};
 
 /// Options of a `sink` node.
 #[derive(Debug, Clone, Serialize, Deserialize)]

@@ -11,14 +11,12 @@ use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
 
-use super::outfile;
 use super::template::{template_option, Template};
 use crate::record::{Record, Value};
-use crate::runtime::{Node, NodeError};
-use crate::topology::compile::resolve;
+use crate::runtime::{outfile, Node, NodeError};
 use crate::topology::diagnostic::Diagnostic;
 use crate::topology::diagnostic::Diagnostics;
-use crate::topology::raw::Table;
+use crate::topology::raw::{resolve, Table};
 
 /// How often a tally publishes its running counts on its `progress` port, at most.
 pub const PROGRESS_EVERY: Duration = Duration::from_secs(1);

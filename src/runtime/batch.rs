@@ -4,8 +4,8 @@
 //! and sends the records' bytes on unchanged.
 
 use crate::record::lengths::{Lengths, LengthsIter};
-use crate::record::raw::{self, RawRecord};
-use crate::record::Record;
+use crate::record::raw;
+use crate::record::{RawRecord, Record};
 
 /// The bytes of a frame: as libzmq received them, or re-encoded from a frame that had to be
 /// decoded (laid out unlike [`DATA_HEADER`](crate::wire::DATA_HEADER)).

@@ -92,9 +92,9 @@ pub struct Identity {
 }
 
 impl Identity {
-    /// The run's name, which its partial output files carry (see `crate::nodes::outfile`).
+    /// The run's name, which its partial output files carry (see [`super::outfile`]).
     pub fn run_name(&self) -> String {
-        crate::nodes::outfile::run_name(self.run_dir.as_deref())
+        super::outfile::run_name(self.run_dir.as_deref())
     }
 
     /// Who may connect to this replica's tcp sockets, and what it presents to others'.

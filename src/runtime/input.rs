@@ -7,14 +7,14 @@
 use std::collections::{HashMap, VecDeque};
 
 use super::batch::Batch;
+use super::endpoint::bind;
 use super::error::NodeError;
 use super::output::HWM;
-use super::publisher::CONTROL_TOPIC;
 use super::zap::Access;
 use crate::record::lengths::Lengths;
 use crate::record::raw::RawError;
 use crate::record::Record;
-use crate::wire::{self, Upstream};
+use crate::wire::{self, Upstream, CONTROL_TOPIC};
 
 /// At most this many dropped-frame notes are kept (all are counted).
 pub const MAX_NOTES: usize = 5;
@@ -415,15 +415,4 @@ impl Input {
         }
         self.last_drop = note;
     }
-}
-
-/// Bind `socket` at `endpoint` and return the endpoint it got (with the OS-chosen port of
-/// `tcp://127.0.0.1:*`). `what` reads after "failed to".
-pub(super) fn bind(socket: &zmq::Socket, endpoint: &str, what: &str) -> Result<String, NodeError> {
-    socket.bind(endpoint).map_err(NodeError::zmq(what))?;
-    super::private_socket(endpoint).map_err(NodeError::io(format!("make `{endpoint}` private")))?;
-    socket
-        .get_last_endpoint()
-        .map_err(NodeError::zmq("read the bound endpoint"))?
-        .map_err(|_| NodeError::Protocol("bound endpoint is not UTF-8".into()))
 }

@@ -12,22 +12,18 @@
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
+use super::endpoint::bind;
 use super::error::NodeError;
-use super::input::bind;
 use super::output::{BATCH_BYTES, HWM};
 use super::zap::Access;
 use crate::record::RawRecord;
-use crate::wire::{self, Message};
+use crate::wire::{self, Message, CONTROL_TOPIC};
 
 /// A pub port's batch (per topic) is sent once it holds this many records, or
 /// [`BATCH_BYTES`]. Smaller than a push batch: on a port with `drop = true` subscribers a
 /// batch is also the unit that is dropped, and a subscriber that can only keep up with part
 /// of the stream gets it in finer grains.
 pub const PUB_BATCH_RECORDS: usize = 256;
-
-/// The topic every subscriber subscribes to, under which `eos` is published. Record topics
-/// never start with a NUL byte (a leading one is removed).
-pub const CONTROL_TOPIC: &[u8] = b"\0";
 
 /// How a record's topic is chosen.
 #[derive(Debug, Clone)]

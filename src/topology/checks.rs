@@ -4,14 +4,12 @@
 use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
 
-use super::compile::Draft;
 use super::diagnostic::{Diagnostic, Diagnostics};
-use super::model::{Input, NodeId, Pattern, Runner};
+use super::draft::{Draft, Inputs};
+use super::model::{Input, NodeId, Runner};
+use super::port::Pattern;
 use super::raw::Span;
 use super::suggest::{did_you_mean, elide, list, MAX_LISTED};
-
-/// Each node's inputs resolved, with the span of each entry.
-pub type Inputs = Vec<Vec<(Input, Span)>>;
 
 /// Resolve each node's inputs to a node and one of its ports, reporting unknown nodes and
 /// ports, topics on push ports, and repeats.

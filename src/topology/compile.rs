@@ -2,19 +2,21 @@
 //! cross-node checks in [`super::checks`], and either returns a [`Topology`] or every problem
 //! found, each with its position.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use toml::de::DeValue;
 use toml::Spanned;
 
 use super::checks;
 use super::diagnostic::{Diagnostic, Diagnostics};
-use super::hosts::{self, Host};
+use super::draft::Draft;
+use super::hosts;
 use super::ipc;
-use super::model::{Node, Port, Restart, Runner, StartMethod, Topology, Transport, DEFAULT_MAX_MESSAGE_BYTES};
+use super::model::{Host, Node, Restart, Runner, StartMethod, Topology, Transport, DEFAULT_MAX_MESSAGE_BYTES};
 use super::names;
-use super::ports::{read_inputs, read_outputs, DeclaredPort, DraftInput};
-use super::raw::{Span, Table};
+use super::port::Port;
+use super::ports::{read_inputs, read_outputs};
+use super::raw::{resolve, Span, Table};
 use super::suggest::{did_you_mean, elide};
 use super::syntax;
 use crate::nodes::{Kind, BUILTINS};
@@ -54,40 +56,6 @@ pub struct Source<'a> {
     pub text: &'a str,
     /// The absolute directory relative paths resolve against.
     pub base_dir: &'a Path,
-}
-
-/// A node as read, before its inputs are resolved. `runner` is None when the node has an
-/// error; the node still counts as declared, so readers of it get no false "not declared".
-pub struct Draft {
-    /// The node's name and where it is declared.
-    pub name: Spanned<String>,
-    /// What it runs, if that part is valid.
-    pub runner: Option<Runner>,
-    /// Replica count (1 if absent or invalid).
-    pub replicas: u32,
-    /// The inputs as written.
-    pub inputs: Vec<DraftInput>,
-    /// The node's ports (its kind's or declared), empty when the runner is invalid.
-    pub ports: Vec<Port>,
-    /// The ports declared in `outputs`, with their positions.
-    pub declared: Vec<DeclaredPort>,
-    /// The `inputs` value, if the key is present.
-    pub inputs_span: Option<Span>,
-    /// Whether `inputs` is present but not an array (already an error of its own).
-    pub inputs_malformed: bool,
-    /// The transport of its input socket.
-    pub transport: Transport,
-    /// The `transport` key, if set on the node itself.
-    pub transport_span: Option<Span>,
-    /// How its processes start.
-    pub start: StartMethod,
-    /// Its restart policy.
-    pub restart: Restart,
-    /// The largest message its inputs accept.
-    pub max_message_bytes: u64,
-    /// The declared hosts its replicas run on, round-robin (indices in `[hosts]`); empty
-    /// for the local host.
-    pub host: Vec<usize>,
 }
 
 /// What `[defaults]` gives every node that does not say otherwise.
@@ -562,14 +530,4 @@ fn read_command(t: &Table<'_, '_>, base_dir: &Path, diags: &mut Diagnostics) -> 
         argv[0] = resolve(base_dir, &argv[0]).to_string_lossy().into_owned();
     }
     Some(argv)
-}
-
-/// `path` resolved against `base`, unless it is absolute.
-pub fn resolve(base: &Path, path: &str) -> PathBuf {
-    let p = Path::new(path);
-    if p.is_absolute() {
-        p.to_path_buf()
-    } else {
-        base.join(p)
-    }
 }

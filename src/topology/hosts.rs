@@ -20,29 +20,15 @@ use std::net::IpAddr;
 
 use toml::Spanned;
 
-use super::checks::Inputs;
-use super::compile::Draft;
 use super::diagnostic::{Diagnostic, Diagnostics};
-use super::model::{Pattern, StartMethod, Transport};
+use super::draft::{Draft, Inputs};
+use super::model::{Host, StartMethod, Transport};
 use super::names;
+use super::port::Pattern;
 use super::raw::{Span, Table};
 use super::suggest::{did_you_mean, elide};
 
 const HOST_KEYS: &[&str] = &["address", "bind"];
-
-/// One declared host.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Host {
-    /// Its name (the key in `[hosts]`).
-    pub name: String,
-    /// The address the other hosts reach it at (an IP address, not a name, so that the
-    /// topology says exactly who may connect).
-    pub address: IpAddr,
-    /// The address its nodes bind their tcp sockets to: `address` unless `bind` says
-    /// otherwise (`0.0.0.0` behind NAT, where `address` is not one of the host's own). Peers
-    /// are always given `address`.
-    pub bind: IpAddr,
-}
 
 /// Read `[hosts]`, if present.
 pub(super) fn read_hosts(top: &Table<'_, '_>, diags: &mut Diagnostics) -> Vec<Host> {

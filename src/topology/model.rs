@@ -1,11 +1,12 @@
 //! The validated topology: every name resolved, every option checked. The launcher and the
 //! nodes only ever see this form.
 
+use std::net::IpAddr;
 use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
 
-pub use super::hosts::Host;
+use super::port::{Pattern, Port};
 use crate::nodes::Kind;
 
 /// Index of a node in [`Topology::nodes`].
@@ -24,6 +25,20 @@ pub struct Topology {
     pub hosts: Vec<Host>,
     /// Nodes in file order.
     pub nodes: Vec<Node>,
+}
+
+/// One declared host.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Host {
+    /// Its name (the key in `[hosts]`).
+    pub name: String,
+    /// The address the other hosts reach it at (an IP address, not a name, so that the
+    /// topology says exactly who may connect).
+    pub address: IpAddr,
+    /// The address its nodes bind their tcp sockets to: `address` unless `bind` says
+    /// otherwise (`0.0.0.0` behind NAT, where `address` is not one of the host's own). Peers
+    /// are always given `address`.
+    pub bind: IpAddr,
 }
 
 /// One declared node: a built-in kind or a command, run as `replicas` processes.
@@ -111,56 +126,6 @@ impl Restart {
     pub fn backoff(n: u32) -> std::time::Duration {
         let ms = 100u64.saturating_mul(1 << n.saturating_sub(1).min(16));
         std::time::Duration::from_millis(ms.min(5000))
-    }
-}
-
-/// The socket pattern of an output port.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Pattern {
-    /// PUSH/PULL: each record goes to one replica of each reading node.
-    Push,
-    /// PUB/SUB: each record goes to every replica of every subscribing node whose topics match.
-    Pub,
-}
-
-impl Pattern {
-    /// The name used in topology files.
-    pub fn name(self) -> &'static str {
-        match self {
-            Pattern::Push => "push",
-            Pattern::Pub => "pub",
-        }
-    }
-}
-
-/// How a pub port chooses each record's topic.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum TopicRule {
-    /// No topic (the empty topic): only subscriptions to everything match.
-    Empty,
-    /// The text of this record field (empty when the field is missing).
-    Field(String),
-    /// This fixed topic for every record.
-    Fixed(String),
-}
-
-/// A named output of a node.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Port {
-    /// The port's name (`out` by default).
-    pub name: String,
-    /// Push or pub.
-    pub pattern: Pattern,
-    /// For a pub port, how each record's topic is chosen.
-    pub topic: TopicRule,
-}
-
-impl Port {
-    /// The default port of nodes that send records: `out`, push.
-    pub fn out() -> Port {
-        Port { name: "out".into(), pattern: Pattern::Push, topic: TopicRule::Empty }
     }
 }
 

@@ -8,38 +8,15 @@ use toml::de::DeValue;
 use toml::Spanned;
 
 use super::diagnostic::{Diagnostic, Diagnostics};
-use super::model::{Pattern, Port, TopicRule};
+use super::draft::{DeclaredPort, DraftInput};
 use super::names;
+use super::port::{Pattern, Port, TopicRule};
 use super::raw::{Span, Table};
 use super::suggest::{did_you_mean, elide};
 
 const PATTERNS: &[&str] = &["push", "pub"];
 const PORT_KEYS: &[&str] = &["pattern", "topic_field", "topic"];
 const INPUT_KEYS: &[&str] = &["from", "topics", "drop"];
-
-/// An input as written, before the names are resolved.
-#[derive(Debug, Clone)]
-pub struct DraftInput {
-    /// The upstream node's name.
-    pub node: Spanned<String>,
-    /// The port, if named (`"node.port"` or `from = "node.port"`).
-    pub port: Option<Spanned<String>>,
-    /// Topic prefixes, if given (`topics = [...]`).
-    pub topics: Option<Spanned<Vec<String>>>,
-    /// `drop = true`, if given: records may be dropped rather than slow the publisher.
-    pub drop: Option<Spanned<bool>>,
-    /// The whole entry.
-    pub span: Span,
-}
-
-/// A port declared in `outputs`, with where it was declared.
-#[derive(Debug, Clone)]
-pub struct DeclaredPort {
-    /// The port.
-    pub port: Port,
-    /// Its key in `outputs`.
-    pub span: Span,
-}
 
 /// The ports of a node: `defaults` (its kind's, or `out` for a command), changed or, for a
 /// command node, replaced by `outputs`. Returns the ports and those declared in `outputs`.

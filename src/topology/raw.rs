@@ -5,6 +5,7 @@
 //! ourselves lets validation report every problem at once, each with its position.
 
 use std::ops::Range;
+use std::path::{Path, PathBuf};
 
 use toml::de::{DeTable, DeValue};
 use toml::Spanned;
@@ -206,5 +207,17 @@ impl<'a, 'i> Table<'a, 'i> {
             return None;
         }
         Some(s)
+    }
+}
+
+/// `path` resolved against `base`, unless it is absolute: how every path read from the file
+/// (a command's program, a built-in kind's `path`, `dir` or `output`) resolves against the
+/// file's directory.
+pub fn resolve(base: &Path, path: &str) -> PathBuf {
+    let p = Path::new(path);
+    if p.is_absolute() {
+        p.to_path_buf()
+    } else {
+        base.join(p)
     }
 }

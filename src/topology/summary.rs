@@ -2,7 +2,8 @@
 
 use std::fmt::Write;
 
-use super::model::{Pattern, Runner, StartMethod, Topology, Transport};
+use super::model::{Runner, StartMethod, Topology, Transport};
+use super::port::Pattern;
 
 /// Where a tcp socket of a node on `host` binds.
 fn tcp_endpoint(t: &Topology, host: &[usize]) -> String {

@@ -10,8 +10,11 @@
 
 use std::collections::BTreeMap;
 
-use super::DecodeError;
+use super::error::DecodeError;
 use crate::record::raw::{self, kind_of_marker};
+
+/// Counts by name, by name (`done.published`: records per topic, per socket).
+type CountMaps = BTreeMap<String, BTreeMap<String, u64>>;
 
 /// Where a value lies in the frame: its first byte (the marker) and its end.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -303,7 +306,7 @@ impl<'a> Fields<'a> {
 
     /// An optional map of str to maps of str to uint: None when missing or nil. Keys are
     /// str, each given once, at both levels.
-    pub fn opt_count_maps(&self, key: &str) -> Result<Option<BTreeMap<String, super::Counts>>, DecodeError> {
+    pub fn opt_count_maps(&self, key: &str) -> Result<Option<CountMaps>, DecodeError> {
         let want = "a map of maps of counts";
         if self.get_non_nil(key).is_none() {
             return Ok(None);

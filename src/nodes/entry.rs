@@ -1,10 +1,9 @@
-//! The process entry of a spawned built-in node (`procnet node`): read the identity and the
-//! validated options from the environment, join, run, finish.
+//! The process entry of a built-in node: read the identity and the validated options from
+//! the environment (a spawned `procnet node`), or take them from the launcher (a forked
+//! replica), then join, run, finish.
 
-use super::error::NodeError;
-use super::identity::{vars, Identity};
-use super::node::Node;
-use crate::nodes::Kind;
+use super::Kind;
+use crate::runtime::{vars, Identity, Node, NodeError};
 
 /// How a node run ended.
 #[derive(Debug, PartialEq, Eq)]

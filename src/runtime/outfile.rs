@@ -8,6 +8,9 @@
 //!
 //! A target that exists and is not a regular file (`/dev/stdout`, a FIFO) is written in
 //! place: there is nothing to rename.
+//!
+//! One naming, two sides: the built-in kinds create these files and the launcher settles
+//! them, so it lives here in the runtime, which both import (and which imports neither).
 
 use std::fs::File;
 use std::io;
