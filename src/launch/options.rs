@@ -4,7 +4,6 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use super::plan::in_url;
 use crate::topology::{NodeId, Topology};
 
 /// Options of one run.
@@ -114,5 +113,13 @@ impl Placement {
                 Some(format!("tcp://{}:{control_port}", in_url(address)))
             }
         }
+    }
+}
+
+/// An IP address as the host part of a tcp endpoint (IPv6 in brackets).
+pub fn in_url(address: std::net::IpAddr) -> String {
+    match address {
+        std::net::IpAddr::V4(a) => a.to_string(),
+        std::net::IpAddr::V6(a) => format!("[{a}]"),
     }
 }

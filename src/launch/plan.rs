@@ -5,7 +5,7 @@
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 
-use super::options::Placement;
+use super::options::{in_url, Placement};
 use crate::runtime::Identity;
 use crate::topology::{NodeId, Runner, Topology, Transport};
 
@@ -154,14 +154,6 @@ pub fn allowed_peers(t: &Topology) -> Vec<std::net::IpAddr> {
         }
     }
     allow
-}
-
-/// An IP address as the host part of a tcp endpoint (IPv6 in brackets).
-pub fn in_url(address: std::net::IpAddr) -> String {
-    match address {
-        std::net::IpAddr::V4(a) => a.to_string(),
-        std::net::IpAddr::V6(a) => format!("[{a}]"),
-    }
 }
 
 /// What a replica reported binding, as its peers must connect to it: a wildcard bind (a
