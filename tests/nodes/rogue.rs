@@ -1,7 +1,7 @@
 //! A misbehaving node for failure tests, run as a `command` node. It speaks the protocol by
 //! hand (not through `procnet::runtime::Node`) so it can break it on purpose.
 //!
-//! Usage: rogue MODE [ARG]
+//! Usage: procnet-rogue MODE [ARG]
 //! - `garbage N`: a source that sends N valid records, interleaved with invalid frames
 //!   (not MessagePack, a wrong protocol version, an `eos` missing fields, an `eos` from a
 //!   replica that is not upstream), then ends cleanly.

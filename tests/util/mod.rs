@@ -19,24 +19,10 @@ pub fn bin() -> PathBuf {
     PathBuf::from(env!("CARGO_BIN_EXE_procnet"))
 }
 
-/// The misbehaving test node of tests/nodes/rogue.rs, built (once per test binary) with the
-/// same cargo: `cargo test --test X` alone does not build examples, and a stale one would
-/// test old behaviour.
+/// The misbehaving test node of tests/nodes/rogue.rs, which cargo builds (the binary target
+/// `procnet-rogue`) before the integration tests, as it does `procnet`.
 pub fn rogue() -> PathBuf {
-    static BUILT: std::sync::Once = std::sync::Once::new();
-    BUILT.call_once(|| {
-        let profile: &[&str] = if cfg!(debug_assertions) { &[] } else { &["--release"] };
-        let status = Command::new(env!("CARGO"))
-            .args(["build", "--quiet", "--example", "rogue"])
-            .args(profile)
-            .current_dir(root())
-            .status()
-            .expect("run cargo");
-        assert!(status.success(), "cargo build --example rogue failed");
-    });
-    let p = bin().parent().expect("target dir").join("examples/rogue");
-    assert!(p.exists(), "{} is missing", p.display());
-    p
+    PathBuf::from(env!("CARGO_BIN_EXE_procnet-rogue"))
 }
 
 /// The repository root.
