@@ -35,7 +35,7 @@
 //!   then its `eos`: with SHAPE `field`, one record `{"id": "flood", "line": [nil x N]}` laid
 //!   out as procnet writes it; `reordered`, the same record in a frame whose fields come in
 //!   another order; `records`, the records array itself made of the N nils (an invalid frame,
-//!   not counted). The memory amplification reproducers of tests/amplification.rs.
+//!   not counted). The memory amplification reproducers of tests/bounds/amplification.rs.
 
 use procnet::record::Record;
 use procnet::runtime::{Identity, Node};

@@ -11,7 +11,6 @@
 //!
 //! Dropping the server stops it: the acceptor and every connection thread are woken (held
 //! `/hang` and `/slow` requests released unanswered, idle keep-alive reads ended) and joined.
-#![allow(dead_code)]
 
 use std::io::{self, BufRead, BufReader, Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};

@@ -2,13 +2,11 @@
 //! that the Kubernetes schemas accept (kubernetes-validate, offline, strict), read back by a
 //! real YAML parser (PyYAML) with the objects, replicas and environment a run needs.
 
-mod util;
-
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use crate::util::{self, procnet, program, root, venv_bin, Scratch};
 use serde_json::Value;
-use util::{procnet, program, root, venv_bin, Scratch};
 
 /// The Kubernetes version whose schemas the manifests are checked against (bundled with
 /// kubernetes-validate, which reads no network).

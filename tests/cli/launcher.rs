@@ -2,11 +2,9 @@
 //! signal is graceful then forced, nothing outlives a run (not even after `kill -9` of the
 //! launcher), restarts follow the policy, and node output comes prefixed.
 
-mod util;
-
 use std::time::Duration;
 
-use util::{procnet, Scratch};
+use crate::util::{self, procnet, Scratch};
 
 fn rogue() -> String {
     util::rogue().display().to_string()

@@ -2,19 +2,14 @@
 //! yields exactly one output record, enriched with `status`, `body`, `error`, `host` and
 //! `elapsed_ms`; failures are data with exact error strings, and the run exits 0.
 
-mod util;
-
-#[path = "util/http.rs"]
-mod http;
-
 use std::collections::BTreeMap;
 use std::fs;
 use std::time::Duration;
 
 use serde_json::{json, Value};
 
-use http::Server;
-use util::{procnet, Scratch};
+use crate::util::http::{self, Server};
+use crate::util::{self, procnet, Scratch};
 
 /// Generous: the slowest run here takes a few seconds.
 const RUN_TIMEOUT: Duration = Duration::from_secs(60);

@@ -3,13 +3,11 @@
 //! `make test` runs first): topologies/mixed.toml, a Python node in place of a built-in one,
 //! and an external Python process started by hand.
 
-mod util;
-
 use std::collections::BTreeMap;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use util::{path_with_venv, procnet, root, venv_bin, Scratch};
+use crate::util::{self, path_with_venv, procnet, root, venv_bin, Scratch};
 
 /// Pages of topologies/data/pages.jsonl mentioning "python" in any case, per host.
 fn python_pages_per_host() -> BTreeMap<String, u64> {

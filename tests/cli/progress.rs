@@ -1,11 +1,9 @@
 //! The live view (a line per node, with a bar where the total is known) and the run report
 //! are drawn on a terminal, and only there.
 
-mod util;
-
 use std::time::Duration;
 
-use util::{procnet, program, Scratch};
+use crate::util::{self, procnet, program, Scratch};
 
 /// A site answering after 50 ms, and 60 URLs fetched 2 at a time: long enough to draw.
 fn slow_fetch(s: &Scratch) -> std::path::PathBuf {

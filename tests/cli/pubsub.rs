@@ -3,12 +3,10 @@
 //! every publisher replica. Each run tallies by a unique id, so a lost or duplicated record
 //! shows up as a missing key or a wrong count.
 
-mod util;
-
 use std::collections::BTreeMap;
 use std::fmt::Write;
 
-use util::{procnet, Scratch};
+use crate::util::{self, procnet, Scratch};
 
 const SITES: usize = 5;
 

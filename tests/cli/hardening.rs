@@ -2,11 +2,9 @@
 //! run with exit 0 and a wrong result (every edge's counts are checked at the end), only the
 //! run's own processes get into its sockets, and outputs are whole or absent.
 
-mod util;
-
 use std::time::Duration;
 
-use util::{procnet, Scratch};
+use crate::util::{self, procnet, Scratch};
 
 fn rogue() -> String {
     util::rogue().display().to_string()

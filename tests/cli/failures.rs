@@ -1,11 +1,9 @@
 //! Runtime failures are clear and leave nothing behind: the run exits non-zero, names the
 //! node and the cause, and (checked by the harness after every run) no process remains.
 
-mod util;
-
 use std::time::Duration;
 
-use util::{procnet, Scratch};
+use crate::util::{self, procnet, Scratch};
 
 fn rogue() -> String {
     util::rogue().display().to_string()

@@ -6,11 +6,9 @@
 //! RUSAGE_CHILDREN, which counted the `cargo build` of the rogue node too, a bigger peak than
 //! any run's: the test could not fail.)
 
-mod util;
-
 use std::io::Write;
 
-use util::{procnet, Scratch};
+use crate::util::{self, procnet, Scratch};
 
 /// Run the pipeline on `n` lines; the peak resident size of its largest process, in KiB.
 fn run_lines(s: &Scratch, n: usize) -> u64 {

@@ -2,12 +2,10 @@
 //! none duplicated, no hang. Each run tallies by a unique id, so a lost or duplicated record
 //! shows up as a missing key or a count of 2.
 
-mod util;
-
 use std::collections::BTreeMap;
 use std::fmt::Write;
 
-use util::{procnet, Scratch};
+use crate::util::{self, procnet, Scratch};
 
 const N: usize = 30_000;
 

@@ -1,11 +1,9 @@
 //! One topology over several hosts: `[hosts]`, `host`, and `procnet run --local`, which runs
 //! every host's nodes on this machine with the edges between hosts over tcp.
 
-mod util;
-
 use std::path::Path;
 
-use util::{procnet, root, Run, Running};
+use crate::util::{self, procnet, root, Run, Running};
 
 fn topology(name: &str) -> std::path::PathBuf {
     root().join("topologies").join(name)

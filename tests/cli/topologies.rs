@@ -1,11 +1,9 @@
 //! The topologies shipped under `topologies/` are valid, and the demo (what
 //! `make run-topology` runs) prints the right tally.
 
-mod util;
-
 use std::collections::BTreeMap;
 
-use util::{procnet, root};
+use crate::util::{procnet, root};
 
 #[test]
 fn every_shipped_topology_is_valid() {
