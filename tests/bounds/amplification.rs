@@ -131,10 +131,7 @@ fn run_measured(s: &Scratch, file: &Path, timeout: Duration) -> Measured {
 }
 
 fn flood_topology(s: &Scratch, shape: &str, then: &str) -> std::path::PathBuf {
-    let toml = format!(
-        "[nodes.rogue]\ncommand = [\"{}\", \"flood\", \"{NILS}\", \"{shape}\"]\n{then}",
-        util::rogue().display()
-    );
+    let toml = format!("[nodes.rogue]\ncommand = [\"{}\", \"flood\", \"{NILS}\", \"{shape}\"]\n{then}", util::rogue());
     s.write("t.toml", &toml)
 }
 

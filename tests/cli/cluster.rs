@@ -165,7 +165,7 @@ fn intruder_is_refused(consumer: &str, path: Option<String>, names_refused: Opti
             inputs = ["keep"]
             host = "b"
             "#,
-            util::rogue().display()
+            util::rogue()
         ),
     );
     let mut cmd = procnet(["run".as_ref(), "--local".as_ref(), file.as_os_str()]);

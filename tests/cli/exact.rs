@@ -5,7 +5,7 @@
 use std::collections::BTreeMap;
 use std::fmt::Write;
 
-use crate::util::{self, procnet, Scratch};
+use crate::util::{self, procnet, run_ok, Scratch};
 
 const N: usize = 30_000;
 
@@ -37,17 +37,10 @@ fn assert_exactly_once(json: &serde_json::Value, expected: &[usize]) {
     assert_eq!(by.len(), want.len());
 }
 
-fn run_topology(s: &Scratch, toml: &str) -> util::Run {
-    let file = s.write("t.toml", toml);
-    let run = procnet(["run".as_ref(), file.as_os_str()]).run();
-    run.expect_code(0);
-    run
-}
-
 fn shape_1_3_2_1(transport: &str) {
     let s = Scratch::new();
     let hits = corpus(&s, "in.jsonl", 0, N);
-    let run = run_topology(
+    let run = run_ok(
         &s,
         &format!(
             r#"
@@ -95,7 +88,7 @@ fn fan_in_from_two_sources_delivers_each_record_once() {
     let s = Scratch::new();
     let mut hits = corpus(&s, "a.jsonl", 0, N / 2);
     hits.extend(corpus(&s, "b.jsonl", N / 2, N / 2));
-    let run = run_topology(
+    let run = run_ok(
         &s,
         r#"
         [nodes.a]
@@ -126,7 +119,7 @@ fn replicated_source_shares_the_file_without_overlap() {
     let s = Scratch::new();
     corpus(&s, "in.jsonl", 0, N);
     let all: Vec<usize> = (0..N).collect();
-    let run = run_topology(
+    let run = run_ok(
         &s,
         r#"
         [nodes.src]
@@ -154,7 +147,7 @@ fn fan_out_gives_every_consumer_node_the_whole_stream() {
     let s = Scratch::new();
     let hits = corpus(&s, "in.jsonl", 0, N);
     let all: Vec<usize> = (0..N).collect();
-    run_topology(
+    run_ok(
         &s,
         r#"
         [nodes.src]
@@ -189,7 +182,7 @@ fn fan_out_gives_every_consumer_node_the_whole_stream() {
 fn a_node_that_receives_no_records_still_ends() {
     let s = Scratch::new();
     s.write("empty.txt", "");
-    let run = run_topology(
+    let run = run_ok(
         &s,
         r#"
         [nodes.src]
@@ -213,7 +206,7 @@ fn a_node_that_receives_no_records_still_ends() {
 fn filter_that_matches_nothing_ends_its_consumers() {
     let s = Scratch::new();
     corpus(&s, "in.jsonl", 0, 1000);
-    let run = run_topology(
+    let run = run_ok(
         &s,
         r#"
         [nodes.src]
@@ -238,7 +231,7 @@ fn filter_that_matches_nothing_ends_its_consumers() {
 fn sink_writes_every_record_as_a_json_line() {
     let s = Scratch::new();
     s.write("in.txt", "alpha\n\nbeta\r\ngamma\n");
-    let run = run_topology(
+    let run = run_ok(
         &s,
         r#"
         [nodes.src]
@@ -266,7 +259,7 @@ fn sink_writes_every_record_as_a_json_line() {
 fn inverted_filter_and_tally_by_group_count_exactly() {
     let s = Scratch::new();
     s.write("in.txt", "a python\nb\nc PYTHON\nd\ne\n");
-    let run = run_topology(
+    let run = run_ok(
         &s,
         r#"
         [nodes.src]
@@ -396,7 +389,7 @@ fn a_trickle_arrives_as_it_comes_and_its_last_partial_batch_is_not_lost() {
             command = ["{}", "echo", "{}"]
             inputs = ["keep"]
             "#,
-            util::rogue().display(),
+            util::rogue(),
             echo.display()
         ),
     );
@@ -466,7 +459,7 @@ fn a_line_longer_than_the_read_buffer_arrives_whole() {
 fn a_file_without_a_final_newline_is_read_whole_by_every_share() {
     let s = Scratch::new();
     s.write("in.txt", "a\nb\r\n\nc\nd");
-    let run = run_topology(
+    let run = run_ok(
         &s,
         r#"
         [nodes.src]
@@ -488,7 +481,7 @@ fn a_file_without_a_final_newline_is_read_whole_by_every_share() {
 fn the_smallest_max_message_bytes_holds_full_batches() {
     let s = Scratch::new();
     let hits = corpus(&s, "in.jsonl", 0, N);
-    let run = run_topology(
+    let run = run_ok(
         &s,
         r#"
         [defaults]

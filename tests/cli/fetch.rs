@@ -9,7 +9,7 @@ use std::time::Duration;
 use serde_json::{json, Value};
 
 use crate::util::http::{self, Server};
-use crate::util::{self, procnet, Scratch};
+use crate::util::{run_ok, Scratch};
 
 /// Generous: the slowest run here takes a few seconds.
 const RUN_TIMEOUT: Duration = Duration::from_secs(60);
@@ -20,14 +20,6 @@ fn topology(source: &str, fetch_options: &str, out: &str) -> String {
         "[nodes.urls]\n{source}\n\n[nodes.fetch]\nkind = \"fetch\"\ninputs = [\"urls\"]\n{fetch_options}\n\n\
          [nodes.out]\ninputs = [\"fetch\"]\n{out}\n"
     )
-}
-
-/// Run `t.toml` in `s`, expecting exit 0.
-fn run(s: &Scratch, toml: &str) -> util::Run {
-    let file = s.write("t.toml", toml);
-    let run = procnet(["run".as_ref(), file.as_os_str()]).timeout(RUN_TIMEOUT).run();
-    run.expect_code(0);
-    run
 }
 
 /// The records of `out.jsonl` in `s`, each checked for the fields fetch adds.
@@ -64,7 +56,7 @@ fn by_key(records: Vec<Value>, key: &str, keys: &[String]) -> BTreeMap<String, V
 fn fetch(urls: &[String], options: &str) -> BTreeMap<String, Value> {
     let s = Scratch::new();
     s.write("urls.txt", &(urls.join("\n") + "\n"));
-    run(
+    run_ok(
         &s,
         &topology(
             "kind = \"lines\"\npath = \"urls.txt\"\nfield = \"url\"",
@@ -246,7 +238,7 @@ fn fetch_jsonl(records: &[Value], options: &str) -> BTreeMap<String, Value> {
     let s = Scratch::new();
     let text: String = records.iter().map(|r| format!("{r}\n")).collect();
     s.write("in.jsonl", &text);
-    run(
+    run_ok(
         &s,
         &topology(
             "kind = \"lines\"\npath = \"in.jsonl\"\nformat = \"jsonl\"",
@@ -386,7 +378,7 @@ fn a_mixed_stream_over_two_replicas_yields_one_record_per_url() {
 
     let s = Scratch::new();
     s.write("urls.txt", &(urls.join("\n") + "\n"));
-    let run = run(
+    let run = run_ok(
         &s,
         &topology(
             "kind = \"lines\"\npath = \"urls.txt\"\nfield = \"url\"",

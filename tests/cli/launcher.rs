@@ -4,11 +4,7 @@
 
 use std::time::Duration;
 
-use crate::util::{self, procnet, Scratch};
-
-fn rogue() -> String {
-    util::rogue().display().to_string()
-}
+use crate::util::{self, procnet, rogue, run, Scratch};
 
 /// `n` JSON records with unique ids, a third of them mentioning python.
 fn records(s: &Scratch, n: usize) {
@@ -22,11 +18,6 @@ fn records(s: &Scratch, n: usize) {
         })
         .collect();
     s.write("in.jsonl", &text);
-}
-
-fn run(s: &Scratch, toml: &str) -> util::Run {
-    let file = s.write("t.toml", toml);
-    procnet(["run".as_ref(), file.as_os_str()]).timeout(Duration::from_secs(60)).run()
 }
 
 /// The canonical shape, read -> filter x3 -> tally by site, under one start method.
@@ -162,7 +153,7 @@ fn start_mid_stream(s: &Scratch, command: &str) -> util::Running {
         inputs = ["slow"]
         path = "out.jsonl"
         "#,
-        command.replace("ROGUE", &rogue())
+        command.replace("ROGUE", rogue())
     );
     let file = s.write("t.toml", &toml);
     let running = procnet(["run".as_ref(), file.as_os_str(), "--grace".as_ref(), "2s".as_ref()])

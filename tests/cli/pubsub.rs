@@ -120,7 +120,7 @@ fn a_node_with_a_push_and_a_pub_port_feeds_both() {
             by = "id"
             output = "copied.json"
             "#,
-            util::rogue().display()
+            util::rogue()
         ),
     );
     procnet(["run".as_ref(), file.as_os_str()]).run().expect_code(0);
@@ -163,7 +163,7 @@ fn a_slow_subscriber_loses_nothing() {
             by = "id"
             output = "fast.json"
             "#,
-            util::rogue().display()
+            util::rogue()
         ),
     );
     procnet(["run".as_ref(), file.as_os_str()]).run().expect_code(0);
@@ -263,7 +263,7 @@ fn a_dropping_subscriber_sheds_records_counted_while_the_others_get_all() {
             inputs = ["slow"]
             output = "some.json"
             "#,
-            util::rogue().display()
+            util::rogue()
         ),
     );
     let report = s.path("report.json");

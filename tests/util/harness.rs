@@ -11,6 +11,11 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
+use super::scratch::Scratch;
+
+/// How long a run may take before the harness kills it and fails the test.
+const DEADLINE: Duration = Duration::from_secs(60);
+
 /// The environment variable that marks every process of one test run (children inherit it).
 pub const TAG_VAR: &str = "PROCNET_TEST_TAG";
 
@@ -19,10 +24,11 @@ pub fn bin() -> PathBuf {
     PathBuf::from(env!("CARGO_BIN_EXE_procnet"))
 }
 
-/// The misbehaving test node of tests/nodes/rogue.rs, which cargo builds (the binary target
-/// `procnet-rogue`) before the integration tests, as it does `procnet`.
-pub fn rogue() -> PathBuf {
-    PathBuf::from(env!("CARGO_BIN_EXE_procnet-rogue"))
+/// Path of the misbehaving test node of tests/nodes/rogue.rs, which cargo builds (the
+/// binary target `procnet-rogue`) before the integration tests, as it does `procnet`. Text,
+/// as the tests write it into a topology's `command`.
+pub fn rogue() -> &'static str {
+    env!("CARGO_BIN_EXE_procnet-rogue")
 }
 
 /// The repository root.
@@ -145,7 +151,7 @@ where
     let tag = new_tag();
     let mut cmd = Command::new(program);
     cmd.args(args).current_dir(root()).env(TAG_VAR, &tag).stdin(Stdio::null());
-    Procnet { cmd, timeout: Duration::from_secs(60), tag }
+    Procnet { cmd, timeout: DEADLINE, tag }
 }
 
 impl Procnet {
@@ -201,6 +207,25 @@ impl Procnet {
             guard,
         }
     }
+}
+
+/// `procnet run` on the topology `toml`, written as `t.toml` in `s`, to its end within the
+/// default deadline (see [`Procnet::run`]).
+pub fn run(s: &Scratch, toml: &str) -> Run {
+    run_within(s, toml, DEADLINE)
+}
+
+/// [`run`], which must exit 0.
+pub fn run_ok(s: &Scratch, toml: &str) -> Run {
+    let run = run(s, toml);
+    run.expect_code(0);
+    run
+}
+
+/// [`run`], within `deadline`.
+pub fn run_within(s: &Scratch, toml: &str, deadline: Duration) -> Run {
+    let file = s.write("t.toml", toml);
+    procnet(["run".as_ref(), file.as_os_str()]).timeout(deadline).run()
 }
 
 /// A `procnet` process started by [`Procnet::start`].
