@@ -5,7 +5,7 @@
 use std::collections::BTreeMap;
 use std::fmt::Write;
 
-use crate::util::{self, procnet, run_ok, Scratch};
+use crate::util::{self, counters, on_terminal, procnet, read_json, read_tally, run_ok, Scratch};
 
 const N: usize = 30_000;
 
@@ -172,8 +172,7 @@ fn fan_out_gives_every_consumer_node_the_whole_stream() {
         output = "matches.json"
         "#,
     );
-    let read =
-        |name| serde_json::from_str(&std::fs::read_to_string(s.path(name)).expect("tally file")).expect("tally json");
+    let read = |name| read_tally(&s, name);
     assert_exactly_once(&read("everything.json"), &all);
     assert_exactly_once(&read("matches.json"), &hits);
 }
@@ -286,19 +285,7 @@ fn run_with_report(s: &Scratch, file: &std::path::Path) -> (util::Run, serde_jso
     let report = s.path("report.json");
     let run = procnet(["run".as_ref(), file.as_os_str(), "--report".as_ref(), report.as_os_str()]).run();
     run.expect_code(0);
-    let text = std::fs::read_to_string(&report).expect("report");
-    (run, serde_json::from_str(&text).expect("report json"))
-}
-
-/// One counter of every replica of `node` in a run report.
-fn counters(report: &serde_json::Value, node: &str, field: &str) -> Vec<u64> {
-    report["replicas"]
-        .as_array()
-        .expect("replicas")
-        .iter()
-        .filter(|r| r["node"] == node)
-        .map(|r| r[field].as_u64().expect("counter"))
-        .collect()
+    (run, read_json(&report))
 }
 
 /// Sources start only once every consumer replica is connected, so the first replica to
@@ -566,9 +553,7 @@ fn a_source_reading_a_terminal_is_refused_before_anything_starts() {
     );
     // `script` runs the command on a pseudo-terminal: its stdin is a terminal.
     let command = format!("{} run {}; echo \"exit=$?\"", util::bin().display(), file.display());
-    let r = util::program("script", ["-qec", command.as_str(), "/dev/null"])
-        .timeout(std::time::Duration::from_secs(30))
-        .run();
+    let r = on_terminal(&command).timeout(std::time::Duration::from_secs(30)).run();
     assert!(r.stdout.contains("node `src` reads stdin (`path = \"-\"`), which is a terminal here"), "{}", r.stdout);
     assert!(r.stdout.contains("exit=2"), "{}", r.stdout);
     assert!(!r.stdout.contains("count.0"), "nothing may start: {}", r.stdout);

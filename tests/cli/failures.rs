@@ -3,12 +3,7 @@
 
 use std::time::Duration;
 
-use crate::util::{self, procnet, rogue, run_within, Scratch};
-
-fn numbers(s: &Scratch, n: usize) {
-    let text: String = (0..n).map(|i| format!("{{\"id\":\"n{i}\"}}\n")).collect();
-    s.write("in.jsonl", &text);
-}
+use crate::util::{self, numbers, procnet, read_tally, rogue, run_within, Scratch};
 
 /// The deadline of the runs here, which end in a second or two.
 const DEADLINE: Duration = Duration::from_secs(30);
@@ -184,7 +179,7 @@ fn frames_laid_out_otherwise_are_read_and_bad_nesting_is_refused() {
         DEADLINE,
     );
     r.expect_code(65);
-    let all: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(s.path("all.json")).unwrap()).unwrap();
+    let all = read_tally(&s, "all.json");
     // The too-deep record (id 9) is dropped, alone: its frame's other record (10) gets in.
     assert_eq!(all, serde_json::json!({"count": 10, "by": {"h0.test": 6, "h1.test": 4}}));
     // 0 "Python here", 2 "PYTHON", 3 "python 3", 5 bin "bin python", 7 {1: "python"} as JSON.

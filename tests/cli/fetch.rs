@@ -9,7 +9,7 @@ use std::time::Duration;
 use serde_json::{json, Value};
 
 use crate::util::http::{self, Server};
-use crate::util::{run_ok, Scratch};
+use crate::util::{free_port, run_ok, Scratch};
 
 /// Generous: the slowest run here takes a few seconds.
 const RUN_TIMEOUT: Duration = Duration::from_secs(60);
@@ -159,7 +159,7 @@ fn a_request_without_an_answer_times_out_and_the_run_finishes() {
 
 #[test]
 fn connection_refused_is_reported_with_the_host_without_port() {
-    let port = http::refused_port();
+    let port = free_port();
     let urls = vec![format!("http://127.0.0.1:{port}/ok")];
     let out = fetch(&urls, "retries = 0");
     let r = &out[&urls[0]];
@@ -349,7 +349,7 @@ fn connect_to_sends_every_request_to_one_address_keeping_the_host() {
 #[test]
 fn a_mixed_stream_over_two_replicas_yields_one_record_per_url() {
     let server = Server::start();
-    let refused = http::refused_port();
+    let refused = free_port();
     let mut urls = Vec::new();
     let mut expected: BTreeMap<&str, u64> = BTreeMap::new();
     let mut add = |make: &dyn Fn(usize) -> String, n: usize, error: &'static str| {

@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use crate::util::{self, procnet, rogue, run, Scratch};
+use crate::util::{self, numbers, procnet, read_json, rogue, run, Scratch};
 
 /// `n` JSON records with unique ids, a third of them mentioning python.
 fn records(s: &Scratch, n: usize) {
@@ -136,8 +136,7 @@ fn pgid(pid: u32) -> Option<i32> {
 /// `command` (2 replicas; `ROGUE` stands for the rogue node), and a sink. Returns once a
 /// record reached `slow` (`command` must run `ROGUE sleepy`).
 fn start_mid_stream(s: &Scratch, command: &str) -> util::Running {
-    let text: String = (0..1_000_000).map(|i| format!("{{\"id\":\"n{i}\"}}\n")).collect();
-    s.write("in.jsonl", &text);
+    numbers(s, 1_000_000);
     let toml = format!(
         r#"
         [nodes.src]
@@ -312,8 +311,7 @@ fn a_worker_killed_mid_stream_is_restarted_and_the_run_says_records_may_be_lost(
         ] {
             assert!(r.stderr.contains(want), "{method}: no `{want}` in\n{}", r.stderr);
         }
-        let report: serde_json::Value =
-            serde_json::from_str(&std::fs::read_to_string(&report).expect("a report")).expect("json");
+        let report = read_json(&report);
         let restarts: u64 = report["replicas"]
             .as_array()
             .expect("replicas")

@@ -10,6 +10,7 @@
 #[path = "../util"]
 mod util {
     pub mod control;
+    pub mod data;
     pub mod harness;
     pub mod http;
     pub mod os;
@@ -17,6 +18,7 @@ mod util {
     pub mod venv;
 
     pub use control::*;
+    pub use data::*;
     pub use harness::*;
     pub use os::*;
     pub use scratch::*;

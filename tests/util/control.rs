@@ -1,5 +1,5 @@
 //! What some tests do to a run beyond running it to the end: start it with another stdin or
-//! umask, signal it, wait for a condition while it runs, feed it through a FIFO, and look
+//! umask or on a terminal, signal it, wait for a condition while it runs, feed it through a FIFO, and look
 //! at what it wrote so far.
 
 use std::fs;
@@ -7,7 +7,7 @@ use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use super::harness::{tagged_pids, Procnet, Running};
+use super::harness::{program, tagged_pids, Procnet, Running};
 use super::scratch::Scratch;
 
 impl Procnet {
@@ -28,6 +28,12 @@ impl Procnet {
         }
         self
     }
+}
+
+/// Start building the shell command line `command`, run on a pseudo-terminal: `script`
+/// runs it there and copies what it draws to its own stdout.
+pub fn on_terminal(command: &str) -> Procnet {
+    program("script", ["-qec", command, "/dev/null"])
 }
 
 impl Running {

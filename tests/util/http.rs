@@ -154,12 +154,6 @@ impl Drop for Server {
     }
 }
 
-/// A port nothing listens on: bound by the OS, then released.
-pub fn refused_port() -> u16 {
-    let l = TcpListener::bind("127.0.0.1:0").expect("bind a throwaway listener");
-    l.local_addr().expect("local address").port()
-}
-
 fn accept_loop(listener: &TcpListener, shared: &Arc<Shared>) {
     for conn in listener.incoming() {
         let mut st = shared.lock();

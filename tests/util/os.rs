@@ -1,5 +1,5 @@
-//! What /proc says about the processes of a run: their environment, name and arguments,
-//! and the tcp ports they listen on.
+//! What /proc says about the processes of a run (their environment, name and arguments,
+//! the tcp ports they listen on), and a tcp port that nothing listens on.
 
 use std::fs;
 
@@ -49,4 +49,11 @@ pub fn listening_ports(pids: &[u32]) -> Vec<u16> {
     ports.sort_unstable();
     ports.dedup();
     ports
+}
+
+/// A tcp port on 127.0.0.1 that nothing listens on now: the OS picks it, and it is released
+/// at once. Tests run in parallel, so each that needs a port takes its own.
+pub fn free_port() -> u16 {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind a free port");
+    l.local_addr().expect("its address").port()
 }
