@@ -56,12 +56,13 @@ cluster-test: release venv ## The multi-host harness: 3 network namespaces (need
 cluster-experiment: release venv ## Loss x bandwidth on the harness: target/cluster/experiment.md, and its table in docs/cluster.md
 	bash tests/netns/run.sh --experiment
 
-# The fuzz tests (tests/fuzz_*.rs: the wire decoder and record reader, the JSON transcoder of
-# `lines`, the topology loader), with many more inputs than `make test` gives them, in release
-# mode. Each prints `fuzz <target>: N inputs, seed S`; PROCNET_FUZZ_SEED=S runs a failure again.
+# The fuzz tests (tests/formats/fuzz_*.rs: the wire decoder and record reader, the JSON
+# transcoder of `lines`, the topology loader), with many more inputs than `make test` gives
+# them, in release mode: the `fuzz_` tests of the `formats` test binary, alone. Each prints
+# `fuzz <target>: N inputs, seed S`; PROCNET_FUZZ_SEED=S runs a failure again.
 FUZZ_CASES ?= 100000
-fuzz: venv ## Fuzz tests, a long run: every tests/fuzz_*.rs in release mode, FUZZ_CASES (100000) inputs per target
-	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" PROCNET_FUZZ_CASES=$(FUZZ_CASES) $(CARGO) test --release --test 'fuzz_*' -- --nocapture
+fuzz: venv ## Fuzz tests, a long run: tests/formats/fuzz_*.rs in release mode, FUZZ_CASES (100000) inputs per target
+	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" PROCNET_FUZZ_CASES=$(FUZZ_CASES) $(CARGO) test --release --test formats fuzz_ -- --nocapture
 
 lint: ## clippy with -D warnings, and rustfmt --check
 	$(CARGO) clippy --all-targets -- -D warnings

@@ -7,7 +7,7 @@
 //! so what a frame holds costs no more memory than the frame. A node's input uses the parts
 //! of `decode` that need nothing more: [`data_records`] (with [`data_in_place`], its fast
 //! path for procnet's own layout), [`message_type`] and [`read_eos`]; they agree with
-//! `decode` on what is valid, which `tests/fuzz_wire.rs` checks.
+//! `decode` on what is valid, which `tests/formats/fuzz_wire.rs` checks.
 
 use std::collections::BTreeMap;
 

@@ -1,5 +1,5 @@
 """Conformance: the golden vectors of docs/protocol.md §13 (tests/golden/), decoded and
-re-encoded by the procnet package exactly as tests/golden.rs does with the Rust encoder."""
+re-encoded by the procnet package exactly as tests/formats/golden.rs does with the Rust encoder."""
 
 import json
 import pathlib

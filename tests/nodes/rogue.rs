@@ -1,7 +1,7 @@
 //! A misbehaving node for failure tests, run as a `command` node. It speaks the protocol by
 //! hand (not through `procnet::runtime::Node`) so it can break it on purpose.
 //!
-//! Usage: rogue MODE [ARG]
+//! Usage: procnet-rogue MODE [ARG]
 //! - `garbage N`: a source that sends N valid records, interleaved with invalid frames
 //!   (not MessagePack, a wrong protocol version, an `eos` missing fields, an `eos` from a
 //!   replica that is not upstream), then ends cleanly.
@@ -35,7 +35,7 @@
 //!   then its `eos`: with SHAPE `field`, one record `{"id": "flood", "line": [nil x N]}` laid
 //!   out as procnet writes it; `reordered`, the same record in a frame whose fields come in
 //!   another order; `records`, the records array itself made of the N nils (an invalid frame,
-//!   not counted). The memory amplification reproducers of tests/amplification.rs.
+//!   not counted). The memory amplification reproducers of tests/bounds/amplification.rs.
 
 use procnet::record::Record;
 use procnet::runtime::{Identity, Node};

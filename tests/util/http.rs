@@ -11,7 +11,6 @@
 //!
 //! Dropping the server stops it: the acceptor and every connection thread are woken (held
 //! `/hang` and `/slow` requests released unanswered, idle keep-alive reads ended) and joined.
-#![allow(dead_code)]
 
 use std::io::{self, BufRead, BufReader, Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
@@ -153,12 +152,6 @@ impl Drop for Server {
             let _ = w.join();
         }
     }
-}
-
-/// A port nothing listens on: bound by the OS, then released.
-pub fn refused_port() -> u16 {
-    let l = TcpListener::bind("127.0.0.1:0").expect("bind a throwaway listener");
-    l.local_addr().expect("local address").port()
 }
 
 fn accept_loop(listener: &TcpListener, shared: &Arc<Shared>) {

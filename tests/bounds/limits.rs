@@ -1,12 +1,10 @@
 //! The limits `check` enforces are the ones a run meets: the largest allowed topology runs,
 //! and what would fail at run time is refused by `check` (docs/topology.md, "Limits").
 
-mod util;
-
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use util::{procnet, Scratch};
+use crate::util::{procnet, Scratch};
 
 /// A directory under `root` whose path is exactly `len` bytes long.
 fn dir_of_length(root: &Path, len: usize) -> PathBuf {

@@ -2,20 +2,9 @@
 //! run with exit 0 and a wrong result (every edge's counts are checked at the end), only the
 //! run's own processes get into its sockets, and outputs are whole or absent.
 
-mod util;
-
 use std::time::Duration;
 
-use util::{procnet, Scratch};
-
-fn rogue() -> String {
-    util::rogue().display().to_string()
-}
-
-fn run(s: &Scratch, toml: &str) -> util::Run {
-    let file = s.write("t.toml", toml);
-    procnet(["run".as_ref(), file.as_os_str()]).timeout(Duration::from_secs(60)).run()
-}
+use crate::util::{self, procnet, rogue, run, Scratch};
 
 // A buggy source replica ends its consumers' input early with an `eos` in another replica's
 // name: it once exited 0 with a count of 0 instead of 50.

@@ -3,26 +3,11 @@
 //! `make test` runs first): topologies/mixed.toml, a Python node in place of a built-in one,
 //! and an external Python process started by hand.
 
-mod util;
-
 use std::collections::BTreeMap;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use util::{path_with_venv, procnet, root, venv_bin, Scratch};
-
-/// Pages of topologies/data/pages.jsonl mentioning "python" in any case, per host.
-fn python_pages_per_host() -> BTreeMap<String, u64> {
-    let pages = std::fs::read_to_string(root().join("topologies/data/pages.jsonl")).expect("pages data");
-    let mut want = BTreeMap::new();
-    for line in pages.lines() {
-        let page: serde_json::Value = serde_json::from_str(line).expect("json");
-        if page["body"].as_str().expect("body").to_lowercase().contains("python") {
-            *want.entry(page["host"].as_str().expect("host").to_string()).or_default() += 1;
-        }
-    }
-    want
-}
+use crate::util::{self, path_with_venv, procnet, python_pages_per_host, read_json, root, venv_bin, Scratch};
 
 fn tally_of(line: &serde_json::Value) -> BTreeMap<String, u64> {
     serde_json::from_value(line["by"].clone()).expect("a tally by host")
@@ -135,8 +120,7 @@ fn an_external_python_process_joins_by_hand_and_the_tally_is_exact() {
         .start();
     running.wait_until("the endpoints file", || endpoints.exists());
     assert!(running.stderr_so_far().contains("waiting for external node `ext.1`"), "{}", running.stderr_so_far());
-    let doc: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(&endpoints).expect("read")).expect("json");
+    let doc = read_json(&endpoints);
     let deadline = Instant::now() + Duration::from_secs(60);
     let mut children = Vec::new();
     for replica in doc["replicas"].as_array().expect("replicas") {

@@ -9,8 +9,8 @@
 //!
 //! `PROCNET_FUZZ_CASES` sets the number of inputs (default 1000: about two seconds in debug, as
 //! part of `make test`), `PROCNET_FUZZ_SEED` the seed (default: a new one, printed, so that
-//! a failure can be run again). A long run:
-//! `PROCNET_FUZZ_CASES=100000 cargo test --release --test fuzz_topology -- --nocapture`.
+//! a failure can be run again; see `tests/util/fuzz.rs`). A long run:
+//! `PROCNET_FUZZ_CASES=100000 cargo test --release --test formats fuzz_topology -- --nocapture`.
 
 use std::fmt::Write as _;
 use std::path::Path;
@@ -18,7 +18,9 @@ use std::time::{Duration, Instant};
 
 use proptest::prelude::*;
 use proptest::sample::Index;
-use proptest::test_runner::{Config, RngAlgorithm, TestCaseError, TestRng, TestRunner};
+use proptest::test_runner::TestCaseError;
+
+use crate::util::fuzz;
 
 /// How long one input may take: far above the usual milliseconds, far below a hang.
 const MAX_TIME: Duration = Duration::from_secs(2);
@@ -350,21 +352,8 @@ fn judge(bytes: Vec<u8>, tally: &std::cell::RefCell<Tally>) -> Result<(), TestCa
     Ok(())
 }
 
-fn env_number(var: &str) -> Option<u64> {
-    std::env::var(var).ok().and_then(|v| v.trim().parse().ok())
-}
-
 #[test]
 fn the_loader_gives_a_verdict_on_any_input() {
-    let cases = env_number("PROCNET_FUZZ_CASES").unwrap_or(1000) as u32;
-    let seed = env_number("PROCNET_FUZZ_SEED").unwrap_or_else(|| {
-        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(1, |d| d.as_nanos() as u64)
-    });
-    println!("fuzz topology: {cases} inputs, seed {seed}");
-    let mut seed_bytes = [0u8; 32];
-    seed_bytes[..8].copy_from_slice(&seed.to_le_bytes());
-    let config = Config { cases, failure_persistence: None, max_shrink_iters: 2000, ..Config::default() };
-    let mut runner = TestRunner::new_with_rng(config, TestRng::from_seed(RngAlgorithm::ChaCha, &seed_bytes));
     let mutations = prop_oneof![1 => Just(Vec::new()), 2 => prop::collection::vec(mutation(), 1..4)];
     let input = (topology(), mutations).prop_map(|(text, mutations)| {
         let mut bytes = text.into_bytes();
@@ -374,10 +363,7 @@ fn the_loader_gives_a_verdict_on_any_input() {
         bytes
     });
     let tally = std::cell::RefCell::new(Tally::default());
-    let result = runner.run(&input, |bytes| judge(bytes, &tally));
-    if let Err(e) = result {
-        panic!("fuzz topology, seed {seed}: {e}");
-    }
+    fuzz::run("topology", 1000, input, |bytes| judge(bytes, &tally));
     let t = tally.into_inner();
     println!(
         "fuzz topology: {} valid, {} invalid (with shrinking, if any), largest input {} bytes, slowest {} ms",

@@ -3,11 +3,9 @@
 //! header) is dropped as a bad record, named by its line number, and the lines around it go
 //! on. Read from a mapped file and from a stream (stdin) alike. docs/nodes.md, "Long lines".
 
-mod util;
-
 use std::time::Duration;
 
-use util::{procnet, Scratch};
+use crate::util::{self, procnet, Scratch};
 
 /// max_message_bytes of these topologies: the least allowed, so the lines stay small.
 const LIMIT: usize = 1 << 20;

@@ -13,13 +13,11 @@
 //!
 //! Run with `--nocapture` to see each extreme's figures.
 
-mod util;
-
 use std::fmt::Write as _;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use util::{procnet, Scratch};
+use crate::util::{self, procnet, Scratch};
 
 const INVALID: i32 = 78;
 const MAX_CPU: Duration = Duration::from_secs(2);

@@ -2,15 +2,9 @@
 //! signal is graceful then forced, nothing outlives a run (not even after `kill -9` of the
 //! launcher), restarts follow the policy, and node output comes prefixed.
 
-mod util;
-
 use std::time::Duration;
 
-use util::{procnet, Scratch};
-
-fn rogue() -> String {
-    util::rogue().display().to_string()
-}
+use crate::util::{self, numbers, procnet, read_json, rogue, run, Scratch};
 
 /// `n` JSON records with unique ids, a third of them mentioning python.
 fn records(s: &Scratch, n: usize) {
@@ -24,11 +18,6 @@ fn records(s: &Scratch, n: usize) {
         })
         .collect();
     s.write("in.jsonl", &text);
-}
-
-fn run(s: &Scratch, toml: &str) -> util::Run {
-    let file = s.write("t.toml", toml);
-    procnet(["run".as_ref(), file.as_os_str()]).timeout(Duration::from_secs(60)).run()
 }
 
 /// The canonical shape, read -> filter x3 -> tally by site, under one start method.
@@ -147,8 +136,7 @@ fn pgid(pid: u32) -> Option<i32> {
 /// `command` (2 replicas; `ROGUE` stands for the rogue node), and a sink. Returns once a
 /// record reached `slow` (`command` must run `ROGUE sleepy`).
 fn start_mid_stream(s: &Scratch, command: &str) -> util::Running {
-    let text: String = (0..1_000_000).map(|i| format!("{{\"id\":\"n{i}\"}}\n")).collect();
-    s.write("in.jsonl", &text);
+    numbers(s, 1_000_000);
     let toml = format!(
         r#"
         [nodes.src]
@@ -164,7 +152,7 @@ fn start_mid_stream(s: &Scratch, command: &str) -> util::Running {
         inputs = ["slow"]
         path = "out.jsonl"
         "#,
-        command.replace("ROGUE", &rogue())
+        command.replace("ROGUE", rogue())
     );
     let file = s.write("t.toml", &toml);
     let running = procnet(["run".as_ref(), file.as_os_str(), "--grace".as_ref(), "2s".as_ref()])
@@ -323,8 +311,7 @@ fn a_worker_killed_mid_stream_is_restarted_and_the_run_says_records_may_be_lost(
         ] {
             assert!(r.stderr.contains(want), "{method}: no `{want}` in\n{}", r.stderr);
         }
-        let report: serde_json::Value =
-            serde_json::from_str(&std::fs::read_to_string(&report).expect("a report")).expect("json");
+        let report = read_json(&report);
         let restarts: u64 = report["replicas"]
             .as_array()
             .expect("replicas")

@@ -1,11 +1,9 @@
 //! The live view (a line per node, with a bar where the total is known) and the run report
 //! are drawn on a terminal, and only there.
 
-mod util;
-
 use std::time::Duration;
 
-use util::{procnet, program, Scratch};
+use crate::util::{self, on_terminal, procnet, read_tally, Scratch};
 
 /// A site answering after 50 ms, and 60 URLs fetched 2 at a time: long enough to draw.
 fn slow_fetch(s: &Scratch) -> std::path::PathBuf {
@@ -41,8 +39,7 @@ fn a_terminal_shows_done_over_total_and_errors() {
     let s = Scratch::new();
     let topology = slow_fetch(&s);
     let command = format!("{} run {}", util::bin().display(), topology.display());
-    // `script` runs the command on a pseudo-terminal and copies what it draws to stdout.
-    let r = program("script", ["-qec", command.as_str(), "/dev/null"]).timeout(Duration::from_secs(60)).run();
+    let r = on_terminal(&command).timeout(Duration::from_secs(60)).run();
     r.expect_code(0);
     assert!(r.stdout.contains("fetch ["), "no progress bar drawn:\n{}", r.stdout);
     assert!(r.stdout.contains("/60"), "no total shown:\n{}", r.stdout);
@@ -61,8 +58,7 @@ fn a_terminal_shows_done_over_total_and_errors() {
     assert_eq!(cols[1..5], ["1", "60", "60", "10"], "fetch: replicas, in, out, errors: {fetch_line}");
     assert_eq!(cols.last(), Some(&"0"), "exit status: {fetch_line}");
     assert!(r.stdout.contains("processes, ready in"), "{}", r.stdout);
-    let tally: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(s.path("tally.json")).expect("tally")).expect("json");
+    let tally = read_tally(&s, "tally.json");
     assert_eq!(tally, serde_json::json!({"count": 60}));
 }
 
@@ -93,7 +89,7 @@ fn a_terminal_gets_coloured_prefixes() {
         "#,
     );
     let command = format!("{} run {}", util::bin().display(), topology.display());
-    let r = program("script", ["-qec", command.as_str(), "/dev/null"]).timeout(Duration::from_secs(60)).run();
+    let r = on_terminal(&command).timeout(Duration::from_secs(60)).run();
     r.expect_code(0);
     // The tally is the second node: the second of the six colours (ANSI 32, green).
     assert!(r.stdout.contains("\x1b[32mcount.0 |\x1b[0m {\"count\":2}"), "{:?}", r.stdout);

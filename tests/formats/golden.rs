@@ -3,17 +3,18 @@
 //! message in `tests/golden/vectors.json` (conventions in `tests/golden/README.md`).
 //!
 //! Any change to the bytes fails these tests. To change the encoding deliberately (a new
-//! protocol version), regenerate the files with `UPDATE_GOLDEN=1 cargo test --test golden`
-//! and review the diff.
+//! protocol version), regenerate the files with
+//! `UPDATE_GOLDEN=1 cargo test --test formats golden::` and review the diff.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write as _;
 use std::fs;
-use std::path::{Path, PathBuf};
 use std::sync::Once;
 
 use procnet::record::{Record, Value};
 use procnet::wire::{decode, encode, Downstream, Flows, Message, Stats, Upstream};
+
+use crate::util::golden::{golden_dir, hex};
 
 /// One golden vector: the file holding its bytes, what it shows, and the message.
 struct Vector {
@@ -38,10 +39,6 @@ enum Outcome {
     Error(&'static str),
     /// It decodes to the message of this vector's file (unknown fields aside).
     SameAs(&'static str),
-}
-
-fn golden_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests").join("golden")
 }
 
 /// Whether this run regenerates the golden files instead of only checking them.
@@ -365,13 +362,6 @@ fn read_value_of(file: &str) -> Value {
         read_golden(file)
     };
     rmpv::decode::read_value(&mut bytes.as_slice()).expect("a golden file is MessagePack")
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().fold(String::new(), |mut s, b| {
-        let _ = write!(s, "{b:02x}");
-        s
-    })
 }
 
 fn unhex(text: &str) -> Vec<u8> {

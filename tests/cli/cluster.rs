@@ -1,11 +1,9 @@
 //! One topology over several hosts: `[hosts]`, `host`, and `procnet run --local`, which runs
 //! every host's nodes on this machine with the edges between hosts over tcp.
 
-mod util;
-
 use std::path::Path;
 
-use util::{procnet, root, Run, Running};
+use crate::util::{self, free_port, procnet, read_json, root, Run, Running};
 
 fn topology(name: &str) -> std::path::PathBuf {
     root().join("topologies").join(name)
@@ -108,8 +106,7 @@ fn repeated_runs_are_reported_per_run_and_node_in_csv_and_json() {
     ])
     .run();
     r.expect_code(0);
-    let report: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(&json).expect("report")).expect("json");
+    let report = read_json(&json);
     let runs = report["runs"].as_array().expect("runs");
     assert_eq!(runs.len(), 2);
     for run in runs {
@@ -167,7 +164,7 @@ fn intruder_is_refused(consumer: &str, path: Option<String>, names_refused: Opti
             inputs = ["keep"]
             host = "b"
             "#,
-            util::rogue().display()
+            util::rogue()
         ),
     );
     let mut cmd = procnet(["run".as_ref(), "--local".as_ref(), file.as_os_str()]);
@@ -230,17 +227,10 @@ fn loopback_cluster(s: &util::Scratch, source: &std::path::Path) -> std::path::P
     s.write("cluster.toml", &text)
 }
 
-/// A tcp port free on this machine now, for a coordinator's control socket: tests run in
-/// parallel, so each run gets its own.
-fn free_port() -> String {
-    let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind a free port");
-    l.local_addr().expect("its address").port().to_string()
-}
-
 /// `procnet run FILE --host NAME --control-port PORT`, with a deadline.
-fn launcher(file: &std::path::Path, host: &str, port: &str, extra: &[&str]) -> util::Procnet {
+fn launcher(file: &std::path::Path, host: &str, port: u16, extra: &[&str]) -> util::Procnet {
     let mut args: Vec<std::ffi::OsString> =
-        vec!["run".into(), file.into(), "--host".into(), host.into(), "--control-port".into(), port.into()];
+        vec!["run".into(), file.into(), "--host".into(), host.into(), "--control-port".into(), port.to_string().into()];
     args.extend(extra.iter().map(Into::into));
     // Every launcher of a run over several hosts is given the run's secret.
     procnet(args).timeout(std::time::Duration::from_secs(60)).env("PROCNET_SECRET", format!("secret-of-{port}"))
@@ -248,7 +238,7 @@ fn launcher(file: &std::path::Path, host: &str, port: &str, extra: &[&str]) -> u
 
 /// The launchers of hosts a, b and c (the coordinator, a, last: the others wait for it, as
 /// they would on their machines), each with `all`, and a with `coordinator` too.
-fn start_three(file: &Path, port: &str, all: &[&str], coordinator: &[&str]) -> (Running, Running, Running) {
+fn start_three(file: &Path, port: u16, all: &[&str], coordinator: &[&str]) -> (Running, Running, Running) {
     let c = launcher(file, "c", port, all).start();
     let b = launcher(file, "b", port, all).start();
     let a = launcher(file, "a", port, &[all, coordinator].concat()).start();
@@ -280,8 +270,7 @@ fn local_tally() -> serde_json::Value {
 
 /// The environment of replica 0 of an external node, from the coordinator's `--endpoints`.
 fn external_env(endpoints: &Path) -> serde_json::Map<String, serde_json::Value> {
-    let doc: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(endpoints).expect("read")).expect("json");
+    let doc = read_json(endpoints);
     doc["replicas"][0]["env"].as_object().expect("the replica's environment").clone()
 }
 
@@ -303,7 +292,7 @@ fn three_launchers_on_three_hosts_give_the_one_host_tally() {
     let file = loopback_cluster(&s, &topology("data/pages.jsonl"));
     let report = s.path("report.json");
     let port = free_port();
-    let (a, b, c) = finish_three(start_three(&file, &port, &[], &["--report", report.to_str().expect("utf-8")]));
+    let (a, b, c) = finish_three(start_three(&file, port, &[], &["--report", report.to_str().expect("utf-8")]));
     let one_host = procnet(["run".as_ref(), topology("pages.toml").as_os_str()]).run();
     one_host.expect_code(0);
     // The tally runs on c: its line comes out of c's launcher.
@@ -311,8 +300,7 @@ fn three_launchers_on_three_hosts_give_the_one_host_tally() {
     assert!(a.stdout.is_empty() && b.stdout.is_empty(), "a: {}\nb: {}", a.stdout, b.stdout);
     assert!(b.stderr.contains("host `b` joined the run coordinated by host `a`"), "{}", b.stderr);
     // The coordinator's report spans the hosts: every replica, and the tally's result.
-    let report: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(&report).expect("the report")).expect("json");
+    let report = read_json(&report);
     let nodes = report["nodes"].as_array().expect("nodes");
     let python = nodes.iter().find(|n| n["node"] == "python").expect("the filter");
     assert_eq!(python["replicas"], 4);
@@ -326,8 +314,8 @@ fn a_host_whose_launcher_never_comes_is_named() {
     let s = util::Scratch::new();
     let file = loopback_cluster(&s, &topology("data/pages.jsonl"));
     let port = free_port();
-    let c = launcher(&file, "c", &port, &["--startup-timeout", "2"]).start();
-    let a = launcher(&file, "a", &port, &["--startup-timeout", "2"]).run();
+    let c = launcher(&file, "c", port, &["--startup-timeout", "2"]).start();
+    let a = launcher(&file, "a", port, &["--startup-timeout", "2"]).run();
     let c = c.finish();
     a.expect_code(1);
     assert!(a.stderr.contains("host `b`: its launcher did not join within 2 s"), "{}", a.stderr);
@@ -344,7 +332,7 @@ fn a_host_whose_launcher_never_comes_is_named() {
 fn a_joining_host_without_its_coordinator_gives_up_naming_it() {
     let s = util::Scratch::new();
     let file = loopback_cluster(&s, &topology("data/pages.jsonl"));
-    let b = launcher(&file, "b", &free_port(), &["--startup-timeout", "2"]).run();
+    let b = launcher(&file, "b", free_port(), &["--startup-timeout", "2"]).run();
     b.expect_code(1);
     assert!(b.stderr.contains("host `a`: the coordinator did not answer within 2 s"), "{}", b.stderr);
 }
@@ -361,7 +349,7 @@ fn killing_one_hosts_launcher_stops_every_other_naming_it() {
     util::mkfifo(&fifo);
     let file = loopback_cluster(&s, &fifo);
     let port = free_port();
-    let (a, b, c) = start_three(&file, &port, &[], &[]);
+    let (a, b, c) = start_three(&file, port, &[], &[]);
     // The run is under way once both other hosts joined the coordinator, and the source
     // (on a) has opened its FIFO.
     wait_joined(&b, &c);
@@ -442,7 +430,7 @@ fn ctrl_c_on_one_host_stops_the_run_on_every_host() {
     util::mkfifo(&fifo);
     let file = loopback_cluster(&s, &fifo);
     let port = free_port();
-    let (a, b, c) = start_three(&file, &port, &[], &[]);
+    let (a, b, c) = start_three(&file, port, &[], &[]);
     wait_joined(&b, &c);
     let _writer = a.fifo_writer(&fifo);
     // Every node of b and c is up. (Whether the signal lands before or after the start
@@ -471,7 +459,7 @@ fn fork_and_forkserver_work_on_every_host() {
     assert!(text.contains("start = \"fork\"") && text.contains("start = \"forkserver\""), "{text}");
     std::fs::write(&file, text).expect("write the topology");
     let port = free_port();
-    let (_, _, c) = finish_three(start_three(&file, &port, &[], &[]));
+    let (_, _, c) = finish_three(start_three(&file, port, &[], &[]));
     assert_eq!(c.json(), local_tally());
 }
 
@@ -484,7 +472,7 @@ fn repeated_runs_span_the_hosts() {
     let csv = s.path("runs.csv");
     let port = free_port();
     let (a, b, c) =
-        finish_three(start_three(&file, &port, &["--repeat", "3"], &["--report", csv.to_str().expect("utf-8")]));
+        finish_three(start_three(&file, port, &["--repeat", "3"], &["--report", csv.to_str().expect("utf-8")]));
     for (r, host) in [(&a, "a"), (&b, "b"), (&c, "c")] {
         assert_eq!(r.stderr.matches("procnet: run ").count(), 3, "host {host}:\n{}", r.stderr);
     }
@@ -509,7 +497,7 @@ fn a_host_may_bind_every_interface_and_still_be_reached_at_its_address() {
     check.expect_code(0);
     assert!(check.stdout.contains("c  127.0.0.3 (binds 0.0.0.0)  nodes:"), "{}", check.stdout);
     let port = free_port();
-    let (_, _, c) = finish_three(start_three(&file, &port, &[], &[]));
+    let (_, _, c) = finish_three(start_three(&file, port, &[], &[]));
     assert_eq!(c.json(), local_tally());
 }
 
@@ -546,8 +534,8 @@ fn an_external_node_on_another_host_joins_over_tcp() {
     );
     let endpoints = s.path("endpoints.json");
     let port = free_port();
-    let a = launcher(&file, "a", &port, &["--endpoints", endpoints.to_str().expect("utf-8")]).start();
-    let b = launcher(&file, "b", &port, &[]).start();
+    let a = launcher(&file, "a", port, &["--endpoints", endpoints.to_str().expect("utf-8")]).start();
+    let b = launcher(&file, "b", port, &[]).start();
     a.wait_until("the endpoints file", || endpoints.exists());
     let env = external_env(&endpoints);
     assert_eq!(env["PROCNET_CONTROL"], format!("tcp://127.0.0.1:{port}"), "{env:?}");
@@ -595,10 +583,9 @@ fn an_external_node_dying_on_another_host_fails_the_run() {
     );
     let endpoints = s.path("endpoints.json");
     let port = free_port();
-    let a =
-        launcher(&file, "a", &port, &["--endpoints", endpoints.to_str().expect("utf-8"), "--startup-timeout", "10"])
-            .start();
-    let b = launcher(&file, "b", &port, &[]).start();
+    let a = launcher(&file, "a", port, &["--endpoints", endpoints.to_str().expect("utf-8"), "--startup-timeout", "10"])
+        .start();
+    let b = launcher(&file, "b", port, &[]).start();
     a.wait_until("the endpoints file", || endpoints.exists());
     let node = py_filter(&external_env(&endpoints), "line", "x").start();
     // The run holds while the FIFO stays open: the source opened it, the node is up.
@@ -627,7 +614,7 @@ fn hosts_with_ipv6_addresses_run_the_job() {
     assert_eq!(text.matches("\"::1\"").count(), 3, "{text}");
     std::fs::write(&file, text).expect("write the topology");
     let port = free_port();
-    let (_, b, c) = finish_three(start_three(&file, &port, &[], &[]));
+    let (_, b, c) = finish_three(start_three(&file, port, &[], &[]));
     assert!(b.stderr.contains("coordinated by host `a` (tcp://[::1]:"), "{}", b.stderr);
     assert_eq!(c.json(), local_tally());
 }

@@ -1,4 +1,4 @@
-//! What the fuzz tests (`tests/fuzz_*.rs`) share: how many inputs and from which seed, a
+//! What the fuzz tests (`tests/formats/fuzz_*.rs`) share: how many inputs and from which seed, a
 //! runner seeded with it, the mutations applied to valid inputs, and an allocator that tracks
 //! each thread's peak, to check that an input costs memory in proportion to its size.
 //!
@@ -6,14 +6,13 @@
 //! under 30 s in a debug build, as part of `make test`; `make fuzz` runs many more, in release
 //! mode). `PROCNET_FUZZ_SEED` sets the seed (a number); each target prints
 //! `fuzz <target>: N inputs, seed S`, so a failure reproduces with that seed.
-#![allow(dead_code)]
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::Cell;
 
 use proptest::prelude::*;
 use proptest::sample::Index;
-use proptest::test_runner::{Config, RngAlgorithm, TestRng, TestRunner};
+use proptest::test_runner::{Config, RngAlgorithm, TestCaseError, TestRng, TestRunner};
 
 /// A runner for `target`: `PROCNET_FUZZ_CASES` inputs (else `default_cases`), from the seed
 /// `PROCNET_FUZZ_SEED` (else one from the clock), announced on stderr.
@@ -46,6 +45,11 @@ pub fn run<S: Strategy>(
     if let Err(e) = runner.run(&strategy, test) {
         panic!("fuzz {target} failed (run again with the seed above, PROCNET_FUZZ_SEED=...): {e}");
     }
+}
+
+/// A failed input, saying why.
+pub fn fail(why: String) -> TestCaseError {
+    TestCaseError::fail(why)
 }
 
 /// Run `f` on a thread with a large stack: the reference decoders (`rmpv`, `serde_json`)

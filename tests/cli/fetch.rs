@@ -2,19 +2,14 @@
 //! yields exactly one output record, enriched with `status`, `body`, `error`, `host` and
 //! `elapsed_ms`; failures are data with exact error strings, and the run exits 0.
 
-mod util;
-
-#[path = "util/http.rs"]
-mod http;
-
 use std::collections::BTreeMap;
 use std::fs;
 use std::time::Duration;
 
 use serde_json::{json, Value};
 
-use http::Server;
-use util::{procnet, Scratch};
+use crate::util::http::{self, Server};
+use crate::util::{free_port, run_ok, Scratch};
 
 /// Generous: the slowest run here takes a few seconds.
 const RUN_TIMEOUT: Duration = Duration::from_secs(60);
@@ -25,14 +20,6 @@ fn topology(source: &str, fetch_options: &str, out: &str) -> String {
         "[nodes.urls]\n{source}\n\n[nodes.fetch]\nkind = \"fetch\"\ninputs = [\"urls\"]\n{fetch_options}\n\n\
          [nodes.out]\ninputs = [\"fetch\"]\n{out}\n"
     )
-}
-
-/// Run `t.toml` in `s`, expecting exit 0.
-fn run(s: &Scratch, toml: &str) -> util::Run {
-    let file = s.write("t.toml", toml);
-    let run = procnet(["run".as_ref(), file.as_os_str()]).timeout(RUN_TIMEOUT).run();
-    run.expect_code(0);
-    run
 }
 
 /// The records of `out.jsonl` in `s`, each checked for the fields fetch adds.
@@ -69,7 +56,7 @@ fn by_key(records: Vec<Value>, key: &str, keys: &[String]) -> BTreeMap<String, V
 fn fetch(urls: &[String], options: &str) -> BTreeMap<String, Value> {
     let s = Scratch::new();
     s.write("urls.txt", &(urls.join("\n") + "\n"));
-    run(
+    run_ok(
         &s,
         &topology(
             "kind = \"lines\"\npath = \"urls.txt\"\nfield = \"url\"",
@@ -172,7 +159,7 @@ fn a_request_without_an_answer_times_out_and_the_run_finishes() {
 
 #[test]
 fn connection_refused_is_reported_with_the_host_without_port() {
-    let port = http::refused_port();
+    let port = free_port();
     let urls = vec![format!("http://127.0.0.1:{port}/ok")];
     let out = fetch(&urls, "retries = 0");
     let r = &out[&urls[0]];
@@ -251,7 +238,7 @@ fn fetch_jsonl(records: &[Value], options: &str) -> BTreeMap<String, Value> {
     let s = Scratch::new();
     let text: String = records.iter().map(|r| format!("{r}\n")).collect();
     s.write("in.jsonl", &text);
-    run(
+    run_ok(
         &s,
         &topology(
             "kind = \"lines\"\npath = \"in.jsonl\"\nformat = \"jsonl\"",
@@ -362,7 +349,7 @@ fn connect_to_sends_every_request_to_one_address_keeping_the_host() {
 #[test]
 fn a_mixed_stream_over_two_replicas_yields_one_record_per_url() {
     let server = Server::start();
-    let refused = http::refused_port();
+    let refused = free_port();
     let mut urls = Vec::new();
     let mut expected: BTreeMap<&str, u64> = BTreeMap::new();
     let mut add = |make: &dyn Fn(usize) -> String, n: usize, error: &'static str| {
@@ -391,7 +378,7 @@ fn a_mixed_stream_over_two_replicas_yields_one_record_per_url() {
 
     let s = Scratch::new();
     s.write("urls.txt", &(urls.join("\n") + "\n"));
-    let run = run(
+    let run = run_ok(
         &s,
         &topology(
             "kind = \"lines\"\npath = \"urls.txt\"\nfield = \"url\"",

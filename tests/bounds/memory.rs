@@ -6,11 +6,9 @@
 //! RUSAGE_CHILDREN, which counted the `cargo build` of the rogue node too, a bigger peak than
 //! any run's: the test could not fail.)
 
-mod util;
-
 use std::io::Write;
 
-use util::{procnet, Scratch};
+use crate::util::{self, Scratch};
 
 /// Run the pipeline on `n` lines; the peak resident size of its largest process, in KiB.
 fn run_lines(s: &Scratch, n: usize) -> u64 {
@@ -40,11 +38,9 @@ fn run_lines(s: &Scratch, n: usize) -> u64 {
         inputs = ["slow"]
         "#,
         path.display(),
-        rogue.display()
+        rogue
     );
-    let file = s.write(&format!("t-{n}.toml"), &toml);
-    let r = procnet(["run".as_ref(), file.as_os_str()]).run();
-    r.expect_code(0);
+    let r = util::run_ok(s, &toml);
     assert_eq!(r.json(), serde_json::json!({"count": n}));
     r.usage.max_rss_kib
 }

@@ -7,10 +7,8 @@
 //! `record::text` gives a JSON text that reads as the line did.
 //!
 //! `PROCNET_FUZZ_CASES` and `PROCNET_FUZZ_SEED` set the number of inputs and the seed (see
-//! `tests/fuzz/mod.rs`); `make fuzz` runs many. A crash found here becomes a named regression
+//! `tests/util/fuzz.rs`); `make fuzz` runs many. A crash found here becomes a named regression
 //! test below.
-
-mod fuzz;
 
 use std::collections::HashSet;
 use std::fmt;
@@ -19,11 +17,8 @@ use proptest::prelude::*;
 use proptest::test_runner::TestCaseError;
 use serde::de::{self, DeserializeSeed, MapAccess, SeqAccess, Visitor};
 
-use fuzz::{mutate, mutation, peak_during};
+use crate::util::fuzz::{self, fail, mutate, mutation, peak_during};
 use procnet::record::{json_to_record_bytes, text, Record};
-
-#[global_allocator]
-static COUNTING: fuzz::Counting = fuzz::Counting;
 
 /// Inputs per target in a `cargo test` run.
 const CASES: u32 = 1000;
@@ -191,10 +186,6 @@ fn close(a: &serde_json::Value, b: &serde_json::Value) -> bool {
         }
         _ => a == b,
     }
-}
-
-fn fail(why: String) -> TestCaseError {
-    TestCaseError::fail(why)
 }
 
 /// The transcoder gives the reference's bytes or error, within its memory and size limits.

@@ -1,30 +1,17 @@
 //! Runtime failures are clear and leave nothing behind: the run exits non-zero, names the
 //! node and the cause, and (checked by the harness after every run) no process remains.
 
-mod util;
-
 use std::time::Duration;
 
-use util::{procnet, Scratch};
+use crate::util::{self, numbers, procnet, read_tally, rogue, run_within, Scratch};
 
-fn rogue() -> String {
-    util::rogue().display().to_string()
-}
-
-fn numbers(s: &Scratch, n: usize) {
-    let text: String = (0..n).map(|i| format!("{{\"id\":\"n{i}\"}}\n")).collect();
-    s.write("in.jsonl", &text);
-}
-
-fn run(s: &Scratch, toml: &str) -> util::Run {
-    let file = s.write("t.toml", toml);
-    procnet(["run".as_ref(), file.as_os_str()]).timeout(Duration::from_secs(30)).run()
-}
+/// The deadline of the runs here, which end in a second or two.
+const DEADLINE: Duration = Duration::from_secs(30);
 
 #[test]
 fn missing_input_file_names_the_node_and_the_file() {
     let s = Scratch::new();
-    let r = run(
+    let r = run_within(
         &s,
         r#"
         [nodes.src]
@@ -34,6 +21,7 @@ fn missing_input_file_names_the_node_and_the_file() {
         kind = "tally"
         inputs = ["src"]
         "#,
+        DEADLINE,
     );
     r.expect_code(1);
     assert!(r.stderr.contains("node `src.0` failed: failed to open `"), "{}", r.stderr);
@@ -43,12 +31,13 @@ fn missing_input_file_names_the_node_and_the_file() {
 #[test]
 fn command_that_does_not_exist_is_named() {
     let s = Scratch::new();
-    let r = run(
+    let r = run_within(
         &s,
         r#"
         [nodes.ghost]
         command = ["procnet-test-no-such-program"]
         "#,
+        DEADLINE,
     );
     r.expect_code(1);
     assert!(
@@ -62,7 +51,7 @@ fn command_that_does_not_exist_is_named() {
 fn command_that_exits_non_zero_at_once_fails_the_run() {
     let s = Scratch::new();
     numbers(&s, 10);
-    let r = run(
+    let r = run_within(
         &s,
         r#"
         [nodes.src]
@@ -73,6 +62,7 @@ fn command_that_exits_non_zero_at_once_fails_the_run() {
         inputs = ["src"]
         replicas = 2
         "#,
+        DEADLINE,
     );
     r.expect_code(1);
     assert!(r.stderr.contains("failed: exited with status 3"), "{}", r.stderr);
@@ -83,7 +73,7 @@ fn command_that_exits_non_zero_at_once_fails_the_run() {
 fn node_that_crashes_mid_stream_fails_the_run_and_kills_the_rest() {
     let s = Scratch::new();
     numbers(&s, 20_000);
-    let r = run(
+    let r = run_within(
         &s,
         &format!(
             r#"
@@ -100,6 +90,7 @@ fn node_that_crashes_mid_stream_fails_the_run_and_kills_the_rest() {
             "#,
             rogue()
         ),
+        DEADLINE,
     );
     r.expect_code(1);
     assert!(r.stderr.contains("node `mid.0` failed: was killed by SIGABRT"), "{}", r.stderr);
@@ -110,7 +101,7 @@ fn node_that_crashes_mid_stream_fails_the_run_and_kills_the_rest() {
 fn node_that_exits_zero_without_finishing_is_a_failure() {
     let s = Scratch::new();
     numbers(&s, 100);
-    let r = run(
+    let r = run_within(
         &s,
         &format!(
             r#"
@@ -123,6 +114,7 @@ fn node_that_exits_zero_without_finishing_is_a_failure() {
             "#,
             rogue()
         ),
+        DEADLINE,
     );
     r.expect_code(1);
     assert!(r.stderr.contains("node `quitter.0` failed: exited before finishing its stream"), "{}", r.stderr);
@@ -131,7 +123,7 @@ fn node_that_exits_zero_without_finishing_is_a_failure() {
 #[test]
 fn garbage_frames_are_dropped_counted_and_named_without_losing_good_records() {
     let s = Scratch::new();
-    let r = run(
+    let r = run_within(
         &s,
         &format!(
             r#"
@@ -143,6 +135,7 @@ fn garbage_frames_are_dropped_counted_and_named_without_losing_good_records() {
             "#,
             rogue()
         ),
+        DEADLINE,
     );
     r.expect_code(65);
     assert_eq!(r.json(), serde_json::json!({"count": 500}));
@@ -158,7 +151,7 @@ fn frames_laid_out_otherwise_are_read_and_bad_nesting_is_refused() {
     // Records read in place (the filter and tally never decode them) must give what
     // decoding would, whatever valid layout a foreign sender chose.
     let s = Scratch::new();
-    let r = run(
+    let r = run_within(
         &s,
         &format!(
             r#"
@@ -183,9 +176,10 @@ fn frames_laid_out_otherwise_are_read_and_bad_nesting_is_refused() {
             "#,
             rogue()
         ),
+        DEADLINE,
     );
     r.expect_code(65);
-    let all: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(s.path("all.json")).unwrap()).unwrap();
+    let all = read_tally(&s, "all.json");
     // The too-deep record (id 9) is dropped, alone: its frame's other record (10) gets in.
     assert_eq!(all, serde_json::json!({"count": 10, "by": {"h0.test": 6, "h1.test": 4}}));
     // 0 "Python here", 2 "PYTHON", 3 "python 3", 5 bin "bin python", 7 {1: "python"} as JSON.
@@ -200,7 +194,7 @@ fn frames_laid_out_otherwise_are_read_and_bad_nesting_is_refused() {
 fn bad_json_lines_are_dropped_counted_and_located() {
     let s = Scratch::new();
     s.write("in.jsonl", "{\"a\":1}\nnot json\n[1,2]\n{\"a\":2}\n");
-    let r = run(
+    let r = run_within(
         &s,
         r#"
         [nodes.src]
@@ -211,6 +205,7 @@ fn bad_json_lines_are_dropped_counted_and_located() {
         kind = "tally"
         inputs = ["src"]
         "#,
+        DEADLINE,
     );
     r.expect_code(65);
     assert_eq!(r.json(), serde_json::json!({"count": 2}));
@@ -240,7 +235,7 @@ fn node_that_never_joins_times_out_and_its_children_are_reaped() {
 fn tally_that_cannot_write_its_output_fails() {
     let s = Scratch::new();
     numbers(&s, 10);
-    let r = run(
+    let r = run_within(
         &s,
         r#"
         [nodes.src]
@@ -251,6 +246,7 @@ fn tally_that_cannot_write_its_output_fails() {
         inputs = ["src"]
         output = "no-such-dir/tally.json"
         "#,
+        DEADLINE,
     );
     r.expect_code(1);
     assert!(r.stderr.contains("node `count.0` failed: failed to create `"), "{}", r.stderr);
@@ -305,7 +301,7 @@ fn start_mid_stream(s: &Scratch, middle: &str) -> (util::Running, std::path::Pat
         path = "out.jsonl"
         {}
         "#,
-        middle.replace("ROGUE", &rogue())
+        middle.replace("ROGUE", rogue())
     );
     let file = s.write("t.toml", &toml);
     let running = procnet(["run".as_ref(), file.as_os_str()]).timeout(Duration::from_secs(60)).start();
@@ -370,7 +366,7 @@ fn kill_9_of_the_launcher_leaves_no_node() {
 #[test]
 fn a_message_over_max_message_bytes_is_dropped_counted_and_named() {
     let s = Scratch::new();
-    let r = run(
+    let r = run_within(
         &s,
         &format!(
             r#"
@@ -382,6 +378,7 @@ fn a_message_over_max_message_bytes_is_dropped_counted_and_named() {
             "#,
             rogue()
         ),
+        DEADLINE,
     );
     r.expect_code(65);
     assert!(r.stderr.contains("node `count.0` dropped 1 invalid frame"), "{}", r.stderr);

@@ -14,14 +14,12 @@
 //!   there), but for the differences docs/protocol.md §7 allows.
 //!
 //! `PROCNET_FUZZ_CASES` and `PROCNET_FUZZ_SEED` set the number of inputs and the seed (see
-//! `tests/fuzz/mod.rs`); `make fuzz` runs many. A crash found here becomes a named regression
+//! `tests/util/fuzz.rs`); `make fuzz` runs many. A crash found here becomes a named regression
 //! test below.
-
-mod fuzz;
 
 use std::collections::BTreeMap;
 use std::io::Write as _;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::Duration;
 
 use proptest::prelude::*;
@@ -29,13 +27,11 @@ use proptest::sample::Index;
 use proptest::strategy::ValueTree;
 use proptest::test_runner::TestCaseError;
 
-use fuzz::{mutate, mutation, peak_during, Mutation};
+use crate::util::fuzz::{self, fail, mutate, mutation, peak_during, Mutation};
+use crate::util::golden::{golden_frames, hex};
 use procnet::record::raw;
 use procnet::record::{text, text_of, RawRecord, Record, Value};
 use procnet::wire::{self, Downstream, Flows, Message, PubPort, Stats, Subscribe, Upstream};
-
-#[global_allocator]
-static COUNTING: fuzz::Counting = fuzz::Counting;
 
 /// Inputs per target in a `cargo test` run.
 const CASES: u32 = 600;
@@ -164,21 +160,6 @@ fn flows() -> impl Strategy<Value = Flows> {
     let published = prop::option::of(prop::collection::btree_map(text(), topics, 0..3));
     (counts(), published, prop::option::of(any::<u64>()), counts())
         .prop_map(|(outputs, published, pulled, subscribed)| Flows { outputs, published, pulled, subscribed })
-}
-
-fn golden_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/golden")
-}
-
-/// The frames of tests/golden/, valid and not.
-fn golden_frames() -> Vec<Vec<u8>> {
-    let mut files: Vec<PathBuf> = std::fs::read_dir(golden_dir())
-        .expect("tests/golden")
-        .map(|e| e.expect("an entry").path())
-        .filter(|p| p.extension().is_some_and(|e| e == "msgpack"))
-        .collect();
-    files.sort();
-    files.iter().map(|p| std::fs::read(p).expect("a golden file")).collect()
 }
 
 /// Write `v` with encodings larger than needed where `pick` says so: what another
@@ -388,10 +369,6 @@ fn frame() -> impl Strategy<Value = Vec<u8>> {
 }
 
 // ---- The properties -----------------------------------------------------------------------
-
-fn fail(why: String) -> TestCaseError {
-    TestCaseError::fail(why)
-}
 
 /// Every reading of `frame` agrees, none panics, and each allocates in proportion.
 fn check_frame(frame: &[u8]) -> Result<(), TestCaseError> {
@@ -631,10 +608,6 @@ fn comparable(frame: &[u8]) -> bool {
         // Not complete: both must refuse it, unless it is nested deeper than either reads.
         Err(_) => !frame.windows(100).any(|w| w.iter().all(|&b| b == 0x91)),
     }
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// Decode every frame with the Python package, one result line each: `ok <t>` or `err <why>`.

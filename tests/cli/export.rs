@@ -2,13 +2,11 @@
 //! that the Kubernetes schemas accept (kubernetes-validate, offline, strict), read back by a
 //! real YAML parser (PyYAML) with the objects, replicas and environment a run needs.
 
-mod util;
-
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use crate::util::{self, free_port, procnet, program, root, shipped_topologies, venv_bin, Scratch};
 use serde_json::Value;
-use util::{procnet, program, root, venv_bin, Scratch};
 
 /// The Kubernetes version whose schemas the manifests are checked against (bundled with
 /// kubernetes-validate, which reads no network).
@@ -180,12 +178,7 @@ fn export_and_check(topology: &Path, extra: &[&str]) -> (Vec<Value>, util::Run) 
 }
 
 fn topologies() -> Vec<PathBuf> {
-    let mut files: Vec<PathBuf> = std::fs::read_dir(root().join("topologies"))
-        .expect("topologies/")
-        .map(|e| e.expect("entry").path())
-        .filter(|p| p.extension().is_some_and(|e| e == "toml"))
-        .collect();
-    files.sort();
+    let files = shipped_topologies();
     assert!(files.len() >= 5, "the shipped topologies: {files:?}");
     files
 }
@@ -602,8 +595,7 @@ fn the_exported_environment_runs_the_job_with_a_coordinator() {
     let sets = of_kind(&docs, "StatefulSet");
     let is_launcher = |s: &Value| s["metadata"]["labels"]["app.kubernetes.io/component"] == "coordinator";
     let launcher = sets.iter().copied().find(|s| is_launcher(s)).expect("the coordinator's StatefulSet");
-    let control_port =
-        std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).expect("a free port").port();
+    let control_port = free_port();
     let in_cluster = format!(
         "tcp://{}-0.{}:{}",
         launcher["metadata"]["name"].as_str().expect("a name"),

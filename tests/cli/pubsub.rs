@@ -3,12 +3,10 @@
 //! every publisher replica. Each run tallies by a unique id, so a lost or duplicated record
 //! shows up as a missing key or a wrong count.
 
-mod util;
-
 use std::collections::BTreeMap;
 use std::fmt::Write;
 
-use util::{procnet, Scratch};
+use crate::util::{self, counters, procnet, read_json, read_tally, Scratch};
 
 const SITES: usize = 5;
 
@@ -19,10 +17,6 @@ fn corpus(s: &Scratch, n: usize) {
         let _ = writeln!(text, r#"{{"id":"r{i}","site":"site-{}"}}"#, i % SITES);
     }
     s.write("in.jsonl", &text);
-}
-
-fn read_tally(s: &Scratch, name: &str) -> serde_json::Value {
-    serde_json::from_str(&std::fs::read_to_string(s.path(name)).expect("tally file")).expect("tally json")
 }
 
 /// Assert `tally` counts each id of the records whose site is in `sites` exactly `times` times.
@@ -122,7 +116,7 @@ fn a_node_with_a_push_and_a_pub_port_feeds_both() {
             by = "id"
             output = "copied.json"
             "#,
-            util::rogue().display()
+            util::rogue()
         ),
     );
     procnet(["run".as_ref(), file.as_os_str()]).run().expect_code(0);
@@ -165,7 +159,7 @@ fn a_slow_subscriber_loses_nothing() {
             by = "id"
             output = "fast.json"
             "#,
-            util::rogue().display()
+            util::rogue()
         ),
     );
     procnet(["run".as_ref(), file.as_os_str()]).run().expect_code(0);
@@ -213,17 +207,8 @@ fn the_report_counts_what_each_subscriber_received() {
     let file = s.write("t.toml", FANOUT);
     let report = s.path("report.json");
     procnet(["run".as_ref(), file.as_os_str(), "--report".as_ref(), report.as_os_str()]).run().expect_code(0);
-    let report: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(&report).expect("report")).expect("json");
-    let received = |node: &str| -> Vec<u64> {
-        report["replicas"]
-            .as_array()
-            .expect("replicas")
-            .iter()
-            .filter(|r| r["node"] == node)
-            .map(|r| r["received"].as_u64().expect("received"))
-            .collect()
-    };
+    let report = read_json(&report);
+    let received = |node: &str| counters(&report, node, "received");
     assert_eq!(received("all"), vec![n as u64]);
     assert_eq!(received("one"), vec![(n / SITES) as u64]);
     assert_eq!(received("pair"), vec![(2 * n / SITES) as u64; 2]);
@@ -265,15 +250,14 @@ fn a_dropping_subscriber_sheds_records_counted_while_the_others_get_all() {
             inputs = ["slow"]
             output = "some.json"
             "#,
-            util::rogue().display()
+            util::rogue()
         ),
     );
     let report = s.path("report.json");
     let r = procnet(["run".as_ref(), file.as_os_str(), "--report".as_ref(), report.as_os_str()]).run();
     r.expect_code(0);
     assert_ids(&read_tally(&s, "all.json"), n, &[0, 1, 2, 3, 4], 1, "lossless subscriber");
-    let report: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(&report).expect("report")).expect("json");
+    let report = read_json(&report);
     let replica = |node: &str| {
         report["replicas"].as_array().expect("replicas").iter().find(|r| r["node"] == node).cloned().expect(node)
     };

@@ -11,8 +11,6 @@
 //! and checks that its own peak stays below the 60 MB of a flood, so what is measured is a
 //! process of the run. Runs take a lock, so no two floods share the machine.
 
-mod util;
-
 use std::fs;
 use std::io::{BufWriter, Read, Seek, SeekFrom, Write};
 use std::os::unix::process::CommandExt;
@@ -21,7 +19,7 @@ use std::process::{Command, Stdio};
 use std::sync::{mpsc, Mutex};
 use std::time::{Duration, Instant};
 
-use util::Scratch;
+use crate::util::{self, Scratch};
 
 /// Nils in a flooding frame: one byte each, so the frame is about 60 MB (under 64 MiB).
 const NILS: u64 = 60_000_000;
@@ -133,10 +131,7 @@ fn run_measured(s: &Scratch, file: &Path, timeout: Duration) -> Measured {
 }
 
 fn flood_topology(s: &Scratch, shape: &str, then: &str) -> std::path::PathBuf {
-    let toml = format!(
-        "[nodes.rogue]\ncommand = [\"{}\", \"flood\", \"{NILS}\", \"{shape}\"]\n{then}",
-        util::rogue().display()
-    );
+    let toml = format!("[nodes.rogue]\ncommand = [\"{}\", \"flood\", \"{NILS}\", \"{shape}\"]\n{then}", util::rogue());
     s.write("t.toml", &toml)
 }
 

@@ -4,15 +4,13 @@
 //! print the same and start nothing; both exit 78 with nothing on stdout.
 //!
 //! To (re)write the `.stderr` files after an intended change of messages, run
-//! `UPDATE_EXPECT=1 cargo test --test invalid`, then review the diff of `tests/invalid/`.
-
-mod util;
+//! `UPDATE_EXPECT=1 cargo test --test cli invalid::`, then review the diff of `tests/invalid/`.
 
 use std::fmt::Write;
 use std::fs;
 use std::path::{Path, PathBuf};
 
-use util::{procnet, Scratch};
+use crate::util::{self, procnet, Scratch};
 
 /// `procnet`'s exit code for an invalid topology (sysexits' EX_CONFIG).
 const INVALID_TOPOLOGY: i32 = 78;

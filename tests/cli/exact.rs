@@ -2,12 +2,10 @@
 //! none duplicated, no hang. Each run tallies by a unique id, so a lost or duplicated record
 //! shows up as a missing key or a count of 2.
 
-mod util;
-
 use std::collections::BTreeMap;
 use std::fmt::Write;
 
-use util::{procnet, Scratch};
+use crate::util::{self, counters, on_terminal, procnet, read_json, read_tally, run_ok, Scratch};
 
 const N: usize = 30_000;
 
@@ -39,17 +37,10 @@ fn assert_exactly_once(json: &serde_json::Value, expected: &[usize]) {
     assert_eq!(by.len(), want.len());
 }
 
-fn run_topology(s: &Scratch, toml: &str) -> util::Run {
-    let file = s.write("t.toml", toml);
-    let run = procnet(["run".as_ref(), file.as_os_str()]).run();
-    run.expect_code(0);
-    run
-}
-
 fn shape_1_3_2_1(transport: &str) {
     let s = Scratch::new();
     let hits = corpus(&s, "in.jsonl", 0, N);
-    let run = run_topology(
+    let run = run_ok(
         &s,
         &format!(
             r#"
@@ -97,7 +88,7 @@ fn fan_in_from_two_sources_delivers_each_record_once() {
     let s = Scratch::new();
     let mut hits = corpus(&s, "a.jsonl", 0, N / 2);
     hits.extend(corpus(&s, "b.jsonl", N / 2, N / 2));
-    let run = run_topology(
+    let run = run_ok(
         &s,
         r#"
         [nodes.a]
@@ -128,7 +119,7 @@ fn replicated_source_shares_the_file_without_overlap() {
     let s = Scratch::new();
     corpus(&s, "in.jsonl", 0, N);
     let all: Vec<usize> = (0..N).collect();
-    let run = run_topology(
+    let run = run_ok(
         &s,
         r#"
         [nodes.src]
@@ -156,7 +147,7 @@ fn fan_out_gives_every_consumer_node_the_whole_stream() {
     let s = Scratch::new();
     let hits = corpus(&s, "in.jsonl", 0, N);
     let all: Vec<usize> = (0..N).collect();
-    run_topology(
+    run_ok(
         &s,
         r#"
         [nodes.src]
@@ -181,8 +172,7 @@ fn fan_out_gives_every_consumer_node_the_whole_stream() {
         output = "matches.json"
         "#,
     );
-    let read =
-        |name| serde_json::from_str(&std::fs::read_to_string(s.path(name)).expect("tally file")).expect("tally json");
+    let read = |name| read_tally(&s, name);
     assert_exactly_once(&read("everything.json"), &all);
     assert_exactly_once(&read("matches.json"), &hits);
 }
@@ -191,7 +181,7 @@ fn fan_out_gives_every_consumer_node_the_whole_stream() {
 fn a_node_that_receives_no_records_still_ends() {
     let s = Scratch::new();
     s.write("empty.txt", "");
-    let run = run_topology(
+    let run = run_ok(
         &s,
         r#"
         [nodes.src]
@@ -215,7 +205,7 @@ fn a_node_that_receives_no_records_still_ends() {
 fn filter_that_matches_nothing_ends_its_consumers() {
     let s = Scratch::new();
     corpus(&s, "in.jsonl", 0, 1000);
-    let run = run_topology(
+    let run = run_ok(
         &s,
         r#"
         [nodes.src]
@@ -240,7 +230,7 @@ fn filter_that_matches_nothing_ends_its_consumers() {
 fn sink_writes_every_record_as_a_json_line() {
     let s = Scratch::new();
     s.write("in.txt", "alpha\n\nbeta\r\ngamma\n");
-    let run = run_topology(
+    let run = run_ok(
         &s,
         r#"
         [nodes.src]
@@ -268,7 +258,7 @@ fn sink_writes_every_record_as_a_json_line() {
 fn inverted_filter_and_tally_by_group_count_exactly() {
     let s = Scratch::new();
     s.write("in.txt", "a python\nb\nc PYTHON\nd\ne\n");
-    let run = run_topology(
+    let run = run_ok(
         &s,
         r#"
         [nodes.src]
@@ -295,19 +285,7 @@ fn run_with_report(s: &Scratch, file: &std::path::Path) -> (util::Run, serde_jso
     let report = s.path("report.json");
     let run = procnet(["run".as_ref(), file.as_os_str(), "--report".as_ref(), report.as_os_str()]).run();
     run.expect_code(0);
-    let text = std::fs::read_to_string(&report).expect("report");
-    (run, serde_json::from_str(&text).expect("report json"))
-}
-
-/// One counter of every replica of `node` in a run report.
-fn counters(report: &serde_json::Value, node: &str, field: &str) -> Vec<u64> {
-    report["replicas"]
-        .as_array()
-        .expect("replicas")
-        .iter()
-        .filter(|r| r["node"] == node)
-        .map(|r| r[field].as_u64().expect("counter"))
-        .collect()
+    (run, read_json(&report))
 }
 
 /// Sources start only once every consumer replica is connected, so the first replica to
@@ -398,7 +376,7 @@ fn a_trickle_arrives_as_it_comes_and_its_last_partial_batch_is_not_lost() {
             command = ["{}", "echo", "{}"]
             inputs = ["keep"]
             "#,
-            util::rogue().display(),
+            util::rogue(),
             echo.display()
         ),
     );
@@ -468,7 +446,7 @@ fn a_line_longer_than_the_read_buffer_arrives_whole() {
 fn a_file_without_a_final_newline_is_read_whole_by_every_share() {
     let s = Scratch::new();
     s.write("in.txt", "a\nb\r\n\nc\nd");
-    let run = run_topology(
+    let run = run_ok(
         &s,
         r#"
         [nodes.src]
@@ -490,7 +468,7 @@ fn a_file_without_a_final_newline_is_read_whole_by_every_share() {
 fn the_smallest_max_message_bytes_holds_full_batches() {
     let s = Scratch::new();
     let hits = corpus(&s, "in.jsonl", 0, N);
-    let run = run_topology(
+    let run = run_ok(
         &s,
         r#"
         [defaults]
@@ -575,9 +553,7 @@ fn a_source_reading_a_terminal_is_refused_before_anything_starts() {
     );
     // `script` runs the command on a pseudo-terminal: its stdin is a terminal.
     let command = format!("{} run {}; echo \"exit=$?\"", util::bin().display(), file.display());
-    let r = util::program("script", ["-qec", command.as_str(), "/dev/null"])
-        .timeout(std::time::Duration::from_secs(30))
-        .run();
+    let r = on_terminal(&command).timeout(std::time::Duration::from_secs(30)).run();
     assert!(r.stdout.contains("node `src` reads stdin (`path = \"-\"`), which is a terminal here"), "{}", r.stdout);
     assert!(r.stdout.contains("exit=2"), "{}", r.stdout);
     assert!(!r.stdout.contains("count.0"), "nothing may start: {}", r.stdout);

@@ -1,6 +1,6 @@
-//! Test harness: runs the real `procnet` binary with a deadline, captures its output, and
-//! checks that no process of the run is left behind.
-#![allow(dead_code)]
+//! The test harness: runs the real `procnet` binary with a deadline, captures its output,
+//! and checks that no process of the run is left behind. Every test binary that runs
+//! procnet uses all of it; `control.rs` adds what only some tests do to a run.
 
 use std::ffi::OsStr;
 use std::fs;
@@ -11,6 +11,11 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
+use super::scratch::Scratch;
+
+/// How long a run may take before the harness kills it and fails the test.
+const DEADLINE: Duration = Duration::from_secs(60);
+
 /// The environment variable that marks every process of one test run (children inherit it).
 pub const TAG_VAR: &str = "PROCNET_TEST_TAG";
 
@@ -19,24 +24,11 @@ pub fn bin() -> PathBuf {
     PathBuf::from(env!("CARGO_BIN_EXE_procnet"))
 }
 
-/// The misbehaving test node of tests/nodes/rogue.rs, built (once per test binary) with the
-/// same cargo: `cargo test --test X` alone does not build examples, and a stale one would
-/// test old behaviour.
-pub fn rogue() -> PathBuf {
-    static BUILT: std::sync::Once = std::sync::Once::new();
-    BUILT.call_once(|| {
-        let profile: &[&str] = if cfg!(debug_assertions) { &[] } else { &["--release"] };
-        let status = Command::new(env!("CARGO"))
-            .args(["build", "--quiet", "--example", "rogue"])
-            .args(profile)
-            .current_dir(root())
-            .status()
-            .expect("run cargo");
-        assert!(status.success(), "cargo build --example rogue failed");
-    });
-    let p = bin().parent().expect("target dir").join("examples/rogue");
-    assert!(p.exists(), "{} is missing", p.display());
-    p
+/// Path of the misbehaving test node of tests/nodes/rogue.rs, which cargo builds (the
+/// binary target `procnet-rogue`) before the integration tests, as it does `procnet`. Text,
+/// as the tests write it into a topology's `command`.
+pub fn rogue() -> &'static str {
+    env!("CARGO_BIN_EXE_procnet-rogue")
 }
 
 /// The repository root.
@@ -61,7 +53,6 @@ pub struct Run {
     /// What the procnet process used, with every descendant it reaped (its nodes), as
     /// wait4(2) reports it: CPU summed, peak memory the largest process's.
     pub usage: Usage,
-    pub tag: String,
 }
 
 /// The resources a process used, as wait4(2) reports them when it is reaped.
@@ -98,9 +89,17 @@ impl Run {
         self.status.code().unwrap_or(-1)
     }
 
-    /// Panic with the output unless the exit code is `code`.
+    /// Panic with the output, and what the run took, unless the exit code is `code`.
     pub fn expect_code(&self, code: i32) -> &Self {
-        assert_eq!(self.code(), code, "unexpected exit code\n--- stdout\n{}\n--- stderr\n{}", self.stdout, self.stderr);
+        let Usage { cpu, max_rss_kib } = self.usage;
+        assert_eq!(
+            self.code(),
+            code,
+            "unexpected exit code (after {:.1?}, {cpu:.1?} of CPU, peak {max_rss_kib} KiB)\n--- stdout\n{}\n--- stderr\n{}",
+            self.elapsed,
+            self.stdout,
+            self.stderr
+        );
         self
     }
 
@@ -129,7 +128,7 @@ impl Run {
 
 /// A `procnet` invocation under construction.
 pub struct Procnet {
-    cmd: Command,
+    pub(super) cmd: Command,
     timeout: Duration,
     tag: String,
 }
@@ -152,7 +151,7 @@ where
     let tag = new_tag();
     let mut cmd = Command::new(program);
     cmd.args(args).current_dir(root()).env(TAG_VAR, &tag).stdin(Stdio::null());
-    Procnet { cmd, timeout: Duration::from_secs(60), tag }
+    Procnet { cmd, timeout: DEADLINE, tag }
 }
 
 impl Procnet {
@@ -163,24 +162,6 @@ impl Procnet {
 
     pub fn current_dir(mut self, dir: impl AsRef<Path>) -> Self {
         self.cmd.current_dir(dir);
-        self
-    }
-
-    /// Give the launcher this file as its stdin (instead of /dev/null).
-    pub fn stdin_file(mut self, path: impl AsRef<Path>) -> Self {
-        self.cmd.stdin(fs::File::open(path).expect("the stdin file"));
-        self
-    }
-
-    /// Start with this umask (as a user's shell may have it).
-    pub fn umask(mut self, mask: libc::mode_t) -> Self {
-        // SAFETY: umask(2) is async-signal-safe.
-        unsafe {
-            self.cmd.pre_exec(move || {
-                libc::umask(mask);
-                Ok(())
-            });
-        }
         self
     }
 
@@ -228,16 +209,35 @@ impl Procnet {
     }
 }
 
+/// `procnet run` on the topology `toml`, written as `t.toml` in `s`, to its end within the
+/// default deadline (see [`Procnet::run`]).
+pub fn run(s: &Scratch, toml: &str) -> Run {
+    run_within(s, toml, DEADLINE)
+}
+
+/// [`run`], which must exit 0.
+pub fn run_ok(s: &Scratch, toml: &str) -> Run {
+    let run = run(s, toml);
+    run.expect_code(0);
+    run
+}
+
+/// [`run`], within `deadline`.
+pub fn run_within(s: &Scratch, toml: &str, deadline: Duration) -> Run {
+    let file = s.write("t.toml", toml);
+    procnet(["run".as_ref(), file.as_os_str()]).timeout(deadline).run()
+}
+
 /// A `procnet` process started by [`Procnet::start`].
 pub struct Running {
     pub pid: u32,
     pub tag: String,
-    deadline: Instant,
-    started: Instant,
+    pub(super) deadline: Instant,
+    pub(super) started: Instant,
     status: mpsc::Receiver<(ExitStatus, Usage)>,
     waiter: std::thread::JoinHandle<()>,
     out_path: PathBuf,
-    err_path: PathBuf,
+    pub(super) err_path: PathBuf,
     _dir: tempfile::TempDir,
     guard: KillOnDrop,
 }
@@ -260,60 +260,6 @@ impl Drop for KillOnDrop {
 }
 
 impl Running {
-    /// Send `signal` to the procnet process itself (not its group: like a terminal's Ctrl-C
-    /// reaching the launcher, whose nodes are in groups of their own).
-    pub fn signal(&self, signal: i32) {
-        // SAFETY: plain kill(2) of our own child.
-        unsafe { libc::kill(self.pid as i32, signal) };
-    }
-
-    /// Wait until `n` processes of the run other than the launcher are alive, by watching
-    /// /proc (the condition itself, not a guess at how long it takes).
-    pub fn wait_for_nodes(&self, n: usize) {
-        loop {
-            let alive = tagged_pids(&self.tag).into_iter().filter(|&p| p != self.pid).count();
-            if alive >= n {
-                return;
-            }
-            assert!(Instant::now() < self.deadline, "only {alive} of {n} nodes started before the deadline");
-            std::thread::yield_now();
-        }
-    }
-
-    /// Wait until `cond` holds, checking it over and over (the condition itself, not a guess
-    /// at how long it takes); panic at the run's deadline.
-    pub fn wait_until(&self, what: &str, cond: impl Fn() -> bool) {
-        while !cond() {
-            assert!(Instant::now() < self.deadline, "{what} did not happen before the deadline");
-            std::thread::yield_now();
-        }
-    }
-
-    /// Open `fifo` for writing once its reader, a source of this run, has opened it
-    /// (until then opening fails with ENXIO); the writer then blocks as usual.
-    pub fn fifo_writer(&self, fifo: &Path) -> fs::File {
-        use std::os::unix::fs::OpenOptionsExt;
-        let writer = std::cell::RefCell::new(None);
-        self.wait_until("the source opens its FIFO", || {
-            *writer.borrow_mut() = fs::OpenOptions::new().write(true).custom_flags(libc::O_NONBLOCK).open(fifo).ok();
-            writer.borrow().is_some()
-        });
-        let w = writer.into_inner().expect("opened above");
-        // SAFETY: fcntl(2) on a descriptor we own.
-        unsafe { libc::fcntl(std::os::fd::AsRawFd::as_raw_fd(&w), libc::F_SETFL, 0) };
-        w
-    }
-
-    /// Time since the launcher started.
-    pub fn elapsed(&self) -> Duration {
-        self.started.elapsed()
-    }
-
-    /// What the launcher has written on stderr so far.
-    pub fn stderr_so_far(&self) -> String {
-        fs::read_to_string(&self.err_path).unwrap_or_default()
-    }
-
     /// Wait for the run to end (see [`Procnet::run`]).
     pub fn finish(mut self) -> Run {
         self.guard.armed = false;
@@ -338,7 +284,6 @@ impl Running {
             stderr: fs::read_to_string(&self.err_path).expect("read stderr"),
             elapsed: self.started.elapsed(),
             usage,
-            tag: self.tag.clone(),
         };
         // A process already sent SIGKILL (by the launcher, or by the kernel when the launcher
         // itself was killed) may take a moment to die; one still alive after that was left.
@@ -354,37 +299,6 @@ impl Running {
         }
         run
     }
-}
-
-/// The virtualenv's `bin`, where `python3` is the one with the procnet package.
-pub fn venv_bin() -> PathBuf {
-    let bin = root().join("target/venv/bin");
-    assert!(bin.join("python3").exists(), "{} is missing: run `make venv` (`make test` does it first)", bin.display());
-    bin
-}
-
-/// PATH with the virtualenv first, so `python3` in a topology is the venv's.
-pub fn path_with_venv() -> String {
-    format!("{}:{}", venv_bin().display(), std::env::var("PATH").unwrap_or_default())
-}
-
-/// The value of `key` in the environment process `pid` started with.
-pub fn environ_var(pid: u32, key: &str) -> Option<String> {
-    let env = fs::read(format!("/proc/{pid}/environ")).ok()?;
-    let prefix = format!("{key}=");
-    env.split(|&b| b == 0)
-        .find_map(|kv| kv.strip_prefix(prefix.as_bytes()).map(|v| String::from_utf8_lossy(v).into_owned()))
-}
-
-/// The name of process `pid` (`/proc/PID/comm`: forked nodes are named `name.replica`).
-pub fn comm(pid: u32) -> String {
-    fs::read_to_string(format!("/proc/{pid}/comm")).unwrap_or_default().trim_end().to_string()
-}
-
-/// The arguments of process `pid`.
-pub fn cmdline(pid: u32) -> Vec<String> {
-    let raw = fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
-    raw.split(|&b| b == 0).filter(|a| !a.is_empty()).map(|a| String::from_utf8_lossy(a).into_owned()).collect()
 }
 
 /// Pids of live (non-zombie) processes whose environment carries `TAG_VAR=tag`.
@@ -418,81 +332,5 @@ fn kill_tagged(tag: &str) {
     for pid in tagged_pids(tag) {
         // SAFETY: plain kill(2).
         unsafe { libc::kill(pid as i32, libc::SIGKILL) };
-    }
-}
-
-/// The tcp ports processes `pids` listen on (from /proc: their socket descriptors, matched
-/// against the kernel's table of listening sockets).
-pub fn listening_ports(pids: &[u32]) -> Vec<u16> {
-    let mut inodes = std::collections::HashSet::new();
-    for pid in pids {
-        for fd in fs::read_dir(format!("/proc/{pid}/fd")).into_iter().flatten().flatten() {
-            let link = fs::read_link(fd.path()).unwrap_or_default().to_string_lossy().into_owned();
-            if let Some(inode) = link.strip_prefix("socket:[").and_then(|l| l.strip_suffix(']')) {
-                inodes.insert(inode.to_string());
-            }
-        }
-    }
-    let mut ports = Vec::new();
-    for table in ["/proc/net/tcp", "/proc/net/tcp6"] {
-        for line in fs::read_to_string(table).unwrap_or_default().lines().skip(1) {
-            let f: Vec<&str> = line.split_whitespace().collect();
-            // local address, state (0A: listening), ..., inode
-            if f.len() > 9 && f[3] == "0A" && inodes.contains(f[9]) {
-                if let Some(port) = f[1].rsplit(':').next().and_then(|p| u16::from_str_radix(p, 16).ok()) {
-                    ports.push(port);
-                }
-            }
-        }
-    }
-    ports.sort_unstable();
-    ports.dedup();
-    ports
-}
-
-/// Make a FIFO (named pipe) at `path`.
-pub fn mkfifo(path: &Path) {
-    let c = std::ffi::CString::new(path.as_os_str().as_encoded_bytes()).expect("a path without NUL");
-    // SAFETY: mkfifo(3) with a NUL-terminated path.
-    assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0, "mkfifo");
-}
-
-/// A temporary directory holding a topology file and its data.
-pub struct Scratch {
-    pub dir: tempfile::TempDir,
-}
-
-impl Scratch {
-    pub fn new() -> Scratch {
-        Scratch { dir: tempfile::tempdir().expect("temp dir") }
-    }
-
-    pub fn path(&self, name: &str) -> PathBuf {
-        self.dir.path().join(name)
-    }
-
-    /// The file a running `sink` or `tally` writes for its target `name` until the run
-    /// succeeds (`name.<run>.partial`), if it exists yet.
-    pub fn partial(&self, name: &str) -> Option<PathBuf> {
-        let prefix = format!("{name}.procnet-");
-        fs::read_dir(self.dir.path()).ok()?.flatten().map(|e| e.path()).find(|p| {
-            let file = p.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-            file.starts_with(&prefix) && file.ends_with(".partial")
-        })
-    }
-
-    /// Whether the running `sink` or `tally` writing target `name` has written something.
-    pub fn partial_written(&self, name: &str) -> bool {
-        self.partial(name).is_some_and(|p| fs::metadata(p).is_ok_and(|m| m.len() > 0))
-    }
-
-    /// Write `name` with `text`; returns its path.
-    pub fn write(&self, name: &str, text: &str) -> PathBuf {
-        let p = self.path(name);
-        if let Some(parent) = p.parent() {
-            fs::create_dir_all(parent).expect("mkdir");
-        }
-        fs::write(&p, text).expect("write scratch file");
-        p
     }
 }

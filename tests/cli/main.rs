@@ -1,0 +1,40 @@
+//! procnet as its users drive it: the real binary (`check`, `run`, `graph`, `export`) on
+//! topologies each test writes, with real nodes (the built-in ones, the rogue node of
+//! `tests/nodes/rogue.rs`, Python processes), local HTTP servers, and several launchers at
+//! once. Each test has a deadline and checks that no process of its run is left behind.
+//!
+//! The tests that measure a run's CPU time or memory, or load the whole machine, are in
+//! `tests/bounds/`, so that these (some of which time a run) do not run beside them.
+
+/// The parts of `tests/util/` these tests use: all but the fuzzing helpers.
+#[path = "../util"]
+mod util {
+    pub mod control;
+    pub mod data;
+    pub mod harness;
+    pub mod http;
+    pub mod os;
+    pub mod scratch;
+    pub mod venv;
+
+    pub use control::*;
+    pub use data::*;
+    pub use harness::*;
+    pub use os::*;
+    pub use scratch::*;
+    pub use venv::*;
+}
+
+mod cluster;
+mod exact;
+mod export;
+mod failures;
+mod fetch;
+mod hardening;
+mod invalid;
+mod launcher;
+mod lines_limits;
+mod progress;
+mod pubsub;
+mod python;
+mod topologies;
