@@ -21,6 +21,7 @@ class Identity:
     topology: str = ""
     run_dir: str | None = None
     restart: int = 0
+    attempt: int = 0  # PROCNET_ATTEMPT: how many times this replica was started before
     max_message_bytes: int | None = None
     bind: str | None = None  # PROCNET_BIND: set only for a node that reads a push port
     pub_ports: dict = field(default_factory=dict)  # PROCNET_PUB: socket key -> endpoint
@@ -32,6 +33,12 @@ class Identity:
     def id(self):
         """``name.replica``."""
         return f"{self.node}.{self.replica}"
+
+    @property
+    def routing_id(self):
+        """The control socket's routing id (§3.1): ``name.replica``, then
+        ``name.replica#attempt`` from the replica's second start on."""
+        return self.id if self.attempt == 0 else f"{self.id}#{self.attempt}"
 
     @classmethod
     def from_env(cls, env):
@@ -51,6 +58,7 @@ class Identity:
             topology=env.get("PROCNET_TOPOLOGY") or "",
             run_dir=env.get("PROCNET_RUN_DIR") or None,
             restart=int(env.get("PROCNET_RESTART") or 0),
+            attempt=int(env.get("PROCNET_ATTEMPT") or 0),
             max_message_bytes=int(env["PROCNET_MAX_MESSAGE_BYTES"]) if env.get("PROCNET_MAX_MESSAGE_BYTES") else None,
             bind=env.get("PROCNET_BIND") or None,
             pub_ports=json.loads(env.get("PROCNET_PUB") or "{}"),

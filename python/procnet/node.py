@@ -74,8 +74,8 @@ class Node:
         # §3.6: the run's secret, presented to (and asked of) every tcp peer with PLAIN; with
         # PROCNET_ALLOW, only declared hosts may connect too.
         self._secret, allow = me.secret, me.allow
-        self._control = ctx.socket(zmq.DEALER)  # §3.1: routing id name.replica, before connecting
-        self._control.setsockopt(zmq.IDENTITY, self.id.encode())
+        self._control = ctx.socket(zmq.DEALER)  # §3.1: routing id name.replica[#attempt], before connecting
+        self._control.setsockopt(zmq.IDENTITY, self.identity.routing_id.encode())
         self._control.setsockopt(zmq.LINGER, 2000)  # a `done` or `failed` sent last still goes
         _present(self._control, me.control, self._secret)
         self._control.connect(me.control)

@@ -21,6 +21,8 @@ def test_the_golden_environment_reads_as_the_rust_side_wrote_it():
     env, identity = golden()
     assert dataclasses.asdict(Identity.from_env(env)) == identity
     assert Identity.from_env(env).id == "keep.1"
+    # A replica started before (PROCNET_ATTEMPT 3) names its attempt in its routing id.
+    assert Identity.from_env(env).routing_id == "keep.1#3"
 
 
 def test_a_node_takes_its_identity_from_the_environment():
@@ -32,10 +34,12 @@ def test_a_node_takes_its_identity_from_the_environment():
 def test_unset_variables_read_as_their_defaults():
     env, _ = golden()
     for var in ("PROCNET_BIND", "PROCNET_PUB", "PROCNET_CONFIG", "PROCNET_SECRET", "PROCNET_ALLOW",
-                "PROCNET_RUN_DIR", "PROCNET_MAX_MESSAGE_BYTES", "PROCNET_RESTART", "PROCNET_TOPOLOGY"):
+                "PROCNET_RUN_DIR", "PROCNET_MAX_MESSAGE_BYTES", "PROCNET_RESTART", "PROCNET_ATTEMPT",
+                "PROCNET_TOPOLOGY"):
         del env[var]
     me = Identity.from_env(env)
-    assert (me.bind, me.pub_ports, me.config, me.secret, me.allow, me.restart) == (None, {}, None, None, [], 0)
+    assert (me.bind, me.pub_ports, me.config, me.secret, me.allow, me.restart, me.attempt) == (None, {}, None, None, [], 0, 0)
+    assert me.routing_id == me.id
 
 
 def test_another_protocol_version_is_refused():

@@ -248,6 +248,7 @@ pub fn node_env(t: &Topology, n: NodeId, topology_label: &str) -> Vec<Value> {
         topology: t.name.clone(),
         run_dir: Some(RUN_DIR.into()),
         restart: 0,
+        attempt: 0,
         max_message_bytes: Some(node.max_message_bytes),
         bind: t.binds_push_input(n).then(|| format!("tcp://$(POD_IP):{INPUT_PORT}")),
         pub_ports,

@@ -14,8 +14,9 @@ use crate::wire::{self, Message};
 /// One message read from the control channel.
 #[derive(Debug)]
 pub enum Incoming {
-    /// From a replica: its message, or why it is not a valid control message.
-    Replica(ReplicaId, Result<Message, String>),
+    /// From a replica (and which of its processes, if its routing id says: `name.replica#n`
+    /// is its attempt `n`): its message, or why it is not a valid control message.
+    Replica(ReplicaId, Option<u32>, Result<Message, String>),
     /// From another host's launcher (routing id `@<host>`), or, on a joining host, from the
     /// coordinator (`HostId` 0's): its message, or why it does not decode.
     Host(HostId, Result<Link, String>),
@@ -38,6 +39,15 @@ pub struct Control {
     _zap: Option<Zap>,
     socket: zmq::Socket,
     coordinating: bool,
+}
+
+/// The replica of `plan` a routing id names, and the attempt it gives: `name.replica`, or
+/// `name.replica#n` from a replica's second start on (docs/protocol.md §3.1).
+fn sender(plan: &Plan, routing_id: &str) -> Option<(ReplicaId, Option<u32>)> {
+    match routing_id.rsplit_once('#') {
+        Some((id, n)) => Some((plan.find(id)?, Some(n.parse().ok()?))),
+        None => Some((plan.find(routing_id)?, None)),
+    }
 }
 
 /// An error setting up or using the control socket: doing `what` (after "failed to").
@@ -127,10 +137,10 @@ impl Control {
             let link = Link::decode(frame).map_err(|e| e.to_string());
             return Ok(Some(Incoming::Host(HostId(h), link)));
         }
-        let Some(r) = std::str::from_utf8(identity).ok().and_then(|id| plan.find(id)) else {
+        let Some((r, attempt)) = std::str::from_utf8(identity).ok().and_then(|id| sender(plan, id)) else {
             return Ok(Some(Incoming::Stray));
         };
-        Ok(Some(Incoming::Replica(r, wire::decode_control(frame).map_err(|e| e.to_string()))))
+        Ok(Some(Incoming::Replica(r, attempt, wire::decode_control(frame).map_err(|e| e.to_string()))))
     }
 
     /// Send `msg` to replica `id`.

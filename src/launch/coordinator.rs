@@ -14,8 +14,9 @@ use super::options::{Placement, RunOptions};
 use super::outcome::{Outcome, RunError};
 use super::plan::{allowed_peers, HostId, Plan, ReplicaId, Starter};
 use super::progress::Progress;
+use crate::nodes::Kind;
 use crate::runtime::zap::Access;
-use crate::topology::Topology;
+use crate::topology::{Runner, Topology};
 
 /// Run `t` to the end. The first SIGINT or SIGTERM stops it gracefully (within
 /// `opts.grace`), a second kills it. With `--host`, this is the coordinator's side: the
@@ -95,7 +96,11 @@ impl<'t> Coordinator<'t> {
         };
         let limits = Limits { startup_timeout: self.opts.startup_timeout, grace: self.opts.grace };
         let members = Members::new(hosts, self.opts.run, started);
-        self.run = Some(Run::new(t, self.plan, limits, members, started));
+        let mut run = Run::new(t, self.plan, limits, members, started);
+        if let Some(why) = unreadable_twice(t) {
+            run.cannot_roll_back(why);
+        }
+        self.run = Some(run);
         Ok(())
     }
 
@@ -146,8 +151,15 @@ impl<'t> Coordinator<'t> {
     fn apply(&mut self, actions: Vec<Action>) -> Option<Result<Outcome, RunError>> {
         for action in actions {
             let applied = match action {
-                Action::Start(r, restart) => self.start(r, restart),
-                Action::Tell(r, msg) => self.control().tell(&self.plan.get(r).id, &msg),
+                Action::Start(r, restart, attempt) => self.start(r, restart, attempt),
+                Action::Kill(r) => {
+                    self.exec.kill(r);
+                    Ok(())
+                }
+                Action::Tell(r, msg) => {
+                    let address = self.machine().address(r);
+                    self.control().tell(&address, &msg)
+                }
                 Action::Watch(r, pid) => {
                     self.exec.watch(r, pid);
                     Ok(())
@@ -170,9 +182,9 @@ impl<'t> Coordinator<'t> {
     }
 
     /// Start replica `r`, which reaches the control socket here (its ipc endpoint).
-    fn start(&mut self, r: ReplicaId, restart: u32) -> Result<(), RunError> {
+    fn start(&mut self, r: ReplicaId, restart: u32, attempt: u32) -> Result<(), RunError> {
         debug_assert_eq!(self.plan.get(r).starter, Starter::Here);
-        let identity = self.plan.identity(self.t, r, &self.plan.control, restart);
+        let identity = self.plan.identity(self.t, r, &self.plan.control, restart, attempt);
         self.exec.start(self.t, self.plan, r, &identity)
     }
 
@@ -224,11 +236,24 @@ impl<'t> Coordinator<'t> {
     }
 }
 
+/// A source of `t` whose file cannot be read a second time (a FIFO, a character device), so
+/// a rollback could not replay it: why, naming it.
+fn unreadable_twice(t: &Topology) -> Option<String> {
+    t.nodes.iter().find_map(|node| match &node.runner {
+        Runner::Builtin(Kind::Lines(c)) => {
+            let path = c.path.as_ref()?;
+            let regular = std::fs::metadata(path).map(|m| m.is_file()).unwrap_or(true);
+            (!regular).then(|| format!("node `{}` reads `{}`, which is not a regular file", node.name, path.display()))
+        }
+        _ => None,
+    })
+}
+
 /// The event a message from the control channel is.
 fn event_of(incoming: Incoming) -> Option<Event> {
     match incoming {
-        Incoming::Replica(r, Ok(msg)) => Some(Event::Message(r, msg)),
-        Incoming::Replica(r, Err(e)) => Some(Event::Invalid(r, e)),
+        Incoming::Replica(r, attempt, Ok(msg)) => Some(Event::Message(r, attempt, msg)),
+        Incoming::Replica(r, _, Err(e)) => Some(Event::Invalid(r, e)),
         Incoming::Host(h, Ok(link)) => Some(Event::Link(h, link)),
         Incoming::Host(h, Err(e)) => Some(Event::InvalidLink(h, e)),
         Incoming::Stray => None,

@@ -79,8 +79,12 @@ impl Executor {
             let p = plan.get(r);
             p.starter == Starter::Here && t.nodes[p.node].start == StartMethod::Fork
         };
-        // Only the coordinator restarts (its own host's replicas), and so needs a zygote.
-        if restarts && plan.ids().any(|r| forked_here(r) && t.nodes[plan.get(r).node].restart.on_failure) {
+        // Only the coordinator restarts (its own host's replicas), and so needs a zygote: for a
+        // `fork` node that restarts on failure, or for any if a rollback restarts them all.
+        let rollback =
+            t.delivery == crate::topology::Delivery::ExactlyOnce && t.nodes.iter().any(|n| n.restart.on_failure);
+        if restarts && plan.ids().any(|r| forked_here(r) && (rollback || t.nodes[plan.get(r).node].restart.on_failure))
+        {
             match Forker::fork_zygote(&exec.style) {
                 Ok(z) => {
                     exec.guard(z.pid);
@@ -91,7 +95,7 @@ impl Executor {
         }
         for r in plan.ids().filter(|&r| forked_here(r)) {
             let Runner::Builtin(kind) = &t.nodes[plan.get(r).node].runner else { continue };
-            let identity = plan.identity(t, r, &plan.control, 0);
+            let identity = plan.identity(t, r, &plan.control, 0, 0);
             match fork_node(&identity, kind, &t.base_dir) {
                 Ok(f) => {
                     exec.guard(f.pid);
@@ -170,6 +174,14 @@ impl Executor {
         self.guard(pid);
         self.procs[r.0] = Proc::Child { pid, parent };
         Ok(())
+    }
+
+    /// Kill replica `r`'s process group now (a rollback); its exit is reaped and reported by
+    /// [`Executor::exits`] like any other.
+    pub fn kill(&mut self, r: ReplicaId) {
+        if let Proc::Child { pid, .. } = self.procs[r.0] {
+            signal_group(pid as u32, libc::SIGKILL);
+        }
     }
 
     /// Watch external replica `r`'s process `pid` (on this host) until it is gone.

@@ -23,7 +23,7 @@ pub fn announce(t: &Topology, plan: &Plan, opts: &RunOptions) -> Result<(), RunE
             Some(tcp) if !placement.here(t, p.node, p.index) => tcp,
             _ => plan.control.clone(),
         };
-        let env = plan.identity(t, r, &control, 0).env();
+        let env = plan.identity(t, r, &control, 0, 0).env();
         let line: Vec<String> = env.iter().map(|(k, v)| format!("{k}={}", shell_quote(v))).collect();
         super::logs::say(&format!("waiting for external node `{}`; start it with this environment:", p.id));
         super::logs::say_raw(&format!("  {}\n", line.join(" ")));

@@ -111,7 +111,7 @@ fn drive(
     control.link("", &join_link(t, host, opts.run, std::process::id()));
     exec.setup(t, plan, None)?;
     for r in plan.ids().filter(|&r| plan.get(r).starter == super::plan::Starter::Here) {
-        exec.start(t, plan, r, &plan.identity(t, r, endpoint, 0))?;
+        exec.start(t, plan, r, &plan.identity(t, r, endpoint, 0, 0))?;
     }
     let pid = std::process::id();
     let mut member = Member::new(t, plan, host, opts.run, pid, opts.startup_timeout, endpoint.to_string(), started);

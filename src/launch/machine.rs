@@ -19,6 +19,7 @@ mod exits;
 mod hosts;
 mod messages;
 mod replica;
+mod rollback;
 #[cfg(test)]
 mod tests;
 mod wiring;
@@ -37,8 +38,9 @@ use crate::wire::{Message, Stats};
 /// Something that happened, for [`Run::handle`].
 #[derive(Debug, Clone, PartialEq)]
 pub enum Event {
-    /// A control message from a replica.
-    Message(ReplicaId, Message),
+    /// A control message from a replica; with the attempt its routing id names, if it does
+    /// (`name.replica#n`).
+    Message(ReplicaId, Option<u32>, Message),
     /// A frame from a replica that is not a valid control message, and why.
     Invalid(ReplicaId, String),
     /// A replica's process ended, with this raw wait status (for a process that is not ours,
@@ -57,8 +59,11 @@ pub enum Event {
 /// What to do, from [`Run::handle`].
 #[derive(Debug)]
 pub enum Action {
-    /// Start replica `0` (again, after a restart), telling it `restart` in `PROCNET_RESTART`.
-    Start(ReplicaId, u32),
+    /// Start replica `0` (again, after a restart), telling it `restart` in `PROCNET_RESTART`
+    /// and its attempt in `PROCNET_ATTEMPT`.
+    Start(ReplicaId, u32, u32),
+    /// Kill replica `0`'s process now, to roll the run back; its exit follows as an event.
+    Kill(ReplicaId),
     /// Send a message to a replica.
     Tell(ReplicaId, Message),
     /// Watch a pid: an external replica on this host said `hello` with it; report its end.
@@ -102,6 +107,15 @@ pub struct Run<'t> {
     /// Edges that delivered fewer records than were sent, explained by invalid frames.
     unreceived: Vec<String>,
     members: Members,
+    /// Why a failure mid-stream cannot be repaired by rolling the run back, if it cannot
+    /// (`delivery = "at-most-once"`, a source that cannot be read again, ...).
+    no_rollback: Option<String>,
+    /// How many times the run was rolled back.
+    rollbacks: u32,
+    /// Whether a rollback is under way: its replicas are exiting or starting again.
+    rolling_back: bool,
+    /// When the replicas of a rollback start again, once every one of them has exited.
+    resume_at: Instant,
     /// When the event being handled happened.
     now: Instant,
     actions: Vec<Action>,
@@ -125,6 +139,10 @@ impl<'t> Run<'t> {
             incomplete: Vec::new(),
             unreceived: Vec::new(),
             members,
+            no_rollback: rollback::blocker(t, plan),
+            rollbacks: 0,
+            rolling_back: false,
+            resume_at: now,
             now,
             actions: Vec::new(),
             over: false,
@@ -151,7 +169,7 @@ impl<'t> Run<'t> {
         }
         self.now = now;
         let result = match event {
-            Event::Message(r, msg) => self.on_message(now, r, msg),
+            Event::Message(r, attempt, msg) => self.on_message(now, r, attempt, msg),
             Event::Invalid(r, error) => self.on_invalid(r, error),
             Event::Exited(r, status) => self.on_exit(now, r, status),
             Event::Signal(signal) => self.on_signal(now, signal),
@@ -182,6 +200,17 @@ impl<'t> Run<'t> {
     /// The other hosts' launchers.
     pub fn members(&self) -> &Members {
         &self.members
+    }
+
+    /// The routing id of replica `r`'s current process, to send it a message.
+    pub fn address(&self, r: ReplicaId) -> String {
+        self.replica(r).address()
+    }
+
+    /// Say that a failure mid-stream cannot be repaired by a rollback, and why (what the
+    /// state machine cannot know: a source's file is a FIFO, say); the first reason stays.
+    pub fn cannot_roll_back(&mut self, why: String) {
+        self.no_rollback.get_or_insert(why);
     }
 
     /// Whether every replica has been told `bye` (the end is near: poll quickly).
@@ -215,8 +244,9 @@ impl<'t> Run<'t> {
         let replica = self.replica_mut(r);
         replica.life = Life::Running { since: now };
         replica.progress = Progress::Spawned;
-        let restart = replica.midstream_restarts;
-        self.actions.push(Action::Start(r, restart));
+        replica.starts += 1;
+        let (restart, attempt) = (replica.midstream_restarts, replica.attempt());
+        self.actions.push(Action::Start(r, restart, attempt));
     }
 
     fn on_signal(&mut self, now: Instant, signal: i32) -> Result<(), RunError> {
@@ -266,9 +296,12 @@ impl<'t> Run<'t> {
                 return Err(RunError::Startup { waiting: late, timeout: self.limits.startup_timeout });
             }
         }
+        // After a rollback, nobody starts again before every recalled replica has exited.
+        let recalling = self.replicas.iter().any(|r| matches!(r.life, Life::Recalled));
         for r in self.plan.ids() {
             match self.replica(r).life {
-                Life::Restarting { at } if at <= now => {
+                Life::Restarting { at } if at <= now && !recalling && self.rolling_back => self.start(r, now),
+                Life::Restarting { at } if at <= now && !recalling => {
                     self.start(r, now);
                     let replica = self.replica(r);
                     let max = self.t.nodes[replica.node].restart.max_restarts;
@@ -277,6 +310,12 @@ impl<'t> Run<'t> {
                 Life::Dying { status, at, until } if until <= now => self.decide_exit(now, r, status, at, None)?,
                 _ => {}
             }
+        }
+        if self.rolling_back
+            && !self.replicas.iter().any(|r| matches!(r.life, Life::Restarting { .. } | Life::Recalled))
+        {
+            self.rolling_back = false;
+            self.say(format!("rollback {}: every node started again from the beginning", self.rollbacks));
         }
         Ok(())
     }
@@ -397,6 +436,7 @@ impl<'t> Run<'t> {
                     wall,
                     exit_code,
                     restarts: r.restarts,
+                    replayed: r.replayed,
                     stats: f.stats,
                     notes: f.notes,
                     result: f.result,
@@ -409,6 +449,7 @@ impl<'t> Run<'t> {
             replicas,
             incomplete: self.incomplete.clone(),
             unreceived: self.unreceived.clone(),
+            rollbacks: self.rollbacks,
         }
     }
 }

@@ -17,8 +17,10 @@ pub struct ReplicaReport {
     pub wall: Duration,
     /// Its exit status (0: every replica of a finished run exits 0).
     pub exit_code: i32,
-    /// How many times it was restarted.
+    /// How many times it was restarted after failing.
     pub restarts: u32,
+    /// Records it received in attempts of the run that were rolled back (and received again).
+    pub replayed: u64,
     /// What it counted.
     pub stats: Stats,
     /// Why it dropped frames or records, if it did (the first few reasons).
@@ -42,6 +44,8 @@ pub struct Outcome {
     /// Edges whose readers received fewer records than were sent, the difference lost with
     /// invalid frames they counted (so the run exits 65 for them already), one line each.
     pub unreceived: Vec<String>,
+    /// How many times the run rolled back after a failure (docs/guarantees.md).
+    pub rollbacks: u32,
 }
 
 impl Outcome {

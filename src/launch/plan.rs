@@ -119,7 +119,7 @@ impl Plan {
 
     /// What replica `r` is told, reaching the control socket at `control`, after
     /// `restart` restarts mid-stream.
-    pub fn identity(&self, t: &Topology, r: ReplicaId, control: &str, restart: u32) -> Identity {
+    pub fn identity(&self, t: &Topology, r: ReplicaId, control: &str, restart: u32, attempt: u32) -> Identity {
         let p = self.get(r);
         let node = &t.nodes[p.node];
         Identity {
@@ -130,6 +130,7 @@ impl Plan {
             topology: t.name.clone(),
             run_dir: Some(self.dir.clone()),
             restart,
+            attempt,
             max_message_bytes: Some(node.max_message_bytes),
             bind: p.bind.clone(),
             pub_ports: p.pub_ports.clone(),

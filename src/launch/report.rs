@@ -17,6 +17,8 @@ struct Report<'a> {
     records_dropped: u64,
     /// Replicas that died mid-stream and were restarted: the result may be incomplete.
     incomplete: &'a [String],
+    /// How many times the run rolled back after a failure (and every node started again).
+    rollbacks: u32,
     nodes: Vec<NodeLine<'a>>,
     replicas: Vec<Replica<'a>>,
 }
@@ -30,6 +32,10 @@ struct NodeLine<'a> {
     sent: u64,
     /// Records handled per second of the run: received, or sent for a source.
     records_per_s: f64,
+    /// Restarts of its replicas after they failed.
+    restarts: u32,
+    /// Records its replicas received in attempts that were rolled back, and again after.
+    replayed: u64,
     /// Its result, if it reported one (a tally's counts: JSON, kept as JSON).
     #[serde(skip_serializing_if = "Option::is_none")]
     result: Option<serde_json::Value>,
@@ -50,6 +56,7 @@ struct Replica<'a> {
     wall_s: f64,
     exit: i32,
     restarts: u32,
+    replayed: u64,
     notes: &'a [String],
     #[serde(skip_serializing_if = "Option::is_none")]
     result: Option<serde_json::Value>,
@@ -77,6 +84,8 @@ fn node_lines<'a>(topology: &'a Topology, outcome: &'a Outcome) -> Vec<NodeLine<
                 received,
                 sent,
                 records_per_s: (handled as f64 / secs).round(),
+                restarts: mine().map(|r| r.restarts).sum(),
+                replayed: mine().map(|r| r.replayed).sum(),
                 result: mine().find_map(|r| r.result.as_deref()).map(json_or_text),
             }
         })
@@ -147,6 +156,7 @@ fn report<'a>(topology: &'a Topology, outcome: &'a Outcome) -> Report<'a> {
                 wall_s: r.wall.as_secs_f64(),
                 exit: r.exit_code,
                 restarts: r.restarts,
+                replayed: r.replayed,
                 notes: &r.notes,
                 result: r.result.as_deref().map(json_or_text),
             }
@@ -159,6 +169,7 @@ fn report<'a>(topology: &'a Topology, outcome: &'a Outcome) -> Report<'a> {
         records_rejected: outcome.rejected(),
         records_dropped: outcome.replicas.iter().map(|r| r.stats.dropped).sum(),
         incomplete: &outcome.incomplete,
+        rollbacks: outcome.rollbacks,
         nodes: node_lines(topology, outcome),
         replicas,
     }

@@ -30,6 +30,10 @@ pub mod vars {
     /// restarted replica cannot check its input's counts: records were in flight when the
     /// one before it died.
     pub const RESTART: &str = "PROCNET_RESTART";
+    /// How many times this replica was started before (unset or `0` on the first start).
+    /// From 1 on, the control socket's routing id is `name.replica#attempt`, so that the
+    /// launcher tells a message of this process from a late one of its predecessor's.
+    pub const ATTEMPT: &str = "PROCNET_ATTEMPT";
     /// The largest message, in bytes, the node's input sockets must accept (ZMQ_MAXMSGSIZE).
     pub const MAX_MESSAGE_BYTES: &str = "PROCNET_MAX_MESSAGE_BYTES";
     /// With `[hosts]`: the addresses (comma-separated) that may connect to the node's tcp
@@ -39,7 +43,7 @@ pub mod vars {
     /// mechanism, see `runtime/zap.rs`). Set for every node of a run.
     pub const SECRET: &str = "PROCNET_SECRET";
     /// Every variable above: the launcher sets each afresh for every node.
-    pub const ALL: [&str; 14] = [
+    pub const ALL: [&str; 15] = [
         PROTOCOL,
         NODE,
         REPLICA,
@@ -51,6 +55,7 @@ pub mod vars {
         CONFIG,
         PUB,
         RESTART,
+        ATTEMPT,
         MAX_MESSAGE_BYTES,
         ALLOW,
         SECRET,
@@ -77,6 +82,8 @@ pub struct Identity {
     pub run_dir: Option<std::path::PathBuf>,
     /// How many times this replica was restarted mid-stream before (0 on its first start).
     pub restart: u32,
+    /// How many times this replica was started before (0 on its first start).
+    pub attempt: u32,
     /// The largest message its input sockets accept, if limited.
     pub max_message_bytes: Option<u64>,
     /// Where to bind the input socket, if the node has push inputs.
@@ -107,6 +114,15 @@ impl Identity {
         format!("{}.{}", self.node, self.replica)
     }
 
+    /// The routing id of its control socket: `name.replica`, then `name.replica#attempt`
+    /// from its second start on.
+    pub fn routing_id(&self) -> String {
+        match self.attempt {
+            0 => self.id(),
+            n => format!("{}#{n}", self.id()),
+        }
+    }
+
     /// The `PROCNET_*` variables that say who this replica is, in the order of
     /// docs/protocol.md §2.2; an unset one (no push input, no pub port) is left out.
     pub fn env(&self) -> Vec<(&'static str, String)> {
@@ -122,6 +138,9 @@ impl Identity {
             env.push((vars::RUN_DIR, dir.display().to_string()));
         }
         env.push((vars::RESTART, self.restart.to_string()));
+        if self.attempt > 0 {
+            env.push((vars::ATTEMPT, self.attempt.to_string()));
+        }
         if let Some(max) = self.max_message_bytes {
             env.push((vars::MAX_MESSAGE_BYTES, max.to_string()));
         }
@@ -177,6 +196,7 @@ impl Identity {
             topology: get(vars::TOPOLOGY).unwrap_or_default(),
             run_dir: set(vars::RUN_DIR).map(Into::into),
             restart: set(vars::RESTART).map(|n| number(vars::RESTART, n)).transpose()?.unwrap_or(0),
+            attempt: set(vars::ATTEMPT).map(|n| number(vars::ATTEMPT, n)).transpose()?.unwrap_or(0),
             max_message_bytes: set(vars::MAX_MESSAGE_BYTES)
                 .map(|n| {
                     n.parse().map_err(|_| {
@@ -222,6 +242,7 @@ mod tests {
             topology: "pages".into(),
             run_dir: Some("/run/procnet-abc123".into()),
             restart: 2,
+            attempt: 3,
             max_message_bytes: Some(67_108_864),
             bind: Some("tcp://127.0.0.1:*".into()),
             pub_ports: [("hosts".to_string(), "tcp://127.0.0.1:*".to_string())].into(),

@@ -89,7 +89,7 @@ impl Node {
         ctx.set_max_sockets(crate::limits::MAX_NODE_SOCKETS).map_err(NodeError::zmq("raise the socket limit"))?;
         let id = identity.id();
         let control = ctx.socket(zmq::DEALER).map_err(NodeError::zmq("create the control socket"))?;
-        control.set_identity(id.as_bytes()).map_err(NodeError::zmq("set the control identity"))?;
+        control.set_identity(identity.routing_id().as_bytes()).map_err(NodeError::zmq("set the control identity"))?;
         control.set_ipv6(true).map_err(NodeError::zmq("enable IPv6"))?;
         control.set_linger(2000).map_err(NodeError::zmq("set the control linger"))?;
         // The control endpoint may not be bound yet (a node forked before the launcher's

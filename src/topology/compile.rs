@@ -12,7 +12,9 @@ use super::diagnostic::{Diagnostic, Diagnostics};
 use super::draft::Draft;
 use super::hosts;
 use super::ipc;
-use super::model::{Host, Node, Restart, Runner, StartMethod, Topology, Transport, DEFAULT_MAX_MESSAGE_BYTES};
+use super::model::{
+    Delivery, Host, Node, Restart, Runner, StartMethod, Topology, Transport, DEFAULT_MAX_MESSAGE_BYTES,
+};
 use super::names;
 use super::port::Port;
 use super::ports::{read_inputs, read_outputs};
@@ -36,7 +38,7 @@ const NODE_KEYS: &[&str] = &[
     "max_message_bytes",
     "host",
 ];
-const TOP_KEYS: &[&str] = &["name", "defaults", "hosts", "nodes"];
+const TOP_KEYS: &[&str] = &["name", "delivery", "defaults", "hosts", "nodes"];
 const DEFAULT_KEYS: &[&str] = &["transport", "start", "restart", "max_restarts", "max_message_bytes"];
 /// Bounds of `max_message_bytes`: a full batch (64 KiB, closed after the record that reaches
 /// it) with its last record must fit, and libzmq takes an int64.
@@ -77,6 +79,10 @@ pub fn compile(source: &Source<'_>) -> Result<(Topology, Diagnostics), Diagnosti
     let top = Table::new(&top_value, "the topology".into(), &mut diags).expect("a document is a table");
     top.deny_unknown(TOP_KEYS, &mut diags);
     let name = read_name(&top, source.path, &mut diags);
+    let delivery = match top.choice("delivery", Delivery::NAMES, &mut diags) {
+        Some(d) if d.get_ref() == "at-most-once" => Delivery::AtMostOnce,
+        _ => Delivery::ExactlyOnce,
+    };
     let defaults = read_defaults(&top, &mut diags);
     let hosts = hosts::read_hosts(&top, &mut diags);
     let mut drafts = read_nodes(&top, source, &defaults, &hosts, &mut diags);
@@ -113,8 +119,14 @@ pub fn compile(source: &Source<'_>) -> Result<(Topology, Diagnostics), Diagnosti
             host: d.host,
         })
         .collect();
-    let topology =
-        Topology { name, path: source.path.to_path_buf(), base_dir: source.base_dir.to_path_buf(), hosts, nodes };
+    let topology = Topology {
+        name,
+        path: source.path.to_path_buf(),
+        base_dir: source.base_dir.to_path_buf(),
+        hosts,
+        nodes,
+        delivery,
+    };
     // Checked on the otherwise valid topology: which sockets a node binds depends on its
     // resolved inputs and on who reads its ports.
     let mut paths = Diagnostics::default();

@@ -37,7 +37,8 @@ mod syntax;
 
 pub use load::{load, load_bytes, LoadError, MAX_FILE_BYTES};
 pub use model::{
-    socket_key, Host, Input, Node, NodeId, Restart, Runner, StartMethod, Topology, Transport, DEFAULT_MAX_MESSAGE_BYTES,
+    socket_key, Delivery, Host, Input, Node, NodeId, Restart, Runner, StartMethod, Topology, Transport,
+    DEFAULT_MAX_MESSAGE_BYTES,
 };
 pub use names::MAX_NAME_CHARS;
 pub use port::{Pattern, Port, TopicRule};

@@ -25,6 +25,26 @@ pub struct Topology {
     pub hosts: Vec<Host>,
     /// Nodes in file order.
     pub nodes: Vec<Node>,
+    /// What a failure may cost: `delivery = "exactly-once"` (the default) or `"at-most-once"`.
+    pub delivery: Delivery,
+}
+
+/// What the run promises when a replica fails mid-stream and is restarted
+/// (docs/guarantees.md).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Delivery {
+    /// The run rolls back: every replica of the data path starts again, and the result is
+    /// exactly that of an undisturbed run, or the run fails naming why it could not be.
+    #[default]
+    ExactlyOnce,
+    /// The failed replica alone is restarted; records it had in flight may be lost (and a
+    /// source starts over), and the run says so and exits 1.
+    AtMostOnce,
+}
+
+impl Delivery {
+    /// The values of `delivery`, in order.
+    pub const NAMES: &'static [&'static str] = &["exactly-once", "at-most-once"];
 }
 
 /// One declared host.

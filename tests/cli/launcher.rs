@@ -258,41 +258,81 @@ fn kill_9_of_a_worker_without_restarts_fails_the_run_naming_it() {
     assert!(r.stderr.contains("records in flight may be lost"), "{}", r.stderr);
 }
 
-/// A worker killed mid-stream under `on-failure` is restarted, the run goes on to the end,
-/// and then fails: the result may be incomplete, and the run says so.
+/// The topology of the kill tests below: 200,000 records through `keep` (2 replicas, started
+/// with `method`, restarted on failure), a slow pass-through and a sink, under `delivery`.
+fn kill_topology(s: &Scratch, method: &str, delivery: &str) -> std::path::PathBuf {
+    let text: String = (0..200_000).map(|i| format!("{{\"id\":\"n{i}\",\"body\":\"python\"}}\n")).collect();
+    s.write("in.jsonl", &text);
+    s.write(
+        "t.toml",
+        &format!(
+            r#"
+            delivery = "{delivery}"
+            [nodes.src]
+            kind = "lines"
+            path = "in.jsonl"
+            format = "jsonl"
+            [nodes.keep]
+            kind = "filter"
+            inputs = ["src"]
+            replicas = 2
+            field = "body"
+            contains = "python"
+            start = "{method}"
+            restart = "on-failure"
+            [nodes.slow]
+            command = ["{}", "sleepy", "20"]
+            inputs = ["keep"]
+            [nodes.out]
+            kind = "sink"
+            inputs = ["slow"]
+            path = "out.jsonl"
+            "#,
+            rogue()
+        ),
+    )
+}
+
+/// Exactly once (the default): a worker killed mid-stream under `on-failure` rolls the run
+/// back, whatever its start method; the run ends with exit 0 and every record once.
+#[test]
+fn a_worker_killed_mid_stream_rolls_the_run_back_and_the_result_is_exact() {
+    for method in ["spawn", "fork", "forkserver"] {
+        let s = Scratch::new();
+        let file = kill_topology(&s, method, "exactly-once");
+        let report = s.path("r.json");
+        let running = procnet(["run".as_ref(), file.as_os_str(), "--report".as_ref(), report.as_os_str()])
+            .timeout(Duration::from_secs(90))
+            .start();
+        running.wait_until("records reaching the sink", || s.partial_written("out.jsonl"));
+        let victim = keep_replicas(&running, method).first().copied().expect("a filter replica");
+        // SAFETY: kill(2) of a process of this test's run.
+        unsafe { libc::kill(victim as i32, libc::SIGKILL) };
+        let r = running.finish();
+        r.expect_code(0);
+        assert!(r.stderr.contains("rolling the run back"), "{method}: {}", r.stderr);
+        let mut ids: Vec<String> = std::fs::read_to_string(s.path("out.jsonl"))
+            .expect("sink output")
+            .lines()
+            .map(|l| {
+                serde_json::from_str::<serde_json::Value>(l).expect("json")["id"].as_str().expect("id").to_string()
+            })
+            .collect();
+        ids.sort();
+        let mut want: Vec<String> = (0..200_000).map(|i| format!("n{i}")).collect();
+        want.sort();
+        assert!(ids == want, "{method}: {} records written, not each of 200,000 once", ids.len());
+        assert_eq!(read_json(&report)["rollbacks"], 1, "{method}");
+    }
+}
+
+/// At most once: a worker killed mid-stream under `on-failure` is restarted, the run goes on
+/// to the end, and then fails: the result may be incomplete, and the run says so.
 #[test]
 fn a_worker_killed_mid_stream_is_restarted_and_the_run_says_records_may_be_lost() {
     for method in ["spawn", "fork", "forkserver"] {
         let s = Scratch::new();
-        let text: String = (0..200_000).map(|i| format!("{{\"id\":\"n{i}\",\"body\":\"python\"}}\n")).collect();
-        s.write("in.jsonl", &text);
-        let file = s.write(
-            "t.toml",
-            &format!(
-                r#"
-                [nodes.src]
-                kind = "lines"
-                path = "in.jsonl"
-                format = "jsonl"
-                [nodes.keep]
-                kind = "filter"
-                inputs = ["src"]
-                replicas = 2
-                field = "body"
-                contains = "python"
-                start = "{method}"
-                restart = "on-failure"
-                [nodes.slow]
-                command = ["{}", "sleepy", "20"]
-                inputs = ["keep"]
-                [nodes.out]
-                kind = "sink"
-                inputs = ["slow"]
-                path = "out.jsonl"
-                "#,
-                rogue()
-            ),
-        );
+        let file = kill_topology(&s, method, "at-most-once");
         let out = s.path("out.jsonl");
         let report = s.path("r.json");
         let running = procnet(["run".as_ref(), file.as_os_str(), "--report".as_ref(), report.as_os_str()])

@@ -25,6 +25,7 @@ mod util {
     pub use venv::*;
 }
 
+mod chaos;
 mod cluster;
 mod exact;
 mod export;

@@ -17,12 +17,30 @@ impl Run<'_> {
     /// otherwise the `failed` it may have sent just before decides, so it is awaited a moment.
     pub(super) fn on_exit(&mut self, now: Instant, r: ReplicaId, status: i32) -> Result<(), RunError> {
         let at = now.duration_since(self.started);
+        let (resume_at, can_roll_back) = (self.resume_at, self.no_rollback.is_none());
         let replica = self.replica_mut(r);
+        if matches!(replica.life, Life::Recalled) {
+            // Killed for a rollback: it starts again with the others.
+            replica.life = Life::Restarting { at: resume_at };
+            return Ok(());
+        }
         if replica.gone() {
             return Ok(());
         }
         if status == 0 && replica.released() {
             replica.life = Life::Exited { status, at };
+            return Ok(());
+        }
+        if replica.released() && can_roll_back {
+            // After `bye`: every edge balanced and its outputs were synced before `done`, so
+            // the result is whole; the run says what happened and goes on.
+            replica.life = Life::Exited { status, at };
+            let text = format!(
+                "node `{}` {} after its stream was complete; the result is whole",
+                replica.id,
+                crate::launch::status::describe_status(status)
+            );
+            self.say(text);
             return Ok(());
         }
         match replica.failed.take() {
@@ -59,6 +77,17 @@ impl Run<'_> {
         let mid_stream = self.ready_at.is_some() && !reported_done;
         let restartable = policy.on_failure && self.stopping.is_none() && !reported_done && replica.own();
         let fail = |cause: String| Err(RunError::NodeFailed { id: id.clone(), cause });
+        // Exactly once: the run rolls back, every replica of the data path starts again.
+        let rollback = (mid_stream || (reported_done && !replica.released())) && self.ready_at.is_some();
+        if rollback && self.no_rollback.is_none() && policy.on_failure && self.stopping.is_none() && replica.own() {
+            if restarts >= policy.max_restarts {
+                self.replica_mut(r).life = Life::Exited { status, at };
+                let n = policy.max_restarts;
+                return fail(format!("{how}; gave up after {n} restart{}", if n == 1 { "" } else { "s" }));
+            }
+            self.roll_back(now, r, &how);
+            return Ok(());
+        }
         if mid_stream && restartable && t.reads_pub(node) {
             self.replica_mut(r).life = Life::Exited { status, at };
             return fail(format!(
@@ -71,6 +100,9 @@ impl Run<'_> {
                 format!("node `{id}` died mid-stream ({how}); records in flight may be lost; tally may be incomplete");
             if t.nodes[node].inputs.is_empty() {
                 note.push_str(" (a restarted source starts over, so records may also repeat)");
+            }
+            if let Some(why) = &self.no_rollback {
+                note.push_str(&format!("; the run does not roll back: {why}"));
             }
             self.say(note.clone());
             self.incomplete.push(note);

@@ -23,9 +23,19 @@ impl Run<'_> {
         })
     }
 
-    pub(super) fn on_message(&mut self, now: Instant, r: ReplicaId, msg: Message) -> Result<(), RunError> {
+    pub(super) fn on_message(
+        &mut self,
+        now: Instant,
+        r: ReplicaId,
+        attempt: Option<u32>,
+        msg: Message,
+    ) -> Result<(), RunError> {
         self.note_remote_node(r);
         let replica = self.replica(r);
+        // From an earlier process of this replica's, arriving late: stale.
+        if attempt.is_some_and(|a| a != replica.attempt()) {
+            return Ok(());
+        }
         match (&replica.life, &msg) {
             // Its last words, which decide what its exit means.
             (Life::Dying { status, at, .. }, Message::Failed { error }) => {
@@ -63,6 +73,7 @@ impl Run<'_> {
                 ))
             }
             Message::Hello { input, publish, ports, pid, .. } if !replica.joined() => {
+                self.replica_mut(r).suffixed = attempt.is_some();
                 self.on_hello(r, input, publish, ports, pid);
                 Ok(())
             }
@@ -157,8 +168,9 @@ impl Run<'_> {
     fn on_ready(&mut self, r: ReplicaId) {
         self.replica_mut(r).progress = Progress::Ready;
         if self.ready_at.is_some() {
-            // A replica restarted mid-stream: it starts at once, and its upstream replicas
-            // send it their `eos` again, in case its predecessor took them.
+            // A replica restarted mid-stream (alone, or in a rollback): it starts at once;
+            // restarted alone, its upstream replicas send it their `eos` again, in case its
+            // predecessor took them.
             self.replica_mut(r).progress = Progress::Started;
             self.tell(r, Message::Start);
             if self.stopping.is_some() {
@@ -167,6 +179,10 @@ impl Run<'_> {
             }
             let to = self.replica(r).id.clone();
             let node = self.replica(r).node;
+            // After a rollback, its producers started again too: their one `eos` is its.
+            if self.replica(r).midstream_restarts == 0 {
+                return;
+            }
             for u in self.plan.ids() {
                 let up = self.replica(u);
                 let upstream = self.t.nodes[node].inputs.iter().any(|i| i.node == up.node);

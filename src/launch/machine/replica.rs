@@ -42,6 +42,9 @@ pub enum Life {
         /// When to decide without a `failed`.
         until: Instant,
     },
+    /// Killed by the launcher to roll the run back; its exit is awaited, then it is
+    /// started again with the others.
+    Recalled,
     /// Dead, to be started again at `at`.
     Restarting {
         /// When.
@@ -119,6 +122,13 @@ pub struct Replica {
     pub restarts: u32,
     /// Restarts after `start` (`PROCNET_RESTART`).
     pub midstream_restarts: u32,
+    /// How many times it was started (its process's attempt is this, less one).
+    pub starts: u32,
+    /// Whether its process names its attempt in its routing id (`name.replica#n`); a node
+    /// that does not is addressed by `name.replica`.
+    pub suffixed: bool,
+    /// Records it received in attempts that were rolled back (it received them again).
+    pub replayed: u64,
     /// What it said in `failed`, kept until its exit decides on a restart.
     pub failed: Option<String>,
     /// An external replica on another host: its pid there, watched by that host's launcher.
@@ -143,6 +153,9 @@ impl Replica {
             latest: Stats::default(),
             restarts: 0,
             midstream_restarts: 0,
+            starts: 0,
+            suffixed: false,
+            replayed: 0,
             failed: None,
             remote_pid: None,
         }
@@ -155,7 +168,20 @@ impl Replica {
 
     /// Whether its process is gone, for now or for good: messages from it are stale.
     pub fn gone(&self) -> bool {
-        matches!(self.life, Life::Dying { .. } | Life::Restarting { .. } | Life::Exited { .. })
+        matches!(self.life, Life::Dying { .. } | Life::Recalled | Life::Restarting { .. } | Life::Exited { .. })
+    }
+
+    /// The attempt of its current process (0 for the first).
+    pub fn attempt(&self) -> u32 {
+        self.starts.saturating_sub(1)
+    }
+
+    /// The routing id its current process's control socket has.
+    pub fn address(&self) -> String {
+        match self.attempt() {
+            n if n > 0 && self.suffixed => format!("{}#{n}", self.id),
+            _ => self.id.clone(),
+        }
     }
 
     /// Whether it has said `hello` (since its last start).

@@ -37,6 +37,8 @@ struct Harness<'t> {
     run: Run<'t>,
     plan: &'t Plan,
     now: Instant,
+    /// The attempt a replica's messages name in their routing id (none: `name.replica`).
+    attempt: BTreeMap<String, u32>,
 }
 
 impl<'t> Harness<'t> {
@@ -44,7 +46,7 @@ impl<'t> Harness<'t> {
         let mut run = Run::new(t, plan, LIMITS, members, now);
         let started = run.begin(now);
         assert!(started.iter().all(|a| matches!(a, Action::Start(..))), "{started:?}");
-        Harness { run, plan, now }
+        Harness { run, plan, now, attempt: BTreeMap::new() }
     }
 
     fn id(&self, name: &str) -> ReplicaId {
@@ -57,7 +59,8 @@ impl<'t> Harness<'t> {
 
     fn say(&mut self, name: &str, msg: Message) -> Vec<Action> {
         let r = self.id(name);
-        self.on(Event::Message(r, msg))
+        let attempt = self.attempt.get(name).copied();
+        self.on(Event::Message(r, attempt, msg))
     }
 
     fn after(&mut self, d: Duration) -> Vec<Action> {
@@ -136,6 +139,11 @@ fn plan_of(t: &Topology) -> Plan {
 
 fn pipeline(keep: &str) -> Topology {
     topology(&PIPELINE.replace("KEEP", keep))
+}
+
+/// [`pipeline`], where a failure costs what was in flight (`delivery = "at-most-once"`).
+fn pipeline_at_most_once(keep: &str) -> Topology {
+    topology(&format!("delivery = \"at-most-once\"\n{}", PIPELINE.replace("KEEP", keep)))
 }
 
 /// 16 exits with status 4, as a raw wait status.
@@ -222,8 +230,8 @@ fn without_last_words_the_exit_status_is_the_cause() {
 }
 
 #[test]
-fn restart_on_failure_restarts_mid_stream_with_notices_both_ways() {
-    let t = pipeline("restart = \"on-failure\"");
+fn at_most_once_restarts_one_replica_mid_stream_with_notices_both_ways() {
+    let t = pipeline_at_most_once("restart = \"on-failure\"");
     let plan = plan_of(&t);
     let mut h = Harness::new(&t, &plan, Members::default(), Instant::now());
     let _ = h.start_all();
@@ -236,7 +244,7 @@ fn restart_on_failure_restarts_mid_stream_with_notices_both_ways() {
     // A stale message from the dead replica is ignored.
     assert!(h.done("keep.1", 1, 1).is_empty());
     let restarted = h.after(Duration::from_millis(100));
-    assert!(restarted.iter().any(|a| matches!(a, Action::Start(r, 1) if *r == h.id("keep.1"))), "{restarted:?}");
+    assert!(restarted.iter().any(|a| matches!(a, Action::Start(r, 1, 1) if *r == h.id("keep.1"))), "{restarted:?}");
     let _ = h.hello("keep.1");
     // Ready again: it starts at once, and its producers send their `eos` again.
     let ready = h.ready("keep.1");
@@ -249,10 +257,10 @@ fn finished_none(actions: &[Action]) -> bool {
 }
 
 #[test]
-fn the_restart_matrix() {
+fn the_restart_matrix_at_most_once() {
     // (restart option, what happens first, status) -> the failure, or None for a restart.
     let start_and = |keep: &str, before: &dyn Fn(&mut Harness<'_>), status: i32| -> Option<String> {
-        let t = pipeline(keep);
+        let t = pipeline_at_most_once(keep);
         let plan = plan_of(&t);
         let mut h = Harness::new(&t, &plan, Members::default(), Instant::now());
         let _ = h.start_all();
@@ -301,9 +309,10 @@ fn the_restart_matrix() {
 }
 
 #[test]
-fn a_pub_reader_is_not_restarted_mid_stream() {
+fn at_most_once_a_pub_reader_is_not_restarted_mid_stream() {
     let t = topology(
         r#"
+        delivery = "at-most-once"
         [nodes.src]
         kind = "lines"
         path = "Cargo.toml"
@@ -332,7 +341,7 @@ fn a_failure_during_start_up_is_restarted_quietly() {
     let decided = h.after(super::LAST_WORDS);
     assert!(told(&plan, &decided, "restarted").is_empty(), "nothing was in flight");
     let restarted = h.after(Duration::from_millis(100));
-    assert!(restarted.iter().any(|a| matches!(a, Action::Start(_, 0))), "PROCNET_RESTART stays 0: {restarted:?}");
+    assert!(restarted.iter().any(|a| matches!(a, Action::Start(_, 0, _))), "PROCNET_RESTART stays 0: {restarted:?}");
 }
 
 #[test]
@@ -478,4 +487,227 @@ fn a_hosts_replica_exit_and_signal_count_as_ours() {
     let _ = h.on(Event::Link(HostId(1), Link::Exited { id: "src.0".into(), status: KILLED }));
     let why = failure(h.after(super::LAST_WORDS));
     assert_eq!(why, "node `src.0` failed: was killed by SIGKILL; records in flight may be lost");
+}
+
+/// The replicas among `actions` told to start (name, PROCNET_RESTART, PROCNET_ATTEMPT).
+fn starts(plan: &Plan, actions: &[Action]) -> Vec<(String, u32, u32)> {
+    actions
+        .iter()
+        .filter_map(|a| match a {
+            Action::Start(r, restart, attempt) => Some((plan.get(*r).id.clone(), *restart, *attempt)),
+            _ => None,
+        })
+        .collect()
+}
+
+/// The replicas among `actions` to kill, by name.
+fn kills(plan: &Plan, actions: &[Action]) -> Vec<String> {
+    actions
+        .iter()
+        .filter_map(|a| match a {
+            Action::Kill(r) => Some(plan.get(*r).id.clone()),
+            _ => None,
+        })
+        .collect()
+}
+
+/// The names of every replica of the plan.
+fn names(plan: &Plan) -> Vec<String> {
+    plan.replicas.iter().map(|p| p.id.clone()).collect()
+}
+
+/// `keep.1` dies mid-stream in a run of [`pipeline`]`(keep)`: the actions once its fate is
+/// decided.
+fn kill_keep_1(h: &mut Harness<'_>) -> Vec<Action> {
+    let _ = h.start_all();
+    let _ = h.exit("keep.1", KILLED);
+    h.after(super::LAST_WORDS)
+}
+
+#[test]
+fn exactly_once_a_failure_mid_stream_rolls_the_whole_run_back() {
+    let t = pipeline("restart = \"on-failure\"");
+    let plan = plan_of(&t);
+    let mut h = Harness::new(&t, &plan, Members::default(), Instant::now());
+    let decided = kill_keep_1(&mut h);
+    assert!(finished_none(&decided), "{decided:?}");
+    // Every other replica of the data path is killed; nobody is told to relax its counts.
+    assert_eq!(kills(&plan, &decided), ["src.0", "keep.0", "count.0"]);
+    assert!(told(&plan, &decided, "restarted").is_empty());
+    assert!(decided.iter().any(|a| matches!(a, Action::Say(s) if s.contains("rolling the run back"))), "{decided:?}");
+    // A stale message from a recalled replica is ignored.
+    assert!(h.done("count.0", 1, 0).is_empty());
+    // Nobody starts again before every recalled replica has exited, whatever the time.
+    let _ = h.exit("src.0", KILLED);
+    let _ = h.exit("keep.0", KILLED);
+    assert!(starts(&plan, &h.after(Duration::from_secs(1))).is_empty());
+    let _ = h.exit("count.0", KILLED);
+    let restarted = h.after(Duration::from_millis(10));
+    // All start again, as a second attempt, with nothing lost (PROCNET_RESTART 0).
+    let want: Vec<(String, u32, u32)> = names(&plan).into_iter().map(|n| (n, 0, 1)).collect();
+    assert_eq!(starts(&plan, &restarted), want);
+    assert!(restarted
+        .iter()
+        .any(|a| matches!(a, Action::Say(s) if s.contains("rollback 1: every node started again"))));
+}
+
+#[test]
+fn after_a_rollback_the_run_ends_as_an_undisturbed_one_with_the_replays_counted() {
+    let t = pipeline("restart = \"on-failure\"");
+    let plan = plan_of(&t);
+    let mut h = Harness::new(&t, &plan, Members::default(), Instant::now());
+    let _ = h.start_all();
+    let _ = h.say("count.0", Message::Stats(Stats { received: 7, ..Default::default() }));
+    let _ = h.exit("keep.1", KILLED);
+    let _ = h.after(super::LAST_WORDS);
+    for n in ["src.0", "keep.0", "count.0"] {
+        let _ = h.exit(n, KILLED);
+    }
+    let _ = h.after(Duration::from_millis(100));
+    for n in names(&plan) {
+        h.attempt.insert(n, 1);
+    }
+    // The second attempt joins, and is wired and started at once, replica by replica.
+    for n in names(&plan) {
+        let hello = h.hello(&n);
+        assert_eq!(told(&plan, &hello, "wire"), std::slice::from_ref(&n));
+        assert_eq!(told(&plan, &h.ready(&n), "start"), std::slice::from_ref(&n));
+    }
+    // The counts must balance again: exactly, as in an undisturbed run.
+    let _ = h.done("src.0", 0, 2);
+    let _ = h.done("keep.0", 1, 1);
+    let _ = h.done("keep.1", 1, 0);
+    let bye = h.done("count.0", 1, 0);
+    assert_eq!(told(&plan, &bye, "bye"), names(&plan));
+    // The messages go to each process by its routing id, attempt included.
+    assert_eq!(h.run.address(h.id("count.0")), "count.0#1");
+    let mut end = Vec::new();
+    for n in names(&plan) {
+        end = h.exit(&n, 0);
+    }
+    let outcome = finished(end).expect("over").expect("a success");
+    assert!(outcome.incomplete.is_empty(), "{:?}", outcome.incomplete);
+    let count = outcome.replicas.iter().find(|r| r.id == "count.0").expect("count.0");
+    assert_eq!((count.restarts, count.replayed), (0, 7));
+    let keep = outcome.replicas.iter().find(|r| r.id == "keep.1").expect("keep.1");
+    assert_eq!(keep.restarts, 1);
+}
+
+#[test]
+fn a_message_of_an_earlier_attempt_is_stale_even_after_the_new_one_joined() {
+    let t = pipeline("restart = \"on-failure\"");
+    let plan = plan_of(&t);
+    let mut h = Harness::new(&t, &plan, Members::default(), Instant::now());
+    let _ = kill_keep_1(&mut h);
+    for n in ["src.0", "keep.0", "count.0"] {
+        let _ = h.exit(n, KILLED);
+    }
+    let _ = h.after(Duration::from_millis(100));
+    h.attempt.insert("keep.0".into(), 1);
+    let _ = h.hello("keep.0");
+    // A `ready` of attempt 0 arriving late is not the new process's.
+    h.attempt.insert("keep.0".into(), 0);
+    assert!(h.ready("keep.0").is_empty());
+    h.attempt.insert("keep.0".into(), 1);
+    assert_eq!(told(&plan, &h.ready("keep.0"), "start"), ["keep.0"]);
+}
+
+#[test]
+fn exactly_once_the_restart_matrix() {
+    // (restart option, what happens first, status) -> the failure, or None for a rollback.
+    let start_and = |keep: &str, before: &dyn Fn(&mut Harness<'_>), status: i32| -> Option<String> {
+        let t = pipeline(keep);
+        let plan = plan_of(&t);
+        let mut h = Harness::new(&t, &plan, Members::default(), Instant::now());
+        let _ = h.start_all();
+        before(&mut h);
+        let _ = h.exit("keep.0", status);
+        let decided = h.after(super::LAST_WORDS);
+        finished(decided).map(|r| r.err().map(|e| e.to_string()).unwrap_or_default())
+    };
+    let nothing = |_: &mut Harness<'_>| {};
+    assert_eq!(
+        start_and("", &nothing, STATUS_4).as_deref(),
+        Some("node `keep.0` failed: exited with status 4; records in flight may be lost"),
+        "never"
+    );
+    assert_eq!(start_and("restart = \"on-failure\"", &nothing, STATUS_4), None, "on failure");
+    // Each rollback counts against the failed replica's `max_restarts`.
+    let exhausted = |h: &mut Harness<'_>| {
+        for attempt in 1..=3 {
+            let _ = h.exit("keep.0", KILLED);
+            let _ = h.after(super::LAST_WORDS);
+            for n in ["src.0", "keep.1", "count.0"] {
+                let _ = h.exit(n, KILLED);
+            }
+            let _ = h.after(Duration::from_secs(5));
+            for n in names(h.plan) {
+                h.attempt.insert(n, attempt);
+            }
+            let _ = h.start_all();
+        }
+    };
+    assert_eq!(
+        start_and("restart = \"on-failure\"", &exhausted, STATUS_4).as_deref(),
+        Some("node `keep.0` failed: exited with status 4; gave up after 3 restarts"),
+        "max_restarts reached"
+    );
+    let stopping = |h: &mut Harness<'_>| {
+        let _ = h.on(Event::Signal(2));
+    };
+    assert_eq!(
+        start_and("restart = \"on-failure\"", &stopping, STATUS_4).as_deref(),
+        Some("node `keep.0` failed: exited with status 4; records in flight may be lost"),
+        "while stopping"
+    );
+    // After `done` but before `bye`, what it sent may not all have been read: roll back.
+    let done = |h: &mut Harness<'_>| {
+        let _ = h.done("keep.0", 1, 1);
+    };
+    assert_eq!(start_and("restart = \"on-failure\"", &done, 0), None, "after done");
+}
+
+#[test]
+fn exactly_once_a_pub_reader_rolls_back_with_its_publisher() {
+    let t = topology(
+        r#"
+        [nodes.src]
+        kind = "lines"
+        path = "Cargo.toml"
+        outputs = { out = "pub" }
+        [nodes.count]
+        kind = "tally"
+        inputs = ["src"]
+        restart = "on-failure"
+        "#,
+    );
+    let plan = plan_of(&t);
+    let mut h = Harness::new(&t, &plan, Members::default(), Instant::now());
+    let _ = h.start_all();
+    let _ = h.exit("count.0", KILLED);
+    let decided = h.after(super::LAST_WORDS);
+    assert!(finished_none(&decided), "{decided:?}");
+    assert_eq!(kills(&plan, &decided), ["src.0"]);
+}
+
+#[test]
+fn a_run_that_cannot_roll_back_says_why_and_fails_as_at_most_once() {
+    for (source, why) in [
+        ("path = \"-\"", "node `src` reads stdin, which cannot be read again"),
+        ("path = \"Cargo.toml\"\n[nodes.ext]\nexternal = true\ninputs = [\"src\"]", "node `ext` is external"),
+    ] {
+        let t = topology(&format!(
+            "[nodes.src]\nkind = \"lines\"\n{source}\n[nodes.count]\nkind = \"tally\"\ninputs = [\"src\"]\nrestart = \
+             \"on-failure\"\n"
+        ));
+        let plan = plan_of(&t);
+        let mut h = Harness::new(&t, &plan, Members::default(), Instant::now());
+        let _ = h.start_all();
+        let _ = h.exit("count.0", KILLED);
+        let decided = h.after(super::LAST_WORDS);
+        assert!(kills(&plan, &decided).is_empty(), "{decided:?}");
+        let said: Vec<&String> =
+            decided.iter().filter_map(|a| if let Action::Say(s) = a { Some(s) } else { None }).collect();
+        assert!(said.iter().any(|s| s.contains("records in flight may be lost") && s.contains(why)), "{said:?}");
+    }
 }

@@ -1,0 +1,272 @@
+//! Exact under failure (docs/guarantees.md): pipelines covering every role (a source reading a
+//! file, filters of 3 and 2 replicas, a Python node of 2, subscribers of a pub port, a tally,
+//! a sink), in which random replicas are killed with SIGKILL at random moments mid-stream.
+//! Every run must exit 0 with exactly the result of an undisturbed run, having rolled back,
+//! and leave nothing behind.
+//!
+//! The seed is printed; `PROCNET_CHAOS_SEED=S` replays a failure (which replicas, when).
+
+use std::time::{Duration, Instant};
+
+use crate::util::{environ_var, path_with_venv, procnet, read_json, root, tagged_pids, Scratch};
+
+/// xorshift64*: enough randomness to pick a replica and a moment, replayable from a seed.
+struct Dice(u64);
+
+impl Dice {
+    fn new(seed: u64) -> Dice {
+        Dice(seed.max(1))
+    }
+
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
+    }
+
+    fn below(&mut self, n: u64) -> u64 {
+        self.next() % n
+    }
+}
+
+/// `PROCNET_CHAOS_SEED`, or one from the clock; printed either way.
+fn seed(test: &str) -> u64 {
+    let seed = std::env::var("PROCNET_CHAOS_SEED").ok().and_then(|s| s.parse().ok()).unwrap_or_else(|| {
+        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).expect("clock").as_nanos() as u64
+    });
+    eprintln!("chaos {test}: seed {seed} (PROCNET_CHAOS_SEED={seed} replays it)");
+    seed
+}
+
+/// `n` JSON lines of about 150 bytes; one in three mentions "python", under 40 sites.
+fn corpus(s: &Scratch, n: usize) {
+    let mut text = String::with_capacity(n * 160);
+    for i in 0..n {
+        let word = if i % 3 == 0 { "Python" } else { "Rust" };
+        text.push_str(&format!(
+            "{{\"url\":\"https://site{}.example/page/{i}\",\"body\":\"page {i} of the corpus, about {word} and \
+             process networks, padded to a realistic length\"}}\n",
+            i % 40
+        ));
+    }
+    s.write("corpus.jsonl", &text);
+}
+
+/// What a run produced: its output files, each with its lines sorted (a sink's order depends
+/// on which replica took which batch).
+fn results(s: &Scratch, outputs: &[&str]) -> Vec<Vec<String>> {
+    outputs
+        .iter()
+        .map(|name| {
+            let text = std::fs::read_to_string(s.path(name)).unwrap_or_else(|e| panic!("read {name}: {e}"));
+            let mut lines: Vec<String> = text.lines().map(str::to_string).collect();
+            lines.sort();
+            lines
+        })
+        .collect()
+}
+
+/// The replica `id` (`name.replica`) of the run tagged `tag`, once its process exists.
+fn pid_of(tag: &str, id: &str, deadline: Instant) -> Option<u32> {
+    let (node, replica) = id.rsplit_once('.').expect("name.replica");
+    while Instant::now() < deadline {
+        let found = tagged_pids(tag).into_iter().find(|&p| {
+            environ_var(p, "PROCNET_NODE").as_deref() == Some(node)
+                && environ_var(p, "PROCNET_REPLICA").as_deref() == Some(replica)
+        });
+        if found.is_some() {
+            return found;
+        }
+        std::thread::yield_now();
+    }
+    None
+}
+
+/// Once the run tagged `tag` streams: its replica `reader`, a Rust node (a source, say),
+/// has spent 30 ms of CPU time (its start-up takes a few; no record comes before the start
+/// barrier). False at `deadline`.
+fn streaming(tag: &str, reader: &str, deadline: Instant) -> bool {
+    while Instant::now() < deadline {
+        if let Some(pid) = pid_of(tag, reader, deadline) {
+            let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+            // After the command's name: state is field 3, utime and stime fields 14 and 15.
+            let fields: Vec<&str> =
+                stat.rsplit_once(')').map(|(_, rest)| rest.split_whitespace().collect()).unwrap_or_default();
+            let ticks: u64 = fields.get(11..13).map_or(0, |t| t.iter().filter_map(|n| n.parse::<u64>().ok()).sum());
+            if ticks >= 3 {
+                return true;
+            }
+        }
+        std::thread::yield_now();
+    }
+    false
+}
+
+/// Run `toml` (in `s`, as `t.toml`) `runs` times, killing `kills` random replicas of
+/// `replicas` in each at random moments within `window` of the start; each run must exit 0
+/// with exactly the `outputs` of an undisturbed run, after one rollback per kill at least.
+#[allow(clippy::too_many_arguments)]
+fn chaos(
+    test: &str,
+    s: &Scratch,
+    toml: &str,
+    reader: &str,
+    replicas: &[&str],
+    outputs: &[&str],
+    runs: usize,
+    kills: usize,
+) {
+    let file = s.write("t.toml", toml);
+    let command = || procnet(["run".as_ref(), file.as_os_str(), "--report".as_ref(), s.path("r.json").as_os_str()]);
+    let calm = command().env("PATH", path_with_venv()).timeout(Duration::from_secs(120)).run();
+    calm.expect_code(0);
+    let want = results(s, outputs);
+    // Kills land in the first half of an undisturbed run's stream (after its start barrier).
+    let calm_report = read_json(s.path("r.json"));
+    let stream_s =
+        calm_report["elapsed_s"].as_f64().expect("elapsed") - calm_report["startup_s"].as_f64().expect("startup");
+    let window = ((stream_s * 500.0) as u64).max(20);
+    let mut dice = Dice::new(seed(test));
+    let mut hits = 0;
+    for run in 0..runs {
+        let running = command().env("PATH", path_with_venv()).timeout(Duration::from_secs(180)).start();
+        let mut killed = Vec::new();
+        let deadline = Instant::now() + Duration::from_secs(60);
+        assert!(streaming(&running.tag, reader, deadline), "run {run} of {test} never streamed");
+        let streamed = Instant::now();
+        let mut at = 0;
+        for _ in 0..kills {
+            let victim = replicas[dice.below(replicas.len() as u64) as usize];
+            at += dice.below(window / kills as u64);
+            let Some(pid) = pid_of(&running.tag, victim, deadline) else { break };
+            std::thread::sleep(Duration::from_millis(at).saturating_sub(streamed.elapsed()));
+            // SAFETY: kill(2) of a process of this test's own run.
+            if unsafe { libc::kill(pid as i32, libc::SIGKILL) } == 0 {
+                killed.push(format!("{victim} at {} ms", running.elapsed().as_millis()));
+            }
+        }
+        let ended = running.finish();
+        let what = format!("run {run} of {test}, killed {killed:?}\n--- stderr\n{}", ended.stderr);
+        assert_eq!(ended.code(), 0, "{what}");
+        assert_eq!(results(s, outputs), want, "{what}");
+        let report = read_json(s.path("r.json"));
+        let rollbacks = report["rollbacks"].as_u64().expect("rollbacks");
+        // A kill that landed after the victim was released (its stream complete) is no
+        // failure; any other rolls the run back.
+        let late = ended.stderr.contains("after its stream was complete");
+        assert!(rollbacks >= 1 || killed.is_empty() || late, "a kill mid-stream rolls the run back: {what}");
+        hits += usize::from(rollbacks >= 1);
+        eprintln!("chaos {test}: run {run}: killed {killed:?}, {rollbacks} rollback(s), exact");
+    }
+    // Most kills land mid-stream, or this test tests little.
+    assert!(hits * 2 >= runs, "only {hits} of {runs} runs of {test} rolled back");
+}
+
+const PIPELINE: &str = r#"
+    [defaults]
+    restart = "on-failure"
+    max_restarts = 5
+    [nodes.docs]
+    kind = "lines"
+    path = "corpus.jsonl"
+    format = "jsonl"
+    [nodes.wide]
+    kind = "filter"
+    inputs = ["docs"]
+    replicas = 3
+    field = "body"
+    contains = "process"
+    [nodes.narrow]
+    kind = "filter"
+    inputs = ["wide"]
+    replicas = 2
+    field = "body"
+    contains = "python"
+    ignore_case = true
+    [nodes.count]
+    kind = "tally"
+    inputs = ["narrow"]
+    by = "url"
+    by_host = true
+    output = "count.json"
+"#;
+
+#[test]
+fn a_pipeline_stays_exact_when_any_replica_is_killed() {
+    let s = Scratch::new();
+    corpus(&s, 120_000);
+    let replicas = ["docs.0", "wide.0", "wide.1", "wide.2", "narrow.0", "narrow.1", "count.0"];
+    chaos("pipeline", &s, PIPELINE, "docs.0", &replicas, &["count.json"], 14, 1);
+}
+
+#[test]
+fn a_pipeline_stays_exact_when_two_replicas_are_killed() {
+    let s = Scratch::new();
+    corpus(&s, 120_000);
+    let replicas = ["docs.0", "wide.0", "wide.1", "wide.2", "narrow.0", "narrow.1", "count.0"];
+    chaos("pipeline, two kills", &s, PIPELINE, "docs.0", &replicas, &["count.json"], 6, 2);
+}
+
+#[test]
+fn a_sink_and_subscribers_of_a_pub_port_stay_exact_when_any_replica_is_killed() {
+    let s = Scratch::new();
+    corpus(&s, 60_000);
+    let toml = r#"
+        [defaults]
+        restart = "on-failure"
+        max_restarts = 5
+        [nodes.docs]
+        kind = "lines"
+        path = "corpus.jsonl"
+        format = "jsonl"
+        outputs = { out = "pub" }
+        [nodes.keep]
+        kind = "filter"
+        inputs = ["docs"]
+        replicas = 2
+        field = "body"
+        contains = "python"
+        ignore_case = true
+        [nodes.out]
+        kind = "sink"
+        inputs = ["keep"]
+        path = "kept.jsonl"
+        [nodes.count]
+        kind = "tally"
+        inputs = ["docs"]
+        output = "count.json"
+    "#;
+    let replicas = ["docs.0", "keep.0", "keep.1", "out.0", "count.0"];
+    chaos("sink and pub/sub", &s, toml, "docs.0", &replicas, &["kept.jsonl", "count.json"], 12, 1);
+}
+
+#[test]
+fn a_python_node_stays_exact_when_any_replica_is_killed() {
+    let s = Scratch::new();
+    corpus(&s, 40_000);
+    let toml = format!(
+        r#"
+        [defaults]
+        restart = "on-failure"
+        max_restarts = 5
+        [nodes.docs]
+        kind = "lines"
+        path = "corpus.jsonl"
+        format = "jsonl"
+        [nodes.py]
+        command = ["python3", "{}", "--field", "body", "--contains", "python"]
+        inputs = ["docs"]
+        replicas = 2
+        [nodes.count]
+        kind = "tally"
+        inputs = ["py"]
+        by = "url"
+        by_host = true
+        output = "count.json"
+        "#,
+        root().join("bin/py_filter.py").display()
+    );
+    let replicas = ["docs.0", "py.0", "py.1", "count.0"];
+    chaos("python", &s, &toml, "docs.0", &replicas, &["count.json"], 8, 1);
+}
