@@ -81,8 +81,7 @@ impl Executor {
         };
         // Only the coordinator restarts (its own host's replicas), and so needs a zygote: for a
         // `fork` node that restarts on failure, or for any if a rollback restarts them all.
-        let rollback =
-            t.delivery == crate::topology::Delivery::ExactlyOnce && t.nodes.iter().any(|n| n.restart.on_failure);
+        let rollback = t.may_roll_back();
         if restarts && plan.ids().any(|r| forked_here(r) && (rollback || t.nodes[plan.get(r).node].restart.on_failure))
         {
             match Forker::fork_zygote(&exec.style) {

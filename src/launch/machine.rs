@@ -32,7 +32,7 @@ pub use replica::{Life, Progress, Replica};
 use super::link::Link;
 use super::outcome::{Outcome, ReplicaReport, RunError};
 use super::plan::{HostId, Plan, ReplicaId, Starter};
-use crate::topology::{Runner, Topology};
+use crate::topology::Topology;
 use crate::wire::{Message, Stats};
 
 /// Something that happened, for [`Run::handle`].
@@ -407,7 +407,7 @@ impl<'t> Run<'t> {
     /// them to stop (they then finish like any node).
     fn stop_idle_services(&mut self) {
         let t = self.t;
-        let is_service = |r: &Replica| matches!(&t.nodes[r.node].runner, Runner::Builtin(k) if k.is_service());
+        let is_service = |r: &Replica| t.is_service(r.node);
         if self.services_stopped || !self.replicas.iter().filter(|r| !is_service(r)).all(Replica::done) {
             return;
         }

@@ -273,22 +273,21 @@ mod tests {
     use super::*;
     use crate::launch::options::Placement;
 
-    fn cluster() -> Topology {
-        crate::launch::testing::topology(
-            r#"
-            [hosts.a]
-            address = "127.0.0.1"
-            [hosts.b]
-            address = "127.0.0.2"
-            [nodes.src]
-            kind = "lines"
-            path = "Cargo.toml"
-            host = "b"
-            [nodes.count]
-            kind = "tally"
-            inputs = ["src"]
-            host = "a"
-            "#,
+    use crate::launch::testing::cluster;
+
+    /// Host b's launcher in a run of `t` (planned as `plan`), as of `now`.
+    fn host_b<'t>(t: &'t Topology, plan: &'t Plan, now: Instant) -> Member<'t> {
+        Member::new(t, plan, 1, 1, 42, Duration::from_secs(30), "tcp://127.0.0.1:7360".into(), now)
+    }
+
+    /// The plan of host b's launcher.
+    fn plan_of_b(t: &Topology) -> Plan {
+        Plan::new(
+            t,
+            Placement::Host { host: 1, control_port: 7360 },
+            std::path::Path::new("/run/x"),
+            String::new(),
+            None,
         )
     }
 
@@ -306,10 +305,9 @@ mod tests {
     #[test]
     fn a_host_joins_reports_exits_until_taken_and_ends_with_the_coordinator() {
         let t = cluster();
-        let placement = Placement::Host { host: 1, control_port: 7360 };
-        let plan = Plan::new(&t, placement, std::path::Path::new("/run/x"), String::new(), None);
+        let plan = plan_of_b(&t);
         let now = Instant::now();
-        let mut m = Member::new(&t, &plan, 1, 1, 42, Duration::from_secs(30), "tcp://127.0.0.1:7360".into(), now);
+        let mut m = host_b(&t, &plan, now);
         let first = m.handle(now, MemberEvent::Tick);
         assert!(matches!(sent(&first)[..], [Link::Join { pid: 42, run: 1, .. }]), "{first:?}");
         let welcome = m.handle(now, MemberEvent::Link(Link::Welcome { run: 1 }));
@@ -330,10 +328,9 @@ mod tests {
     #[test]
     fn a_silent_coordinator_fails_the_host_naming_it() {
         let t = cluster();
-        let placement = Placement::Host { host: 1, control_port: 7360 };
-        let plan = Plan::new(&t, placement, std::path::Path::new("/run/x"), String::new(), None);
+        let plan = plan_of_b(&t);
         let now = Instant::now();
-        let mut m = Member::new(&t, &plan, 1, 1, 42, Duration::from_secs(30), "tcp://127.0.0.1:7360".into(), now);
+        let mut m = host_b(&t, &plan, now);
         let _ = m.handle(now, MemberEvent::Link(Link::Welcome { run: 1 }));
         assert_eq!(finish(m.handle(now + HOST_TIMEOUT, MemberEvent::Tick)), None);
         let why =
@@ -344,10 +341,9 @@ mod tests {
     #[test]
     fn a_signal_is_passed_on_once_and_a_second_kills() {
         let t = cluster();
-        let placement = Placement::Host { host: 1, control_port: 7360 };
-        let plan = Plan::new(&t, placement, std::path::Path::new("/run/x"), String::new(), None);
+        let plan = plan_of_b(&t);
         let now = Instant::now();
-        let mut m = Member::new(&t, &plan, 1, 1, 42, Duration::from_secs(30), "tcp://127.0.0.1:7360".into(), now);
+        let mut m = host_b(&t, &plan, now);
         let _ = m.handle(now, MemberEvent::Link(Link::Welcome { run: 1 }));
         let first = m.handle(now, MemberEvent::Signal(2));
         assert_eq!(sent(&first), [&Link::Interrupt { signal: 2 }]);

@@ -222,6 +222,18 @@ impl Topology {
         (0..self.nodes.len()).filter(|&n| self.nodes[n].inputs.iter().any(|i| i.node == id && i.port == port)).collect()
     }
 
+    /// Whether node `id` is a service (`serve`): it serves the other nodes, outside the data
+    /// path, and is asked to stop once they are done.
+    pub fn is_service(&self, id: NodeId) -> bool {
+        matches!(&self.nodes[id].runner, Runner::Builtin(k) if k.is_service())
+    }
+
+    /// Whether a failure may roll the run back and so start any replica again
+    /// (`delivery = "exactly-once"` and some node restarts on failure).
+    pub fn may_roll_back(&self) -> bool {
+        self.delivery == Delivery::ExactlyOnce && self.nodes.iter().any(|n| n.restart.on_failure)
+    }
+
     /// Whether node `id` reads a push port: then each of its replicas binds one PULL socket
     /// for all of them (`PROCNET_BIND`).
     pub fn binds_push_input(&self, id: NodeId) -> bool {

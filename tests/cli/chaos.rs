@@ -8,33 +8,11 @@
 
 use std::time::{Duration, Instant};
 
-use crate::util::{environ_var, path_with_venv, procnet, read_json, root, tagged_pids, Scratch};
-
-/// xorshift64*: enough randomness to pick a replica and a moment, replayable from a seed.
-struct Dice(u64);
-
-impl Dice {
-    fn new(seed: u64) -> Dice {
-        Dice(seed.max(1))
-    }
-
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
-    }
-
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n
-    }
-}
+use crate::util::{environ_var, path_with_venv, procnet, read_json, root, seed, tagged_pids, Dice, Scratch};
 
 /// `PROCNET_CHAOS_SEED`, or one from the clock; printed either way.
-fn seed(test: &str) -> u64 {
-    let seed = std::env::var("PROCNET_CHAOS_SEED").ok().and_then(|s| s.parse().ok()).unwrap_or_else(|| {
-        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).expect("clock").as_nanos() as u64
-    });
+fn chaos_seed(test: &str) -> u64 {
+    let seed = seed("PROCNET_CHAOS_SEED");
     eprintln!("chaos {test}: seed {seed} (PROCNET_CHAOS_SEED={seed} replays it)");
     seed
 }
@@ -87,16 +65,16 @@ fn pid_of(tag: &str, id: &str, deadline: Instant) -> Option<u32> {
 /// has spent 30 ms of CPU time (its start-up takes a few; no record comes before the start
 /// barrier). False at `deadline`.
 fn streaming(tag: &str, reader: &str, deadline: Instant) -> bool {
+    let Some(pid) = pid_of(tag, reader, deadline) else { return false };
     while Instant::now() < deadline {
-        if let Some(pid) = pid_of(tag, reader, deadline) {
-            let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-            // After the command's name: state is field 3, utime and stime fields 14 and 15.
-            let fields: Vec<&str> =
-                stat.rsplit_once(')').map(|(_, rest)| rest.split_whitespace().collect()).unwrap_or_default();
-            let ticks: u64 = fields.get(11..13).map_or(0, |t| t.iter().filter_map(|n| n.parse::<u64>().ok()).sum());
-            if ticks >= 3 {
-                return true;
-            }
+        // Gone already: it read its whole input (or failed, which the run's status tells).
+        let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else { return true };
+        // After the command's name: state is field 3, utime and stime fields 14 and 15.
+        let fields: Vec<&str> =
+            stat.rsplit_once(')').map(|(_, rest)| rest.split_whitespace().collect()).unwrap_or_default();
+        let ticks: u64 = fields.get(11..13).map_or(0, |t| t.iter().filter_map(|n| n.parse::<u64>().ok()).sum());
+        if ticks >= 3 {
+            return true;
         }
         std::thread::yield_now();
     }
@@ -127,7 +105,7 @@ fn chaos(
     let stream_s =
         calm_report["elapsed_s"].as_f64().expect("elapsed") - calm_report["startup_s"].as_f64().expect("startup");
     let window = ((stream_s * 500.0) as u64).max(20);
-    let mut dice = Dice::new(seed(test));
+    let mut dice = Dice::new(chaos_seed(test));
     let mut hits = 0;
     for run in 0..runs {
         let running = command().env("PATH", path_with_venv()).timeout(Duration::from_secs(180)).start();
@@ -192,20 +170,21 @@ const PIPELINE: &str = r#"
     output = "count.json"
 "#;
 
+/// The replicas of [`PIPELINE`].
+const PIPELINE_REPLICAS: [&str; 7] = ["docs.0", "wide.0", "wide.1", "wide.2", "narrow.0", "narrow.1", "count.0"];
+
 #[test]
 fn a_pipeline_stays_exact_when_any_replica_is_killed() {
     let s = Scratch::new();
     corpus(&s, 120_000);
-    let replicas = ["docs.0", "wide.0", "wide.1", "wide.2", "narrow.0", "narrow.1", "count.0"];
-    chaos("pipeline", &s, PIPELINE, "docs.0", &replicas, &["count.json"], 14, 1);
+    chaos("pipeline", &s, PIPELINE, "docs.0", &PIPELINE_REPLICAS, &["count.json"], 14, 1);
 }
 
 #[test]
 fn a_pipeline_stays_exact_when_two_replicas_are_killed() {
     let s = Scratch::new();
     corpus(&s, 120_000);
-    let replicas = ["docs.0", "wide.0", "wide.1", "wide.2", "narrow.0", "narrow.1", "count.0"];
-    chaos("pipeline, two kills", &s, PIPELINE, "docs.0", &replicas, &["count.json"], 6, 2);
+    chaos("pipeline, two kills", &s, PIPELINE, "docs.0", &PIPELINE_REPLICAS, &["count.json"], 6, 2);
 }
 
 #[test]

@@ -11,17 +11,21 @@
 mod util {
     pub mod control;
     pub mod data;
+    pub mod dice;
     pub mod harness;
     pub mod http;
     pub mod os;
     pub mod scratch;
+    pub mod seed;
     pub mod venv;
 
     pub use control::*;
     pub use data::*;
+    pub use dice::*;
     pub use harness::*;
     pub use os::*;
     pub use scratch::*;
+    pub use seed::*;
     pub use venv::*;
 }
 

@@ -190,19 +190,11 @@ fn the_minimal_node_of_the_protocol_document_runs_exactly() {
 /// patterns (seed printed), plus the edges of the plain and exponent forms.
 #[test]
 fn rust_and_python_write_the_same_json_text_for_floats() {
-    let seed: u64 = std::env::var("PROCNET_FUZZ_SEED").ok().and_then(|s| s.parse().ok()).unwrap_or_else(|| {
-        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(1, |d| d.as_nanos() as u64)
-    });
+    let seed = util::seed("PROCNET_FUZZ_SEED");
     eprintln!("json text of floats: seed {seed}");
-    let mut x = seed | 1;
-    let mut next = || {
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
-        x
-    };
-    let mut floats: Vec<f64> = (0..20_000).map(|_| f64::from_bits(next())).collect();
-    floats.extend((0..2_000).map(|i| (next() % 1000) as f64 * 10f64.powi(i % 40 - 20)));
+    let mut dice = util::Dice::new(seed);
+    let mut floats: Vec<f64> = (0..20_000).map(|_| f64::from_bits(dice.next())).collect();
+    floats.extend((0..2_000).map(|i| dice.below(1000) as f64 * 10f64.powi(i % 40 - 20)));
     floats.extend([1e-5, 1e16, 9.999999999999998e15, 1e-4, 0.0, -0.0, 5e-324, f64::MAX, f64::NAN, f64::INFINITY]);
     let input: String = floats.iter().map(|f| format!("{:016x}\n", f.to_bits())).collect();
     let script = "import struct, sys\nfrom procnet.wire import text_of\nfor line in sys.stdin:\n    \

@@ -11,6 +11,7 @@
 mod util {
     pub mod fuzz;
     pub mod golden;
+    pub mod seed;
 }
 
 mod fuzz_json;

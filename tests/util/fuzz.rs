@@ -18,10 +18,7 @@ use proptest::test_runner::{Config, RngAlgorithm, TestCaseError, TestRng, TestRu
 /// `PROCNET_FUZZ_SEED` (else one from the clock), announced on stderr.
 pub fn runner(target: &str, default_cases: u32) -> TestRunner {
     let cases = std::env::var("PROCNET_FUZZ_CASES").ok().and_then(|c| c.parse().ok()).unwrap_or(default_cases);
-    let seed = std::env::var("PROCNET_FUZZ_SEED").ok().and_then(|s| s.parse().ok()).unwrap_or_else(|| {
-        let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).expect("after 1970");
-        now.as_nanos() as u64
-    });
+    let seed = super::seed::seed("PROCNET_FUZZ_SEED");
     eprintln!("fuzz {target}: {cases} inputs, seed {seed}");
     let mut bytes = [0u8; 32];
     for (i, chunk) in bytes.chunks_mut(8).enumerate() {

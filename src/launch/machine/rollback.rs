@@ -22,7 +22,7 @@ pub fn blocker(t: &Topology, plan: &Plan) -> Option<String> {
     }
     for p in &plan.replicas {
         let node = &t.nodes[p.node];
-        if is_service(t, p.node) {
+        if t.is_service(p.node) {
             continue;
         }
         match p.starter {
@@ -48,11 +48,6 @@ pub fn blocker(t: &Topology, plan: &Plan) -> Option<String> {
         }
     }
     None
-}
-
-/// Whether node `n` is a service (it serves the others, outside the data path).
-pub fn is_service(t: &Topology, n: crate::topology::NodeId) -> bool {
-    matches!(&t.nodes[n].runner, Runner::Builtin(k) if k.is_service())
 }
 
 impl Run<'_> {
@@ -81,7 +76,7 @@ impl Run<'_> {
         self.say(text);
         let resume_at = self.resume_at;
         for d in self.plan.ids() {
-            if is_service(t, self.replica(d).node) {
+            if t.is_service(self.replica(d).node) {
                 continue;
             }
             let replica = self.replica_mut(d);

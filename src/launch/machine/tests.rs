@@ -9,7 +9,7 @@ use crate::launch::link::{Link, HOST_TIMEOUT};
 use crate::launch::options::Placement;
 use crate::launch::outcome::{Outcome, RunError};
 use crate::launch::plan::{HostId, Plan, ReplicaId};
-use crate::launch::testing::topology;
+use crate::launch::testing::{cluster, topology};
 use crate::topology::Topology;
 use crate::wire::{Message, Stats};
 
@@ -252,6 +252,18 @@ fn at_most_once_restarts_one_replica_mid_stream_with_notices_both_ways() {
     assert_eq!(told(&plan, &ready, "resend"), ["src.0"]);
 }
 
+/// In a started run of `t`, `before` happens, then `keep.0` exits with `status`: the run's
+/// error once that is decided (empty for a success), or None if the run goes on.
+fn fate_of_keep_0(t: &Topology, before: &dyn Fn(&mut Harness<'_>), status: i32) -> Option<String> {
+    let plan = plan_of(t);
+    let mut h = Harness::new(t, &plan, Members::default(), Instant::now());
+    let _ = h.start_all();
+    before(&mut h);
+    let _ = h.exit("keep.0", status);
+    let decided = h.after(super::LAST_WORDS);
+    finished(decided).map(|r| r.err().map(|e| e.to_string()).unwrap_or_default())
+}
+
 fn finished_none(actions: &[Action]) -> bool {
     !actions.iter().any(|a| matches!(a, Action::Finish(_)))
 }
@@ -259,15 +271,8 @@ fn finished_none(actions: &[Action]) -> bool {
 #[test]
 fn the_restart_matrix_at_most_once() {
     // (restart option, what happens first, status) -> the failure, or None for a restart.
-    let start_and = |keep: &str, before: &dyn Fn(&mut Harness<'_>), status: i32| -> Option<String> {
-        let t = pipeline_at_most_once(keep);
-        let plan = plan_of(&t);
-        let mut h = Harness::new(&t, &plan, Members::default(), Instant::now());
-        let _ = h.start_all();
-        before(&mut h);
-        let _ = h.exit("keep.0", status);
-        let decided = h.after(super::LAST_WORDS);
-        finished(decided).map(|r| r.err().map(|e| e.to_string()).unwrap_or_default())
+    let start_and = |keep: &str, before: &dyn Fn(&mut Harness<'_>), status: i32| {
+        fate_of_keep_0(&pipeline_at_most_once(keep), before, status)
     };
     let nothing = |_: &mut Harness<'_>| {};
     assert_eq!(
@@ -406,28 +411,6 @@ fn the_start_up_timeout_names_who_is_not_ready() {
     let _ = h.ready("src.0");
     let why = failure(h.after(Duration::from_secs(31)));
     assert!(why.starts_with("nodes did not join the network within 30 s: keep.0, keep.1, count.0"), "{why}");
-}
-
-/// Three hosts, the tally on c; this launcher coordinates (host a).
-fn cluster() -> Topology {
-    topology(
-        r#"
-        [hosts.a]
-        address = "127.0.0.1"
-        [hosts.b]
-        address = "127.0.0.2"
-        [hosts.c]
-        address = "127.0.0.3"
-        [nodes.src]
-        kind = "lines"
-        path = "Cargo.toml"
-        host = "b"
-        [nodes.count]
-        kind = "tally"
-        inputs = ["src"]
-        host = "c"
-        "#,
-    )
 }
 
 fn join(t: &Topology, host: &str, pid: u32) -> Link {
@@ -615,16 +598,8 @@ fn a_message_of_an_earlier_attempt_is_stale_even_after_the_new_one_joined() {
 #[test]
 fn exactly_once_the_restart_matrix() {
     // (restart option, what happens first, status) -> the failure, or None for a rollback.
-    let start_and = |keep: &str, before: &dyn Fn(&mut Harness<'_>), status: i32| -> Option<String> {
-        let t = pipeline(keep);
-        let plan = plan_of(&t);
-        let mut h = Harness::new(&t, &plan, Members::default(), Instant::now());
-        let _ = h.start_all();
-        before(&mut h);
-        let _ = h.exit("keep.0", status);
-        let decided = h.after(super::LAST_WORDS);
-        finished(decided).map(|r| r.err().map(|e| e.to_string()).unwrap_or_default())
-    };
+    let start_and =
+        |keep: &str, before: &dyn Fn(&mut Harness<'_>), status: i32| fate_of_keep_0(&pipeline(keep), before, status);
     let nothing = |_: &mut Harness<'_>| {};
     assert_eq!(
         start_and("", &nothing, STATUS_4).as_deref(),
