@@ -9,7 +9,7 @@ VENV := target/venv
 PYTHON := $(VENV)/bin/python
 
 .DEFAULT_GOAL := help
-.PHONY: help build release venv run-topology test test-python fuzz lint fmt check-topologies bench bench-pipeline bench-startup bench-report clean
+.PHONY: help build release venv run-topology test test-python fuzz chaos lint fmt check-topologies bench bench-pipeline bench-startup bench-report clean
 
 help: ## List the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  make %-18s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -73,6 +73,12 @@ fmt: ## Format the code
 
 check-topologies: build ## Validate every topology under topologies/
 	@for f in topologies/*.toml; do target/debug/procnet check $$f > /dev/null || exit 1; echo "ok $$f"; done
+
+# The chaos soak: one replica killed at a random moment in each of KILLS runs, every role and
+# start method; every run must be exact. Fills docs/guarantees.md's chaos table.
+KILLS ?= 500
+chaos: release venv ## Chaos soak, ~10 min: KILLS (500) runs, each with a replica killed mid-stream; table in docs/guarantees.md
+	python3 tests/soak/chaos.py --kills $(KILLS)
 
 # The three benchmarks, timed together; then report.py copies their tables (target/bench/*.md)
 # and the machine's description into docs/benchmarks.md, between its generated markers.

@@ -114,6 +114,12 @@ pub struct Run<'t> {
     rollbacks: u32,
     /// Whether a rollback is under way: its replicas are exiting or starting again.
     rolling_back: bool,
+    /// Since a failure that rolled the run back (when its exit was seen, into the run), until
+    /// every replica of the data path is started again.
+    recovering: Option<Duration>,
+    /// How long each recovery took: from the failed replica's exit to every replica of the
+    /// data path started again.
+    recoveries: Vec<Duration>,
     /// When the replicas of a rollback start again, once every one of them has exited.
     resume_at: Instant,
     /// When the event being handled happened.
@@ -142,6 +148,8 @@ impl<'t> Run<'t> {
             no_rollback: rollback::blocker(t, plan),
             rollbacks: 0,
             rolling_back: false,
+            recovering: None,
+            recoveries: Vec::new(),
             resume_at: now,
             now,
             actions: Vec::new(),
@@ -450,6 +458,7 @@ impl<'t> Run<'t> {
             incomplete: self.incomplete.clone(),
             unreceived: self.unreceived.clone(),
             rollbacks: self.rollbacks,
+            recoveries: self.recoveries.clone(),
         }
     }
 }

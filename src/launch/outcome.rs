@@ -46,6 +46,9 @@ pub struct Outcome {
     pub unreceived: Vec<String>,
     /// How many times the run rolled back after a failure (docs/guarantees.md).
     pub rollbacks: u32,
+    /// How long each rollback took to recover: from the failed replica's exit to every
+    /// replica of the data path started again.
+    pub recoveries: Vec<Duration>,
 }
 
 impl Outcome {

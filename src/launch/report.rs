@@ -3,6 +3,8 @@
 //! with `--repeat K`, one entry (JSON) or one group of rows (CSV) per run, so runs of
 //! different placements, replica counts and start methods can be compared.
 
+use std::time::Duration;
+
 use serde::Serialize;
 
 use super::outcome::Outcome;
@@ -19,6 +21,9 @@ struct Report<'a> {
     incomplete: &'a [String],
     /// How many times the run rolled back after a failure (and every node started again).
     rollbacks: u32,
+    /// For each rollback, seconds from the failed replica's exit to every replica started
+    /// again.
+    recovery_s: Vec<f64>,
     nodes: Vec<NodeLine<'a>>,
     replicas: Vec<Replica<'a>>,
 }
@@ -170,6 +175,7 @@ fn report<'a>(topology: &'a Topology, outcome: &'a Outcome) -> Report<'a> {
         records_dropped: outcome.replicas.iter().map(|r| r.stats.dropped).sum(),
         incomplete: &outcome.incomplete,
         rollbacks: outcome.rollbacks,
+        recovery_s: outcome.recoveries.iter().map(Duration::as_secs_f64).collect(),
         nodes: node_lines(topology, outcome),
         replicas,
     }

@@ -77,15 +77,18 @@ impl Run<'_> {
         let mid_stream = self.ready_at.is_some() && !reported_done;
         let restartable = policy.on_failure && self.stopping.is_none() && !reported_done && replica.own();
         let fail = |cause: String| Err(RunError::NodeFailed { id: id.clone(), cause });
-        // Exactly once: the run rolls back, every replica of the data path starts again.
-        let rollback = (mid_stream || (reported_done && !replica.released())) && self.ready_at.is_some();
+        // Exactly once: the run rolls back, every replica of the data path starts again; so
+        // does a failure in start-up once the replicas were wired to each other: a replacement
+        // on the same endpoints would wait for subscriptions forever, since libzmq's SUB
+        // sockets do not subscribe again to a restarted XPUB.
+        let rollback = (self.ready_at.is_some() && !replica.released()) || (self.ready_at.is_none() && self.wired);
         if rollback && self.no_rollback.is_none() && policy.on_failure && self.stopping.is_none() && replica.own() {
             if restarts >= policy.max_restarts {
                 self.replica_mut(r).life = Life::Exited { status, at };
                 let n = policy.max_restarts;
                 return fail(format!("{how}; gave up after {n} restart{}", if n == 1 { "" } else { "s" }));
             }
-            self.roll_back(now, r, &how);
+            self.roll_back(now, r, at, &how);
             return Ok(());
         }
         if mid_stream && restartable && t.reads_pub(node) {

@@ -173,6 +173,7 @@ impl Run<'_> {
             // predecessor took them.
             self.replica_mut(r).progress = Progress::Started;
             self.tell(r, Message::Start);
+            self.recovered(self.now);
             if self.stopping.is_some() {
                 // Restarted while the run stops: it stops like the others did.
                 self.tell(r, Message::Stop);
@@ -199,6 +200,8 @@ impl Run<'_> {
                 }
                 self.tell(w, Message::Start);
             }
+            // After a rollback in start-up, the first start ends the recovery.
+            self.recovered(self.now);
             self.stop_idle_services();
         }
     }

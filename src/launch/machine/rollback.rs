@@ -5,7 +5,7 @@
 //! sinks write their partial files anew. Nothing of the abandoned attempt reaches a result,
 //! so the run ends exactly as an undisturbed one would, or fails naming why it could not.
 
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use super::replica::{Life, Progress};
 use super::Run;
@@ -51,11 +51,29 @@ pub fn blocker(t: &Topology, plan: &Plan) -> Option<String> {
 }
 
 impl Run<'_> {
-    /// Replica `r` failed mid-stream (`how`): roll the run back.
-    pub(super) fn roll_back(&mut self, now: Instant, r: ReplicaId, how: &str) {
+    /// Once every replica of the data path was told `start` again after a rollback: the
+    /// recovery is over, and how long it took is kept for the report.
+    pub(super) fn recovered(&mut self, now: Instant) {
+        let t = self.t;
+        let Some(exited) = self.recovering else { return };
+        if self
+            .replicas
+            .iter()
+            .all(|r| t.is_service(r.node) || matches!(r.progress, Progress::Started | Progress::Done(_)))
+        {
+            self.recovering = None;
+            self.recoveries.push(now.duration_since(self.started).saturating_sub(exited));
+        }
+    }
+
+    /// Replica `r` failed mid-stream (`how`; its exit was seen `exited` into the run): roll
+    /// the run back.
+    pub(super) fn roll_back(&mut self, now: Instant, r: ReplicaId, exited: Duration, how: &str) {
         let t = self.t;
         self.rollbacks += 1;
         self.rolling_back = true;
+        // Two failures in one rollback: its recovery counts from the first.
+        self.recovering.get_or_insert(exited);
         let failed = self.replica_mut(r);
         failed.restarts += 1;
         let delay = Restart::backoff(failed.restarts);

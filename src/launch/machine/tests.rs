@@ -570,6 +570,8 @@ fn after_a_rollback_the_run_ends_as_an_undisturbed_one_with_the_replays_counted(
     }
     let outcome = finished(end).expect("over").expect("a success");
     assert!(outcome.incomplete.is_empty(), "{:?}", outcome.incomplete);
+    // From the exit to every replica started again: its last words, then the backoff.
+    assert_eq!(outcome.recoveries, [super::LAST_WORDS + Duration::from_millis(100)]);
     let count = outcome.replicas.iter().find(|r| r.id == "count.0").expect("count.0");
     assert_eq!((count.restarts, count.replayed), (0, 7));
     let keep = outcome.replicas.iter().find(|r| r.id == "keep.1").expect("keep.1");
@@ -685,4 +687,39 @@ fn a_run_that_cannot_roll_back_says_why_and_fails_as_at_most_once() {
             decided.iter().filter_map(|a| if let Action::Say(s) = a { Some(s) } else { None }).collect();
         assert!(said.iter().any(|s| s.contains("records in flight may be lost") && s.contains(why)), "{said:?}");
     }
+}
+
+#[test]
+fn a_failure_in_start_up_after_wire_rolls_back_so_that_subscribers_join_again() {
+    let t = topology(
+        r#"
+        [nodes.src]
+        kind = "lines"
+        path = "Cargo.toml"
+        outputs = { out = "pub" }
+        restart = "on-failure"
+        [nodes.count]
+        kind = "tally"
+        inputs = ["src"]
+        "#,
+    );
+    let plan = plan_of(&t);
+    let mut h = Harness::new(&t, &plan, Members::default(), Instant::now());
+    let _ = h.hello("src.0");
+    let wired = h.hello("count.0");
+    assert_eq!(told(&plan, &wired, "wire"), ["src.0", "count.0"]);
+    let _ = h.exit("src.0", KILLED);
+    let decided = h.after(super::LAST_WORDS);
+    // Its subscriber would not subscribe again to a replacement: both start again.
+    assert_eq!(kills(&plan, &decided), ["count.0"]);
+    let _ = h.exit("count.0", KILLED);
+    let restarted = h.after(Duration::from_millis(100));
+    assert_eq!(starts(&plan, &restarted), [("src.0".to_string(), 0, 1), ("count.0".to_string(), 0, 1)]);
+    for n in ["src.0", "count.0"] {
+        h.attempt.insert(n.into(), 1);
+        let _ = h.hello(n);
+    }
+    let _ = h.ready("src.0");
+    let start = h.ready("count.0");
+    assert_eq!(told(&plan, &start, "start"), ["src.0", "count.0"]);
 }
