@@ -294,7 +294,7 @@ def main():
     d = OUT / "work"
     d.mkdir(exist_ok=True)
     corpus(d / "corpus.jsonl", args.docs)
-    corpus(d / "small.jsonl", max(args.docs // 10, 1000))
+    corpus(d / "small.jsonl", max(args.docs // 4, 1000))
     soak = Soak(Path(args.binary), seed)
     started = time.monotonic()
     runs = []

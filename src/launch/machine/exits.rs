@@ -32,16 +32,8 @@ impl Run<'_> {
             return Ok(());
         }
         if replica.released() && can_roll_back {
-            // After `bye`: every edge balanced and its outputs were synced before `done`, so
-            // the result is whole; the run says what happened and goes on.
-            replica.life = Life::Exited { status, at };
-            let text = format!(
-                "node `{}` {} after its stream was complete; the result is whole",
-                replica.id,
-                crate::launch::status::describe_status(status)
-            );
-            self.say(text);
-            return Ok(());
+            // Its stream was complete: nothing its last words could change.
+            return self.decide_exit(now, r, status, at, None);
         }
         match replica.failed.take() {
             Some(error) => self.decide_exit(now, r, status, at, Some(error)),
@@ -63,6 +55,19 @@ impl Run<'_> {
     ) -> Result<(), RunError> {
         let t = self.t;
         let replica = self.replica(r);
+        if replica.released() && self.no_rollback.is_none() {
+            // Released (`bye`), also while its last words were awaited: every edge balanced
+            // and its outputs were synced before `done`, so the result is whole; the run says
+            // what happened and goes on.
+            let text = format!(
+                "node `{}` {} after its stream was complete; the result is whole",
+                replica.id,
+                crate::launch::status::describe_status(status)
+            );
+            self.replica_mut(r).life = Life::Exited { status, at };
+            self.say(text);
+            return Ok(());
+        }
         let how = match (&failed, status == 0, &replica.progress) {
             (Some(error), _, _) => error.clone(),
             (None, true, Progress::Done(_)) => "exited before the launcher's `bye`".to_string(),

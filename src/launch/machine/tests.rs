@@ -723,3 +723,30 @@ fn a_failure_in_start_up_after_wire_rolls_back_so_that_subscribers_join_again() 
     let start = h.ready("count.0");
     assert_eq!(told(&plan, &start, "start"), ["src.0", "count.0"]);
 }
+
+#[test]
+fn a_replica_released_while_its_last_words_are_awaited_leaves_the_result_whole() {
+    let t = pipeline("restart = \"on-failure\"");
+    let plan = plan_of(&t);
+    let mut h = Harness::new(&t, &plan, Members::default(), Instant::now());
+    let _ = h.start_all();
+    let _ = h.done("src.0", 0, 2);
+    let _ = h.done("keep.0", 1, 1);
+    let _ = h.done("keep.1", 1, 0);
+    // keep.1 is killed after its `done`, before `bye`: its fate waits for its last words...
+    assert!(finished(h.exit("keep.1", KILLED)).is_none());
+    // ...meanwhile every replica is done and every edge balances: all are released.
+    let bye = h.done("count.0", 1, 0);
+    assert_eq!(told(&plan, &bye, "bye"), names(&plan));
+    let decided = h.after(super::LAST_WORDS);
+    assert!(kills(&plan, &decided).is_empty(), "{decided:?}");
+    assert!(
+        decided.iter().any(|a| matches!(a, Action::Say(s) if s.contains("after its stream was complete"))),
+        "{decided:?}"
+    );
+    let mut end = Vec::new();
+    for n in ["src.0", "keep.0", "count.0"] {
+        end = h.exit(n, 0);
+    }
+    assert!(finished(end).expect("over").is_ok());
+}
