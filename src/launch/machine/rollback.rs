@@ -30,11 +30,14 @@ pub fn blocker(t: &Topology, plan: &Plan) -> Option<String> {
             Starter::External { .. } => {
                 return Some(format!("node `{}` is external: procnet cannot start it again", node.name))
             }
-            Starter::Host(_) | Starter::Engine => {
+            Starter::Host(_) => {
                 return Some(format!(
                     "node `{}` runs on another host, and a run over several hosts does not roll back yet",
                     node.name
                 ))
+            }
+            Starter::Engine => {
+                return Some(format!("node `{}` is started by another engine (`--coordinate`)", node.name))
             }
         }
         match &node.runner {
@@ -84,12 +87,11 @@ impl Run<'_> {
         let max = t.nodes[failed.node].restart.max_restarts;
         let text = format!(
             "node `{}` {how}; rolling the run back: every node starts again from the beginning in {} ms (rollback {}; \
-             restart {} of {max} of `{}`)",
+             restart {} of {max})",
             failed.id,
             delay.as_millis(),
             self.rollbacks,
             failed.restarts,
-            failed.id
         );
         self.say(text);
         let resume_at = self.resume_at;
