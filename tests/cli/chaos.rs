@@ -61,6 +61,12 @@ fn pid_of(tag: &str, id: &str, deadline: Instant) -> Option<u32> {
     None
 }
 
+/// Whether process `pid` exists and has not exited (a zombie has).
+fn running_process(pid: u32) -> bool {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    stat.rsplit_once(')').and_then(|(_, rest)| rest.split_whitespace().next()).is_some_and(|state| state != "Z")
+}
+
 /// Once the run tagged `tag` streams: its replica `reader`, a Rust node (a source, say),
 /// has spent 30 ms of CPU time (its start-up takes a few; no record comes before the start
 /// barrier). False at `deadline`.
@@ -119,6 +125,10 @@ fn chaos(
             at += dice.below(window / kills as u64);
             let Some(pid) = pid_of(&running.tag, victim, deadline) else { break };
             std::thread::sleep(Duration::from_millis(at).saturating_sub(streamed.elapsed()));
+            // An exited replica not yet reaped (a zombie) takes the signal too, without effect.
+            if !running_process(pid) {
+                continue;
+            }
             // SAFETY: kill(2) of a process of this test's own run.
             if unsafe { libc::kill(pid as i32, libc::SIGKILL) } == 0 {
                 killed.push(format!("{victim} at {} ms", running.elapsed().as_millis()));

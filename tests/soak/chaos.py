@@ -216,7 +216,13 @@ class Soak:
                 at = time.monotonic() + self.rng.uniform(*window)
                 pid = pid_of(tag, victim, time.monotonic() + 60)
                 time.sleep(max(0.0, at - time.monotonic()))
-                if pid:
+                # An exited replica not yet reaped (a zombie) takes the signal without effect.
+                state = ""
+                try:
+                    state = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()[0] if pid else ""
+                except OSError:
+                    pass
+                if pid and state not in ("", "Z"):
                     try:
                         os.kill(pid, signal.SIGKILL)
                         killed = victim
