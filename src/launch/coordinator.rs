@@ -181,10 +181,12 @@ impl<'t> Coordinator<'t> {
         None
     }
 
-    /// Start replica `r`, which reaches the control socket here (its ipc endpoint).
+    /// Start replica `r`, which reaches the control socket here (its ipc endpoint), binding
+    /// where its first process bound.
     fn start(&mut self, r: ReplicaId, restart: u32, attempt: u32) -> Result<(), RunError> {
         debug_assert_eq!(self.plan.get(r).starter, Starter::Here);
-        let identity = self.plan.identity(self.t, r, &self.plan.control, restart, attempt);
+        let mut identity = self.plan.identity(self.t, r, &self.plan.control, restart, attempt);
+        (identity.bind, identity.pub_ports) = self.machine().binds(r);
         self.exec.start(self.t, self.plan, r, &identity)
     }
 

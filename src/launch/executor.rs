@@ -79,8 +79,8 @@ impl Executor {
             let p = plan.get(r);
             p.starter == Starter::Here && t.nodes[p.node].start == StartMethod::Fork
         };
-        // Only the coordinator restarts (its own host's replicas), and so needs a zygote: for a
-        // `fork` node that restarts on failure, or for any if a rollback restarts them all.
+        // A launcher that restarts its replicas needs a zygote: for a `fork` node that restarts
+        // on failure, or for any if a rollback restarts them all (on every host).
         let rollback = t.may_roll_back();
         if restarts && plan.ids().any(|r| forked_here(r) && (rollback || t.nodes[plan.get(r).node].restart.on_failure))
         {

@@ -37,7 +37,9 @@ pub fn join(t: &Topology, opts: &RunOptions) -> Result<u8, RunError> {
     let dir = super::os::run_dir()?;
     let plan = Plan::new(t, opts.placement, dir.path(), endpoint.clone(), access.secret.clone());
     let width = plan.replicas.iter().map(|r| r.id.len()).max().unwrap_or(0);
-    let mut exec = Executor::fork_phase(t, &plan, Style::detect(width), false)?;
+    // A rollback starts this host's replicas again (`fork` ones from a zygote); only the
+    // coordinator restarts a replica alone.
+    let mut exec = Executor::fork_phase(t, &plan, Style::detect(width), t.may_roll_back())?;
     let ctx = zmq::Context::new();
     let result = drive(t, opts, &plan, &mut exec, &ctx, host, &endpoint, &access, started);
     exec.kill_and_reap();
@@ -139,7 +141,15 @@ fn drive(
             member.watched().filter(|&(_, pid)| !process_alive(pid as libc::pid_t)).map(|(id, _)| id.clone()).collect();
         events.extend(gone.into_iter().map(MemberEvent::Gone));
         events.push(MemberEvent::Tick);
-        if let Some(end) = events.into_iter().find_map(|e| apply(t, &control, member.handle(Instant::now(), e))) {
+        let mut end = None;
+        for e in events {
+            let actions = member.handle(Instant::now(), e);
+            end = apply(t, plan, exec, endpoint, &control, actions);
+            if end.is_some() {
+                break;
+            }
+        }
+        if let Some(end) = end {
             break end;
         }
     };
@@ -152,10 +162,26 @@ fn drive(
     result
 }
 
-/// Apply a joining host's actions; its end, if one of them is.
-fn apply(t: &Topology, control: &Control, actions: Vec<MemberAction>) -> Option<Result<u8, RunError>> {
+/// Apply a joining host's actions (its replicas reach the coordinator at `endpoint`); its
+/// end, if one of them is.
+fn apply(
+    t: &Topology,
+    plan: &Plan,
+    exec: &mut Executor,
+    endpoint: &str,
+    control: &Control,
+    actions: Vec<MemberAction>,
+) -> Option<Result<u8, RunError>> {
     for action in actions {
         match action {
+            MemberAction::Start { replica, restart, attempt, bind, pub_ports } => {
+                let mut identity = plan.identity(t, replica, endpoint, restart, attempt);
+                (identity.bind, identity.pub_ports) = (bind, pub_ports);
+                if let Err(e) = exec.start(t, plan, replica, &identity) {
+                    return Some(Err(e));
+                }
+            }
+            MemberAction::Kill(r) => exec.kill(r),
             MemberAction::Send(msg) => {
                 if msg == Link::Ended {
                     control.linger();

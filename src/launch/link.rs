@@ -59,6 +59,33 @@ pub enum Link {
         id: String,
         /// The raw `waitpid` status.
         status: i32,
+        /// Which of its processes ended (0 for the first; a rollback starts the next).
+        #[serde(default)]
+        attempt: u32,
+    },
+    /// Coordinator -> host: start attempt `attempt` of one of its replicas (a rollback), as
+    /// it would have started it, binding where the replica's first process bound (its peers
+    /// reconnect there). Sent with every heartbeat until the replica says `hello`: a host
+    /// starts each attempt once.
+    Start {
+        /// `name.replica`.
+        id: String,
+        /// Its restarts mid-stream (`PROCNET_RESTART`).
+        restart: u32,
+        /// Its attempt (`PROCNET_ATTEMPT`).
+        attempt: u32,
+        /// Where it binds its input.
+        bind: Option<String>,
+        /// Where it binds its pub ports, by port.
+        pub_ports: std::collections::BTreeMap<String, String>,
+    },
+    /// Coordinator -> host: kill attempt `attempt` of one of its replicas now (a rollback);
+    /// its exit is reported as any other. Sent with every heartbeat until the exit arrives.
+    Kill {
+        /// `name.replica`.
+        id: String,
+        /// The attempt to kill: a later one is left alone.
+        attempt: u32,
     },
     /// Host -> coordinator: the host's launcher got SIGINT or SIGTERM; stop the run
     /// gracefully, as if the coordinator had.
@@ -123,7 +150,15 @@ mod tests {
             Link::Join { host: "b".into(), topology: "cluster".into(), version: "0.1.0".into(), pid: 42, run: 1 },
             Link::Welcome { run: 2 },
             Link::Beat,
-            Link::Exited { id: "python.1".into(), status: 256 },
+            Link::Exited { id: "python.1".into(), status: 256, attempt: 2 },
+            Link::Start {
+                id: "keep.1".into(),
+                restart: 1,
+                attempt: 1,
+                bind: Some("tcp://127.0.0.2:40123".into()),
+                pub_ports: [("out".to_string(), "tcp://127.0.0.2:40124".to_string())].into(),
+            },
+            Link::Kill { id: "keep.1".into(), attempt: 0 },
             Link::Interrupt { signal: 2 },
             Link::Watch { id: "ext.0".into(), pid: 4242 },
             Link::End { code: 1, error: Some("node `x.0` failed".into()), run: 1 },

@@ -157,12 +157,17 @@ impl<'t> Run<'t> {
         }
     }
 
-    /// The first actions: start every replica this launcher starts.
+    /// The first actions: start every replica this launcher starts (another host's launcher
+    /// starts its own first processes unasked).
     #[must_use]
     pub fn begin(&mut self, now: Instant) -> Vec<Action> {
         self.now = now;
         for r in self.plan.ids() {
-            if self.replica(r).own() {
+            let replica = self.replica_mut(r);
+            if matches!(replica.starter, Starter::Host(_)) {
+                replica.life = Life::Running { since: now };
+                replica.starts = 1;
+            } else if replica.own() {
                 self.start(r, now);
             }
         }
@@ -215,6 +220,14 @@ impl<'t> Run<'t> {
         self.replica(r).address()
     }
 
+    /// Where replica `r` binds its input and its pub ports: as planned, then where its first
+    /// process bound them (a port the OS chose), so that a process started again binds there
+    /// too and the peers that stayed reconnect to it.
+    pub fn binds(&self, r: ReplicaId) -> (Option<String>, std::collections::BTreeMap<String, String>) {
+        let replica = self.replica(r);
+        (replica.bind.clone(), replica.pub_ports.clone())
+    }
+
     /// Say that a failure mid-stream cannot be repaired by a rollback, and why (what the
     /// state machine cannot know: a source's file is a FIFO, say); the first reason stays.
     pub fn cannot_roll_back(&mut self, why: String) {
@@ -247,14 +260,36 @@ impl<'t> Run<'t> {
         self.actions.push(Action::Finish(Box::new(result)));
     }
 
-    /// Start replica `r` now.
+    /// Start replica `r` now: here, or by asking its host's launcher.
     fn start(&mut self, r: ReplicaId, now: Instant) {
         let replica = self.replica_mut(r);
         replica.life = Life::Running { since: now };
         replica.progress = Progress::Spawned;
         replica.starts += 1;
         let (restart, attempt) = (replica.midstream_restarts, replica.attempt());
-        self.actions.push(Action::Start(r, restart, attempt));
+        match replica.starter {
+            Starter::Host(h) => {
+                let msg = self.start_link(r);
+                debug_assert!(
+                    matches!(msg, Link::Start { restart: r, attempt: a, .. } if r == restart && a == attempt)
+                );
+                self.actions.push(Action::Link(h, msg));
+            }
+            _ => self.actions.push(Action::Start(r, restart, attempt)),
+        }
+    }
+
+    /// The `start` that asks replica `r`'s host to start its current attempt.
+    fn start_link(&self, r: ReplicaId) -> Link {
+        let replica = self.replica(r);
+        let (bind, pub_ports) = self.binds(r);
+        Link::Start {
+            id: replica.id.clone(),
+            restart: replica.midstream_restarts,
+            attempt: replica.attempt(),
+            bind,
+            pub_ports,
+        }
     }
 
     fn on_signal(&mut self, now: Instant, signal: i32) -> Result<(), RunError> {
@@ -328,29 +363,47 @@ impl<'t> Run<'t> {
         Ok(())
     }
 
-    /// Heartbeats and watches to the other hosts, and their failures; `members` is taken out
-    /// of `self` meanwhile.
+    /// Heartbeats to the other hosts, with what each beat repeats (watches; a rollback's
+    /// kills and starts, until they took effect), and the hosts' failures; `members` is taken
+    /// out of `self` meanwhile.
     fn tend_members(&mut self, mut members: Members, now: Instant) -> Result<(), RunError> {
-        let watched: Vec<(HostId, String, u32)> = self
+        let mut repeated: Vec<(HostId, Link)> = self
             .replicas
             .iter()
             .filter(|r| !r.exited())
-            .filter_map(|r| Some((r.host?, r.id.clone(), r.remote_pid?)))
+            .filter_map(|r| Some((r.host?, Link::Watch { id: r.id.clone(), pid: r.remote_pid? })))
             .collect();
-        let result = members.tend(self.t, now, self.started, self.limits.startup_timeout, &watched, &mut self.actions);
+        for r in self.plan.ids() {
+            let replica = self.replica(r);
+            let Starter::Host(h) = replica.starter else { continue };
+            match replica.life {
+                Life::Recalled => {
+                    // The killed process's: `starts` counts on only at the next start.
+                    let attempt = replica.attempt();
+                    repeated.push((h, Link::Kill { id: replica.id.clone(), attempt }));
+                }
+                Life::Running { .. } if replica.starts > 1 && !replica.joined() => {
+                    repeated.push((h, self.start_link(r)));
+                }
+                _ => {}
+            }
+        }
+        let result = members.tend(self.t, now, self.started, self.limits.startup_timeout, &repeated, &mut self.actions);
         self.members = members;
         result
     }
 
     fn on_link(&mut self, now: Instant, h: HostId, link: Link) -> Result<(), RunError> {
         match self.members.on_link(self.t, now, h, link, &mut self.actions)? {
-            hosts::Heard::Exited { id, status } => {
+            hosts::Heard::Exited { id, status, attempt } => {
                 let Some(r) = self.plan.find(&id) else { return Ok(()) };
                 let replica = self.replica(r);
                 let theirs =
                     replica.starter == Starter::Host(h) || (replica.remote_pid.is_some() && replica.host == Some(h));
-                // Exits are repeated with every heartbeat: take each once.
-                if theirs && !replica.gone() {
+                // Exits are repeated with every heartbeat: take each once, and only the current
+                // process's (a killed one's while it is recalled).
+                let current = attempt == replica.attempt() && (!replica.gone() || replica.life == Life::Recalled);
+                if theirs && current {
                     self.on_exit(now, r, status)?;
                 }
             }

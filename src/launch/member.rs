@@ -1,7 +1,8 @@
 //! The decisions of a host's launcher that joins another's coordinator (`--host`, a host
 //! other than the first): wait for `welcome`, report every exit of its own replicas (and of
-//! the external ones it watches) until the coordinator takes each, pass a signal on, and end
-//! with the coordinator's `end`, or when the coordinator falls silent. Like
+//! the external ones it watches) until the coordinator takes each, kill and start its
+//! replicas again when a rollback asks, pass a signal on, and end with the coordinator's
+//! `end`, or when the coordinator falls silent. Like
 //! [`super::machine`], it holds no socket and no process: `super::joiner` drives it.
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -37,6 +38,22 @@ pub enum MemberAction {
     /// Ask an external replica's process to end (`name.replica`, its pid), if that pid is
     /// still the replica's (it came over the network).
     Terminate(String, u32),
+    /// Start attempt `attempt` of replica `0` (a rollback), after `restart` restarts
+    /// mid-stream, binding its input at `bind` and its pub ports at `pub_ports`.
+    Start {
+        /// The replica.
+        replica: ReplicaId,
+        /// `PROCNET_RESTART`.
+        restart: u32,
+        /// `PROCNET_ATTEMPT`.
+        attempt: u32,
+        /// Where it binds its input.
+        bind: Option<String>,
+        /// Where it binds its pub ports.
+        pub_ports: BTreeMap<String, String>,
+    },
+    /// Kill replica `0`'s process now (a rollback).
+    Kill(ReplicaId),
     /// Say a line on stderr.
     Say(String),
     /// The run is over for this host: exit with the run's status, or fail.
@@ -65,6 +82,9 @@ pub struct Member<'t> {
     /// What this host reported, repeated with every heartbeat (the coordinator takes each
     /// once): a message lost to a reconnection must not hang the run.
     reported: Vec<Link>,
+    /// The attempt of each replica's current process (by plan index): the coordinator's
+    /// `start` and `kill` are repeated with every heartbeat, and each is done once.
+    attempts: Vec<u32>,
     actions: Vec<MemberAction>,
     over: bool,
 }
@@ -99,6 +119,7 @@ impl<'t> Member<'t> {
             watched: BTreeMap::new(),
             gone: BTreeSet::new(),
             reported: Vec::new(),
+            attempts: vec![0; plan.replicas.len()],
             actions: Vec::new(),
             over: false,
         }
@@ -119,13 +140,14 @@ impl<'t> Member<'t> {
             MemberEvent::Link(link) => self.on_link(now, link),
             MemberEvent::Invalid(e) => Err(self.lost(format!("the coordinator sent an invalid message: {e}"))),
             MemberEvent::Exited(r, status) => {
-                self.report(Link::Exited { id: self.plan.get(r).id.clone(), status });
+                let (id, attempt) = (self.plan.get(r).id.clone(), self.attempts[r.0]);
+                self.report(Link::Exited { id, status, attempt });
                 Ok(None)
             }
             MemberEvent::Gone(id) => {
                 self.watched.remove(&id);
                 self.gone.insert(id.clone());
-                self.report(Link::Exited { id, status: 0 });
+                self.report(Link::Exited { id, status: 0, attempt: 0 });
                 Ok(None)
             }
             MemberEvent::Signal(signal) => self.on_signal(signal),
@@ -152,6 +174,11 @@ impl<'t> Member<'t> {
     fn report(&mut self, msg: Link) {
         self.actions.push(MemberAction::Send(msg.clone()));
         self.reported.push(msg);
+    }
+
+    /// Replica `id`, if this launcher starts it.
+    fn mine(&self, id: &str) -> Option<ReplicaId> {
+        self.plan.find(id).filter(|&r| self.plan.get(r).starter == super::plan::Starter::Here)
     }
 
     fn coordinator(&self) -> &str {
@@ -192,6 +219,25 @@ impl<'t> Member<'t> {
             }
             Link::Watch { id, pid } if !self.gone.contains(&id) => {
                 self.watched.insert(id, pid);
+            }
+            Link::Start { id, restart, attempt, bind, pub_ports } => {
+                if let Some(r) = self.mine(&id).filter(|r| attempt > self.attempts[r.0]) {
+                    // One line per rollback, at its first start on this host.
+                    if self.attempts.iter().all(|&a| a < attempt) {
+                        let coordinator = self.coordinator();
+                        self.say(format!(
+                            "host `{coordinator}` rolled the run back: starting this host's nodes again (attempt \
+                             {attempt})"
+                        ));
+                    }
+                    self.attempts[r.0] = attempt;
+                    self.actions.push(MemberAction::Start { replica: r, restart, attempt, bind, pub_ports });
+                }
+            }
+            Link::Kill { id, attempt } => {
+                if let Some(r) = self.mine(&id).filter(|r| attempt == self.attempts[r.0]) {
+                    self.actions.push(MemberAction::Kill(r));
+                }
             }
             // The end of an earlier run (`--repeat`), resent while this host moved on.
             Link::End { run, .. } if run != self.run => {}
@@ -316,13 +362,49 @@ mod tests {
         );
         let src = plan.find("src.0").expect("src.0");
         let exited = m.handle(now, MemberEvent::Exited(src, 0));
-        assert_eq!(sent(&exited), [&Link::Exited { id: "src.0".into(), status: 0 }]);
+        assert_eq!(sent(&exited), [&Link::Exited { id: "src.0".into(), status: 0, attempt: 0 }]);
         // Repeated with every heartbeat: a message lost to a reconnection cannot hang the run.
         let beat = m.handle(now + BEAT, MemberEvent::Tick);
-        assert_eq!(sent(&beat), [&Link::Beat, &Link::Exited { id: "src.0".into(), status: 0 }]);
+        assert_eq!(sent(&beat), [&Link::Beat, &Link::Exited { id: "src.0".into(), status: 0, attempt: 0 }]);
         let end = m.handle(now + BEAT, MemberEvent::Link(Link::End { code: 0, error: None, run: 1 }));
         assert_eq!(sent(&end), [&Link::Ended]);
         assert_eq!(finish(end), Some(Ok(0)));
+    }
+
+    #[test]
+    fn a_rollbacks_kill_and_start_are_done_once_each_and_exits_name_their_attempt() {
+        let t = cluster();
+        let plan = plan_of_b(&t);
+        let now = Instant::now();
+        let mut m = host_b(&t, &plan, now);
+        let _ = m.handle(now, MemberEvent::Link(Link::Welcome { run: 1 }));
+        let src = plan.find("src.0").expect("src.0");
+        let kill = |attempt| MemberEvent::Link(Link::Kill { id: "src.0".into(), attempt });
+        let kills = |actions: &[MemberAction]| actions.iter().filter(|a| matches!(a, MemberAction::Kill(_))).count();
+        assert_eq!(kills(&m.handle(now, kill(0))), 1);
+        // Another host's replica is not this one's to kill.
+        assert_eq!(kills(&m.handle(now, MemberEvent::Link(Link::Kill { id: "count.0".into(), attempt: 0 }))), 0);
+        let _ = m.handle(now, MemberEvent::Exited(src, 9));
+        let start = |attempt| {
+            MemberEvent::Link(Link::Start {
+                id: "src.0".into(),
+                restart: 0,
+                attempt,
+                bind: None,
+                pub_ports: BTreeMap::new(),
+            })
+        };
+        let started = m.handle(now, start(1));
+        assert!(
+            matches!(&started[..], [MemberAction::Say(s), MemberAction::Start { attempt: 1, .. }]
+            if s.contains("rolled the run back")),
+            "{started:?}"
+        );
+        // Repeated with heartbeats: started once; the old attempt's kill is stale.
+        assert!(m.handle(now, start(1)).is_empty());
+        assert_eq!(kills(&m.handle(now, kill(0))), 0);
+        let exited = m.handle(now, MemberEvent::Exited(src, 9));
+        assert_eq!(sent(&exited), [&Link::Exited { id: "src.0".into(), status: 9, attempt: 1 }]);
     }
 
     #[test]

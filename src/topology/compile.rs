@@ -101,7 +101,7 @@ pub fn compile(source: &Source<'_>) -> Result<(Topology, Diagnostics), Diagnosti
         return Err(diags);
     }
     checks::warnings(&drafts, &inputs, &mut diags);
-    hosts::placement_warnings(&drafts, &hosts, &mut diags);
+    hosts::placement_warnings(&drafts, &hosts, delivery, &mut diags);
     let spans: Vec<Span> = drafts.iter().map(|d| d.name.span()).collect();
     let nodes = drafts
         .into_iter()

@@ -22,7 +22,7 @@ use toml::Spanned;
 
 use super::diagnostic::{Diagnostic, Diagnostics};
 use super::draft::{Draft, Inputs};
-use super::model::{Host, StartMethod, Transport};
+use super::model::{Delivery, Host, StartMethod, Transport};
 use super::names;
 use super::port::Pattern;
 use super::raw::{Span, Table};
@@ -210,8 +210,9 @@ fn report(diags: &mut Diagnostics, span: Span, node: &str, why: &str) {
 
 /// Warnings where placement changes what a setting means: a process cannot be forked onto
 /// another machine, so `fork` and `forkserver` apply per host (each host's launcher forks its
-/// own replicas); and only the coordinating launcher (the first host's) restarts replicas.
-pub(super) fn placement_warnings(drafts: &[Draft], hosts: &[Host], diags: &mut Diagnostics) {
+/// own replicas); and with `delivery = "at-most-once"` only the coordinating launcher (the
+/// first host's) restarts a replica alone (a rollback restarts every host's).
+pub(super) fn placement_warnings(drafts: &[Draft], hosts: &[Host], delivery: Delivery, diags: &mut Diagnostics) {
     for d in drafts {
         let name = d.name.get_ref();
         if d.host.len() > 1 && d.start != StartMethod::Spawn {
@@ -229,18 +230,18 @@ pub(super) fn placement_warnings(drafts: &[Draft], hosts: &[Host], diags: &mut D
             );
         }
         let elsewhere: Vec<&str> = d.host.iter().filter(|&&h| h != 0).map(|&h| hosts[h].name.as_str()).collect();
-        if d.restart.on_failure && !elsewhere.is_empty() {
+        if d.restart.on_failure && !elsewhere.is_empty() && delivery == Delivery::AtMostOnce {
             diags.push(
                 Diagnostic::warning(
                     d.name.span(),
                     format!(
-                        "node `{name}` has `restart = \"on-failure\"`, but only the coordinating launcher (host `{}`) \
-                         restarts replicas: on {} a failure fails the run",
+                        "node `{name}` has `restart = \"on-failure\"`, but with `delivery = \"at-most-once\"` only \
+                         the coordinating launcher (host `{}`) restarts replicas: on {} a failure fails the run",
                         hosts[0].name,
                         elsewhere.iter().map(|h| format!("`{h}`")).collect::<Vec<_>>().join(", ")
                     ),
                 )
-                .with_help("place it on the first host in `[hosts]`, or leave `restart` out"),
+                .with_help("place it on the first host in `[hosts]`, or leave `delivery` out (exactly once rolls back every host)"),
             );
         }
     }

@@ -373,13 +373,15 @@ fn killing_one_hosts_launcher_stops_every_other_naming_it() {
 }
 
 /// A process cannot be forked onto another machine: `fork` applies per host, and `check`
-/// says so where it matters, as it does for restarts, which only the coordinator makes.
+/// says so where it matters, as it does for restarts of one replica alone (at most once),
+/// which only the coordinator makes; a rollback (exactly once) restarts every host's.
 #[test]
 fn fork_and_restart_over_several_hosts_are_explained() {
     let s = util::Scratch::new();
     let file = s.write(
         "t.toml",
         r#"
+        delivery = "at-most-once"
         [hosts.a]
         address = "10.77.0.1"
         [hosts.b]
@@ -418,6 +420,10 @@ fn fork_and_restart_over_several_hosts_are_explained() {
         r.stderr
     );
     assert!(r.stderr.contains("t.toml:"), "warnings carry file:line:column: {}", r.stderr);
+    let text = std::fs::read_to_string(&file).expect("t.toml").replace("delivery = \"at-most-once\"", "");
+    let exactly_once = procnet(["check".as_ref(), s.write("t.toml", &text).as_os_str()]).run();
+    exactly_once.expect_code(0);
+    assert!(!exactly_once.stderr.contains("restarts replicas"), "{}", exactly_once.stderr);
 }
 
 /// Ctrl-C on any host stops the whole run gracefully: the host's launcher passes the signal

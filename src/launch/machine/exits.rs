@@ -87,7 +87,8 @@ impl Run<'_> {
         // on the same endpoints would wait for subscriptions forever, since libzmq's SUB
         // sockets do not subscribe again to a restarted XPUB.
         let rollback = (self.ready_at.is_some() && !replica.released()) || (self.ready_at.is_none() && self.wired);
-        if rollback && self.no_rollback.is_none() && policy.on_failure && self.stopping.is_none() && replica.own() {
+        if rollback && self.no_rollback.is_none() && policy.on_failure && self.stopping.is_none() && replica.launched()
+        {
             if restarts >= policy.max_restarts {
                 self.replica_mut(r).life = Life::Exited { status, at };
                 let n = policy.max_restarts;

@@ -39,6 +39,8 @@ pub enum Heard {
         id: String,
         /// The raw wait status.
         status: i32,
+        /// Which of the replica's processes.
+        attempt: u32,
     },
     /// It got a signal, first time: the run stops as on a local one.
     Signal(i32),
@@ -147,7 +149,7 @@ impl Members {
                 m.pid = Some(pid);
                 out.push(Action::Link(h, Link::Welcome { run }));
             }
-            Link::Exited { id, status } => return Ok(Heard::Exited { id, status }),
+            Link::Exited { id, status, attempt } => return Ok(Heard::Exited { id, status, attempt }),
             // Repeated with every heartbeat: one signal per host.
             Link::Interrupt { signal } if !m.interrupted => {
                 m.interrupted = true;
@@ -158,21 +160,28 @@ impl Members {
                 m.lost = true;
                 return Err(fail(format!("its launcher stopped: {error}")));
             }
-            Link::Beat | Link::Welcome { .. } | Link::End { .. } | Link::Ended | Link::Watch { .. } => {}
+            Link::Beat
+            | Link::Welcome { .. }
+            | Link::End { .. }
+            | Link::Ended
+            | Link::Watch { .. }
+            | Link::Start { .. }
+            | Link::Kill { .. } => {}
         }
         Ok(Heard::Nothing)
     }
 
-    /// Heartbeats (and the pids of external replicas on other hosts, `watched`, to watch)
-    /// every [`BEAT`], into `out`; and the two ways a host fails the run: its launcher never
-    /// joined, or it stopped answering. The run started at `started`.
+    /// Heartbeats every [`BEAT`], each followed by the messages in `repeated` (the pids of
+    /// external replicas to watch, a rollback's kills and starts), into `out`; and the two
+    /// ways a host fails the run: its launcher never joined, or it stopped answering. The run
+    /// started at `started`.
     pub fn tend(
         &mut self,
         t: &Topology,
         now: Instant,
         started: Instant,
         startup_timeout: Duration,
-        watched: &[(HostId, String, u32)],
+        repeated: &[(HostId, Link)],
         out: &mut Vec<Action>,
     ) -> Result<(), RunError> {
         if self.list.is_empty() {
@@ -183,8 +192,8 @@ impl Members {
             for m in self.list.iter().filter(|m| m.joined.is_some()) {
                 out.push(Action::Link(m.host, Link::Beat));
             }
-            for (h, id, pid) in watched {
-                out.push(Action::Link(*h, Link::Watch { id: id.clone(), pid: *pid }));
+            for (h, msg) in repeated {
+                out.push(Action::Link(*h, msg.clone()));
             }
         }
         for m in &mut self.list {

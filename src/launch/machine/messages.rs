@@ -73,6 +73,14 @@ impl Run<'_> {
                 ))
             }
             Message::Hello { input, publish, ports, pid, .. } if !replica.joined() => {
+                if attempt.is_none() && replica.attempt() > 0 {
+                    self.say(format!(
+                        "node `{id}` names no attempt in its control routing id (`{id}#{}`, docs/protocol.md §3.1), \
+                         as nodes written for an earlier protocol do: a late message from its killed process cannot \
+                         be told from its new one's, so exactness after this restart rests on that node",
+                        replica.attempt()
+                    ));
+                }
                 self.replica_mut(r).suffixed = attempt.is_some();
                 self.on_hello(r, input, publish, ports, pid);
                 Ok(())

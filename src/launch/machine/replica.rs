@@ -209,9 +209,15 @@ impl Replica {
         matches!(self.progress, Progress::Started)
     }
 
-    /// Whether this launcher started it, and so may restart it.
+    /// Whether this launcher started it, and so may restart it alone.
     pub fn own(&self) -> bool {
         self.starter == Starter::Here
+    }
+
+    /// Whether a launcher of this run started it (this one, or another host's), and so may
+    /// start it again in a rollback.
+    pub fn launched(&self) -> bool {
+        matches!(self.starter, Starter::Here | Starter::Host(_))
     }
 
     /// What it said in `done`, if it did.

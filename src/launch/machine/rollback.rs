@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 
 use super::replica::{Life, Progress};
 use super::Run;
+use crate::launch::link::Link;
 use crate::launch::plan::{Plan, ReplicaId, Starter};
 use crate::nodes::Kind;
 use crate::topology::{Delivery, Restart, Runner, Topology};
@@ -30,12 +31,7 @@ pub fn blocker(t: &Topology, plan: &Plan) -> Option<String> {
             Starter::External { .. } => {
                 return Some(format!("node `{}` is external: procnet cannot start it again", node.name))
             }
-            Starter::Host(_) => {
-                return Some(format!(
-                    "node `{}` runs on another host, and a run over several hosts does not roll back yet",
-                    node.name
-                ))
-            }
+            Starter::Host(_) => {}
             Starter::Engine => {
                 return Some(format!("node `{}` is started by another engine (`--coordinate`)", node.name))
             }
@@ -107,7 +103,15 @@ impl Run<'_> {
             match replica.life {
                 Life::Running { .. } => {
                     replica.life = Life::Recalled;
-                    self.actions.push(super::Action::Kill(d));
+                    let action = match replica.starter {
+                        // Repeated with every heartbeat until its exit arrives.
+                        Starter::Host(h) => {
+                            let msg = Link::Kill { id: replica.id.clone(), attempt: replica.attempt() };
+                            super::Action::Link(h, msg)
+                        }
+                        _ => super::Action::Kill(d),
+                    };
+                    self.actions.push(action);
                 }
                 // Dead already (the one that failed, or one that died at the same moment):
                 // it starts with the others.

@@ -467,7 +467,7 @@ fn a_hosts_replica_exit_and_signal_count_as_ours() {
     let signal = h.on(Event::Link(HostId(2), Link::Interrupt { signal: 2 }));
     assert!(signal.iter().any(|a| matches!(a, Action::Say(s) if s == "host `c` got SIGINT")));
     assert_eq!(told(&plan, &signal, "stop"), ["src.0", "count.0"]);
-    let _ = h.on(Event::Link(HostId(1), Link::Exited { id: "src.0".into(), status: KILLED }));
+    let _ = h.on(Event::Link(HostId(1), Link::Exited { id: "src.0".into(), status: KILLED, attempt: 0 }));
     let why = failure(h.after(super::LAST_WORDS));
     assert_eq!(why, "node `src.0` failed: was killed by SIGKILL; records in flight may be lost");
 }
@@ -595,6 +595,13 @@ fn a_message_of_an_earlier_attempt_is_stale_even_after_the_new_one_joined() {
     assert!(h.ready("keep.0").is_empty());
     h.attempt.insert("keep.0".into(), 1);
     assert_eq!(told(&plan, &h.ready("keep.0"), "start"), ["keep.0"]);
+    // A node written for an earlier protocol names no attempt: it works, and the run says
+    // that exactness after the restart rests on it.
+    let hello = h.hello("count.0");
+    assert!(
+        hello.iter().any(|a| matches!(a, Action::Say(s) if s.starts_with("node `count.0` names no attempt"))),
+        "{hello:?}"
+    );
 }
 
 #[test]
@@ -750,3 +757,84 @@ fn a_replica_released_while_its_last_words_are_awaited_leaves_the_result_whole()
     }
     assert!(finished(end).expect("over").is_ok());
 }
+
+/// The messages among `actions` to another host's launcher of type `kind` (`start`, `kill`),
+/// as (host, replica, attempt).
+fn links(actions: &[Action], kind: &str) -> Vec<(usize, String, u32)> {
+    actions
+        .iter()
+        .filter_map(|a| match (a, kind) {
+            (Action::Link(h, Link::Start { id, attempt, .. }), "start") => Some((h.0, id.clone(), *attempt)),
+            (Action::Link(h, Link::Kill { id, attempt }), "kill") => Some((h.0, id.clone(), *attempt)),
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn over_several_hosts_a_rollback_kills_and_starts_each_hosts_replicas_through_its_launcher() {
+    let t = topology(
+        r#"
+        [hosts.a]
+        address = "127.0.0.1"
+        [hosts.b]
+        address = "127.0.0.2"
+        [hosts.c]
+        address = "127.0.0.3"
+        [defaults]
+        restart = "on-failure"
+        [nodes.src]
+        kind = "lines"
+        path = "Cargo.toml"
+        host = "b"
+        [nodes.count]
+        kind = "tally"
+        inputs = ["src"]
+        host = "c"
+        "#,
+    );
+    let placement = Placement::Host { host: 0, control_port: 7360 };
+    let plan = Plan::new(&t, placement, std::path::Path::new("/run/x"), String::new(), None);
+    let now = Instant::now();
+    let mut h = Harness::new(&t, &plan, Members::new([HostId(1), HostId(2)], 1, now), now);
+    let _ = h.on(Event::Link(HostId(1), join(&t, "b", 41)));
+    let _ = h.on(Event::Link(HostId(2), join(&t, "c", 42)));
+    let _ = h.start_all();
+    let exited = |attempt| Event::Link(HostId(1), Link::Exited { id: "src.0".into(), status: KILLED, attempt });
+    let _ = h.on(exited(0));
+    let decided = h.after(super::LAST_WORDS);
+    assert!(finished_none(&decided), "{decided:?}");
+    // The source is dead already; the tally is killed by its host's launcher, not here.
+    assert_eq!(links(&decided, "kill"), [(2, "count.0".to_string(), 0)]);
+    assert!(kills(&plan, &decided).is_empty());
+    // Until its exit arrives, the kill is repeated with every heartbeat.
+    assert_eq!(links(&h.after(BEAT_AND_A_BIT), "kill"), [(2, "count.0".to_string(), 0)]);
+    let _ = h.on(Event::Link(HostId(2), Link::Exited { id: "count.0".into(), status: KILLED, attempt: 0 }));
+    // The source's exit, repeated with a heartbeat, is not a second failure.
+    assert!(h.on(exited(0)).is_empty());
+    let restarted = h.after(Duration::from_secs(1));
+    let want = [(1, "src.0".to_string(), 1), (2, "count.0".to_string(), 1)];
+    assert_eq!(links(&restarted, "start"), want);
+    assert!(links(&restarted, "kill").is_empty());
+    // A restarted replica binds where its first process did (its peers reconnect there).
+    let bind = restarted.iter().find_map(|a| match a {
+        Action::Link(_, Link::Start { id, bind, .. }) if id == "count.0" => bind.clone(),
+        _ => None,
+    });
+    assert_eq!(bind.as_deref(), Some("ipc:///run/count.0"));
+    // Repeated until each says `hello` as its new attempt.
+    assert_eq!(links(&h.after(BEAT_AND_A_BIT), "start"), want);
+    h.attempt.insert("count.0".into(), 1);
+    let _ = h.hello("count.0");
+    assert_eq!(links(&h.after(BEAT_AND_A_BIT), "start"), [(1, "src.0".to_string(), 1)]);
+    // An exit of the killed attempt, late, is stale; the new attempt's is a failure again.
+    assert!(finished_none(
+        &h.on(Event::Link(HostId(2), Link::Exited { id: "count.0".into(), status: KILLED, attempt: 0 }))
+    ));
+    let _ = h.on(Event::Link(HostId(2), Link::Exited { id: "count.0".into(), status: KILLED, attempt: 1 }));
+    let again = h.after(super::LAST_WORDS);
+    assert!(again.iter().any(|a| matches!(a, Action::Say(s) if s.contains("rollback 2"))), "{again:?}");
+}
+
+/// A little more than a heartbeat's interval.
+const BEAT_AND_A_BIT: Duration = Duration::from_millis(510);
