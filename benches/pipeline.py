@@ -869,6 +869,11 @@ def main():
                       f"the run to the last exit), start-up {pn['startup_s'] * 1000:.0f} ms; wall "
                       "above is the whole `procnet run` command.")
             md.append("- " + node_breakdown(all_programs["procnet"]))
+        if pn and "procnet, at most once" in rows:
+            md.append(f"- Checkpoint sizes: 0 bytes. Exactly once (docs/guarantees.md) writes no "
+                      f"checkpoint while the run streams: a rollback redoes the run from its start, "
+                      f"so what recovery needs is the input file itself ({corpus_mb:.0f} MB here, "
+                      f"read again) and the partial outputs the run writes in any case.")
         result["docs"] = {"docs": args.docs, "corpus_mb": corpus_mb, "expected": expected,
                           "summary": rows,
                           "raw": {p.name: {"runs": p.runs, "hangs": p.hangs} for p in programs}}
