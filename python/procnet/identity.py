@@ -23,6 +23,7 @@ class Identity:
     restart: int = 0
     attempt: int = 0  # PROCNET_ATTEMPT: how many times this replica was started before
     max_message_bytes: int | None = None
+    grace_ms: int | None = None  # PROCNET_GRACE_MS: how long the launcher waits once it asks to end
     bind: str | None = None  # PROCNET_BIND: set only for a node that reads a push port
     pub_ports: dict = field(default_factory=dict)  # PROCNET_PUB: socket key -> endpoint
     config: str | None = None  # a built-in node's options, JSON
@@ -60,6 +61,7 @@ class Identity:
             restart=int(env.get("PROCNET_RESTART") or 0),
             attempt=int(env.get("PROCNET_ATTEMPT") or 0),
             max_message_bytes=int(env["PROCNET_MAX_MESSAGE_BYTES"]) if env.get("PROCNET_MAX_MESSAGE_BYTES") else None,
+            grace_ms=int(env["PROCNET_GRACE_MS"]) if env.get("PROCNET_GRACE_MS") else None,
             bind=env.get("PROCNET_BIND") or None,
             pub_ports=json.loads(env.get("PROCNET_PUB") or "{}"),
             config=env.get("PROCNET_CONFIG") or None,

@@ -212,6 +212,12 @@ pub fn relocated_kind(t: &Topology, kind: &Kind) -> Kind {
         Kind::Sink(c) => c.path = c.path.as_deref().map(|p| relocate(t, p)),
         Kind::Tally(c) => c.output = c.output.as_deref().map(|p| relocate(t, p)),
         Kind::Serve(c) => c.dir = relocate(t, &c.dir),
+        Kind::Stdio(c) => {
+            if c.command[0].contains('/') {
+                c.command[0] = relocate(t, Path::new(&c.command[0])).display().to_string();
+            }
+            c.cwd = c.cwd.as_deref().map(|p| relocate(t, p));
+        }
         Kind::Filter(_) | Kind::Fetch(_) => {}
     }
     kind
@@ -250,6 +256,7 @@ pub fn node_env(t: &Topology, n: NodeId, topology_label: &str) -> Vec<Value> {
         restart: 0,
         attempt: 0,
         max_message_bytes: Some(node.max_message_bytes),
+        grace_ms: None,
         bind: t.binds_push_input(n).then(|| format!("tcp://$(POD_IP):{INPUT_PORT}")),
         pub_ports,
         config: match &node.runner {
@@ -327,7 +334,7 @@ fn files(t: &Topology, notes: &mut Vec<String>) -> Result<Files, ExportError> {
                 None => continue,
             },
             Kind::Serve(c) => (&c.dir, true),
-            Kind::Filter(_) | Kind::Fetch(_) | Kind::Tally(_) | Kind::Sink(_) => continue,
+            Kind::Filter(_) | Kind::Fetch(_) | Kind::Tally(_) | Kind::Sink(_) | Kind::Stdio(_) => continue,
         };
         let shown = relocate(t, path);
         let Some(rel) = inside(t, path) else {

@@ -29,7 +29,8 @@ pub fn run(t: &Topology, opts: &RunOptions) -> Result<Outcome, RunError> {
     super::signals::install().map_err(RunError::system("install the signal handlers"))?;
     let dir = super::os::run_dir()?;
     let control = crate::topology::ipc::control_endpoint(dir.path());
-    let plan = Plan::new(t, opts.placement, dir.path(), control, opts.secret.resolve()?);
+    let mut plan = Plan::new(t, opts.placement, dir.path(), control, opts.secret.resolve()?);
+    plan.grace = Some(opts.grace);
     let width = plan.replicas.iter().map(|r| r.id.len()).max().unwrap_or(0);
     // The fork phase, first: here the launcher has one thread and no ZeroMQ context.
     let exec = Executor::fork_phase(t, &plan, Style::detect(width), true)?;

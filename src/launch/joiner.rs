@@ -35,7 +35,8 @@ pub fn join(t: &Topology, opts: &RunOptions) -> Result<u8, RunError> {
     crate::limits::raise_open_files();
     super::signals::install().map_err(RunError::system("install the signal handlers"))?;
     let dir = super::os::run_dir()?;
-    let plan = Plan::new(t, opts.placement, dir.path(), endpoint.clone(), access.secret.clone());
+    let mut plan = Plan::new(t, opts.placement, dir.path(), endpoint.clone(), access.secret.clone());
+    plan.grace = Some(opts.grace);
     let width = plan.replicas.iter().map(|r| r.id.len()).max().unwrap_or(0);
     // A rollback starts this host's replicas again (`fork` ones from a zygote); only the
     // coordinator restarts a replica alone.

@@ -66,6 +66,8 @@ pub struct Plan {
     pub control: String,
     /// The run's secret, if it has one.
     pub secret: Option<String>,
+    /// How long the launcher waits for a replica to end once asked (`--grace`), if it says.
+    pub grace: Option<std::time::Duration>,
 }
 
 impl Plan {
@@ -99,7 +101,7 @@ impl Plan {
             }
         }
         let by_id = replicas.iter().enumerate().map(|(i, r)| (r.id.clone(), ReplicaId(i))).collect();
-        Plan { replicas, by_id, dir: dir.to_path_buf(), control, secret }
+        Plan { replicas, by_id, dir: dir.to_path_buf(), control, secret, grace: None }
     }
 
     /// The replica called `id` (`name.replica`).
@@ -132,6 +134,7 @@ impl Plan {
             restart,
             attempt,
             max_message_bytes: Some(node.max_message_bytes),
+            grace_ms: self.grace.map(|g| g.as_millis() as u64),
             bind: p.bind.clone(),
             pub_ports: p.pub_ports.clone(),
             config: match &node.runner {

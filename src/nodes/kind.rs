@@ -5,7 +5,7 @@ use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
-use super::{FetchConfig, FilterConfig, LinesConfig, ServeConfig, SinkConfig, TallyConfig};
+use super::{FetchConfig, FilterConfig, LinesConfig, ServeConfig, SinkConfig, StdioConfig, TallyConfig};
 use crate::http::site::Site;
 use crate::runtime::{Node, NodeError};
 use crate::topology::diagnostic::Diagnostics;
@@ -39,6 +39,8 @@ pub enum Kind {
     Fetch(FetchConfig),
     /// Serve a directory over HTTP for the other nodes.
     Serve(ServeConfig),
+    /// Run a program over its stdin and stdout (`command` with `stdio`).
+    Stdio(StdioConfig),
 }
 
 impl Kind {
@@ -77,12 +79,18 @@ impl Kind {
             Kind::Sink(_) => "sink",
             Kind::Fetch(_) => "fetch",
             Kind::Serve(_) => "serve",
+            Kind::Stdio(_) => "stdio",
         }
     }
 
     /// Whether the kind takes no inputs (a source, or a service).
     pub fn is_source(&self) -> bool {
         matches!(self, Kind::Lines(_) | Kind::Serve(_))
+    }
+
+    /// Whether the kind needs inputs (a program over stdio may have none: it is a source).
+    pub fn needs_inputs(&self) -> bool {
+        !self.is_source() && !matches!(self, Kind::Stdio(_))
     }
 
     /// Whether the kind sends records downstream on `out` (so records nobody reads are lost).
@@ -95,7 +103,7 @@ impl Kind {
     /// `outputs` may change their patterns and topics, not add ports.
     pub fn ports(&self) -> Vec<Port> {
         match self {
-            Kind::Lines(_) | Kind::Filter(_) | Kind::Fetch(_) => vec![Port::out()],
+            Kind::Lines(_) | Kind::Filter(_) | Kind::Fetch(_) | Kind::Stdio(_) => vec![Port::out()],
             Kind::Tally(_) => {
                 vec![Port { name: "progress".into(), pattern: Pattern::Pub, topic: TopicRule::Empty }]
             }
@@ -136,7 +144,7 @@ impl Kind {
             Kind::Lines(c) => c.path.iter().map(|p| (p.as_path(), false)).collect(),
             Kind::Tally(c) => c.output.iter().map(|p| (p.as_path(), true)).collect(),
             Kind::Sink(c) => c.path.iter().map(|p| (p.as_path(), true)).collect(),
-            Kind::Filter(_) | Kind::Fetch(_) | Kind::Serve(_) => Vec::new(),
+            Kind::Filter(_) | Kind::Fetch(_) | Kind::Serve(_) | Kind::Stdio(_) => Vec::new(),
         }
     }
 
@@ -153,7 +161,7 @@ impl Kind {
             Kind::Tally(_) => Some("a tally counts the whole stream in one process; replicas would each print a part"),
             Kind::Sink(c) => c.single_replica_reason(),
             Kind::Serve(_) => Some("other nodes reach one address; a serve node runs as one replica"),
-            Kind::Filter(_) | Kind::Fetch(_) => None,
+            Kind::Filter(_) | Kind::Fetch(_) | Kind::Stdio(_) => None,
         }
     }
 
@@ -166,6 +174,7 @@ impl Kind {
             Kind::Sink(c) => c.run(node),
             Kind::Fetch(c) => c.run(node),
             Kind::Serve(c) => c.run(node),
+            Kind::Stdio(c) => c.run(node),
         }
     }
 }

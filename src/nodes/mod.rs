@@ -10,6 +10,7 @@ mod kind;
 mod lines;
 mod serve;
 mod sink;
+mod stdio;
 mod tally;
 mod template;
 
@@ -20,5 +21,6 @@ pub use kind::{Kind, Service, BUILTINS};
 pub use lines::{Format, LinesConfig};
 pub use serve::ServeConfig;
 pub use sink::SinkConfig;
+pub use stdio::{StdioConfig, StdioFormat};
 pub use tally::{TallyConfig, MISSING};
 pub use template::Template;

@@ -42,8 +42,11 @@ pub mod vars {
     /// The run's secret: every peer of a tcp socket must present it (ZeroMQ's PLAIN
     /// mechanism, see `runtime/zap.rs`). Set for every node of a run.
     pub const SECRET: &str = "PROCNET_SECRET";
+    /// How long, in milliseconds, the launcher waits for a node to end once asked to
+    /// (`--grace`): what a node that runs a program of its own gives that program.
+    pub const GRACE_MS: &str = "PROCNET_GRACE_MS";
     /// Every variable above: the launcher sets each afresh for every node.
-    pub const ALL: [&str; 15] = [
+    pub const ALL: [&str; 16] = [
         PROTOCOL,
         NODE,
         REPLICA,
@@ -57,6 +60,7 @@ pub mod vars {
         RESTART,
         ATTEMPT,
         MAX_MESSAGE_BYTES,
+        GRACE_MS,
         ALLOW,
         SECRET,
     ];
@@ -86,6 +90,8 @@ pub struct Identity {
     pub attempt: u32,
     /// The largest message its input sockets accept, if limited.
     pub max_message_bytes: Option<u64>,
+    /// How long the launcher waits for it to end once asked (`--grace`), in milliseconds.
+    pub grace_ms: Option<u64>,
     /// Where to bind the input socket, if the node has push inputs.
     pub bind: Option<String>,
     /// Where to bind each pub port.
@@ -143,6 +149,9 @@ impl Identity {
         }
         if let Some(max) = self.max_message_bytes {
             env.push((vars::MAX_MESSAGE_BYTES, max.to_string()));
+        }
+        if let Some(grace) = self.grace_ms {
+            env.push((vars::GRACE_MS, grace.to_string()));
         }
         if let Some(bind) = &self.bind {
             env.push((vars::BIND, bind.clone()));
@@ -204,6 +213,12 @@ impl Identity {
                     })
                 })
                 .transpose()?,
+            grace_ms: set(vars::GRACE_MS)
+                .map(|n| {
+                    n.parse()
+                        .map_err(|_| NodeError::Env(format!("environment variable {} is not a number", vars::GRACE_MS)))
+                })
+                .transpose()?,
             bind: set(vars::BIND),
             pub_ports: match get(vars::PUB) {
                 Some(json) => serde_json::from_str(&json)
@@ -244,6 +259,7 @@ mod tests {
             restart: 2,
             attempt: 3,
             max_message_bytes: Some(67_108_864),
+            grace_ms: Some(5000),
             bind: Some("tcp://127.0.0.1:*".into()),
             pub_ports: [("hosts".to_string(), "tcp://127.0.0.1:*".to_string())].into(),
             config: Some(r#"{"kind":"filter","field":"body"}"#.into()),
@@ -288,6 +304,7 @@ mod tests {
                 allow: vec![],
                 run_dir: None,
                 max_message_bytes: None,
+                grace_ms: None,
                 ..full()
             },
         ] {

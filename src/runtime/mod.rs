@@ -18,6 +18,6 @@ pub use batch::{Batch, Records};
 pub use endpoint::private_socket;
 pub use error::NodeError;
 pub use identity::{vars, Identity};
-pub use node::{Event, Node};
+pub use node::{BatchEvent, Event, Node};
 pub use output::{BATCH_BYTES, BATCH_RECORDS, HWM};
 pub use waker::Waker;

@@ -35,6 +35,17 @@ pub enum Event {
     Woken,
 }
 
+/// What [`Node::next_batch`] saw.
+pub enum BatchEvent {
+    /// The next batch of input records, read in place.
+    Batch(Batch),
+    /// The input has ended (every upstream replica ended, every record arrived); at once
+    /// for a node without inputs.
+    Ended,
+    /// The node's [`Waker`] was woken.
+    Woken,
+}
+
 /// What [`Node::next_input`] got.
 enum Polled<T> {
     Taken(T),
@@ -338,6 +349,35 @@ impl Node {
         }
     }
 
+    /// The next batch of input records, the end of the input, or a wake-up through `waker`
+    /// (from another thread of this node) while waiting for input: [`Node::recv_batch`] for
+    /// a node with threads of its own. Pending output is flushed before waiting.
+    pub fn next_batch(&mut self, waker: &Waker) -> Result<BatchEvent, NodeError> {
+        Ok(match self.next_input(Some(waker), Input::pop_batch)? {
+            Polled::Taken(b) => BatchEvent::Batch(b),
+            Polled::Ended => BatchEvent::Ended,
+            Polled::Woken => BatchEvent::Woken,
+        })
+    }
+
+    /// Wait, without taking input, until `waker` is woken or a control tick passes (a
+    /// second), serving the control socket meanwhile: for a node whose threads are busy with
+    /// what it already took. Pending output is flushed and counters reported first.
+    pub fn wait_woken(&mut self, waker: &Waker) -> Result<(), NodeError> {
+        self.flush()?;
+        self.report_stats()?;
+        let mut items = [self.control.as_poll_item(zmq::POLLIN), zmq::PollItem::from_fd(waker.fd(), zmq::POLLIN)];
+        poll(&mut items, "poll for a wake-up")?;
+        let (control, woken) = (items[0].is_readable(), items[1].is_readable());
+        if control {
+            self.poll_control()?;
+        }
+        if woken {
+            waker.drain();
+        }
+        Ok(())
+    }
+
     /// Take from the input with `take`, receiving and waiting as needed.
     fn next_input<T>(
         &mut self,
@@ -481,6 +521,11 @@ impl Node {
         };
         self.scratch = scratch;
         sent
+    }
+
+    /// Whether the node reads records (it has inputs).
+    pub fn has_input(&self) -> bool {
+        self.input.is_some()
     }
 
     /// Whether this node has a port named `port` that some node reads.

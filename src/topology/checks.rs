@@ -131,7 +131,7 @@ pub fn check_roles(drafts: &[Draft], diags: &mut Diagnostics) {
             );
         }
         // An `inputs` of the wrong type has its own error already.
-        if !kind.is_source() && d.inputs.is_empty() && !d.inputs_malformed {
+        if kind.needs_inputs() && d.inputs.is_empty() && !d.inputs_malformed {
             let span = d.inputs_span.clone().unwrap_or_else(|| d.name.span());
             diags.push(
                 Diagnostic::error(span, format!("node `{name}` ({}) has no inputs", kind.name()))

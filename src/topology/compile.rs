@@ -21,7 +21,10 @@ use super::ports::{read_inputs, read_outputs};
 use super::raw::{resolve, Span, Table};
 use super::suggest::{did_you_mean, elide};
 use super::syntax;
-use crate::nodes::{Kind, BUILTINS};
+use crate::nodes::{Kind, StdioConfig, StdioFormat, BUILTINS};
+
+/// Keys a `command` node accepts besides [`NODE_KEYS`] when it has `stdio`.
+const STDIO_KEYS: &[&str] = &["stdio", "field"];
 
 /// Keys every node accepts, whatever it runs.
 const NODE_KEYS: &[&str] = &[
@@ -476,6 +479,12 @@ fn read_runner(t: &Table<'_, '_>, source: &Source<'_>, diags: &mut Diagnostics) 
             t.deny_unknown(all, diags);
             None
         }
+        (None, Some(_)) if t.get("stdio").is_some() => {
+            let keys: Vec<&str> = NODE_KEYS.iter().chain(STDIO_KEYS).copied().collect();
+            t.deny_unknown_with(&keys, |key| owner(key).map(|k| format!("`{key}` is an option of `{k}`")), diags);
+            let command = read_command(t, source.base_dir, diags);
+            read_stdio(t, command?, diags).map(|c| Runner::Builtin(Kind::Stdio(c)))
+        }
         (None, Some(_)) => {
             t.deny_unknown_with(NODE_KEYS, |key| owner(key).map(|k| format!("`{key}` is an option of `{k}`")), diags);
             read_command(t, source.base_dir, diags).map(Runner::Command)
@@ -516,6 +525,24 @@ fn all_node_keys() -> &'static [&'static str] {
         }
         keys
     })
+}
+
+/// A `command` node with `stdio`: its program's lines are its records.
+fn read_stdio(t: &Table<'_, '_>, command: Vec<String>, diags: &mut Diagnostics) -> Option<StdioConfig> {
+    let format = match t.choice("stdio", StdioFormat::NAMES, diags)?.get_ref().as_str() {
+        "jsonl" => StdioFormat::Jsonl,
+        _ => StdioFormat::Lines,
+    };
+    let field = t.non_empty_str("field", diags);
+    if let (Some(f), StdioFormat::Jsonl) = (&field, format) {
+        diags.push(
+            Diagnostic::error(f.span(), format!("`field` in {} applies to `stdio = \"lines\"` only", t.what()))
+                .with_help("with `stdio = \"jsonl\"` each line is a whole record: remove `field`"),
+        );
+        return None;
+    }
+    let field = field.map_or_else(|| "line".to_string(), Spanned::into_inner);
+    Some(StdioConfig { command, format, field, env: Default::default(), cwd: None })
 }
 
 fn read_command(t: &Table<'_, '_>, base_dir: &Path, diags: &mut Diagnostics) -> Option<Vec<String>> {

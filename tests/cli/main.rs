@@ -42,4 +42,5 @@ mod lines_limits;
 mod progress;
 mod pubsub;
 mod python;
+mod stdio;
 mod topologies;
