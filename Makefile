@@ -38,11 +38,19 @@ $(VENV)/.installed: python/pyproject.toml
 	$(PYTHON) -m pip install -q --disable-pip-version-check -e python/ pytest kubernetes-validate
 	touch $@
 
-test: venv ## Build and run every test: Rust (unit, golden, through the real binary), Python (pytest), then the multi-host harness where it can run
+test: venv programs ## Build and run every test: Rust (unit, golden, through the real binary), Python (pytest), then the multi-host harness where it can run
 	$(CARGO) build --all-targets
 	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(CARGO) test --all-targets --no-fail-fast
 	$(MAKE) test-python
 	PROCNET="$(CURDIR)/target/debug/procnet" bash tests/netns/run.sh
+
+# Programs the stdio tests and topologies/polyglot.toml run as stages: awk, sed, grep and perl
+# come with Debian; jq is installed from its package when missing (as root), else its tests skip.
+.PHONY: programs
+programs:
+	@command -v jq >/dev/null 2>&1 || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1 && \
+		{ apt-get install -y -q jq >/dev/null 2>&1 || { apt-get update -q >/dev/null && apt-get install -y -q jq >/dev/null; }; }; } || \
+		echo "jq is not installed and cannot be: its stdio tests skip"
 
 test-python: venv ## The Python package's tests (conformance to the golden vectors, the node API)
 	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(PYTHON) -m pytest -q python/tests

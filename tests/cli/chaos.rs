@@ -337,3 +337,33 @@ fn a_pipeline_over_two_hosts_stays_exact_when_any_replica_is_killed() {
     let launchers = Launchers::Hosts(&["a", "b"]);
     chaos("two hosts", &s, &toml, launchers, "docs.0", &PIPELINE_REPLICAS, &["count.json"], 6, 1);
 }
+
+/// A program over stdin/stdout (`stdio`): its adapter killed, or the program itself, the
+/// run rolls back like any other.
+#[test]
+fn a_program_over_stdio_stays_exact_when_any_replica_is_killed() {
+    let s = Scratch::new();
+    corpus(&s, 60_000);
+    let toml = r#"
+        [defaults]
+        restart = "on-failure"
+        max_restarts = 5
+        [nodes.docs]
+        kind = "lines"
+        path = "corpus.jsonl"
+        format = "jsonl"
+        [nodes.awk]
+        command = ["awk", "tolower($0) ~ /python/"]
+        stdio = "jsonl"
+        inputs = ["docs"]
+        replicas = 2
+        [nodes.count]
+        kind = "tally"
+        inputs = ["awk"]
+        by = "url"
+        by_host = true
+        output = "count.json"
+    "#;
+    let replicas = ["docs.0", "awk.0", "awk.1", "count.0"];
+    chaos("stdio", &s, toml, Launchers::One, "docs.0", &replicas, &["count.json"], 6, 1);
+}

@@ -216,3 +216,26 @@ fn rust_and_python_write_the_same_json_text_for_floats() {
         assert_eq!(&rust, p, "{f:e} (bits {:016x}, seed {seed})", f.to_bits());
     }
 }
+
+/// topologies/polyglot.toml: Rust, a Python protocol node and a jq stage over stdio, exact.
+#[test]
+fn polyglot_topology_counts_exactly() {
+    if std::process::Command::new("jq").arg("--version").output().is_err() {
+        eprintln!("skipped: jq is not installed (`make test` installs it as root)");
+        return;
+    }
+    let r = procnet(["run", "topologies/polyglot.toml"])
+        .env("PATH", path_with_venv())
+        .timeout(Duration::from_secs(60))
+        .run();
+    r.expect_code(0);
+    let want = python_pages_per_host();
+    let count: Vec<serde_json::Value> = r
+        .stdout
+        .lines()
+        .filter_map(|l| l.strip_prefix("count.0 | "))
+        .map(|l| serde_json::from_str(l).expect("json"))
+        .collect();
+    assert_eq!(count.len(), 1, "{}", r.stdout);
+    assert_eq!(tally_of(&count[0]), want);
+}
