@@ -22,6 +22,7 @@ const STAGES: &[&str] = &[
     "model",
     "draft",
     "ports",
+    "process",
     "checks",
     "hosts",
     "ipc",

@@ -34,8 +34,10 @@
 //!    StatefulSet pods), the control endpoint `tcp://T-launcher-0.T-launcher:7360`, the run
 //!    directory an `emptyDir` at [`RUN_DIR`], and the input (port 7400) and pub sockets
 //!    (7401 and up, one per socket key, named `pub-0`, `pub-1`, ...) bound on the pod's IP.
-//!    Paths in a built-in node's options are moved under [`ROOT`] too. An `external` node
-//!    is skipped (it is started by hand), with a note on stderr.
+//!    Paths in a built-in node's options are moved under [`ROOT`] too. A `command` node's
+//!    `env` follows the launcher's variables, and its `cwd` is the container's
+//!    `workingDir` (under [`ROOT`] when it is under the topology's directory). An `external`
+//!    node is skipped (it is started by hand), with a note on stderr.
 //!
 //! Every object is labelled `app.kubernetes.io/part-of: T`, `app.kubernetes.io/name` (the
 //! node, `launcher`, or `T`) and `app.kubernetes.io/managed-by: procnet`; `--namespace`
@@ -269,6 +271,10 @@ pub fn node_env(t: &Topology, n: NodeId, topology_label: &str) -> Vec<Value> {
             _ => json!({"name": name, "value": literal(&value)}),
         });
     }
+    // The node's own, after the launcher's, as a run adds them.
+    for (name, value) in &node.env {
+        env.push(json!({"name": name, "value": literal(value)}));
+    }
     env
 }
 
@@ -468,7 +474,7 @@ fn stateful_set(p: Pods<'_>, configmap: &str, files: &Files, ns: Option<&str>) -
         volumes.push(json!({"name": "run", "emptyDir": {}}));
     }
     let mut container = p.container;
-    container.insert("workingDir".into(), ROOT.into());
+    container.entry("workingDir").or_insert_with(|| ROOT.into());
     container.insert("volumeMounts".into(), mounts.into());
     let mut spec = Map::new();
     spec.insert("replicas".into(), p.replicas.into());
@@ -616,6 +622,9 @@ pub fn render(t: &Topology, opts: &Options) -> Result<Rendered, ExportError> {
         }
         docs.push(service(&name, &node_labels, &ports, ns, Some(annotations.clone())));
 
+        // Its `cwd`, where the image has the topology's directory (Kubernetes does not
+        // expand `$(VAR)` in `workingDir`: no escaping).
+        let working_dir = node.cwd.as_ref().map(|cwd| relocate(t, cwd).display().to_string());
         let command: Vec<String> = match &node.runner {
             Runner::Builtin(kind) => {
                 match kind {
@@ -632,11 +641,13 @@ pub fn render(t: &Topology, opts: &Options) -> Result<Rendered, ExportError> {
             Runner::Command(argv) => {
                 let mut argv = argv.clone();
                 argv[0] = relocate(t, Path::new(&argv[0])).display().to_string();
-                notes.push(format!(
-                    "# node `{}` runs `{}`: the image must have its program and the files it names (relative to {ROOT})",
-                    node.name,
-                    argv.join(" ")
-                ));
+                let note = match &working_dir {
+                    Some(dir) => format!(
+                        "in `{dir}`: the image must have that directory, its program and the files it names (relative to it)"
+                    ),
+                    None => format!("the image must have its program and the files it names (relative to {ROOT})"),
+                };
+                notes.push(format!("# node `{}` runs `{}` {note}", node.name, argv.join(" ")));
                 argv.iter().map(|a| literal(a)).collect()
             }
             Runner::External => unreachable!("external nodes were skipped"),
@@ -646,6 +657,9 @@ pub fn render(t: &Topology, opts: &Options) -> Result<Rendered, ExportError> {
         container.insert("image".into(), opts.image.clone().into());
         container.insert("command".into(), command.into());
         container.insert("env".into(), node_env(t, n, &tl).into());
+        if let Some(dir) = working_dir {
+            container.insert("workingDir".into(), dir.into());
+        }
         if !ports.is_empty() {
             container.insert("ports".into(), ports.into());
         }

@@ -18,6 +18,7 @@ use super::model::{
 use super::names;
 use super::port::Port;
 use super::ports::{read_inputs, read_outputs};
+use super::process::{self, read_process};
 use super::raw::{resolve, Span, Table};
 use super::suggest::{did_you_mean, elide};
 use super::syntax;
@@ -117,6 +118,8 @@ pub fn compile(source: &Source<'_>) -> Result<(Topology, Diagnostics), Diagnosti
             restart: d.restart,
             max_message_bytes: d.max_message_bytes,
             host: d.host,
+            env: d.env,
+            cwd: d.cwd,
         })
         .collect();
     let topology = Topology {
@@ -275,6 +278,8 @@ fn read_nodes(
                     restart: defaults.restart,
                     max_message_bytes: defaults.max_message_bytes,
                     host: Vec::new(),
+                    env: Default::default(),
+                    cwd: None,
                 },
             }
         })
@@ -306,6 +311,7 @@ fn read_node(
     let count = replicas.as_ref().map_or(1, |r| u32::try_from(*r.get_ref()).unwrap_or(1));
     let host = hosts::read_host(t, hosts, count, diags);
     let runner = read_runner(t, source, diags);
+    let (env, cwd) = read_process(t, &runner, source.base_dir, diags);
     let start = read_start(&name, t, &runner, defaults, diags);
     let restart = read_restart(&name, t, &runner, defaults, diags);
     let (ports, declared) = match &runner {
@@ -352,6 +358,8 @@ fn read_node(
         restart,
         max_message_bytes: max_message_bytes(t, diags).unwrap_or(defaults.max_message_bytes),
         host,
+        env,
+        cwd,
     }
 }
 
@@ -451,7 +459,14 @@ fn read_runner(t: &Table<'_, '_>, source: &Source<'_>, diags: &mut Diagnostics) 
                 t.deny_unknown(all, diags);
                 return None;
             }
-            t.deny_unknown_with(NODE_KEYS, |key| owner(key).map(|k| format!("`{key}` is an option of `{k}`")), diags);
+            t.deny_unknown_with(
+                NODE_KEYS,
+                |key| {
+                    process::belongs(key, "the launcher does not start an external node; set it where you start it")
+                        .or_else(|| owner(key).map(|k| format!("`{key}` is an option of `{k}`")))
+                },
+                diags,
+            );
             return Some(Runner::External);
         }
     }
@@ -477,7 +492,8 @@ fn read_runner(t: &Table<'_, '_>, source: &Source<'_>, diags: &mut Diagnostics) 
             None
         }
         (None, Some(_)) => {
-            t.deny_unknown_with(NODE_KEYS, |key| owner(key).map(|k| format!("`{key}` is an option of `{k}`")), diags);
+            let keys: Vec<&str> = NODE_KEYS.iter().chain(process::KEYS).copied().collect();
+            t.deny_unknown_with(&keys, |key| owner(key).map(|k| format!("`{key}` is an option of `{k}`")), diags);
             read_command(t, source.base_dir, diags).map(Runner::Command)
         }
         (Some(_), None) => {
@@ -489,7 +505,13 @@ fn read_runner(t: &Table<'_, '_>, source: &Source<'_>, diags: &mut Diagnostics) 
             let keys: Vec<&str> = NODE_KEYS.iter().chain(Kind::keys(kind)).copied().collect();
             t.deny_unknown_with(
                 &keys,
-                |key| owner(key).map(|k| format!("`{key}` is an option of `{k}`, not `{kind}`")),
+                |key| {
+                    process::belongs(
+                        key,
+                        "a built-in runs inside procnet, with the launcher's environment and directory",
+                    )
+                    .or_else(|| owner(key).map(|k| format!("`{key}` is an option of `{k}`, not `{kind}`")))
+                },
                 diags,
             );
             Kind::from_table(kind, t, source.base_dir, diags).map(Runner::Builtin)
@@ -506,7 +528,7 @@ fn owner(key: &str) -> Option<&'static str> {
 fn all_node_keys() -> &'static [&'static str] {
     static KEYS: std::sync::OnceLock<Vec<&'static str>> = std::sync::OnceLock::new();
     KEYS.get_or_init(|| {
-        let mut keys: Vec<&str> = NODE_KEYS.to_vec();
+        let mut keys: Vec<&str> = NODE_KEYS.iter().chain(process::KEYS).copied().collect();
         for kind in BUILTINS {
             for key in Kind::keys(kind) {
                 if !keys.contains(key) {

@@ -12,8 +12,9 @@
 //!    and `diagnostic` and declare their ports with `port`, and import nothing later.
 //! 5. `model`: the validated [`Topology`], which holds each built-in's [`crate::nodes::Kind`].
 //! 6. `draft`: the topology as read, before names resolve (`Draft` and its friends).
-//! 7. `ports`, `checks`, `hosts`: reading a node's outputs and inputs into drafts; the
-//!    cross-node checks; `[hosts]` and the placement of edges on them.
+//! 7. `ports`, `process`, `checks`, `hosts`: reading a node's outputs and inputs, and its
+//!    program's `env` and `cwd`, into drafts; the cross-node checks; `[hosts]` and the
+//!    placement of edges on them.
 //! 8. `ipc`: the run's private directory and its socket paths, checked on a valid model.
 //! 9. `compile`: the one raw-to-validated conversion, calling all of the above.
 //! 10. `load`, `summary`: reading a file and compiling it; the summary and graph of a model.
@@ -30,6 +31,7 @@ mod model;
 mod names;
 mod port;
 mod ports;
+mod process;
 pub mod raw;
 mod suggest;
 mod summary;

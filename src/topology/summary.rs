@@ -66,6 +66,13 @@ pub fn summary(t: &Topology) -> String {
         if n.restart.on_failure {
             let _ = write!(how, "  restart on-failure (at most {})", n.restart.max_restarts);
         }
+        if let Some(cwd) = &n.cwd {
+            let _ = write!(how, "  cwd {}", shown(&cwd.display().to_string()));
+        }
+        if !n.env.is_empty() {
+            let env: Vec<String> = n.env.iter().map(|(k, v)| format!("{k}={}", shown(v))).collect();
+            let _ = write!(how, "  env {}", env.join(" "));
+        }
         let _ = writeln!(s, "  {:width$}  x{}  {what}{how}", n.name, n.replicas);
     }
     if !edges.is_empty() {
@@ -119,6 +126,16 @@ fn replicas_at(replicas: u32, position: usize, hosts: usize) -> String {
     match mine.as_slice() {
         [first @ .., last] if mine.len() > 8 => format!("{},...,{last}", text(&first[..3])),
         all => text(all),
+    }
+}
+
+/// A value as the summary shows it: as it is, or quoted (with escapes) when it is empty or
+/// holds spaces, quotes or control characters, so that where it ends is clear.
+fn shown(value: &str) -> String {
+    if value.is_empty() || value.contains(|c: char| c.is_whitespace() || c.is_control() || c == '"' || c == '\'') {
+        format!("{value:?}")
+    } else {
+        value.to_string()
     }
 }
 

@@ -320,6 +320,44 @@ fn awkward_strings_survive_and_external_nodes_are_skipped() {
     assert_eq!(env(keep, "PROCNET_CONTROL")["value"], "tcp://weird-yes-launcher-0.weird-yes-launcher:7360");
 }
 
+/// A command node's `env` follows the launcher's variables and its `cwd` is the pod's working
+/// directory.
+#[test]
+fn env_and_cwd_reach_the_pods() {
+    let scratch = Scratch::new();
+    scratch.write("in.txt", "a\n");
+    scratch.write("work/keep.py", "");
+    let topology = scratch.write(
+        "t.toml",
+        r#"
+        [nodes.src]
+        kind = "lines"
+        path = "in.txt"
+        [nodes.keep]
+        command = ["python3", "keep.py"]
+        inputs = ["src"]
+        env = { MODE = "slow", PRICE = "$5" }
+        cwd = "work"
+        "#,
+    );
+    let out = scratch.path("out.yaml");
+    let args = ["export", "k8s", topology.to_str().expect("UTF-8"), "-o", out.to_str().expect("UTF-8")];
+    let run = procnet(args).timeout(TIMEOUT).run();
+    run.expect_code(0);
+    assert!(run.stderr.contains("# node `keep` runs `python3 keep.py` in `/etc/procnet/work`"), "{}", run.stderr);
+    let docs = parse_yaml(&out);
+    validate(&out, docs.len());
+
+    let set = stateful_set(&docs, "keep");
+    let keep = container(set);
+    assert_eq!(env(keep, "MODE")["value"], "slow");
+    assert_eq!(env(keep, "PRICE")["value"], "$$5", "Kubernetes turns `$$` into `$`");
+    let names: Vec<&str> = keep["env"].as_array().expect("env").iter().filter_map(|e| e["name"].as_str()).collect();
+    assert!(names.ends_with(&["MODE", "PRICE"]), "the node's own last: {names:?}");
+    assert_eq!(keep["workingDir"], "/etc/procnet/work");
+    assert_eq!(container(stateful_set(&docs, "src"))["workingDir"], "/etc/procnet");
+}
+
 #[test]
 fn an_invalid_topology_exits_78_with_nothing_on_stdout() {
     let run = export(&["tests/invalid/cycle_2.toml"]);

@@ -39,6 +39,7 @@ mod hardening;
 mod invalid;
 mod launcher;
 mod lines_limits;
+mod node_env;
 mod progress;
 mod pubsub;
 mod python;
