@@ -26,6 +26,7 @@ const STAGES: &[&str] = &[
     "checks",
     "hosts",
     "ipc",
+    "expand",
     "compile",
     "load",
     "summary",

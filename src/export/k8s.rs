@@ -22,7 +22,9 @@
 //!    StatefulSet `T-launcher` of one pod running `procnet run /etc/procnet/<file>
 //!    --coordinate $(POD_IP) --startup-timeout 600`: the launcher binds its control ROUTER on
 //!    `tcp://<pod IP>:7360` and starts no node, since Kubernetes starts them all; it runs
-//!    the start barrier, `wire`, end of stream and the report as on one machine.
+//!    the start barrier, `wire`, end of stream and the report as on one machine. It reads
+//!    the file again, so it is given the value of every variable the file's `${VAR}`s found
+//!    set.
 //! 4. **Per node** `N` (whatever its `host`: `[hosts]` is ignored, Kubernetes places pods;
 //!    `transport` too, every edge is tcp between pods): a headless Service `T-N` and a
 //!    StatefulSet `T-N` of the node's replica count (`podManagementPolicy: Parallel`), one
@@ -274,6 +276,20 @@ pub fn node_env(t: &Topology, n: NodeId, topology_label: &str) -> Vec<Value> {
     // The node's own, after the launcher's, as a run adds them.
     for (name, value) in &node.env {
         env.push(json!({"name": name, "value": literal(value)}));
+    }
+    env
+}
+
+/// The coordinator's environment: `POD_IP`, and the value of every variable the topology's
+/// `${VAR}`s found set, so that it reads the file as the export did (one left unset gets its
+/// default there too, unless the image sets it).
+fn coordinator_env(t: &Topology) -> Vec<Value> {
+    let mut env = vec![json!({"name": "POD_IP", "valueFrom": {"fieldRef": {"fieldPath": "status.podIP"}}})];
+    for (name, value) in &t.variables {
+        // The pod's own address is the one it must bind.
+        if let (Some(value), false) = (value, name == "POD_IP") {
+            env.push(json!({"name": name, "value": literal(value)}));
+        }
     }
     env
 }
@@ -586,8 +602,7 @@ pub fn render(t: &Topology, opts: &Options) -> Result<Rendered, ExportError> {
         "args".into(),
         json!(["run", literal(&topology_file), "--coordinate", "$(POD_IP)", "--startup-timeout", "600"]),
     );
-    container
-        .insert("env".into(), json!([{"name": "POD_IP", "valueFrom": {"fieldRef": {"fieldPath": "status.podIP"}}}]));
+    container.insert("env".into(), coordinator_env(t).into());
     container.insert("ports".into(), json!([control_port]));
     let pods = Pods {
         name: &launcher,

@@ -10,6 +10,7 @@ use toml::Spanned;
 use super::checks;
 use super::diagnostic::{Diagnostic, Diagnostics};
 use super::draft::Draft;
+use super::expand::{self, Lookup};
 use super::hosts;
 use super::ipc;
 use super::model::{
@@ -51,7 +52,8 @@ const TRANSPORTS: &[&str] = &["ipc", "tcp"];
 /// More replicas than this is almost certainly a typo, and would exhaust the machine.
 pub const MAX_REPLICAS: i64 = crate::limits::MAX_REPLICAS as i64;
 
-/// Where relative paths resolve and what the file is called; given by the caller.
+/// Where relative paths resolve and what the file is called, and where `${VAR}` looks; given
+/// by the caller.
 pub struct Source<'a> {
     /// The path as the user gave it.
     pub path: &'a Path,
@@ -59,6 +61,16 @@ pub struct Source<'a> {
     pub text: &'a str,
     /// The absolute directory relative paths resolve against.
     pub base_dir: &'a Path,
+    /// Where `${VAR}` looks variables up.
+    pub env: Lookup<'a>,
+}
+
+impl<'a> Source<'a> {
+    /// The file `path` with text `text`, relative paths resolving against `base_dir`,
+    /// variables from the launcher's environment.
+    pub fn new(path: &'a Path, text: &'a str, base_dir: &'a Path) -> Source<'a> {
+        Source { path, text, base_dir, env: &expand::process_env }
+    }
 }
 
 /// What `[defaults]` gives every node that does not say otherwise.
@@ -74,8 +86,9 @@ struct Defaults {
 /// error. Warnings are only computed for an otherwise valid file, so an error never brings
 /// a misleading warning along.
 pub fn compile(source: &Source<'_>) -> Result<(Topology, Diagnostics), Diagnostics> {
-    let doc = syntax::parse(source.text)?;
+    let mut doc = syntax::parse(source.text)?;
     let mut diags = Diagnostics::default();
+    let variables = expand::expand_document(&mut doc, source.text, source.env, &mut diags);
     let top_value = Spanned::new(doc.span(), DeValue::Table(doc.into_inner()));
     let top = Table::new(&top_value, "the topology".into(), &mut diags).expect("a document is a table");
     top.deny_unknown(TOP_KEYS, &mut diags);
@@ -129,6 +142,7 @@ pub fn compile(source: &Source<'_>) -> Result<(Topology, Diagnostics), Diagnosti
         hosts,
         nodes,
         delivery,
+        variables,
     };
     // Checked on the otherwise valid topology: which sockets a node binds depends on its
     // resolved inputs and on who reads its ports.

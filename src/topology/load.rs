@@ -73,7 +73,7 @@ pub fn load_bytes(path: &Path, bytes: Vec<u8>, base_dir: &Path) -> Result<(Topol
         );
         return Err(LoadError::Invalid(diags.into_report(path, text)));
     }
-    match compile(&Source { path, text: &text, base_dir }) {
+    match compile(&Source::new(path, &text, base_dir)) {
         Ok((topology, warnings)) => Ok((topology, warnings.into_report(path, text))),
         Err(errors) => Err(LoadError::Invalid(errors.into_report(path, text))),
     }

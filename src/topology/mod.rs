@@ -16,13 +16,16 @@
 //!    program's `env` and `cwd`, into drafts; the cross-node checks; `[hosts]` and the
 //!    placement of edges on them.
 //! 8. `ipc`: the run's private directory and its socket paths, checked on a valid model.
-//! 9. `compile`: the one raw-to-validated conversion, calling all of the above.
-//! 10. `load`, `summary`: reading a file and compiling it; the summary and graph of a model.
+//! 9. `expand`: `${VAR}` in the parsed document, from the launcher's environment, before it
+//!    is read.
+//! 10. `compile`: the one raw-to-validated conversion, calling all of the above.
+//! 11. `load`, `summary`: reading a file and compiling it; the summary and graph of a model.
 
 mod checks;
 pub mod compile;
 pub mod diagnostic;
 mod draft;
+pub mod expand;
 pub mod hosts;
 pub mod ipc;
 mod lines;

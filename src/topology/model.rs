@@ -28,6 +28,10 @@ pub struct Topology {
     pub nodes: Vec<Node>,
     /// What a failure may cost: `delivery = "exactly-once"` (the default) or `"at-most-once"`.
     pub delivery: Delivery,
+    /// The environment variables the file refers to (`${VAR}`), each with its value when it
+    /// was loaded (None: unset, so its defaults applied). Another process that loads the
+    /// same file (the coordinator of `procnet export k8s`) needs the same values.
+    pub variables: BTreeMap<String, Option<String>>,
 }
 
 /// What the run promises when a replica fails mid-stream and is restarted

@@ -1,7 +1,7 @@
 //! What a name in a topology may be. Node, port and host names end up in socket paths, log
 //! prefixes, process names and environment variables, so they are plain and short; the
-//! topology's own name is free text, but short too. An environment variable's name (in a
-//! node's `env`) is the portable kind.
+//! topology's own name is free text, but short too. An environment variable's name (in
+//! `${NAME}` and a node's `env`) is the portable kind.
 
 use toml::Spanned;
 

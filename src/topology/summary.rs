@@ -32,6 +32,17 @@ pub fn summary(t: &Topology) -> String {
         edges.len(),
         plural(edges.len(), "s")
     );
+    if !t.variables.is_empty() {
+        let vars: Vec<String> = t
+            .variables
+            .iter()
+            .map(|(name, value)| match value {
+                Some(v) => format!("{name}={}", shown(v)),
+                None => format!("{name} (unset, default used)"),
+            })
+            .collect();
+        let _ = writeln!(s, "variables: {}", vars.join(", "));
+    }
     let width = t.nodes.iter().map(|n| n.name.len()).max().unwrap_or(0);
     if !t.hosts.is_empty() {
         let _ = writeln!(s, "hosts (the first coordinates with `--host`; with `--local`, every one is 127.0.0.1):");

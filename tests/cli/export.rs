@@ -284,7 +284,7 @@ fn awkward_strings_survive_and_external_nodes_are_skipped() {
                 path = \"in.txt\"  # é \u{2028} ünïcode\n\
                 \n\
                 [nodes.keep]\n\
-                command = [\"./bin/keep.sh\", \"yes\", \"1\", \"a: b\", \"$(HOME)\", \"${x}\", \"#c\"]\n\
+                command = [\"./bin/keep.sh\", \"yes\", \"1\", \"a: b\", \"$(HOME)\", \"$${x}\", \"#c\"]\n\
                 inputs = [\"src\"]\n\
                 replicas = 2\n\
                 \n\
@@ -321,9 +321,9 @@ fn awkward_strings_survive_and_external_nodes_are_skipped() {
 }
 
 /// A command node's `env` follows the launcher's variables and its `cwd` is the pod's working
-/// directory.
+/// directory; the coordinator, which reads the file again, gets the values its `${VAR}`s found.
 #[test]
-fn env_and_cwd_reach_the_pods() {
+fn env_cwd_and_variables_reach_the_pods() {
     let scratch = Scratch::new();
     scratch.write("in.txt", "a\n");
     scratch.write("work/keep.py", "");
@@ -336,13 +336,13 @@ fn env_and_cwd_reach_the_pods() {
         [nodes.keep]
         command = ["python3", "keep.py"]
         inputs = ["src"]
-        env = { MODE = "slow", PRICE = "$5" }
+        env = { MODE = "${PROCNET_TEST_MODE:-fast}", PRICE = "$5" }
         cwd = "work"
         "#,
     );
     let out = scratch.path("out.yaml");
     let args = ["export", "k8s", topology.to_str().expect("UTF-8"), "-o", out.to_str().expect("UTF-8")];
-    let run = procnet(args).timeout(TIMEOUT).run();
+    let run = procnet(args).env("PROCNET_TEST_MODE", "slow").timeout(TIMEOUT).run();
     run.expect_code(0);
     assert!(run.stderr.contains("# node `keep` runs `python3 keep.py` in `/etc/procnet/work`"), "{}", run.stderr);
     let docs = parse_yaml(&out);
@@ -356,6 +356,13 @@ fn env_and_cwd_reach_the_pods() {
     assert!(names.ends_with(&["MODE", "PRICE"]), "the node's own last: {names:?}");
     assert_eq!(keep["workingDir"], "/etc/procnet/work");
     assert_eq!(container(stateful_set(&docs, "src"))["workingDir"], "/etc/procnet");
+
+    let launcher = of_kind(&docs, "StatefulSet")
+        .into_iter()
+        .find(|s| s["metadata"]["labels"]["app.kubernetes.io/component"] == "coordinator")
+        .expect("the coordinator");
+    let lc = container(launcher);
+    assert_eq!(env(lc, "PROCNET_TEST_MODE")["value"], "slow", "the coordinator reads the file as the export did");
 }
 
 #[test]

@@ -44,3 +44,4 @@ mod progress;
 mod pubsub;
 mod python;
 mod topologies;
+mod variables;

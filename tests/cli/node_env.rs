@@ -20,7 +20,8 @@ const HELPER: &str = "import os\n\
                       \x20   record['dir'] = os.path.basename(os.getcwd())\n\
                       \x20   return record\n";
 
-/// The topology: `stamp.py` and `lib/` are in `work/`, where the node runs.
+/// The topology: `stamp.py` and `lib/` are in `work/`, where the node runs; `MODE` comes from
+/// `${PROCNET_TEST_MODE}` or is `fast`.
 const TOPOLOGY: &str = r#"
 [nodes.src]
 kind = "lines"
@@ -29,7 +30,7 @@ path = "in.txt"
 [nodes.stamp]
 command = ["python3", "stamp.py"]
 inputs = ["src"]
-env = { PYTHONPATH = "lib", MODE = "fast" }
+env = { PYTHONPATH = "lib", MODE = "${PROCNET_TEST_MODE:-fast}" }
 cwd = "work"
 
 [nodes.out]
@@ -47,11 +48,13 @@ fn scratch() -> (Scratch, std::path::PathBuf) {
     (s, file)
 }
 
-fn run(file: &Path) -> Vec<String> {
-    let r = procnet(["run".as_ref(), file.as_os_str()])
-        .env("PATH", path_with_venv())
-        .timeout(Duration::from_secs(60))
-        .run();
+fn run(file: &Path, mode: Option<&str>) -> Vec<String> {
+    let mut p =
+        procnet(["run".as_ref(), file.as_os_str()]).env("PATH", path_with_venv()).timeout(Duration::from_secs(60));
+    if let Some(mode) = mode {
+        p = p.env("PROCNET_TEST_MODE", mode);
+    }
+    let r = p.run();
     r.expect_code(0);
     let mut lines: Vec<String> = r.lines().into_iter().map(str::to_string).collect();
     lines.sort();
@@ -61,7 +64,8 @@ fn run(file: &Path) -> Vec<String> {
 #[test]
 fn env_and_cwd_reach_a_command_node() {
     let (_s, file) = scratch();
-    assert_eq!(run(&file), ["a fast work", "b fast work"]);
+    assert_eq!(run(&file, None), ["a fast work", "b fast work"]);
+    assert_eq!(run(&file, Some("slow")), ["a slow work", "b slow work"], "`${{...}}` in `env` follows the launcher's");
 }
 
 #[test]
