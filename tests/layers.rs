@@ -27,6 +27,7 @@ const STAGES: &[&str] = &[
     "hosts",
     "ipc",
     "expand",
+    "overrides",
     "compile",
     "load",
     "summary",

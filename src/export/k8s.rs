@@ -23,8 +23,8 @@
 //!    --coordinate $(POD_IP) --startup-timeout 600`: the launcher binds its control ROUTER on
 //!    `tcp://<pod IP>:7360` and starts no node, since Kubernetes starts them all; it runs
 //!    the start barrier, `wire`, end of stream and the report as on one machine. It reads
-//!    the file again, so it is given the value of every variable the file's `${VAR}`s found
-//!    set.
+//!    the file again, so it is given what made the topology exported: the export's `--set`
+//!    flags, and the value of every variable the file's `${VAR}`s found set.
 //! 4. **Per node** `N` (whatever its `host`: `[hosts]` is ignored, Kubernetes places pods;
 //!    `transport` too, every edge is tcp between pods): a headless Service `T-N` and a
 //!    StatefulSet `T-N` of the node's replica count (`podManagementPolicy: Parallel`), one
@@ -292,6 +292,16 @@ fn coordinator_env(t: &Topology) -> Vec<Value> {
         }
     }
     env
+}
+
+/// The coordinator's arguments: run the mounted topology with the export's `--set` flags.
+fn coordinator_args(topology_file: &str, t: &Topology) -> Vec<String> {
+    let mut args = vec!["run".to_string(), literal(topology_file)];
+    args.extend(["--coordinate", "$(POD_IP)", "--startup-timeout", "600"].map(String::from));
+    for o in &t.overrides {
+        args.extend(["--set".to_string(), literal(o)]);
+    }
+    args
 }
 
 /// The port of pub socket number `i`.
@@ -598,10 +608,7 @@ pub fn render(t: &Topology, opts: &Options) -> Result<Rendered, ExportError> {
     container.insert("name".into(), LAUNCHER.into());
     container.insert("image".into(), opts.image.clone().into());
     container.insert("command".into(), json!(["procnet"]));
-    container.insert(
-        "args".into(),
-        json!(["run", literal(&topology_file), "--coordinate", "$(POD_IP)", "--startup-timeout", "600"]),
-    );
+    container.insert("args".into(), coordinator_args(&topology_file, t).into());
     container.insert("env".into(), coordinator_env(t).into());
     container.insert("ports".into(), json!([control_port]));
     let pods = Pods {

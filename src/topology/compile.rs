@@ -8,7 +8,7 @@ use toml::de::DeValue;
 use toml::Spanned;
 
 use super::checks;
-use super::diagnostic::{Diagnostic, Diagnostics};
+use super::diagnostic::{Diagnostic, Diagnostics, Flag};
 use super::draft::Draft;
 use super::expand::{self, Lookup};
 use super::hosts;
@@ -17,6 +17,7 @@ use super::model::{
     Delivery, Host, Node, Restart, Runner, StartMethod, Topology, Transport, DEFAULT_MAX_MESSAGE_BYTES,
 };
 use super::names;
+use super::overrides::{self, Override};
 use super::port::Port;
 use super::ports::{read_inputs, read_outputs};
 use super::process::{self, read_process};
@@ -52,8 +53,8 @@ const TRANSPORTS: &[&str] = &["ipc", "tcp"];
 /// More replicas than this is almost certainly a typo, and would exhaust the machine.
 pub const MAX_REPLICAS: i64 = crate::limits::MAX_REPLICAS as i64;
 
-/// Where relative paths resolve and what the file is called, and where `${VAR}` looks; given
-/// by the caller.
+/// Where relative paths resolve and what the file is called; given by the caller. With what
+/// the command line adds: `--set` overrides, and where `${VAR}` looks.
 pub struct Source<'a> {
     /// The path as the user gave it.
     pub path: &'a Path,
@@ -61,16 +62,27 @@ pub struct Source<'a> {
     pub text: &'a str,
     /// The absolute directory relative paths resolve against.
     pub base_dir: &'a Path,
+    /// `--set PATH=VALUE`, applied in order once the file's variables are expanded.
+    pub overrides: &'a [Override],
     /// Where `${VAR}` looks variables up.
     pub env: Lookup<'a>,
 }
 
 impl<'a> Source<'a> {
-    /// The file `path` with text `text`, relative paths resolving against `base_dir`,
-    /// variables from the launcher's environment.
+    /// The file `path` with text `text`, relative paths resolving against `base_dir`; no
+    /// override, variables from the launcher's environment.
     pub fn new(path: &'a Path, text: &'a str, base_dir: &'a Path) -> Source<'a> {
-        Source { path, text, base_dir, env: &expand::process_env }
+        Source { path, text, base_dir, overrides: &[], env: &expand::process_env }
     }
+}
+
+/// Why a source did not compile: its problems, and the flags some of them point into (for
+/// [`Diagnostics::into_report`] and [`super::diagnostic::Report::with_flags`]).
+pub struct Failed {
+    /// Every error found.
+    pub errors: Diagnostics,
+    /// The `--set` flags, as sources of diagnostics.
+    pub flags: Vec<Flag>,
 }
 
 /// What `[defaults]` gives every node that does not say otherwise.
@@ -86,10 +98,20 @@ struct Defaults {
 /// error. Warnings are only computed for an otherwise valid file, so an error never brings
 /// a misleading warning along.
 pub fn compile(source: &Source<'_>) -> Result<(Topology, Diagnostics), Diagnostics> {
-    let mut doc = syntax::parse(source.text)?;
+    compile_with_flags(source).map(|(t, warnings, _)| (t, warnings)).map_err(|failed| failed.errors)
+}
+
+/// [`compile`], also giving the flags the diagnostics may point into.
+pub fn compile_with_flags(source: &Source<'_>) -> Result<(Topology, Diagnostics, Vec<Flag>), Failed> {
+    let mut doc = syntax::parse(source.text).map_err(|errors| Failed { errors, flags: Vec::new() })?;
     let mut diags = Diagnostics::default();
+    // The file's variables first: a `--set` value is not expanded (the shell did).
     let variables = expand::expand_document(&mut doc, source.text, source.env, &mut diags);
-    let top_value = Spanned::new(doc.span(), DeValue::Table(doc.into_inner()));
+    let doc_span = doc.span();
+    let mut doc = doc.into_inner();
+    let flags = overrides::apply(&mut doc, source.overrides, source.text.len(), &mut diags);
+    let failed = |errors| Failed { errors, flags: flags.clone() };
+    let top_value = Spanned::new(doc_span, DeValue::Table(doc));
     let top = Table::new(&top_value, "the topology".into(), &mut diags).expect("a document is a table");
     top.deny_unknown(TOP_KEYS, &mut diags);
     let name = read_name(&top, source.path, &mut diags);
@@ -112,7 +134,7 @@ pub fn compile(source: &Source<'_>) -> Result<(Topology, Diagnostics), Diagnosti
     checks::check_references(&drafts, &mut diags);
     checks::check_files(&drafts, source.base_dir.join(source.path.file_name().unwrap_or_default()), &mut diags);
     if diags.has_errors() {
-        return Err(diags);
+        return Err(failed(diags));
     }
     checks::warnings(&drafts, &inputs, &mut diags);
     hosts::placement_warnings(&drafts, &hosts, delivery, &mut diags);
@@ -143,15 +165,16 @@ pub fn compile(source: &Source<'_>) -> Result<(Topology, Diagnostics), Diagnosti
         nodes,
         delivery,
         variables,
+        overrides: source.overrides.iter().map(|o| o.text().to_string()).collect(),
     };
     // Checked on the otherwise valid topology: which sockets a node binds depends on its
     // resolved inputs and on who reads its ports.
     let mut paths = Diagnostics::default();
     ipc::check_paths(&topology, &spans, &ipc::run_dir_parent(), &mut paths);
     if paths.has_errors() {
-        return Err(paths);
+        return Err(failed(paths));
     }
-    Ok((topology, diags))
+    Ok((topology, diags, flags))
 }
 
 fn read_name(top: &Table<'_, '_>, path: &Path, diags: &mut Diagnostics) -> String {

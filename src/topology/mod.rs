@@ -16,8 +16,9 @@
 //!    program's `env` and `cwd`, into drafts; the cross-node checks; `[hosts]` and the
 //!    placement of edges on them.
 //! 8. `ipc`: the run's private directory and its socket paths, checked on a valid model.
-//! 9. `expand`: `${VAR}` in the parsed document, from the launcher's environment, before it
-//!    is read.
+//! 9. `expand`, `overrides`: the parsed document before it is read: `${VAR}` from the
+//!    launcher's environment, then the command line's `--set PATH=VALUE`, each a source of
+//!    diagnostics of its own.
 //! 10. `compile`: the one raw-to-validated conversion, calling all of the above.
 //! 11. `load`, `summary`: reading a file and compiling it; the summary and graph of a model.
 
@@ -32,6 +33,7 @@ mod lines;
 mod load;
 mod model;
 mod names;
+mod overrides;
 mod port;
 mod ports;
 mod process;
@@ -40,11 +42,12 @@ mod suggest;
 mod summary;
 mod syntax;
 
-pub use load::{load, load_bytes, LoadError, MAX_FILE_BYTES};
+pub use load::{load, load_bytes, load_with, LoadError, MAX_FILE_BYTES};
 pub use model::{
     socket_key, Delivery, Host, Input, Node, NodeId, Restart, Runner, StartMethod, Topology, Transport,
     DEFAULT_MAX_MESSAGE_BYTES,
 };
 pub use names::MAX_NAME_CHARS;
+pub use overrides::Override;
 pub use port::{Pattern, Port, TopicRule};
 pub use summary::{dot, summary};

@@ -32,6 +32,8 @@ pub struct Topology {
     /// was loaded (None: unset, so its defaults applied). Another process that loads the
     /// same file (the coordinator of `procnet export k8s`) needs the same values.
     pub variables: BTreeMap<String, Option<String>>,
+    /// The `--set PATH=VALUE` overrides it was loaded with, in order, as given.
+    pub overrides: Vec<String>,
 }
 
 /// What the run promises when a replica fails mid-stream and is restarted

@@ -43,6 +43,10 @@ pub fn summary(t: &Topology) -> String {
             .collect();
         let _ = writeln!(s, "variables: {}", vars.join(", "));
     }
+    if !t.overrides.is_empty() {
+        let flags: Vec<String> = t.overrides.iter().map(|o| format!("--set {}", shown(o))).collect();
+        let _ = writeln!(s, "overrides: {}", flags.join(" "));
+    }
     let width = t.nodes.iter().map(|n| n.name.len()).max().unwrap_or(0);
     if !t.hosts.is_empty() {
         let _ = writeln!(s, "hosts (the first coordinates with `--host`; with `--local`, every one is 127.0.0.1):");

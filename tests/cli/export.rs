@@ -321,9 +321,10 @@ fn awkward_strings_survive_and_external_nodes_are_skipped() {
 }
 
 /// A command node's `env` follows the launcher's variables and its `cwd` is the pod's working
-/// directory; the coordinator, which reads the file again, gets the values its `${VAR}`s found.
+/// directory; the coordinator, which reads the file again, gets the export's `--set` flags and
+/// the values its `${VAR}`s found.
 #[test]
-fn env_cwd_and_variables_reach_the_pods() {
+fn env_cwd_overrides_and_variables_reach_the_pods() {
     let scratch = Scratch::new();
     scratch.write("in.txt", "a\n");
     scratch.write("work/keep.py", "");
@@ -342,13 +343,17 @@ fn env_cwd_and_variables_reach_the_pods() {
     );
     let out = scratch.path("out.yaml");
     let args = ["export", "k8s", topology.to_str().expect("UTF-8"), "-o", out.to_str().expect("UTF-8")];
-    let run = procnet(args).env("PROCNET_TEST_MODE", "slow").timeout(TIMEOUT).run();
+    let run = procnet(args.into_iter().chain(["--set", "nodes.keep.replicas=3"]))
+        .env("PROCNET_TEST_MODE", "slow")
+        .timeout(TIMEOUT)
+        .run();
     run.expect_code(0);
     assert!(run.stderr.contains("# node `keep` runs `python3 keep.py` in `/etc/procnet/work`"), "{}", run.stderr);
     let docs = parse_yaml(&out);
     validate(&out, docs.len());
 
     let set = stateful_set(&docs, "keep");
+    assert_eq!(set["spec"]["replicas"], 3, "the override");
     let keep = container(set);
     assert_eq!(env(keep, "MODE")["value"], "slow");
     assert_eq!(env(keep, "PRICE")["value"], "$$5", "Kubernetes turns `$$` into `$`");
@@ -362,6 +367,8 @@ fn env_cwd_and_variables_reach_the_pods() {
         .find(|s| s["metadata"]["labels"]["app.kubernetes.io/component"] == "coordinator")
         .expect("the coordinator");
     let lc = container(launcher);
+    let args: Vec<&str> = lc["args"].as_array().expect("args").iter().map(|a| a.as_str().expect("text")).collect();
+    assert_eq!(args[args.len() - 2..], ["--set", "nodes.keep.replicas=3"]);
     assert_eq!(env(lc, "PROCNET_TEST_MODE")["value"], "slow", "the coordinator reads the file as the export did");
 }
 

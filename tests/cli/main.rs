@@ -40,6 +40,7 @@ mod invalid;
 mod launcher;
 mod lines_limits;
 mod node_env;
+mod overrides;
 mod progress;
 mod pubsub;
 mod python;
