@@ -5,10 +5,10 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Duration;
 
-use clap::{Parser, Subcommand};
+use clap::{Args, Parser, Subcommand};
 use procnet::exit_codes;
 use procnet::launch;
-use procnet::topology::{self, LoadError, Topology};
+use procnet::topology::{self, LoadError, Override, Topology};
 
 /// `eprintln!` that does not panic when stderr is gone (`procnet check x 2>&1 | head`):
 /// there is nowhere left to say anything.
@@ -41,6 +41,8 @@ enum Command {
     Run {
         /// The topology file.
         file: PathBuf,
+        #[command(flatten)]
+        set: Sets,
         /// Seconds every node may take to join the network before the run fails (default 30;
         /// with external nodes, no limit: the run waits for them to be started by hand).
         #[arg(long, value_name = "SECONDS")]
@@ -84,11 +86,15 @@ enum Command {
     Check {
         /// The topology file.
         file: PathBuf,
+        #[command(flatten)]
+        set: Sets,
     },
     /// Print a topology as a Graphviz DOT graph.
     Graph {
         /// The topology file.
         file: PathBuf,
+        #[command(flatten)]
+        set: Sets,
     },
     /// Run one built-in node replica (started by `procnet run`; reads its environment).
     #[command(hide = true)]
@@ -103,6 +109,16 @@ enum Command {
     },
 }
 
+/// `--set`, for every command that loads a topology.
+#[derive(Args)]
+struct Sets {
+    /// Set a value of the topology before it is checked, as if the file said it:
+    /// `nodes.filter.replicas=4`, `defaults.transport=tcp` (VALUE is TOML, else a string).
+    /// Repeatable; later flags win.
+    #[arg(long = "set", value_name = "PATH=VALUE", value_parser = parse_override)]
+    set: Vec<Override>,
+}
+
 #[derive(Subcommand)]
 enum ExportCommand {
     /// Kubernetes manifests (multi-document YAML): a coordinator and one StatefulSet per node
@@ -110,6 +126,8 @@ enum ExportCommand {
     K8s {
         /// The topology file.
         file: PathBuf,
+        #[command(flatten)]
+        set: Sets,
         /// The container image of every pod, with `procnet` on its PATH.
         #[arg(long, default_value = "procnet:latest")]
         image: String,
@@ -136,6 +154,7 @@ fn main() -> ExitCode {
     ExitCode::from(match cli.command {
         Command::Run {
             file,
+            set,
             startup_timeout,
             report,
             grace,
@@ -149,6 +168,7 @@ fn main() -> ExitCode {
             let startup_timeout = startup_timeout.map(|s| Duration::from_secs_f64(s.clamp(0.0, 1e9)));
             let request = launch::session::Request {
                 file,
+                overrides: set.set,
                 local,
                 host,
                 coordinate,
@@ -161,19 +181,20 @@ fn main() -> ExitCode {
             };
             run(&request)
         }
-        Command::Check { file } => with_topology(&file, |t| out(&topology::summary(t))),
-        Command::Graph { file } => with_topology(&file, |t| out(&topology::dot(t))),
+        Command::Check { file, set } => with_topology(&file, &set.set, |t| out(&topology::summary(t))),
+        Command::Graph { file, set } => with_topology(&file, &set.set, |t| out(&topology::dot(t))),
         Command::Node => node(),
         Command::Forkserver => launch::forkserver_main(),
-        Command::Export { what: ExportCommand::K8s { file, image, namespace, output } } => {
-            export_k8s(&file, image, namespace, output.as_deref())
+        Command::Export { what: ExportCommand::K8s { file, set, image, namespace, output } } => {
+            export_k8s(&file, &set.set, image, namespace, output.as_deref())
         }
     })
 }
 
-/// Load a topology, printing its diagnostics; None (after printing) if it is invalid.
-fn load(file: &Path) -> Option<Topology> {
-    match topology::load(file) {
+/// Load a topology with `overrides`, printing its diagnostics; None (after printing) if it
+/// is invalid.
+fn load(file: &Path, overrides: &[Override]) -> Option<Topology> {
+    match topology::load_with(file, overrides) {
         Ok((t, warnings)) => {
             if !warnings.diagnostics.is_empty() {
                 say_raw!("{warnings}");
@@ -190,8 +211,8 @@ fn load(file: &Path) -> Option<Topology> {
     }
 }
 
-fn with_topology(file: &Path, f: impl FnOnce(&Topology) -> u8) -> u8 {
-    match load(file) {
+fn with_topology(file: &Path, overrides: &[Override], f: impl FnOnce(&Topology) -> u8) -> u8 {
+    match load(file, overrides) {
         Some(t) => f(&t),
         None => exit_codes::INVALID_TOPOLOGY,
     }
@@ -210,6 +231,11 @@ fn out(text: &str) -> u8 {
             exit_codes::NODE_FAILED
         }
     }
+}
+
+/// `--set PATH=VALUE`; a flag that is not one is a usage error (exit 2).
+fn parse_override(text: &str) -> Result<Override, String> {
+    text.parse()
 }
 
 /// `5s`, `500ms`, `1m`, or plain seconds.
@@ -233,7 +259,7 @@ fn parse_duration(text: &str) -> Result<Duration, String> {
 
 /// `procnet run`: load the topology, run it as asked; an error is printed once, here.
 fn run(request: &launch::session::Request) -> u8 {
-    let Some(t) = load(&request.file) else {
+    let Some(t) = load(&request.file, &request.overrides) else {
         return exit_codes::INVALID_TOPOLOGY;
     };
     match launch::session::run(t, request) {
@@ -257,8 +283,14 @@ fn node() -> u8 {
 }
 
 /// `procnet export k8s`: the manifests on stdout or in `output`, notes on stderr.
-fn export_k8s(file: &Path, image: String, namespace: Option<String>, output: Option<&Path>) -> u8 {
-    let Some(t) = load(file) else {
+fn export_k8s(
+    file: &Path,
+    overrides: &[Override],
+    image: String,
+    namespace: Option<String>,
+    output: Option<&Path>,
+) -> u8 {
+    let Some(t) = load(file, overrides) else {
         return exit_codes::INVALID_TOPOLOGY;
     };
     let rendered = match procnet::export::k8s::render(&t, &procnet::export::k8s::Options { image, namespace }) {

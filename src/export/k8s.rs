@@ -22,7 +22,9 @@
 //!    StatefulSet `T-launcher` of one pod running `procnet run /etc/procnet/<file>
 //!    --coordinate $(POD_IP) --startup-timeout 600`: the launcher binds its control ROUTER on
 //!    `tcp://<pod IP>:7360` and starts no node, since Kubernetes starts them all; it runs
-//!    the start barrier, `wire`, end of stream and the report as on one machine.
+//!    the start barrier, `wire`, end of stream and the report as on one machine. It reads
+//!    the file again, so it is given what made the topology exported: the export's `--set`
+//!    flags, and the value of every variable the file's `${VAR}`s found set.
 //! 4. **Per node** `N` (whatever its `host`: `[hosts]` is ignored, Kubernetes places pods;
 //!    `transport` too, every edge is tcp between pods): a headless Service `T-N` and a
 //!    StatefulSet `T-N` of the node's replica count (`podManagementPolicy: Parallel`), one
@@ -34,8 +36,10 @@
 //!    StatefulSet pods), the control endpoint `tcp://T-launcher-0.T-launcher:7360`, the run
 //!    directory an `emptyDir` at [`RUN_DIR`], and the input (port 7400) and pub sockets
 //!    (7401 and up, one per socket key, named `pub-0`, `pub-1`, ...) bound on the pod's IP.
-//!    Paths in a built-in node's options are moved under [`ROOT`] too. An `external` node
-//!    is skipped (it is started by hand), with a note on stderr.
+//!    Paths in a built-in node's options are moved under [`ROOT`] too. A `command` node's
+//!    `env` follows the launcher's variables, and its `cwd` is the container's
+//!    `workingDir` (under [`ROOT`] when it is under the topology's directory). An `external`
+//!    node is skipped (it is started by hand), with a note on stderr.
 //!
 //! Every object is labelled `app.kubernetes.io/part-of: T`, `app.kubernetes.io/name` (the
 //! node, `launcher`, or `T`) and `app.kubernetes.io/managed-by: procnet`; `--namespace`
@@ -276,7 +280,35 @@ pub fn node_env(t: &Topology, n: NodeId, topology_label: &str) -> Vec<Value> {
             _ => json!({"name": name, "value": literal(&value)}),
         });
     }
+    // The node's own, after the launcher's, as a run adds them.
+    for (name, value) in &node.env {
+        env.push(json!({"name": name, "value": literal(value)}));
+    }
     env
+}
+
+/// The coordinator's environment: `POD_IP`, and the value of every variable the topology's
+/// `${VAR}`s found set, so that it reads the file as the export did (one left unset gets its
+/// default there too, unless the image sets it).
+fn coordinator_env(t: &Topology) -> Vec<Value> {
+    let mut env = vec![json!({"name": "POD_IP", "valueFrom": {"fieldRef": {"fieldPath": "status.podIP"}}})];
+    for (name, value) in &t.variables {
+        // The pod's own address is the one it must bind.
+        if let (Some(value), false) = (value, name == "POD_IP") {
+            env.push(json!({"name": name, "value": literal(value)}));
+        }
+    }
+    env
+}
+
+/// The coordinator's arguments: run the mounted topology with the export's `--set` flags.
+fn coordinator_args(topology_file: &str, t: &Topology) -> Vec<String> {
+    let mut args = vec!["run".to_string(), literal(topology_file)];
+    args.extend(["--coordinate", "$(POD_IP)", "--startup-timeout", "600"].map(String::from));
+    for o in &t.overrides {
+        args.extend(["--set".to_string(), literal(o)]);
+    }
+    args
 }
 
 /// The port of pub socket number `i`.
@@ -475,7 +507,7 @@ fn stateful_set(p: Pods<'_>, configmap: &str, files: &Files, ns: Option<&str>) -
         volumes.push(json!({"name": "run", "emptyDir": {}}));
     }
     let mut container = p.container;
-    container.insert("workingDir".into(), ROOT.into());
+    container.entry("workingDir").or_insert_with(|| ROOT.into());
     container.insert("volumeMounts".into(), mounts.into());
     let mut spec = Map::new();
     spec.insert("replicas".into(), p.replicas.into());
@@ -583,12 +615,8 @@ pub fn render(t: &Topology, opts: &Options) -> Result<Rendered, ExportError> {
     container.insert("name".into(), LAUNCHER.into());
     container.insert("image".into(), opts.image.clone().into());
     container.insert("command".into(), json!(["procnet"]));
-    container.insert(
-        "args".into(),
-        json!(["run", literal(&topology_file), "--coordinate", "$(POD_IP)", "--startup-timeout", "600"]),
-    );
-    container
-        .insert("env".into(), json!([{"name": "POD_IP", "valueFrom": {"fieldRef": {"fieldPath": "status.podIP"}}}]));
+    container.insert("args".into(), coordinator_args(&topology_file, t).into());
+    container.insert("env".into(), coordinator_env(t).into());
     container.insert("ports".into(), json!([control_port]));
     let pods = Pods {
         name: &launcher,
@@ -623,6 +651,9 @@ pub fn render(t: &Topology, opts: &Options) -> Result<Rendered, ExportError> {
         }
         docs.push(service(&name, &node_labels, &ports, ns, Some(annotations.clone())));
 
+        // Its `cwd`, where the image has the topology's directory (Kubernetes does not
+        // expand `$(VAR)` in `workingDir`: no escaping).
+        let working_dir = node.cwd.as_ref().map(|cwd| relocate(t, cwd).display().to_string());
         let command: Vec<String> = match &node.runner {
             Runner::Builtin(kind) => {
                 match kind {
@@ -639,11 +670,13 @@ pub fn render(t: &Topology, opts: &Options) -> Result<Rendered, ExportError> {
             Runner::Command(argv) => {
                 let mut argv = argv.clone();
                 argv[0] = relocate(t, Path::new(&argv[0])).display().to_string();
-                notes.push(format!(
-                    "# node `{}` runs `{}`: the image must have its program and the files it names (relative to {ROOT})",
-                    node.name,
-                    argv.join(" ")
-                ));
+                let note = match &working_dir {
+                    Some(dir) => format!(
+                        "in `{dir}`: the image must have that directory, its program and the files it names (relative to it)"
+                    ),
+                    None => format!("the image must have its program and the files it names (relative to {ROOT})"),
+                };
+                notes.push(format!("# node `{}` runs `{}` {note}", node.name, argv.join(" ")));
                 argv.iter().map(|a| literal(a)).collect()
             }
             Runner::External => unreachable!("external nodes were skipped"),
@@ -653,6 +686,9 @@ pub fn render(t: &Topology, opts: &Options) -> Result<Rendered, ExportError> {
         container.insert("image".into(), opts.image.clone().into());
         container.insert("command".into(), command.into());
         container.insert("env".into(), node_env(t, n, &tl).into());
+        if let Some(dir) = working_dir {
+            container.insert("workingDir".into(), dir.into());
+        }
         if !ports.is_empty() {
             container.insert("ports".into(), ports.into());
         }

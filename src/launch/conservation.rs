@@ -190,7 +190,7 @@ mod tests {
 
     fn topology(text: &str) -> Topology {
         let base_dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
-        let source = crate::topology::compile::Source { path: std::path::Path::new("t.toml"), text, base_dir };
+        let source = crate::topology::compile::Source::new(std::path::Path::new("t.toml"), text, base_dir);
         crate::topology::compile::compile(&source).map(|(t, _)| t).expect("a valid topology")
     }
 

@@ -1,7 +1,8 @@
 //! The run report (`procnet run --report FILE`): per replica, what it counted; per node, its
 //! throughput; each node's result (a tally's counts). JSON, or CSV when FILE ends in `.csv`;
 //! with `--repeat K`, one entry (JSON) or one group of rows (CSV) per run, so runs of
-//! different placements, replica counts and start methods can be compared.
+//! different placements, replica counts and start methods can be compared. Each says the
+//! `--set` overrides the topology was loaded with, so runs of different settings can be too.
 
 use std::time::Duration;
 
@@ -13,6 +14,8 @@ use crate::topology::Topology;
 #[derive(Serialize)]
 struct Report<'a> {
     topology: &'a str,
+    /// The `--set PATH=VALUE` the topology was loaded with, as given.
+    overrides: &'a [String],
     elapsed_s: f64,
     startup_s: f64,
     records_rejected: u64,
@@ -103,19 +106,25 @@ pub fn to_json(topology: &Topology, runs: &[Outcome]) -> String {
     let reports: Vec<Report<'_>> = runs.iter().map(|o| report(topology, o)).collect();
     match reports.as_slice() {
         [one] => serde_json::to_string_pretty(one),
-        _ => serde_json::to_string_pretty(&serde_json::json!({"topology": topology.name, "runs": reports})),
+        _ => serde_json::to_string_pretty(&serde_json::json!({
+            "topology": topology.name,
+            "overrides": topology.overrides,
+            "runs": reports,
+        })),
     }
     .expect("a report serializes")
 }
 
-/// The report of finished runs as CSV: a header, then one row per node per run.
+/// The report of finished runs as CSV: a header, then one row per node per run. `overrides`
+/// is the JSON array of the `--set` flags' `PATH=VALUE`s (the same in every row).
 pub fn to_csv(topology: &Topology, runs: &[Outcome]) -> String {
-    let mut out = String::from("run,node,replicas,received,sent,elapsed_s,startup_s,records_per_s,result\n");
+    let mut out = String::from("run,node,replicas,received,sent,elapsed_s,startup_s,records_per_s,overrides,result\n");
+    let overrides = csv_field(&serde_json::to_string(&topology.overrides).expect("strings serialize"));
     for (i, o) in runs.iter().enumerate() {
         for n in node_lines(topology, o) {
             let result = n.result.map(|r| r.to_string()).unwrap_or_default();
             out.push_str(&format!(
-                "{},{},{},{},{},{:.6},{:.6},{},{}\n",
+                "{},{},{},{},{},{:.6},{:.6},{},{overrides},{}\n",
                 i + 1,
                 csv_field(n.node),
                 n.replicas,
@@ -169,6 +178,7 @@ fn report<'a>(topology: &'a Topology, outcome: &'a Outcome) -> Report<'a> {
         .collect();
     Report {
         topology: &topology.name,
+        overrides: &topology.overrides,
         elapsed_s: outcome.elapsed.as_secs_f64(),
         startup_s: outcome.startup.as_secs_f64(),
         records_rejected: outcome.rejected(),

@@ -18,6 +18,8 @@ use crate::topology::{Runner, Topology};
 pub struct Request {
     /// The topology file, as given (for messages).
     pub file: PathBuf,
+    /// `--set PATH=VALUE`, applied to the file when it is loaded.
+    pub overrides: Vec<crate::topology::Override>,
     /// `--local`: every host's nodes here.
     pub local: bool,
     /// `--host NAME`.

@@ -1,6 +1,7 @@
 //! Starting one node replica as an OS process: the procnet binary itself for a built-in kind,
 //! the declared command otherwise; in its own process group, with stdin from /dev/null, its
-//! identity in the environment, and a death signal so it never outlives the launcher.
+//! identity in the environment (then the node's own `env`), in the node's `cwd` or the
+//! topology's directory, and a death signal so it never outlives the launcher.
 
 use std::io;
 use std::os::unix::process::CommandExt;
@@ -38,11 +39,14 @@ pub fn spawn(t: &Topology, node: NodeId, identity: &crate::runtime::Identity) ->
         Runner::Builtin(kind) if kind.reads_stdin() => Stdio::inherit(),
         _ => Stdio::null(),
     };
-    cmd.current_dir(&t.base_dir)
+    // The node's `env` never names a PROCNET_* variable (refused when the topology is
+    // loaded), so it adds to the identity and cannot replace any of it.
+    cmd.current_dir(node.cwd.as_ref().unwrap_or(&t.base_dir))
         .stdin(stdin)
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .envs(identity.env())
+        .envs(&node.env)
         .process_group(0);
     let launcher = std::process::id() as libc::pid_t;
     // SAFETY: only async-signal-safe calls (prctl, getppid, _exit) between fork and exec.
@@ -69,6 +73,10 @@ pub fn describe_spawn_error(t: &Topology, node: NodeId, e: &io::Error) -> String
         Runner::Builtin(_) => "the procnet binary".to_string(),
         Runner::External => "an external node".to_string(),
     };
+    // `cwd` was a directory when the topology was loaded; it may have gone since.
+    if let Some(dir) = t.nodes[node].cwd.as_ref().filter(|dir| e.kind() == io::ErrorKind::NotFound && !dir.is_dir()) {
+        return format!("its working directory `{}` (`cwd`) is gone", dir.display());
+    }
     match e.kind() {
         io::ErrorKind::NotFound => format!("command `{program}` not found"),
         io::ErrorKind::PermissionDenied => format!("command `{program}` is not executable"),

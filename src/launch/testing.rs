@@ -5,7 +5,7 @@ use crate::topology::Topology;
 /// The topology `text` describes (it must be valid), with paths relative to the repository.
 pub fn topology(text: &str) -> Topology {
     let base_dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
-    let source = crate::topology::compile::Source { path: std::path::Path::new("t.toml"), text, base_dir };
+    let source = crate::topology::compile::Source::new(std::path::Path::new("t.toml"), text, base_dir);
     crate::topology::compile::compile(&source).map(|(t, _)| t).expect("a valid topology")
 }
 

@@ -384,7 +384,7 @@ mod tests {
     use crate::topology::compile::{compile, Source};
 
     fn errors(text: &str) -> Vec<String> {
-        let source = Source { path: Path::new("t.toml"), text, base_dir: Path::new("/") };
+        let source = Source::new(Path::new("t.toml"), text, Path::new("/"));
         match compile(&source) {
             Ok(_) => Vec::new(),
             Err(d) => d

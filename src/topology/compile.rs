@@ -8,16 +8,19 @@ use toml::de::DeValue;
 use toml::Spanned;
 
 use super::checks;
-use super::diagnostic::{Diagnostic, Diagnostics};
+use super::diagnostic::{Diagnostic, Diagnostics, Flag};
 use super::draft::Draft;
+use super::expand::{self, Lookup};
 use super::hosts;
 use super::ipc;
 use super::model::{
     Delivery, Host, Node, Restart, Runner, StartMethod, Topology, Transport, DEFAULT_MAX_MESSAGE_BYTES,
 };
 use super::names;
+use super::overrides::{self, Override};
 use super::port::Port;
 use super::ports::{read_inputs, read_outputs};
+use super::process::{self, read_process};
 use super::raw::{resolve, Span, Table};
 use super::suggest::{did_you_mean, elide};
 use super::syntax;
@@ -53,7 +56,8 @@ const TRANSPORTS: &[&str] = &["ipc", "tcp"];
 /// More replicas than this is almost certainly a typo, and would exhaust the machine.
 pub const MAX_REPLICAS: i64 = crate::limits::MAX_REPLICAS as i64;
 
-/// Where relative paths resolve and what the file is called; given by the caller.
+/// Where relative paths resolve and what the file is called; given by the caller. With what
+/// the command line adds: `--set` overrides, and where `${VAR}` looks.
 pub struct Source<'a> {
     /// The path as the user gave it.
     pub path: &'a Path,
@@ -61,6 +65,27 @@ pub struct Source<'a> {
     pub text: &'a str,
     /// The absolute directory relative paths resolve against.
     pub base_dir: &'a Path,
+    /// `--set PATH=VALUE`, applied in order once the file's variables are expanded.
+    pub overrides: &'a [Override],
+    /// Where `${VAR}` looks variables up.
+    pub env: Lookup<'a>,
+}
+
+impl<'a> Source<'a> {
+    /// The file `path` with text `text`, relative paths resolving against `base_dir`; no
+    /// override, variables from the launcher's environment.
+    pub fn new(path: &'a Path, text: &'a str, base_dir: &'a Path) -> Source<'a> {
+        Source { path, text, base_dir, overrides: &[], env: &expand::process_env }
+    }
+}
+
+/// Why a source did not compile: its problems, and the flags some of them point into (for
+/// [`Diagnostics::into_report`] and [`super::diagnostic::Report::with_flags`]).
+pub struct Failed {
+    /// Every error found.
+    pub errors: Diagnostics,
+    /// The `--set` flags, as sources of diagnostics.
+    pub flags: Vec<Flag>,
 }
 
 /// What `[defaults]` gives every node that does not say otherwise.
@@ -76,9 +101,20 @@ struct Defaults {
 /// error. Warnings are only computed for an otherwise valid file, so an error never brings
 /// a misleading warning along.
 pub fn compile(source: &Source<'_>) -> Result<(Topology, Diagnostics), Diagnostics> {
-    let doc = syntax::parse(source.text)?;
+    compile_with_flags(source).map(|(t, warnings, _)| (t, warnings)).map_err(|failed| failed.errors)
+}
+
+/// [`compile`], also giving the flags the diagnostics may point into.
+pub fn compile_with_flags(source: &Source<'_>) -> Result<(Topology, Diagnostics, Vec<Flag>), Failed> {
+    let mut doc = syntax::parse(source.text).map_err(|errors| Failed { errors, flags: Vec::new() })?;
     let mut diags = Diagnostics::default();
-    let top_value = Spanned::new(doc.span(), DeValue::Table(doc.into_inner()));
+    // The file's variables first: a `--set` value is not expanded (the shell did).
+    let variables = expand::expand_document(&mut doc, source.text, source.env, &mut diags);
+    let doc_span = doc.span();
+    let mut doc = doc.into_inner();
+    let flags = overrides::apply(&mut doc, source.overrides, source.text.len(), &mut diags);
+    let failed = |errors| Failed { errors, flags: flags.clone() };
+    let top_value = Spanned::new(doc_span, DeValue::Table(doc));
     let top = Table::new(&top_value, "the topology".into(), &mut diags).expect("a document is a table");
     top.deny_unknown(TOP_KEYS, &mut diags);
     let name = read_name(&top, source.path, &mut diags);
@@ -101,7 +137,7 @@ pub fn compile(source: &Source<'_>) -> Result<(Topology, Diagnostics), Diagnosti
     checks::check_references(&drafts, &mut diags);
     checks::check_files(&drafts, source.base_dir.join(source.path.file_name().unwrap_or_default()), &mut diags);
     if diags.has_errors() {
-        return Err(diags);
+        return Err(failed(diags));
     }
     checks::warnings(&drafts, &inputs, &mut diags);
     hosts::placement_warnings(&drafts, &hosts, delivery, &mut diags);
@@ -120,6 +156,8 @@ pub fn compile(source: &Source<'_>) -> Result<(Topology, Diagnostics), Diagnosti
             restart: d.restart,
             max_message_bytes: d.max_message_bytes,
             host: d.host,
+            env: d.env,
+            cwd: d.cwd,
         })
         .collect();
     let topology = Topology {
@@ -129,15 +167,17 @@ pub fn compile(source: &Source<'_>) -> Result<(Topology, Diagnostics), Diagnosti
         hosts,
         nodes,
         delivery,
+        variables,
+        overrides: source.overrides.iter().map(|o| o.text().to_string()).collect(),
     };
     // Checked on the otherwise valid topology: which sockets a node binds depends on its
     // resolved inputs and on who reads its ports.
     let mut paths = Diagnostics::default();
     ipc::check_paths(&topology, &spans, &ipc::run_dir_parent(), &mut paths);
     if paths.has_errors() {
-        return Err(paths);
+        return Err(failed(paths));
     }
-    Ok((topology, diags))
+    Ok((topology, diags, flags))
 }
 
 fn read_name(top: &Table<'_, '_>, path: &Path, diags: &mut Diagnostics) -> String {
@@ -278,6 +318,8 @@ fn read_nodes(
                     restart: defaults.restart,
                     max_message_bytes: defaults.max_message_bytes,
                     host: Vec::new(),
+                    env: Default::default(),
+                    cwd: None,
                 },
             }
         })
@@ -309,6 +351,7 @@ fn read_node(
     let count = replicas.as_ref().map_or(1, |r| u32::try_from(*r.get_ref()).unwrap_or(1));
     let host = hosts::read_host(t, hosts, count, diags);
     let runner = read_runner(t, source, diags);
+    let (env, cwd) = read_process(t, &runner, source.base_dir, diags);
     let start = read_start(&name, t, &runner, defaults, diags);
     let restart = read_restart(&name, t, &runner, defaults, diags);
     let (ports, declared) = match &runner {
@@ -355,6 +398,8 @@ fn read_node(
         restart,
         max_message_bytes: max_message_bytes(t, diags).unwrap_or(defaults.max_message_bytes),
         host,
+        env,
+        cwd,
     }
 }
 
@@ -454,7 +499,14 @@ fn read_runner(t: &Table<'_, '_>, source: &Source<'_>, diags: &mut Diagnostics) 
                 t.deny_unknown(all, diags);
                 return None;
             }
-            t.deny_unknown_with(NODE_KEYS, |key| owner(key).map(|k| format!("`{key}` is an option of `{k}`")), diags);
+            t.deny_unknown_with(
+                NODE_KEYS,
+                |key| {
+                    process::belongs(key, "the launcher does not start an external node; set it where you start it")
+                        .or_else(|| owner(key).map(|k| format!("`{key}` is an option of `{k}`")))
+                },
+                diags,
+            );
             return Some(Runner::External);
         }
     }
@@ -486,7 +538,8 @@ fn read_runner(t: &Table<'_, '_>, source: &Source<'_>, diags: &mut Diagnostics) 
             read_stdio(t, command?, diags).map(|c| Runner::Builtin(Kind::Stdio(c)))
         }
         (None, Some(_)) => {
-            t.deny_unknown_with(NODE_KEYS, |key| owner(key).map(|k| format!("`{key}` is an option of `{k}`")), diags);
+            let keys: Vec<&str> = NODE_KEYS.iter().chain(process::KEYS).copied().collect();
+            t.deny_unknown_with(&keys, |key| owner(key).map(|k| format!("`{key}` is an option of `{k}`")), diags);
             read_command(t, source.base_dir, diags).map(Runner::Command)
         }
         (Some(_), None) => {
@@ -498,7 +551,13 @@ fn read_runner(t: &Table<'_, '_>, source: &Source<'_>, diags: &mut Diagnostics) 
             let keys: Vec<&str> = NODE_KEYS.iter().chain(Kind::keys(kind)).copied().collect();
             t.deny_unknown_with(
                 &keys,
-                |key| owner(key).map(|k| format!("`{key}` is an option of `{k}`, not `{kind}`")),
+                |key| {
+                    process::belongs(
+                        key,
+                        "a built-in runs inside procnet, with the launcher's environment and directory",
+                    )
+                    .or_else(|| owner(key).map(|k| format!("`{key}` is an option of `{k}`, not `{kind}`")))
+                },
                 diags,
             );
             Kind::from_table(kind, t, source.base_dir, diags).map(Runner::Builtin)
@@ -515,7 +574,7 @@ fn owner(key: &str) -> Option<&'static str> {
 fn all_node_keys() -> &'static [&'static str] {
     static KEYS: std::sync::OnceLock<Vec<&'static str>> = std::sync::OnceLock::new();
     KEYS.get_or_init(|| {
-        let mut keys: Vec<&str> = NODE_KEYS.to_vec();
+        let mut keys: Vec<&str> = NODE_KEYS.iter().chain(process::KEYS).copied().collect();
         for kind in BUILTINS {
             for key in Kind::keys(kind) {
                 if !keys.contains(key) {

@@ -1,5 +1,9 @@
 //! Problems found in a topology file, each tied to a span of the source, and their rendering
 //! as `file:line:column` with the offending line and a caret, like rustc and just do.
+//!
+//! A `--set` flag is a source too ([`Flag`]): its bytes are numbered after the file's, so a
+//! value it brings keeps its span through every check, and a problem with it is shown on the
+//! flag instead of a line of the file.
 
 use std::collections::BinaryHeap;
 use std::fmt;
@@ -144,7 +148,33 @@ impl Diagnostics {
     /// (stable for equal positions), and the count of the others.
     pub fn into_report(self, path: &Path, source: String) -> Report {
         let diagnostics = self.kept.into_sorted_vec().into_iter().map(|k| k.diagnostic).collect();
-        Report { path: path.to_path_buf(), source, diagnostics, more_errors: self.more.0, more_warnings: self.more.1 }
+        Report {
+            path: path.to_path_buf(),
+            source,
+            flags: Vec::new(),
+            diagnostics,
+            more_errors: self.more.0,
+            more_warnings: self.more.1,
+        }
+    }
+}
+
+/// Text from the command line that a diagnostic may point into, as into the file: a `--set
+/// PATH=VALUE`. Its bytes are numbered from `start`, past the end of the file's text and of
+/// the flags before it, so a span tells which source it is in.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Flag {
+    /// The number of its first byte.
+    pub start: usize,
+    /// The flag as shown, `--set PATH=VALUE`.
+    pub text: String,
+}
+
+impl Flag {
+    /// Whether byte `offset` is in this flag (or just past its end, where a span that is
+    /// empty at its end points).
+    fn holds(&self, offset: usize) -> bool {
+        (self.start..=self.start + self.text.len()).contains(&offset)
     }
 }
 
@@ -165,6 +195,8 @@ pub struct Report {
     pub path: PathBuf,
     /// The file's text (invalid UTF-8 replaced by U+FFFD).
     pub source: String,
+    /// The `--set` flags, whose bytes are numbered after the file's.
+    pub flags: Vec<Flag>,
     /// The first [`MAX_SHOWN`] problems, errors and warnings, in source order.
     pub diagnostics: Vec<Diagnostic>,
     /// How many more errors there are.
@@ -178,13 +210,40 @@ impl Report {
     pub fn error_count(&self) -> usize {
         self.diagnostics.iter().filter(|d| d.severity == Severity::Error).count() + self.more_errors
     }
+
+    /// The same report, whose spans past the file's text point into `flags`.
+    pub fn with_flags(mut self, flags: Vec<Flag>) -> Report {
+        self.flags = flags;
+        self
+    }
+}
+
+fn label(d: &Diagnostic) -> &'static str {
+    match d.severity {
+        Severity::Error => "error",
+        Severity::Warning => "warning",
+    }
+}
+
+/// `d`, which points into `flag`: the flag instead of a file position, with a caret under
+/// its culprit.
+fn render_flag(f: &mut fmt::Formatter<'_>, flag: &Flag, d: &Diagnostic) -> fmt::Result {
+    const ARROW: &str = "  --> ";
+    writeln!(f, "{}: {}", label(d), printable(&d.message, MAX_TEXT_CHARS))?;
+    let at = |offset: usize| floor_char_boundary(&flag.text, offset.saturating_sub(flag.start).min(flag.text.len()));
+    let (start, end) = (at(d.span.start), at(d.span.end));
+    let col = printable(&flag.text[..start], usize::MAX).chars().count();
+    let width = printable(&flag.text[start..end.max(start)], usize::MAX).chars().count().max(1);
+    writeln!(f, "{ARROW}{}", printable(&flag.text, MAX_TEXT_CHARS))?;
+    writeln!(f, "{}{}", " ".repeat(ARROW.len() + col), "^".repeat(width))?;
+    if let Some(help) = &d.help {
+        writeln!(f, "  = help: {}", printable(help, MAX_TEXT_CHARS))?;
+    }
+    Ok(())
 }
 
 fn render(f: &mut fmt::Formatter<'_>, path: &Path, source: &str, lines: &LineIndex, d: &Diagnostic) -> fmt::Result {
-    let label = match d.severity {
-        Severity::Error => "error",
-        Severity::Warning => "warning",
-    };
+    let label = label(d);
     let (line, col) = lines.line_col(source, d.span.start);
     writeln!(f, "{label}: {}", printable(&d.message, MAX_TEXT_CHARS))?;
     writeln!(f, "  --> {}:{line}:{col}", path.display())?;
@@ -248,7 +307,10 @@ impl fmt::Display for Report {
             if i > 0 {
                 writeln!(f)?;
             }
-            render(f, &self.path, &self.source, &lines, d)?;
+            match self.flags.iter().find(|flag| d.span.start > self.source.len() && flag.holds(d.span.start)) {
+                Some(flag) => render_flag(f, flag, d)?,
+                None => render(f, &self.path, &self.source, &lines, d)?,
+            }
         }
         let count = |n: usize, what: &str| format!("{n} more {what}{}", if n == 1 { "" } else { "s" });
         let more = match (self.more_errors, self.more_warnings) {
@@ -299,6 +361,26 @@ mod tests {
         assert_eq!(lines[1], "  --> t.toml:1:10001");
         assert_eq!(lines[3], format!("1 | ...{}key = 1{} ...", "a ".repeat(10), " b".repeat(36)));
         assert_eq!(lines[4], format!("  | {}^^^", " ".repeat(23)));
+    }
+
+    #[test]
+    fn a_problem_in_a_flag_is_shown_on_the_flag() {
+        let source = "[nodes.a]\n".to_string();
+        let flag = Flag { start: source.len() + 1, text: "--set nodes.a.replicas=x".into() };
+        let at = flag.start + flag.text.len() - 1;
+        let mut diags = Diagnostics::default();
+        diags.push(Diagnostic::error(at..at + 1, "`replicas` must be an integer").with_help("write a number"));
+        diags.error(1..6, "in the file");
+        let report = diags.into_report(Path::new("t.toml"), source).with_flags(vec![flag]);
+        // The caret under the `x`, the flag's 24th character, after `  --> `.
+        let caret = format!("{}^", " ".repeat(6 + 23));
+        assert_eq!(
+            report.to_string(),
+            format!(
+                "error: in the file\n  --> t.toml:1:2\n  |\n1 | [nodes.a]\n  |  ^^^^^\n\n\
+                 error: `replicas` must be an integer\n  --> --set nodes.a.replicas=x\n{caret}\n  = help: write a number\n"
+            )
+        );
     }
 
     #[test]

@@ -3,6 +3,9 @@
 //! position. The checks and the placement on hosts work on drafts; `compile` turns them into
 //! the validated [`super::model`].
 
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
 use toml::Spanned;
 
 use super::model::{Input, Restart, Runner, StartMethod, Transport};
@@ -41,6 +44,10 @@ pub struct Draft {
     /// The declared hosts its replicas run on, round-robin (indices in `[hosts]`); empty
     /// for the local host.
     pub host: Vec<usize>,
+    /// Variables added to its program's environment (`env`).
+    pub env: BTreeMap<String, String>,
+    /// The directory its program runs in (`cwd`), resolved.
+    pub cwd: Option<PathBuf>,
 }
 
 /// An input as written, before the names are resolved.

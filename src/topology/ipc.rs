@@ -107,7 +107,7 @@ mod tests {
 
     /// The errors for the topology `text` with a run directory made in `parent`.
     fn errors(text: &str, parent: &str) -> Vec<String> {
-        let source = Source { path: Path::new("t.toml"), text, base_dir: Path::new("/") };
+        let source = Source::new(Path::new("t.toml"), text, Path::new("/"));
         let (t, _) = compile(&source).expect("a valid topology");
         let spans = vec![0..0; t.nodes.len()];
         let mut diags = Diagnostics::default();

@@ -1,12 +1,14 @@
-//! Reading a topology file from disk and compiling it.
+//! Reading a topology file from disk and compiling it, with the command line's `--set`
+//! overrides and the launcher's environment for `${VAR}`.
 
 use std::fmt;
 use std::io::Read;
 use std::path::{Path, PathBuf};
 
-use super::compile::{compile, Source};
+use super::compile::{compile_with_flags, Source};
 use super::diagnostic::{Diagnostic, Diagnostics, Report};
 use super::model::Topology;
+use super::overrides::Override;
 
 /// Why a topology could not be loaded.
 #[derive(Debug)]
@@ -43,16 +45,30 @@ pub const MAX_FILE_BYTES: u64 = 16 << 20;
 /// Read and compile the topology at `path`. On success, also returns a report of warnings
 /// (possibly empty) for the caller to print.
 pub fn load(path: &Path) -> Result<(Topology, Report), LoadError> {
+    load_with(path, &[])
+}
+
+/// [`load`], with `overrides` (`--set PATH=VALUE`) applied to the file before it is checked.
+pub fn load_with(path: &Path, overrides: &[Override]) -> Result<(Topology, Report), LoadError> {
     let read_error = |source| LoadError::Read { path: path.to_path_buf(), source };
     let bytes = read(path).map_err(read_error)?;
     let abs = std::path::absolute(path).map_err(read_error)?;
     let base_dir = abs.parent().map_or_else(|| PathBuf::from("/"), Path::to_path_buf);
-    load_bytes(path, bytes, &base_dir)
+    load_bytes_with(path, bytes, &base_dir, overrides)
 }
 
 /// [`load`] for `bytes`, the content of the file at `path` (named in messages), relative
 /// paths resolving against `base_dir`: whatever the bytes, a topology or a report.
 pub fn load_bytes(path: &Path, bytes: Vec<u8>, base_dir: &Path) -> Result<(Topology, Report), LoadError> {
+    load_bytes_with(path, bytes, base_dir, &[])
+}
+
+fn load_bytes_with(
+    path: &Path,
+    bytes: Vec<u8>,
+    base_dir: &Path,
+    overrides: &[Override],
+) -> Result<(Topology, Report), LoadError> {
     let (text, not_utf8) = match String::from_utf8(bytes) {
         Ok(text) => (text, None),
         Err(e) => {
@@ -73,9 +89,10 @@ pub fn load_bytes(path: &Path, bytes: Vec<u8>, base_dir: &Path) -> Result<(Topol
         );
         return Err(LoadError::Invalid(diags.into_report(path, text)));
     }
-    match compile(&Source { path, text: &text, base_dir }) {
-        Ok((topology, warnings)) => Ok((topology, warnings.into_report(path, text))),
-        Err(errors) => Err(LoadError::Invalid(errors.into_report(path, text))),
+    let source = Source { overrides, ..Source::new(path, &text, base_dir) };
+    match compile_with_flags(&source) {
+        Ok((topology, warnings, flags)) => Ok((topology, warnings.into_report(path, text).with_flags(flags))),
+        Err(failed) => Err(LoadError::Invalid(failed.errors.into_report(path, text).with_flags(failed.flags))),
     }
 }
 

@@ -12,34 +12,42 @@
 //!    and `diagnostic` and declare their ports with `port`, and import nothing later.
 //! 5. `model`: the validated [`Topology`], which holds each built-in's [`crate::nodes::Kind`].
 //! 6. `draft`: the topology as read, before names resolve (`Draft` and its friends).
-//! 7. `ports`, `checks`, `hosts`: reading a node's outputs and inputs into drafts; the
-//!    cross-node checks; `[hosts]` and the placement of edges on them.
+//! 7. `ports`, `process`, `checks`, `hosts`: reading a node's outputs and inputs, and its
+//!    program's `env` and `cwd`, into drafts; the cross-node checks; `[hosts]` and the
+//!    placement of edges on them.
 //! 8. `ipc`: the run's private directory and its socket paths, checked on a valid model.
-//! 9. `compile`: the one raw-to-validated conversion, calling all of the above.
-//! 10. `load`, `summary`: reading a file and compiling it; the summary and graph of a model.
+//! 9. `expand`, `overrides`: the parsed document before it is read: `${VAR}` from the
+//!    launcher's environment, then the command line's `--set PATH=VALUE`, each a source of
+//!    diagnostics of its own.
+//! 10. `compile`: the one raw-to-validated conversion, calling all of the above.
+//! 11. `load`, `summary`: reading a file and compiling it; the summary and graph of a model.
 
 mod checks;
 pub mod compile;
 pub mod diagnostic;
 mod draft;
+pub mod expand;
 pub mod hosts;
 pub mod ipc;
 mod lines;
 mod load;
 mod model;
 mod names;
+mod overrides;
 mod port;
 mod ports;
+mod process;
 pub mod raw;
 mod suggest;
 mod summary;
 mod syntax;
 
-pub use load::{load, load_bytes, LoadError, MAX_FILE_BYTES};
+pub use load::{load, load_bytes, load_with, LoadError, MAX_FILE_BYTES};
 pub use model::{
     socket_key, Delivery, Host, Input, Node, NodeId, Restart, Runner, StartMethod, Topology, Transport,
     DEFAULT_MAX_MESSAGE_BYTES,
 };
 pub use names::MAX_NAME_CHARS;
+pub use overrides::Override;
 pub use port::{Pattern, Port, TopicRule};
 pub use summary::{dot, summary};

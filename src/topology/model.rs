@@ -1,6 +1,7 @@
 //! The validated topology: every name resolved, every option checked. The launcher and the
 //! nodes only ever see this form.
 
+use std::collections::BTreeMap;
 use std::net::IpAddr;
 use std::path::PathBuf;
 
@@ -27,6 +28,12 @@ pub struct Topology {
     pub nodes: Vec<Node>,
     /// What a failure may cost: `delivery = "exactly-once"` (the default) or `"at-most-once"`.
     pub delivery: Delivery,
+    /// The environment variables the file refers to (`${VAR}`), each with its value when it
+    /// was loaded (None: unset, so its defaults applied). Another process that loads the
+    /// same file (the coordinator of `procnet export k8s`) needs the same values.
+    pub variables: BTreeMap<String, Option<String>>,
+    /// The `--set PATH=VALUE` overrides it was loaded with, in order, as given.
+    pub overrides: Vec<String>,
 }
 
 /// What the run promises when a replica fails mid-stream and is restarted
@@ -85,6 +92,15 @@ pub struct Node {
     /// The hosts its replicas run on, round-robin (indices in [`Topology::hosts`]); empty
     /// for the local host.
     pub host: Vec<usize>,
+    /// Variables added to the environment of its program (`env`), after the `PROCNET_*`
+    /// ones, none of which it may name. Only a node whose program procnet starts has them (a
+    /// `command`): a built-in runs procnet's own code, and an external node is started by
+    /// hand.
+    pub env: BTreeMap<String, String>,
+    /// The directory its program runs in (`cwd`, resolved against the topology's directory
+    /// and checked to be one when loaded); None: the topology's directory. A `command` node's
+    /// only, like `env`.
+    pub cwd: Option<PathBuf>,
 }
 
 /// The default of `max_message_bytes`: far above any batch (64 KiB plus one record) and a

@@ -1,6 +1,7 @@
 //! What a name in a topology may be. Node, port and host names end up in socket paths, log
 //! prefixes, process names and environment variables, so they are plain and short; the
-//! topology's own name is free text, but short too.
+//! topology's own name is free text, but short too. An environment variable's name (in
+//! `${NAME}` and a node's `env`) is the portable kind.
 
 use toml::Spanned;
 
@@ -14,6 +15,13 @@ pub const MAX_NAME_CHARS: usize = 64;
 /// Whether `name` is made of letters, digits, `_` and `-` only (and is not empty).
 pub fn is_plain(name: &str) -> bool {
     !name.is_empty() && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+}
+
+/// Whether `name` is a portable environment variable name: letters, digits and `_`, not
+/// starting with a digit.
+pub fn is_variable(name: &str) -> bool {
+    name.starts_with(|c: char| c.is_ascii_alphabetic() || c == '_')
+        && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
 }
 
 /// Record an error if `name` (a `what`, such as "node name") is longer than

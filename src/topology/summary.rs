@@ -32,6 +32,21 @@ pub fn summary(t: &Topology) -> String {
         edges.len(),
         plural(edges.len(), "s")
     );
+    if !t.variables.is_empty() {
+        let vars: Vec<String> = t
+            .variables
+            .iter()
+            .map(|(name, value)| match value {
+                Some(v) => format!("{name}={}", shown(v)),
+                None => format!("{name} (unset, default used)"),
+            })
+            .collect();
+        let _ = writeln!(s, "variables: {}", vars.join(", "));
+    }
+    if !t.overrides.is_empty() {
+        let flags: Vec<String> = t.overrides.iter().map(|o| format!("--set {}", shown(o))).collect();
+        let _ = writeln!(s, "overrides: {}", flags.join(" "));
+    }
     let width = t.nodes.iter().map(|n| n.name.len()).max().unwrap_or(0);
     if !t.hosts.is_empty() {
         let _ = writeln!(s, "hosts (the first coordinates with `--host`; with `--local`, every one is 127.0.0.1):");
@@ -65,6 +80,13 @@ pub fn summary(t: &Topology) -> String {
         }
         if n.restart.on_failure {
             let _ = write!(how, "  restart on-failure (at most {})", n.restart.max_restarts);
+        }
+        if let Some(cwd) = &n.cwd {
+            let _ = write!(how, "  cwd {}", shown(&cwd.display().to_string()));
+        }
+        if !n.env.is_empty() {
+            let env: Vec<String> = n.env.iter().map(|(k, v)| format!("{k}={}", shown(v))).collect();
+            let _ = write!(how, "  env {}", env.join(" "));
         }
         let _ = writeln!(s, "  {:width$}  x{}  {what}{how}", n.name, n.replicas);
     }
@@ -119,6 +141,16 @@ fn replicas_at(replicas: u32, position: usize, hosts: usize) -> String {
     match mine.as_slice() {
         [first @ .., last] if mine.len() > 8 => format!("{},...,{last}", text(&first[..3])),
         all => text(all),
+    }
+}
+
+/// A value as the summary shows it: as it is, or quoted (with escapes) when it is empty or
+/// holds spaces, quotes or control characters, so that where it ends is clear.
+fn shown(value: &str) -> String {
+    if value.is_empty() || value.contains(|c: char| c.is_whitespace() || c.is_control() || c == '"' || c == '\'') {
+        format!("{value:?}")
+    } else {
+        value.to_string()
     }
 }
 

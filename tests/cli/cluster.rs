@@ -79,7 +79,10 @@ fn repeated_runs_are_reported_per_run_and_node_in_csv_and_json() {
     assert_eq!(r.stderr.matches("procnet: run ").count(), 3, "{}", r.stderr);
     let text = std::fs::read_to_string(&csv).expect("the CSV report");
     let mut lines = text.lines();
-    assert_eq!(lines.next(), Some("run,node,replicas,received,sent,elapsed_s,startup_s,records_per_s,result"));
+    assert_eq!(
+        lines.next(),
+        Some("run,node,replicas,received,sent,elapsed_s,startup_s,records_per_s,overrides,result")
+    );
     let rows: Vec<&str> = lines.collect();
     assert_eq!(rows.len(), 9, "3 runs x 3 nodes:\n{text}");
     let tally = r.lines().last().map(|l| l.to_string()).expect("the tally's line");

@@ -284,7 +284,7 @@ fn awkward_strings_survive_and_external_nodes_are_skipped() {
                 path = \"in.txt\"  # é \u{2028} ünïcode\n\
                 \n\
                 [nodes.keep]\n\
-                command = [\"./bin/keep.sh\", \"yes\", \"1\", \"a: b\", \"$(HOME)\", \"${x}\", \"#c\"]\n\
+                command = [\"./bin/keep.sh\", \"yes\", \"1\", \"a: b\", \"$(HOME)\", \"$${x}\", \"#c\"]\n\
                 inputs = [\"src\"]\n\
                 replicas = 2\n\
                 \n\
@@ -318,6 +318,58 @@ fn awkward_strings_survive_and_external_nodes_are_skipped() {
     assert!(!has_env(keep, "PROCNET_CONFIG"), "a command node gets no PROCNET_CONFIG");
     assert_eq!(stateful_set(&docs, "keep")["spec"]["replicas"], 2);
     assert_eq!(env(keep, "PROCNET_CONTROL")["value"], "tcp://weird-yes-launcher-0.weird-yes-launcher:7360");
+}
+
+/// A command node's `env` follows the launcher's variables and its `cwd` is the pod's working
+/// directory; the coordinator, which reads the file again, gets the export's `--set` flags and
+/// the values its `${VAR}`s found.
+#[test]
+fn env_cwd_overrides_and_variables_reach_the_pods() {
+    let scratch = Scratch::new();
+    scratch.write("in.txt", "a\n");
+    scratch.write("work/keep.py", "");
+    let topology = scratch.write(
+        "t.toml",
+        r#"
+        [nodes.src]
+        kind = "lines"
+        path = "in.txt"
+        [nodes.keep]
+        command = ["python3", "keep.py"]
+        inputs = ["src"]
+        env = { MODE = "${PROCNET_TEST_MODE:-fast}", PRICE = "$5" }
+        cwd = "work"
+        "#,
+    );
+    let out = scratch.path("out.yaml");
+    let args = ["export", "k8s", topology.to_str().expect("UTF-8"), "-o", out.to_str().expect("UTF-8")];
+    let run = procnet(args.into_iter().chain(["--set", "nodes.keep.replicas=3"]))
+        .env("PROCNET_TEST_MODE", "slow")
+        .timeout(TIMEOUT)
+        .run();
+    run.expect_code(0);
+    assert!(run.stderr.contains("# node `keep` runs `python3 keep.py` in `/etc/procnet/work`"), "{}", run.stderr);
+    let docs = parse_yaml(&out);
+    validate(&out, docs.len());
+
+    let set = stateful_set(&docs, "keep");
+    assert_eq!(set["spec"]["replicas"], 3, "the override");
+    let keep = container(set);
+    assert_eq!(env(keep, "MODE")["value"], "slow");
+    assert_eq!(env(keep, "PRICE")["value"], "$$5", "Kubernetes turns `$$` into `$`");
+    let names: Vec<&str> = keep["env"].as_array().expect("env").iter().filter_map(|e| e["name"].as_str()).collect();
+    assert!(names.ends_with(&["MODE", "PRICE"]), "the node's own last: {names:?}");
+    assert_eq!(keep["workingDir"], "/etc/procnet/work");
+    assert_eq!(container(stateful_set(&docs, "src"))["workingDir"], "/etc/procnet");
+
+    let launcher = of_kind(&docs, "StatefulSet")
+        .into_iter()
+        .find(|s| s["metadata"]["labels"]["app.kubernetes.io/component"] == "coordinator")
+        .expect("the coordinator");
+    let lc = container(launcher);
+    let args: Vec<&str> = lc["args"].as_array().expect("args").iter().map(|a| a.as_str().expect("text")).collect();
+    assert_eq!(args[args.len() - 2..], ["--set", "nodes.keep.replicas=3"]);
+    assert_eq!(env(lc, "PROCNET_TEST_MODE")["value"], "slow", "the coordinator reads the file as the export did");
 }
 
 #[test]

@@ -1,7 +1,8 @@
 //! Every validation error, data-driven: each `tests/invalid/<case>.toml` is an invalid topology,
 //! and `tests/invalid/<case>.stderr` is exactly what `procnet check <case>.toml` prints, run
 //! from `tests/invalid` so the paths in messages are relative and stable. `procnet run` must
-//! print the same and start nothing; both exit 78 with nothing on stdout.
+//! print the same and start nothing; both exit 78 with nothing on stdout. A case may give
+//! the command line more arguments (`--set` flags), one per line, in `<case>.args`.
 //!
 //! To (re)write the `.stderr` files after an intended change of messages, run
 //! `UPDATE_EXPECT=1 cargo test --test cli invalid::`, then review the diff of `tests/invalid/`.
@@ -70,11 +71,22 @@ fn diff(expected: &str, actual: &str) -> String {
     out
 }
 
-/// Run `procnet <command> <case>.toml` from the cases directory; return the problems found
-/// (empty if none) and the stderr.
+/// The arguments after the file of `case`: the lines of `<case>.args`, if there is one.
+fn extra_args(dir: &Path, case: &str) -> Vec<String> {
+    match fs::read_to_string(dir.join(format!("{case}.args"))) {
+        Ok(text) => text.lines().map(str::to_string).collect(),
+        Err(_) => Vec::new(),
+    }
+}
+
+/// Run `procnet <command> <case>.toml [args]` from the cases directory; return the problems
+/// found (empty if none) and the stderr.
 fn run_case(dir: &Path, command: &str, case: &str, expected: Option<&str>) -> (Vec<String>, String) {
     let file = format!("{case}.toml");
-    let run = procnet([command, file.as_str()]).current_dir(dir).run();
+    let args = extra_args(dir, case);
+    let run =
+        procnet([command, file.as_str()].into_iter().chain(args.iter().map(String::as_str))).current_dir(dir).run();
+    let file = [file].into_iter().chain(args).collect::<Vec<_>>().join(" ");
     let mut problems = Vec::new();
     if run.code() != INVALID_TOPOLOGY {
         problems.push(format!("`procnet {command} {file}` exited {}, expected {INVALID_TOPOLOGY}", run.code()));
@@ -101,8 +113,10 @@ fn every_invalid_topology_is_reported_exactly() {
     let update = updating();
     let mut failures: Vec<String> = Vec::new();
 
-    for stale in stems(&dir, "stderr").iter().filter(|s| !cases.contains(s)) {
-        failures.push(format!("{stale}.stderr has no {stale}.toml; remove it or add the case"));
+    for ext in ["stderr", "args"] {
+        for stale in stems(&dir, ext).iter().filter(|s| !cases.contains(s)) {
+            failures.push(format!("{stale}.{ext} has no {stale}.toml; remove it or add the case"));
+        }
     }
 
     for case in &cases {
