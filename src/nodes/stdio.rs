@@ -57,7 +57,7 @@ pub struct StdioConfig {
     /// Variables added to the program's environment.
     #[serde(default)]
     pub env: BTreeMap<String, String>,
-    /// The program's working directory, if not the launcher's.
+    /// The program's working directory (the topology's, unless its `cwd` says otherwise).
     #[serde(default)]
     pub cwd: Option<PathBuf>,
 }

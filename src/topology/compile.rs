@@ -351,7 +351,15 @@ fn read_node(
     let count = replicas.as_ref().map_or(1, |r| u32::try_from(*r.get_ref()).unwrap_or(1));
     let host = hosts::read_host(t, hosts, count, diags);
     let runner = read_runner(t, source, diags);
+    let mut runner = runner;
     let (env, cwd) = read_process(t, &runner, source.base_dir, diags);
+    // A program over stdio is started by its adapter, which may be forked: it carries them,
+    // and runs the program in the topology's directory unless `cwd` says otherwise, as a
+    // spawned command node is.
+    if let Some(Runner::Builtin(Kind::Stdio(c))) = &mut runner {
+        c.env.clone_from(&env);
+        c.cwd = Some(cwd.clone().unwrap_or_else(|| source.base_dir.to_path_buf()));
+    }
     let start = read_start(&name, t, &runner, defaults, diags);
     let restart = read_restart(&name, t, &runner, defaults, diags);
     let (ports, declared) = match &runner {
@@ -532,7 +540,7 @@ fn read_runner(t: &Table<'_, '_>, source: &Source<'_>, diags: &mut Diagnostics) 
             None
         }
         (None, Some(_)) if t.get("stdio").is_some() => {
-            let keys: Vec<&str> = NODE_KEYS.iter().chain(STDIO_KEYS).copied().collect();
+            let keys: Vec<&str> = NODE_KEYS.iter().chain(STDIO_KEYS).chain(process::KEYS).copied().collect();
             t.deny_unknown_with(&keys, |key| owner(key).map(|k| format!("`{key}` is an option of `{k}`")), diags);
             let command = read_command(t, source.base_dir, diags);
             read_stdio(t, command?, diags).map(|c| Runner::Builtin(Kind::Stdio(c)))

@@ -1,7 +1,8 @@
 //! What a node's program gets besides its arguments: `env`, variables added to its
 //! environment, and `cwd`, the directory it runs in. Only a `command` node has a program of
-//! its own: a built-in kind runs procnet's code, and an external node is started by hand, so
-//! neither may have the keys.
+//! its own (a protocol node, or a program over stdio, whose adapter passes them on): a
+//! built-in kind runs procnet's code, and an external node is started by hand, so neither may
+//! have the keys.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -13,6 +14,7 @@ use super::model::Runner;
 use super::names::is_variable;
 use super::raw::{resolve, Table};
 use super::suggest::elide;
+use crate::nodes::Kind;
 
 /// The prefix of the variables the launcher sets for every replica (docs/protocol.md,
 /// section 2.2): `env` may not name one.
@@ -38,7 +40,9 @@ pub(super) fn read_process(
     diags: &mut Diagnostics,
 ) -> (BTreeMap<String, String>, Option<PathBuf>) {
     match runner {
-        Some(Runner::Command(_)) | None => (read_env(t, diags), read_cwd(t, base_dir, diags)),
+        Some(Runner::Command(_) | Runner::Builtin(Kind::Stdio(_))) | None => {
+            (read_env(t, diags), read_cwd(t, base_dir, diags))
+        }
         Some(Runner::Builtin(_) | Runner::External) => (BTreeMap::new(), None),
     }
 }

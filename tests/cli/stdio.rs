@@ -378,3 +378,30 @@ fn stdio_keys_are_checked_with_their_location() {
     assert!(r.stderr.contains("t.toml:4:17"), "{}", r.stderr);
     assert!(r.stderr.contains("`field` in node `mid` applies to `stdio = \"lines\"` only"), "{}", r.stderr);
 }
+
+#[test]
+fn a_programs_env_and_cwd_reach_it_whatever_starts_its_adapter() {
+    let s = Scratch::new();
+    std::fs::create_dir_all(s.path("work")).expect("mkdir");
+    s.write("work/words.txt", "one\ntwo\n");
+    for start in ["spawn", "fork", "forkserver"] {
+        let toml = format!(
+            r#"
+            [nodes.src]
+            command = ["sh", "-c", "cat words.txt; echo \"$GREETING\""]
+            stdio = "lines"
+            env = {{ GREETING = "${{PROCNET_TEST_WHO:-hello}}" }}
+            cwd = "work"
+            start = "{start}"
+            [nodes.out]
+            kind = "sink"
+            inputs = ["src"]
+            path = "out.jsonl"
+            "#
+        );
+        let file = s.write("t.toml", &toml);
+        let r = procnet(["run".as_ref(), file.as_os_str()]).env("PROCNET_TEST_WHO", "bonjour").run();
+        r.expect_code(0);
+        assert_eq!(field_lines(&s, "out.jsonl", "line"), ["bonjour", "one", "two"], "start = {start}\n{}", r.stderr);
+    }
+}
