@@ -60,6 +60,12 @@ enum Command {
         /// at the first run that does not exit 0, with its status.
         #[arg(long, value_name = "K", default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..))]
         repeat: u32,
+        /// Sweep a value of the topology over several settings (an experiment): run every
+        /// combination of the sweeps' values (`--repeat K` times each) and record each run
+        /// with its values in the report, for `procnet plot`. PATH as for `--set`:
+        /// `nodes.filter.replicas=1,2,4`. Repeatable.
+        #[arg(long, value_name = "PATH=V1,V2,...", value_parser = parse_sweep)]
+        sweep: Vec<launch::sweep::Sweep>,
         /// After a first Ctrl-C or SIGTERM, how long nodes may take to finish their streams
         /// before they are killed (a second signal kills at once): `5s`, `500ms`, `1m`.
         #[arg(long, default_value = "5s", value_name = "DURATION", value_parser = parse_duration)]
@@ -102,6 +108,25 @@ enum Command {
     /// Serve `procnet run` as its fork server on descriptor 3 (the `forkserver` start method).
     #[command(hide = true)]
     Forkserver,
+    /// Draw what a sweep measured (`procnet run FILE --sweep ... --report r.json`) as SVG:
+    /// a node's records/s and the run's wall time against the swept value, one line per
+    /// combination of the other swept values, with the spread of the repeats.
+    Plot {
+        /// The report of a sweep (JSON).
+        report: PathBuf,
+        /// Where to write the SVG.
+        #[arg(short = 'o', long, value_name = "FILE")]
+        output: PathBuf,
+        /// The node whose throughput is drawn (default: the tally, or the last node).
+        #[arg(long)]
+        node: Option<String>,
+        /// The swept value on the x axis (default: the first swept).
+        #[arg(long, value_name = "PATH")]
+        x: Option<String>,
+        /// The plot's title.
+        #[arg(long)]
+        title: Option<String>,
+    },
     /// Render a topology for another engine to run.
     Export {
         #[command(subcommand)]
@@ -161,6 +186,7 @@ fn main() -> ExitCode {
             endpoints,
             local,
             repeat,
+            sweep,
             host,
             coordinate,
             control_port,
@@ -179,10 +205,15 @@ fn main() -> ExitCode {
                 report,
                 repeat,
             };
-            run(&request)
+            if sweep.is_empty() {
+                run(&request)
+            } else {
+                run_sweep(&request, &sweep)
+            }
         }
         Command::Check { file, set } => with_topology(&file, &set.set, |t| out(&topology::summary(t))),
         Command::Graph { file, set } => with_topology(&file, &set.set, |t| out(&topology::dot(t))),
+        Command::Plot { report, output, node, x, title } => plot(&report, &output, node, x, title),
         Command::Node => node(),
         Command::Forkserver => launch::forkserver_main(),
         Command::Export { what: ExportCommand::K8s { file, set, image, namespace, output } } => {
@@ -238,6 +269,10 @@ fn parse_override(text: &str) -> Result<Override, String> {
     text.parse()
 }
 
+fn parse_sweep(text: &str) -> Result<launch::sweep::Sweep, String> {
+    text.parse()
+}
+
 /// `5s`, `500ms`, `1m`, or plain seconds.
 fn parse_duration(text: &str) -> Result<Duration, String> {
     let (number, unit) = match text.find(|c: char| c.is_ascii_alphabetic()) {
@@ -267,6 +302,55 @@ fn run(request: &launch::session::Request) -> u8 {
         Err(e) => {
             say!("procnet: {}", e.chain());
             e.exit_code()
+        }
+    }
+}
+
+/// `procnet run FILE --sweep ...`: every point loaded (and checked) before any runs.
+fn run_sweep(request: &launch::session::Request, sweeps: &[launch::sweep::Sweep]) -> u8 {
+    let mut points = Vec::new();
+    for point in launch::sweep::points(sweeps) {
+        let overrides = match launch::sweep::overrides(&point) {
+            Ok(o) => o,
+            Err(e) => {
+                say!("procnet: {e}");
+                return exit_codes::USAGE;
+            }
+        };
+        let all: Vec<Override> = request.overrides.iter().cloned().chain(overrides).collect();
+        let Some(t) = load(&request.file, &all) else {
+            say!("procnet: at sweep point {}", launch::sweep::describe(&point));
+            return exit_codes::INVALID_TOPOLOGY;
+        };
+        points.push((point, t));
+    }
+    match launch::session::sweep(sweeps, points, request) {
+        Ok(code) => code,
+        Err(e) => {
+            say!("procnet: {}", e.chain());
+            e.exit_code()
+        }
+    }
+}
+
+/// `procnet plot`: the SVG written, or the reason on stderr.
+fn plot(report: &Path, output: &Path, node: Option<String>, x: Option<String>, title: Option<String>) -> u8 {
+    let text = match std::fs::read_to_string(report) {
+        Ok(t) => t,
+        Err(e) => {
+            say!("procnet: failed to read the report `{}`: {e}", report.display());
+            return exit_codes::USAGE;
+        }
+    };
+    match procnet::plot::plot(&text, output, &procnet::plot::PlotOptions { node, x, title }) {
+        Ok(()) => exit_codes::OK,
+        Err(e @ procnet::plot::PlotError::Report(_)) => {
+            say!("procnet: {e}");
+            exit_codes::USAGE
+        }
+        Err(e) => {
+            say!("procnet: {e}");
+            exit_codes::NODE_FAILED
         }
     }
 }

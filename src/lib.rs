@@ -16,6 +16,7 @@
 //! - [`launch`]: the launcher: spawn, start barrier, supervision, clean teardown.
 //! - [`export`]: a topology rendered for another engine (`procnet export k8s`: Kubernetes
 //!   manifests).
+//! - [`plot`]: a sweep's report drawn as SVG (`procnet plot`).
 //! - [`exit_codes`]: the process exit codes, documented in one place.
 //! - [`limits`]: the limits `check` and a run agree on (replicas, sockets, open files).
 //!
@@ -23,7 +24,7 @@
 //! `exit_codes`, `limits`, `record`, `wire`, `http`, `runtime`, then `topology`'s first
 //! stages (diagnostics, typed reads of the spanned tree, the port vocabulary), `nodes`, the
 //! rest of `topology` (the model, which holds each built-in's validated options, and
-//! `compile`), `export`, `launch`. So the runtime knows no built-in kind, and the built-in
+//! `compile`), `export`, `launch`, `plot` (which reads only the report's JSON). So the runtime knows no built-in kind, and the built-in
 //! kinds read their options with what the topology reads its file with (the stages are
 //! listed in [`topology`]'s docs).
 
@@ -33,6 +34,7 @@ pub mod http;
 pub mod launch;
 pub mod limits;
 pub mod nodes;
+pub mod plot;
 pub mod record;
 pub mod runtime;
 pub mod topology;

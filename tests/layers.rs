@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 /// The top-level modules, in order. `topology` stands where its later stages do; its stages
 /// up to [`STAGES_BEFORE_NODES`] come before `nodes`.
 const MODULES: &[&str] =
-    &["exit_codes", "limits", "record", "wire", "http", "runtime", "nodes", "topology", "export", "launch"];
+    &["exit_codes", "limits", "record", "wire", "http", "runtime", "nodes", "topology", "export", "launch", "plot"];
 
 /// The stages of `topology`, in order.
 const STAGES: &[&str] = &[

@@ -12,7 +12,7 @@
 //! - around them: `conservation` (every edge balances), `outcome` (what a run produced),
 //!   `outputs` (output files into place or aside), `external` (what external replicas need),
 //!   `link` (the messages between launchers), `logs`, `progress`, `report`, `signals`,
-//!   `spawn`, `fork`, `forker`, `watchdog`, `os`.
+//!   `spawn`, `fork`, `forker`, `watchdog`, `os`; [`sweep`]: the points of `--sweep`.
 
 mod conservation;
 mod control;
@@ -37,6 +37,7 @@ pub mod session;
 mod signals;
 mod spawn;
 mod status;
+pub mod sweep;
 #[cfg(test)]
 mod testing;
 mod watchdog;

@@ -11,9 +11,28 @@ use serde::Serialize;
 use super::outcome::Outcome;
 use crate::topology::Topology;
 
+/// One finished run of a sweep (`--sweep`): its point, which repeat of it, the topology it
+/// ran (loaded with the point's values) and what it produced.
+pub struct Swept {
+    /// The swept values it ran with.
+    pub point: super::sweep::Point,
+    /// Which run of the point's `--repeat K`, from 1.
+    pub repeat: u32,
+    /// The topology it ran.
+    pub topology: Topology,
+    /// What it produced.
+    pub outcome: Outcome,
+}
+
 #[derive(Serialize)]
 struct Report<'a> {
     topology: &'a str,
+    /// In a sweep: the swept values this run ran with, by path.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    params: Option<serde_json::Map<String, serde_json::Value>>,
+    /// In a sweep: which run of its point's `--repeat`, from 1.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    repeat: Option<u32>,
     /// The `--set PATH=VALUE` the topology was loaded with, as given.
     overrides: &'a [String],
     elapsed_s: f64,
@@ -140,6 +159,75 @@ pub fn to_csv(topology: &Topology, runs: &[Outcome]) -> String {
     out
 }
 
+/// A swept value as JSON: a number or a boolean as such (`2`, `true`), anything else as the
+/// string given (`fork`; `"fork"` unquoted).
+fn value_json(value: &str) -> serde_json::Value {
+    if let Ok(n) = value.parse::<i64>() {
+        return n.into();
+    }
+    if let Some(f) = value.parse::<f64>().ok().filter(|f| f.is_finite()) {
+        return f.into();
+    }
+    match value {
+        "true" => true.into(),
+        "false" => false.into(),
+        v => v.strip_prefix('"').and_then(|v| v.strip_suffix('"')).unwrap_or(v).into(),
+    }
+}
+
+/// A point's values by path.
+fn params(point: &super::sweep::Point) -> serde_json::Map<String, serde_json::Value> {
+    point.iter().map(|(path, value)| (path.clone(), value_json(value))).collect()
+}
+
+/// The report of a sweep, as pretty JSON: the sweep (each path's values in order), the
+/// repeats per point, and every run that finished, with its `params` and `repeat`.
+pub fn sweep_to_json(sweeps: &[super::sweep::Sweep], repeat: u32, runs: &[Swept]) -> String {
+    let sweep: serde_json::Map<String, serde_json::Value> =
+        sweeps.iter().map(|s| (s.path.clone(), s.values.iter().map(|v| value_json(v)).collect())).collect();
+    let reports: Vec<Report<'_>> = runs
+        .iter()
+        .map(|r| Report { params: Some(params(&r.point)), repeat: Some(r.repeat), ..report(&r.topology, &r.outcome) })
+        .collect();
+    let name = runs.first().map_or("", |r| r.topology.name.as_str());
+    serde_json::to_string_pretty(&serde_json::json!({
+        "topology": name,
+        "sweep": sweep,
+        "repeat": repeat,
+        "runs": reports,
+    }))
+    .expect("a report serializes")
+}
+
+/// The report of a sweep as CSV: [`to_csv`]'s columns, with `params` (the point, as a JSON
+/// object) and `repeat` after `run`.
+pub fn sweep_to_csv(runs: &[Swept]) -> String {
+    let mut out = String::from(
+        "run,params,repeat,node,replicas,received,sent,elapsed_s,startup_s,records_per_s,overrides,result\n",
+    );
+    for (i, r) in runs.iter().enumerate() {
+        let point = csv_field(&serde_json::Value::Object(params(&r.point)).to_string());
+        let overrides = csv_field(&serde_json::to_string(&r.topology.overrides).expect("strings serialize"));
+        for n in node_lines(&r.topology, &r.outcome) {
+            let result = n.result.map(|v| v.to_string()).unwrap_or_default();
+            out.push_str(&format!(
+                "{},{point},{},{},{},{},{},{:.6},{:.6},{},{overrides},{}\n",
+                i + 1,
+                r.repeat,
+                csv_field(n.node),
+                n.replicas,
+                n.received,
+                n.sent,
+                r.outcome.elapsed.as_secs_f64(),
+                r.outcome.startup.as_secs_f64(),
+                n.records_per_s,
+                csv_field(&result)
+            ));
+        }
+    }
+    out
+}
+
 /// A CSV field (RFC 4180): quoted, with quotes doubled, when it holds a comma, a quote or a
 /// line break.
 fn csv_field(s: &str) -> String {
@@ -178,6 +266,8 @@ fn report<'a>(topology: &'a Topology, outcome: &'a Outcome) -> Report<'a> {
         .collect();
     Report {
         topology: &topology.name,
+        params: None,
+        repeat: None,
         overrides: &topology.overrides,
         elapsed_s: outcome.elapsed.as_secs_f64(),
         startup_s: outcome.startup.as_secs_f64(),

@@ -96,8 +96,88 @@ impl SessionError {
 /// records were dropped, or 1 when a replica died mid-stream), having said what happened.
 pub fn run(t: Topology, req: &Request) -> Result<u8, SessionError> {
     let t = if req.local { t.localized() } else { t };
-    let placement = placement(&t, req)?;
-    refuse_terminal_stdin(&t, placement, &req.file)?;
+    let (placement, opts) = options(&t, req)?;
+    match placement {
+        Placement::Host { host, .. } if host != Topology::COORDINATOR => join(&t, &opts, host, req),
+        _ => {
+            let (outcomes, ended) = coordinate(&t, opts, req);
+            write_report(req, &outcomes, |path| report_text(path, &t, &outcomes))?;
+            ended
+        }
+    }
+}
+
+/// Run every point of a sweep (`--sweep`; each point's topology loaded with its values),
+/// `--repeat K` times each, on this machine; stop at the first run that does not exit 0.
+/// The report has every run that finished, with its point.
+pub fn sweep(
+    sweeps: &[super::sweep::Sweep],
+    points: Vec<(super::sweep::Point, Topology)>,
+    req: &Request,
+) -> Result<u8, SessionError> {
+    if req.host.is_some() || req.coordinate.is_some() {
+        return Err(SessionError::Usage(
+            "`--sweep` runs every point on this machine (or with `--local`); over several hosts, run each point with \
+             `--set` on every host"
+                .into(),
+        ));
+    }
+    let mut runs = Vec::new();
+    let mut ended = Ok(exit_codes::OK);
+    let n = points.len();
+    for (i, (point, t)) in points.into_iter().enumerate() {
+        say(&format!("sweep point {} of {n}: {}", i + 1, super::sweep::describe(&point)));
+        let t = if req.local { t.localized() } else { t };
+        let (_, opts) = options(&t, req)?;
+        let (outcomes, point_ended) = coordinate(&t, opts, req);
+        for (k, outcome) in outcomes.into_iter().enumerate() {
+            runs.push(super::report::Swept {
+                point: point.clone(),
+                repeat: k as u32 + 1,
+                topology: t.clone(),
+                outcome,
+            });
+        }
+        ended = point_ended;
+        if !matches!(ended, Ok(exit_codes::OK)) {
+            break;
+        }
+    }
+    write_report(req, &runs, |path| {
+        if is_csv(path) {
+            super::report::sweep_to_csv(&runs)
+        } else {
+            super::report::sweep_to_json(sweeps, req.repeat, &runs) + "\n"
+        }
+    })?;
+    ended
+}
+
+/// Write the report `text` makes for `--report`'s path, if asked and anything finished.
+fn write_report<T>(req: &Request, finished: &[T], text: impl FnOnce(&Path) -> String) -> Result<(), SessionError> {
+    if let (Some(path), false) = (&req.report, finished.is_empty()) {
+        std::fs::write(path, text(path)).map_err(|source| SessionError::Report { path: path.clone(), source })?;
+    }
+    Ok(())
+}
+
+fn is_csv(path: &Path) -> bool {
+    path.extension().is_some_and(|e| e.eq_ignore_ascii_case("csv"))
+}
+
+/// The report of `outcomes`, as JSON, or CSV when `path` ends in `.csv`.
+fn report_text(path: &Path, t: &Topology, outcomes: &[Outcome]) -> String {
+    if is_csv(path) {
+        super::report::to_csv(t, outcomes)
+    } else {
+        super::report::to_json(t, outcomes) + "\n"
+    }
+}
+
+/// Where this launcher stands in a run of `t`, and the options of its runs.
+fn options(t: &Topology, req: &Request) -> Result<(Placement, RunOptions), SessionError> {
+    let placement = placement(t, req)?;
+    refuse_terminal_stdin(t, placement, &req.file)?;
     let external = t.nodes.iter().any(|n| matches!(n.runner, Runner::External));
     let startup_timeout = match req.startup_timeout {
         Some(d) => d,
@@ -114,10 +194,7 @@ pub fn run(t: Topology, req: &Request) -> Result<u8, SessionError> {
         run: 1,
         secret,
     };
-    match placement {
-        Placement::Host { host, .. } if host != Topology::COORDINATOR => join(&t, &opts, host, req),
-        _ => coordinate(&t, opts, req),
-    }
+    Ok((placement, opts))
 }
 
 /// Which replicas this launcher starts.
@@ -184,8 +261,8 @@ fn secret(placement: Placement) -> Result<Secret, SessionError> {
 }
 
 /// The coordinator's runs: one, or `--repeat K`, stopping at the first that does not exit 0
-/// (its figures would not compare); then the report of those that finished.
-fn coordinate(t: &Topology, mut opts: RunOptions, req: &Request) -> Result<u8, SessionError> {
+/// (its figures would not compare): those that finished, and how the last ended.
+fn coordinate(t: &Topology, mut opts: RunOptions, req: &Request) -> (Vec<Outcome>, Result<u8, SessionError>) {
     let mut outcomes = Vec::new();
     let mut ended = Ok(exit_codes::OK);
     for i in 1..=req.repeat {
@@ -205,12 +282,7 @@ fn coordinate(t: &Topology, mut opts: RunOptions, req: &Request) -> Result<u8, S
             break;
         }
     }
-    if let (Some(path), false) = (&req.report, outcomes.is_empty()) {
-        let csv = path.extension().is_some_and(|e| e.eq_ignore_ascii_case("csv"));
-        let text = if csv { super::report::to_csv(t, &outcomes) } else { super::report::to_json(t, &outcomes) + "\n" };
-        std::fs::write(path, text).map_err(|source| SessionError::Report { path: path.clone(), source })?;
-    }
-    ended
+    (outcomes, ended)
 }
 
 /// Say what a finished run dropped or lost (and, on a terminal, its table); its exit status.

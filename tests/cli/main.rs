@@ -45,5 +45,6 @@ mod progress;
 mod pubsub;
 mod python;
 mod stdio;
+mod sweep;
 mod topologies;
 mod variables;
