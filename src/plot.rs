@@ -242,12 +242,15 @@ fn draw(
                 PathElement::new(vec![(x_of(p.0), s.low), (x_of(p.0), s.high)], colour.stroke_width(1))
             }))?;
         }
-        chart
-            .configure_series_labels()
-            .background_style(WHITE.mix(0.85))
-            .border_style(BLACK)
-            .position(SeriesLabelPosition::LowerRight)
-            .draw()?;
+        // One legend, in the first panel: the colours are the same in both.
+        if what == "records/s" {
+            chart
+                .configure_series_labels()
+                .background_style(WHITE.mix(0.85))
+                .border_style(BLACK)
+                .position(SeriesLabelPosition::UpperRight)
+                .draw()?;
+        }
     }
     root.present()?;
     Ok(())

@@ -160,8 +160,11 @@ start_run() {
     mkdir -p "$RUN_DIR"
     RUN_START=$EPOCHREALTIME
     for h in c b a; do
+        # The coordinator (a) writes the run's report.
+        local report=()
+        [[ $h == a ]] && report=(--report "$RUN_DIR/report.json")
         ip netns exec "$(ns "$h")" timeout -k 5 "$LAUNCH_TIMEOUT" \
-            "$PROCNET" run "$TOPOLOGY" --host "$h" > "$RUN_DIR/$h.out" 2> "$RUN_DIR/$h.err" &
+            "$PROCNET" run "$TOPOLOGY" --host "$h" "${report[@]}" > "$RUN_DIR/$h.out" 2> "$RUN_DIR/$h.err" &
         PID[$h]=$!
     done
 }
@@ -479,6 +482,26 @@ experiment() {
     done
     mv "$table.tmp" "$table"
     echo "wrote ${table#"$ROOT"/}"
+    # The same runs as a sweep's report (loss on x, a line per rate), drawn by `procnet plot`
+    # into docs/img/ for docs/cluster.md.
+    python3 - "$SCRATCH" "$OUT/experiment.json" << 'PY'
+import json, pathlib, sys
+scratch, out = pathlib.Path(sys.argv[1]), sys.argv[2]
+losses, rates = [0, 1, 5], ["none", "100mbit", "10mbit"]
+runs = []
+for pct in losses:
+    for r in rates:
+        report = scratch / f"experiment-{pct}-{r}" / "report.json"
+        if report.exists():
+            run = json.loads(report.read_text())
+            run.update({"params": {"loss %": pct, "rate cap": r}, "repeat": 1})
+            runs.append(run)
+json.dump({"topology": "cluster", "sweep": {"loss %": losses, "rate cap": rates}, "repeat": 1, "runs": runs},
+          open(out, "w"), indent=2)
+PY
+    "$PROCNET" plot "$OUT/experiment.json" -o "$ROOT/docs/img/cluster-loss-rate.svg" \
+        --title "cluster.toml over 3 network namespaces: loss and rate cap"
+    echo "wrote docs/img/cluster-loss-rate.svg"
     # The table (without its heading) into docs/cluster.md, between its generated markers.
     python3 - "$table" "$ROOT/docs/cluster.md" << 'PY'
 import re, sys
