@@ -10,6 +10,7 @@ use super::executor::Executor;
 use super::link::{Link, BEAT, HOST_TIMEOUT};
 use super::logs::Style;
 use super::machine::{Action, Event, Limits, Members, Run};
+use super::notice::Notice;
 use super::options::{Placement, RunOptions};
 use super::outcome::{Outcome, RunError};
 use super::plan::{allowed_peers, HostId, Plan, ReplicaId, Starter};
@@ -169,8 +170,8 @@ impl<'t> Coordinator<'t> {
                     self.control().link(&self.t.hosts[h.0].name, &msg);
                     Ok(())
                 }
-                Action::Say(text) => {
-                    self.say(&text);
+                Action::Say(notice) => {
+                    self.say(&notice);
                     Ok(())
                 }
                 Action::Finish(result) => return Some(*result),
@@ -191,11 +192,11 @@ impl<'t> Coordinator<'t> {
         self.exec.start(self.t, self.plan, r, &identity)
     }
 
-    /// Print `text` on stderr as the launcher's, above the live view if there is one.
-    fn say(&self, text: &str) {
+    /// Say `notice` on stderr as the launcher's, above the live view if there is one.
+    fn say(&self, notice: &Notice) {
         match &self.progress {
-            Some(p) => p.handle().suspend(|| super::logs::say(text)),
-            None => super::logs::say(text),
+            Some(p) => p.handle().suspend(|| super::notice::say(notice)),
+            None => super::notice::say(notice),
         }
     }
 
@@ -230,11 +231,12 @@ impl<'t> Coordinator<'t> {
             }
         }
         for h in waiting {
-            self.say(&format!(
-                "host `{}` did not confirm the end of the run within {} s: its launcher may have stopped on its own",
-                t.hosts[h.0].name,
+            let name = &t.hosts[h.0].name;
+            let text = format!(
+                "host `{name}` did not confirm the end of the run within {} s: its launcher may have stopped on its own",
                 HOST_TIMEOUT.as_secs()
-            ));
+            );
+            self.say(&Notice::warn("host-unconfirmed", text).on_host(name.clone()));
         }
     }
 }

@@ -7,7 +7,7 @@ use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use super::logs::say;
+use super::notice::{say, LogFormat, Notice};
 use super::options::{Placement, RunOptions, Secret};
 use super::outcome::{error_chain, Outcome, RunError};
 use crate::exit_codes;
@@ -83,6 +83,15 @@ impl SessionError {
             SessionError::Usage(_) => exit_codes::USAGE,
             SessionError::Run(e) => e.exit_code(),
             SessionError::Report { .. } => exit_codes::NODE_FAILED,
+        }
+    }
+
+    /// The line that says this error at the end (see [`RunError::notice`]).
+    pub fn notice(&self) -> Notice {
+        match self {
+            SessionError::Usage(_) => Notice::error("usage", self.chain()),
+            SessionError::Run(e) => e.notice(),
+            SessionError::Report { .. } => Notice::error("report-failed", self.chain()),
         }
     }
 
@@ -189,9 +198,7 @@ fn coordinate(t: &Topology, mut opts: RunOptions, req: &Request) -> Result<u8, S
     let mut outcomes = Vec::new();
     let mut ended = Ok(exit_codes::OK);
     for i in 1..=req.repeat {
-        if req.repeat > 1 {
-            say(&format!("run {i} of {}", req.repeat));
-        }
+        say(&run_started(t, i, req.repeat));
         opts.run = i;
         ended = match super::run(t, &opts) {
             Ok(outcome) => {
@@ -213,55 +220,74 @@ fn coordinate(t: &Topology, mut opts: RunOptions, req: &Request) -> Result<u8, S
     ended
 }
 
+/// The line that says run `i` of `repeat` starts: said with a `--repeat`, else only in JSON.
+fn run_started(t: &Topology, i: u32, repeat: u32) -> Notice {
+    if repeat > 1 {
+        Notice::info("run-started", format!("run {i} of {repeat}"))
+    } else {
+        Notice::info("run-started", format!("run `{}` started", t.name)).json_only()
+    }
+}
+
 /// Say what a finished run dropped or lost (and, on a terminal, its table); its exit status.
 fn tell(t: &Topology, outcome: &Outcome) -> u8 {
-    if std::io::stderr().is_terminal() {
-        super::logs::say_raw(&super::report_table(t, outcome));
+    if std::io::stderr().is_terminal() && super::notice::format() == LogFormat::Text {
+        super::notice::say_raw(&super::report_table(t, outcome));
     }
-    for line in outcome.shed_report() {
-        say(&line);
+    for notice in outcome.shed_report() {
+        say(&notice);
     }
     if !outcome.incomplete.is_empty() {
-        for line in &outcome.incomplete {
-            say(line);
+        for (id, line) in &outcome.incomplete {
+            say(&Notice::warn("records-lost", line.clone()).about(id.clone()));
         }
         let n = outcome.incomplete.len();
-        say(&format!(
-            "run `{}` finished, but {n} replica{} died mid-stream: the result may be incomplete",
-            t.name,
-            if n == 1 { "" } else { "s" }
+        say(&Notice::warn(
+            "run-incomplete",
+            format!(
+                "run `{}` finished, but {n} replica{} died mid-stream: the result may be incomplete",
+                t.name,
+                if n == 1 { "" } else { "s" }
+            ),
         ));
     } else {
         let rejected = outcome.rejected_report();
-        for line in &rejected {
-            say(line);
+        for notice in &rejected {
+            say(notice);
         }
         if !rejected.is_empty() {
-            say(&format!(
-                "run `{}` finished, but dropped {} invalid frames or records: results are incomplete",
-                t.name,
-                outcome.rejected()
+            say(&Notice::warn(
+                "run-incomplete",
+                format!(
+                    "run `{}` finished, but dropped {} invalid frames or records: results are incomplete",
+                    t.name,
+                    outcome.rejected()
+                ),
             ));
         }
     }
-    outcome.exit_code()
+    let code = outcome.exit_code();
+    let text = format!("run `{}` finished in {:.3} s with exit status {code}", t.name, outcome.elapsed.as_secs_f64());
+    say(&Notice::info("run-finished", text).json_only());
+    code
 }
 
 /// Host `host`'s share of the run(s), joined to the first host's launcher.
 fn join(t: &Topology, opts: &RunOptions, host: usize, req: &Request) -> Result<u8, SessionError> {
     let coordinator = &t.hosts[Topology::COORDINATOR].name;
     if !t.runs_on(host) {
-        say(&format!("host `{}` runs no node of topology `{}`: nothing to do here", t.hosts[host].name, t.name));
+        let text = format!("host `{}` runs no node of topology `{}`: nothing to do here", t.hosts[host].name, t.name);
+        say(&Notice::info("host-idle", text).on_host(t.hosts[host].name.clone()));
         return Ok(exit_codes::OK);
     }
     if req.report.is_some() {
-        say(&format!("the report is written by the coordinator (`--host {coordinator}`); ignoring `--report` here"));
+        let text =
+            format!("the report is written by the coordinator (`--host {coordinator}`); ignoring `--report` here");
+        say(&Notice::warn("flag-ignored", text));
     }
     let mut code = exit_codes::OK;
     for i in 1..=req.repeat {
-        if req.repeat > 1 {
-            say(&format!("run {i} of {}", req.repeat));
-        }
+        say(&run_started(t, i, req.repeat));
         let opts = RunOptions { run: i, ..opts.clone() };
         code = super::join(t, &opts).map_err(SessionError::Run)?;
         if code != exit_codes::OK {
