@@ -82,6 +82,16 @@ enum Command {
         /// The coordinator's tcp control port, with `--host` or `--coordinate`.
         #[arg(long, value_name = "PORT", default_value_t = launch::DEFAULT_CONTROL_PORT)]
         control_port: u16,
+        /// Serve the run's counters for Prometheus over HTTP at ADDRESS while it runs
+        /// (GET /metrics): PORT alone is served on 127.0.0.1 (this machine only), IP:PORT on
+        /// that address (`0.0.0.0:9464`: every interface). A busy port is a usage error.
+        #[arg(long, value_name = "ADDRESS", value_parser = parse_metrics_address)]
+        metrics: Option<std::net::SocketAddr>,
+        /// Write the run's counters in the Prometheus text format to FILE when the run starts,
+        /// every 5 s, and at its end (for node_exporter's textfile collector; FILE is replaced
+        /// whole each time).
+        #[arg(long, value_name = "FILE")]
+        metrics_file: Option<PathBuf>,
         /// How the launcher writes its lines: `text`, or `json` (a JSON object per line, the
         /// nodes' lines too; fields in docs/cluster.md).
         #[arg(long, value_name = "FORMAT", default_value = "text", value_parser = parse_log_format)]
@@ -169,6 +179,8 @@ fn main() -> ExitCode {
             host,
             coordinate,
             control_port,
+            metrics,
+            metrics_file,
             log_format,
         } => {
             notice::set_format(log_format);
@@ -185,6 +197,8 @@ fn main() -> ExitCode {
                 endpoints,
                 report,
                 repeat,
+                metrics,
+                metrics_file,
             };
             run(&request)
         }
@@ -252,6 +266,11 @@ fn out(text: &str) -> u8 {
             exit_codes::NODE_FAILED
         }
     }
+}
+
+/// `--metrics ADDRESS`; one that is not an address is a usage error (exit 2).
+fn parse_metrics_address(text: &str) -> Result<std::net::SocketAddr, String> {
+    launch::metrics::parse_address(text)
 }
 
 /// `--log-format text|json`.

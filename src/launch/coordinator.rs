@@ -10,6 +10,7 @@ use super::executor::Executor;
 use super::link::{Link, BEAT, HOST_TIMEOUT};
 use super::logs::Style;
 use super::machine::{Action, Event, Limits, Members, Run};
+use super::metrics::Server;
 use super::notice::Notice;
 use super::options::{Placement, RunOptions};
 use super::outcome::{Outcome, RunError};
@@ -33,10 +34,14 @@ pub fn run(t: &Topology, opts: &RunOptions) -> Result<Outcome, RunError> {
     let mut plan = Plan::new(t, opts.placement, dir.path(), control, opts.secret.resolve()?);
     plan.grace = Some(opts.grace);
     let width = plan.replicas.iter().map(|r| r.id.len()).max().unwrap_or(0);
+    if let Some(m) = &opts.metrics {
+        m.begin_run(opts.run, t, &plan, started);
+    }
     // The fork phase, first: here the launcher has one thread and no ZeroMQ context.
     let exec = Executor::fork_phase(t, &plan, Style::detect(width), true)?;
     let ctx = zmq::Context::new();
-    let mut c = Coordinator { t, opts, plan: &plan, exec, control: None, progress: None, run: None, ctx };
+    let mut c =
+        Coordinator { t, opts, plan: &plan, exec, control: None, progress: None, metrics: None, run: None, ctx };
     let result = c.setup(started).and_then(|()| c.drive());
     if let Some(p) = &c.progress {
         p.clear();
@@ -47,6 +52,9 @@ pub fn run(t: &Topology, opts: &RunOptions) -> Result<Outcome, RunError> {
         Err(e) if ok => Err(e),
         _ => result,
     };
+    if let Some(m) = &opts.metrics {
+        m.end_run(opts.run, &result);
+    }
     match &result {
         Ok(outcome) => c.end_members(outcome.exit_code(), None),
         Err(e) => c.end_members(e.exit_code(), Some(e.chain())),
@@ -63,6 +71,9 @@ struct Coordinator<'t> {
     // Field order matters: the socket and the machine go before the context.
     control: Option<Control>,
     progress: Option<Progress>,
+    /// The metrics thread, if the run's counters are served or written (stopped with the run,
+    /// so that the next run of a `--repeat` forks with one thread).
+    metrics: Option<Server>,
     run: Option<Run<'t>>,
     ctx: zmq::Context,
 }
@@ -90,6 +101,9 @@ impl<'t> Coordinator<'t> {
         super::external::announce(t, self.plan, self.opts)?;
         self.progress = Progress::for_terminal(t);
         self.exec.setup(t, self.plan, self.progress.as_ref().map(Progress::handle))?;
+        if let Some(m) = &self.opts.metrics {
+            self.metrics = m.serve().map_err(RunError::system("start the metrics thread"))?;
+        }
         let hosts = match placement {
             Placement::Host { .. } => {
                 (0..t.hosts.len()).filter(|&h| h != Topology::COORDINATOR && t.runs_on(h)).map(HostId).collect()
@@ -137,6 +151,9 @@ impl<'t> Coordinator<'t> {
             }
             if let (Some(p), Some(run)) = (&self.progress, &self.run) {
                 p.update(|n| run.latest(n));
+            }
+            if let (Some(m), Some(run)) = (&self.opts.metrics, &self.run) {
+                m.update(self.opts.run, run);
             }
         }
     }

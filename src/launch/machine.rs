@@ -211,6 +211,16 @@ impl<'t> Run<'t> {
         sum_stats(self.replicas.iter().filter(|r| r.node == node).map(|r| &r.latest))
     }
 
+    /// Every replica, in the plan's order (for the metrics).
+    pub fn replicas(&self) -> &[Replica] {
+        &self.replicas
+    }
+
+    /// How many times the run rolled back so far.
+    pub fn rollbacks(&self) -> u32 {
+        self.rollbacks
+    }
+
     /// The other hosts' launchers.
     pub fn members(&self) -> &Members {
         &self.members

@@ -12,8 +12,8 @@
 //! - around them: `conservation` (every edge balances), `outcome` (what a run produced),
 //!   `outputs` (output files into place or aside), `external` (what external replicas need),
 //!   `link` (the messages between launchers), `logs` (node output), [`notice`] (the
-//!   launcher's own lines, as text or JSON), `progress`, `report`, `signals`, `spawn`, `fork`,
-//!   `forker`, `watchdog`, `os`.
+//!   launcher's own lines, as text or JSON), `progress`, `report`, [`metrics`] (the counters
+//!   for Prometheus), `signals`, `spawn`, `fork`, `forker`, `watchdog`, `os`.
 
 mod conservation;
 mod control;
@@ -27,6 +27,7 @@ mod link;
 mod logs;
 mod machine;
 mod member;
+pub mod metrics;
 pub mod notice;
 pub mod options;
 mod os;

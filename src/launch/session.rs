@@ -1,12 +1,13 @@
 //! `procnet run` as a whole: where this launcher stands (one host, `--local`, `--host NAME`,
 //! `--coordinate`), the options that follow from the topology (the start-up timeout with
 //! external nodes, the run's secret, stdin), one run or an experiment of `--repeat K`, what
-//! is said after each run, and the report.
+//! is said after each run, the report, and the metrics (`--metrics`, `--metrics-file`).
 
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use super::metrics::{Exporter, MetricsError};
 use super::notice::{say, LogFormat, Notice};
 use super::options::{Placement, RunOptions, Secret};
 use super::outcome::{error_chain, Outcome, RunError};
@@ -38,6 +39,10 @@ pub struct Request {
     pub report: Option<PathBuf>,
     /// `--repeat K`.
     pub repeat: u32,
+    /// `--metrics ADDRESS`: serve the run's counters over HTTP there.
+    pub metrics: Option<std::net::SocketAddr>,
+    /// `--metrics-file PATH`: write them there.
+    pub metrics_file: Option<PathBuf>,
 }
 
 /// Why `procnet run` did not get to its result.
@@ -54,6 +59,8 @@ pub enum SessionError {
         /// Why not.
         source: std::io::Error,
     },
+    /// The metrics file could not be written at the end.
+    Metrics(MetricsError),
 }
 
 impl std::fmt::Display for SessionError {
@@ -62,6 +69,7 @@ impl std::fmt::Display for SessionError {
             SessionError::Usage(why) => f.write_str(why),
             SessionError::Run(e) => e.fmt(f),
             SessionError::Report { path, .. } => write!(f, "failed to write the report `{}`", path.display()),
+            SessionError::Metrics(e) => e.fmt(f),
         }
     }
 }
@@ -72,6 +80,7 @@ impl std::error::Error for SessionError {
             SessionError::Usage(_) => None,
             SessionError::Run(e) => e.source(),
             SessionError::Report { source, .. } => Some(source),
+            SessionError::Metrics(e) => e.source(),
         }
     }
 }
@@ -82,7 +91,7 @@ impl SessionError {
         match self {
             SessionError::Usage(_) => exit_codes::USAGE,
             SessionError::Run(e) => e.exit_code(),
-            SessionError::Report { .. } => exit_codes::NODE_FAILED,
+            SessionError::Report { .. } | SessionError::Metrics(_) => exit_codes::NODE_FAILED,
         }
     }
 
@@ -92,6 +101,7 @@ impl SessionError {
             SessionError::Usage(_) => Notice::error("usage", self.chain()),
             SessionError::Run(e) => e.notice(),
             SessionError::Report { .. } => Notice::error("report-failed", self.chain()),
+            SessionError::Metrics(_) => Notice::error("metrics-file-failed", self.chain()),
         }
     }
 
@@ -115,6 +125,7 @@ pub fn run(t: Topology, req: &Request) -> Result<u8, SessionError> {
         None => Duration::from_secs(30),
     };
     let secret = secret(placement)?;
+    let metrics = exporter(&t, placement, req)?;
     let opts = RunOptions {
         startup_timeout,
         grace: req.grace,
@@ -122,11 +133,36 @@ pub fn run(t: Topology, req: &Request) -> Result<u8, SessionError> {
         placement,
         run: 1,
         secret,
+        metrics,
     };
     match placement {
         Placement::Host { host, .. } if host != Topology::COORDINATOR => join(&t, &opts, host, req),
         _ => coordinate(&t, opts, req),
     }
+}
+
+/// The metrics of `--metrics` and `--metrics-file`, bound and written once here, before any
+/// node starts: a busy port or a file that cannot be written is a usage error. Only the
+/// coordinator has them (it sees every host's replicas).
+fn exporter(t: &Topology, placement: Placement, req: &Request) -> Result<Option<Exporter>, SessionError> {
+    if req.metrics.is_none() && req.metrics_file.is_none() {
+        return Ok(None);
+    }
+    if !placement.coordinates() {
+        let coordinator = &t.hosts[Topology::COORDINATOR].name;
+        let text = format!(
+            "the metrics are served and written by the coordinator (`--host {coordinator}`); ignoring `--metrics` and \
+             `--metrics-file` here"
+        );
+        say(&Notice::warn("flag-ignored", text));
+        return Ok(None);
+    }
+    let exporter =
+        Exporter::new(t, req.metrics, req.metrics_file.clone()).map_err(|e| SessionError::Usage(error_chain(&e)))?;
+    if let Some(address) = exporter.address() {
+        say(&Notice::info("metrics-serving", format!("serving metrics at http://{address}/metrics")));
+    }
+    Ok(Some(exporter))
 }
 
 /// Which replicas this launcher starts.
@@ -197,6 +233,7 @@ fn secret(placement: Placement) -> Result<Secret, SessionError> {
 fn coordinate(t: &Topology, mut opts: RunOptions, req: &Request) -> Result<u8, SessionError> {
     let mut outcomes = Vec::new();
     let mut ended = Ok(exit_codes::OK);
+    let mut metrics_failed = None;
     for i in 1..=req.repeat {
         say(&run_started(t, i, req.repeat));
         opts.run = i;
@@ -208,6 +245,10 @@ fn coordinate(t: &Topology, mut opts: RunOptions, req: &Request) -> Result<u8, S
             }
             Err(e) => Err(SessionError::Run(e)),
         };
+        // After each run: the file shows it finished, in the figures of the report.
+        if let Some(Err(e)) = opts.metrics.as_ref().map(Exporter::write_file) {
+            metrics_failed.get_or_insert(e);
+        }
         if !matches!(ended, Ok(exit_codes::OK)) {
             break;
         }
@@ -217,7 +258,10 @@ fn coordinate(t: &Topology, mut opts: RunOptions, req: &Request) -> Result<u8, S
         let text = if csv { super::report::to_csv(t, &outcomes) } else { super::report::to_json(t, &outcomes) + "\n" };
         std::fs::write(path, text).map_err(|source| SessionError::Report { path: path.clone(), source })?;
     }
-    ended
+    match (ended, metrics_failed) {
+        (Ok(_), Some(e)) => Err(SessionError::Metrics(e)),
+        (ended, _) => ended,
+    }
 }
 
 /// The line that says run `i` of `repeat` starts: said with a `--repeat`, else only in JSON.
