@@ -314,9 +314,13 @@ impl Exporter {
                 up: false,
             })
             .collect();
-        let mut board = self.lock();
-        board.runs.retain(|r| r.run != run);
-        board.runs.push(RunFigures { run, started, ended: None, rollbacks: 0, replicas });
+        {
+            let mut board = self.lock();
+            board.runs.retain(|r| r.run != run);
+            board.runs.push(RunFigures { run, started, ended: None, rollbacks: 0, replicas });
+        }
+        // Before any node starts: a collector sees every replica of the run at once.
+        self.write_file_or_say();
     }
 
     /// The latest figures of run `run`, from its state machine.
@@ -362,6 +366,17 @@ impl Exporter {
             return Ok(None);
         }
         Server::start(self.clone()).map(Some)
+    }
+
+    /// [`Exporter::write_file`], saying on stderr why it failed (the run goes on: the file is
+    /// written again later); whether it did.
+    pub fn write_file_or_say(&self) -> bool {
+        let result = self.write_file();
+        if let Err(e) = &result {
+            let text = super::outcome::error_chain(e);
+            super::notice::say(&super::notice::Notice::warn("metrics-file-failed", text));
+        }
+        result.is_ok()
     }
 
     /// Write the file, if one was asked for, whole: into a temporary file beside it, then

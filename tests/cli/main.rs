@@ -15,6 +15,7 @@ mod util {
     pub mod harness;
     pub mod http;
     pub mod os;
+    pub mod prometheus;
     pub mod scratch;
     pub mod seed;
     pub mod venv;
@@ -39,6 +40,7 @@ mod hardening;
 mod invalid;
 mod launcher;
 mod lines_limits;
+mod metrics;
 mod node_env;
 mod overrides;
 mod progress;

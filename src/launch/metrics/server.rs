@@ -11,7 +11,6 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use super::Exporter;
-use crate::launch::notice::{say, Notice};
 
 /// The largest request head read; a longer one is answered 431.
 const MAX_HEAD: usize = 8 * 1024;
@@ -78,15 +77,8 @@ fn run(exporter: &Exporter, stop: &OwnedFd) {
         }
         if exporter.file.is_some() && Instant::now() >= next_file {
             next_file = Instant::now() + super::FILE_EVERY;
-            match exporter.write_file() {
-                Ok(()) => file_failed = false,
-                // Said once, not every few seconds; the file is written again at the end.
-                Err(e) if !file_failed => {
-                    file_failed = true;
-                    say(&Notice::warn("metrics-file-failed", super::super::outcome::error_chain(&e)));
-                }
-                Err(_) => {}
-            }
+            // Said once, not every few seconds; the file is written again at the end.
+            file_failed = if file_failed { exporter.write_file().is_err() } else { !exporter.write_file_or_say() };
         }
     }
 }
