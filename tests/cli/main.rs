@@ -38,6 +38,7 @@ mod failures;
 mod fetch;
 mod hardening;
 mod invalid;
+mod json_logs;
 mod launcher;
 mod lines_limits;
 mod metrics;
