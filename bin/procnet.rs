@@ -8,6 +8,7 @@ use std::time::Duration;
 use clap::{Args, Parser, Subcommand};
 use procnet::exit_codes;
 use procnet::launch;
+use procnet::launch::notice::{self, LogFormat, Notice};
 use procnet::topology::{self, LoadError, Override, Topology};
 
 /// `eprintln!` that does not panic when stderr is gone (`procnet check x 2>&1 | head`):
@@ -87,6 +88,20 @@ enum Command {
         /// The coordinator's tcp control port, with `--host` or `--coordinate`.
         #[arg(long, value_name = "PORT", default_value_t = launch::DEFAULT_CONTROL_PORT)]
         control_port: u16,
+        /// Serve the run's counters for Prometheus over HTTP at ADDRESS while it runs
+        /// (GET /metrics): PORT alone is served on 127.0.0.1 (this machine only), IP:PORT on
+        /// that address (`0.0.0.0:9464`: every interface). A busy port is a usage error.
+        #[arg(long, value_name = "ADDRESS", value_parser = parse_metrics_address)]
+        metrics: Option<std::net::SocketAddr>,
+        /// Write the run's counters in the Prometheus text format to FILE when the run starts,
+        /// every 5 s, and at its end (for node_exporter's textfile collector; FILE is replaced
+        /// whole each time).
+        #[arg(long, value_name = "FILE")]
+        metrics_file: Option<PathBuf>,
+        /// How the launcher writes its lines: `text`, or `json` (a JSON object per line, the
+        /// nodes' lines too; fields in docs/cluster.md).
+        #[arg(long, value_name = "FORMAT", default_value = "text", value_parser = parse_log_format)]
+        log_format: LogFormat,
     },
     /// Validate a topology and print a summary, without starting anything.
     Check {
@@ -190,7 +205,11 @@ fn main() -> ExitCode {
             host,
             coordinate,
             control_port,
+            metrics,
+            metrics_file,
+            log_format,
         } => {
+            notice::set_format(log_format);
             let startup_timeout = startup_timeout.map(|s| Duration::from_secs_f64(s.clamp(0.0, 1e9)));
             let request = launch::session::Request {
                 file,
@@ -204,6 +223,8 @@ fn main() -> ExitCode {
                 endpoints,
                 report,
                 repeat,
+                metrics,
+                metrics_file,
             };
             if sweep.is_empty() {
                 run(&request)
@@ -222,21 +243,35 @@ fn main() -> ExitCode {
     })
 }
 
-/// Load a topology with `overrides`, printing its diagnostics; None (after printing) if it
-/// is invalid.
+/// Load a topology with `overrides`, printing its diagnostics (as one JSON line each way in
+/// the JSON log format); None (after printing) if it is invalid.
 fn load(file: &Path, overrides: &[Override]) -> Option<Topology> {
+    let json = notice::format() == LogFormat::Json;
+    let lines = |text: String| text.lines().map(str::to_string).collect::<Vec<_>>();
     match topology::load_with(file, overrides) {
         Ok((t, warnings)) => {
-            if !warnings.diagnostics.is_empty() {
+            if !warnings.diagnostics.is_empty() && json {
+                let text = format!("topology `{}` has warnings", file.display());
+                notice::say(&Notice::warn("topology-warnings", text).with_detail(lines(warnings.to_string())));
+            } else if !warnings.diagnostics.is_empty() {
                 say_raw!("{warnings}");
             }
             Some(t)
         }
         Err(e) => {
-            if let LoadError::Invalid(report) = &e {
-                say!("{report}");
+            let report = match &e {
+                LoadError::Invalid(report) => Some(report.to_string()),
+                _ => None,
+            };
+            if json {
+                let detail = report.map(lines).unwrap_or_default();
+                notice::say(&Notice::error("invalid-topology", e.to_string()).with_detail(detail));
+            } else {
+                if let Some(report) = report {
+                    say!("{report}");
+                }
+                say!("procnet: {e}");
             }
-            say!("procnet: {e}");
             None
         }
     }
@@ -262,6 +297,16 @@ fn out(text: &str) -> u8 {
             exit_codes::NODE_FAILED
         }
     }
+}
+
+/// `--metrics ADDRESS`; one that is not an address is a usage error (exit 2).
+fn parse_metrics_address(text: &str) -> Result<std::net::SocketAddr, String> {
+    launch::metrics::parse_address(text)
+}
+
+/// `--log-format text|json`.
+fn parse_log_format(text: &str) -> Result<LogFormat, String> {
+    text.parse()
 }
 
 /// `--set PATH=VALUE`; a flag that is not one is a usage error (exit 2).
@@ -300,7 +345,7 @@ fn run(request: &launch::session::Request) -> u8 {
     match launch::session::run(t, request) {
         Ok(code) => code,
         Err(e) => {
-            say!("procnet: {}", e.chain());
+            notice::say(&e.notice());
             e.exit_code()
         }
     }

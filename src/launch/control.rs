@@ -76,7 +76,10 @@ impl Control {
             if access.guards() {
                 // The handler answers in the control socket's own context.
                 zap = Some(
-                    Zap::start(ctx, access, "procnet").map_err(RunError::system("start the launcher's ZAP handler"))?,
+                    Zap::start(ctx, access, |text| {
+                        super::notice::say(&super::notice::Notice::warn("connection-refused", text))
+                    })
+                    .map_err(RunError::system("start the launcher's ZAP handler"))?,
                 );
                 access.server(&socket, endpoint).map_err(setup("failed to guard the control socket".into()))?;
             }

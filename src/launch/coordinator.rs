@@ -10,6 +10,8 @@ use super::executor::Executor;
 use super::link::{Link, BEAT, HOST_TIMEOUT};
 use super::logs::Style;
 use super::machine::{Action, Event, Limits, Members, Run};
+use super::metrics::Server;
+use super::notice::Notice;
 use super::options::{Placement, RunOptions};
 use super::outcome::{Outcome, RunError};
 use super::plan::{allowed_peers, HostId, Plan, ReplicaId, Starter};
@@ -32,10 +34,14 @@ pub fn run(t: &Topology, opts: &RunOptions) -> Result<Outcome, RunError> {
     let mut plan = Plan::new(t, opts.placement, dir.path(), control, opts.secret.resolve()?);
     plan.grace = Some(opts.grace);
     let width = plan.replicas.iter().map(|r| r.id.len()).max().unwrap_or(0);
+    if let Some(m) = &opts.metrics {
+        m.begin_run(opts.run, t, &plan, started);
+    }
     // The fork phase, first: here the launcher has one thread and no ZeroMQ context.
     let exec = Executor::fork_phase(t, &plan, Style::detect(width), true)?;
     let ctx = zmq::Context::new();
-    let mut c = Coordinator { t, opts, plan: &plan, exec, control: None, progress: None, run: None, ctx };
+    let mut c =
+        Coordinator { t, opts, plan: &plan, exec, control: None, progress: None, metrics: None, run: None, ctx };
     let result = c.setup(started).and_then(|()| c.drive());
     if let Some(p) = &c.progress {
         p.clear();
@@ -46,6 +52,9 @@ pub fn run(t: &Topology, opts: &RunOptions) -> Result<Outcome, RunError> {
         Err(e) if ok => Err(e),
         _ => result,
     };
+    if let Some(m) = &opts.metrics {
+        m.end_run(opts.run, &result);
+    }
     match &result {
         Ok(outcome) => c.end_members(outcome.exit_code(), None),
         Err(e) => c.end_members(e.exit_code(), Some(e.chain())),
@@ -62,6 +71,9 @@ struct Coordinator<'t> {
     // Field order matters: the socket and the machine go before the context.
     control: Option<Control>,
     progress: Option<Progress>,
+    /// The metrics thread, if the run's counters are served or written (stopped with the run,
+    /// so that the next run of a `--repeat` forks with one thread).
+    metrics: Option<Server>,
     run: Option<Run<'t>>,
     ctx: zmq::Context,
 }
@@ -89,6 +101,9 @@ impl<'t> Coordinator<'t> {
         super::external::announce(t, self.plan, self.opts)?;
         self.progress = Progress::for_terminal(t);
         self.exec.setup(t, self.plan, self.progress.as_ref().map(Progress::handle))?;
+        if let Some(m) = &self.opts.metrics {
+            self.metrics = m.serve().map_err(RunError::system("start the metrics thread"))?;
+        }
         let hosts = match placement {
             Placement::Host { .. } => {
                 (0..t.hosts.len()).filter(|&h| h != Topology::COORDINATOR && t.runs_on(h)).map(HostId).collect()
@@ -137,6 +152,9 @@ impl<'t> Coordinator<'t> {
             if let (Some(p), Some(run)) = (&self.progress, &self.run) {
                 p.update(|n| run.latest(n));
             }
+            if let (Some(m), Some(run)) = (&self.opts.metrics, &self.run) {
+                m.update(self.opts.run, run);
+            }
         }
     }
 
@@ -169,8 +187,8 @@ impl<'t> Coordinator<'t> {
                     self.control().link(&self.t.hosts[h.0].name, &msg);
                     Ok(())
                 }
-                Action::Say(text) => {
-                    self.say(&text);
+                Action::Say(notice) => {
+                    self.say(&notice);
                     Ok(())
                 }
                 Action::Finish(result) => return Some(*result),
@@ -191,11 +209,11 @@ impl<'t> Coordinator<'t> {
         self.exec.start(self.t, self.plan, r, &identity)
     }
 
-    /// Print `text` on stderr as the launcher's, above the live view if there is one.
-    fn say(&self, text: &str) {
+    /// Say `notice` on stderr as the launcher's, above the live view if there is one.
+    fn say(&self, notice: &Notice) {
         match &self.progress {
-            Some(p) => p.handle().suspend(|| super::logs::say(text)),
-            None => super::logs::say(text),
+            Some(p) => p.handle().suspend(|| super::notice::say(notice)),
+            None => super::notice::say(notice),
         }
     }
 
@@ -230,11 +248,12 @@ impl<'t> Coordinator<'t> {
             }
         }
         for h in waiting {
-            self.say(&format!(
-                "host `{}` did not confirm the end of the run within {} s: its launcher may have stopped on its own",
-                t.hosts[h.0].name,
+            let name = &t.hosts[h.0].name;
+            let text = format!(
+                "host `{name}` did not confirm the end of the run within {} s: its launcher may have stopped on its own",
                 HOST_TIMEOUT.as_secs()
-            ));
+            );
+            self.say(&Notice::warn("host-unconfirmed", text).on_host(name.clone()));
         }
     }
 }

@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 
 use super::fork::{fork_node, reap_with_group, single_threaded};
 use super::forker::Forker;
-use super::logs::{Dest, RelayThread, Style};
+use super::logs::{Dest, Framing, RelayThread, Style};
 use super::outcome::RunError;
 use super::plan::{Plan, ReplicaId, Starter};
 use super::spawn::{describe_spawn_error, signal_group, spawn};
@@ -133,8 +133,8 @@ impl Executor {
         let relay = self.relay.as_ref().expect("started above");
         for server in self.zygote.iter_mut().chain(self.forkserver.iter_mut()) {
             if let Some((out, err)) = server.output.take() {
-                relay.add(out, Vec::new(), Dest::Stdout);
-                relay.add(err, Vec::new(), Dest::Stderr);
+                relay.add(out, Framing::none(), Dest::Stdout);
+                relay.add(err, Framing::none(), Dest::Stderr);
             }
         }
         Ok(())
@@ -298,8 +298,8 @@ impl Executor {
     fn relay_output(&self, plan: &Plan, r: ReplicaId, stdout: OwnedFd, stderr: OwnedFd) {
         let p = plan.get(r);
         if let Some(relay) = &self.relay {
-            relay.add(stdout, self.style.prefix(&p.id, p.node, Dest::Stdout), Dest::Stdout);
-            relay.add(stderr, self.style.prefix(&p.id, p.node, Dest::Stderr), Dest::Stderr);
+            relay.add(stdout, self.style.framing(&p.id, p.node, Dest::Stdout), Dest::Stdout);
+            relay.add(stderr, self.style.framing(&p.id, p.node, Dest::Stderr), Dest::Stderr);
         }
     }
 }

@@ -25,8 +25,9 @@ pub fn announce(t: &Topology, plan: &Plan, opts: &RunOptions) -> Result<(), RunE
         };
         let env = plan.identity(t, r, &control, 0, 0).env();
         let line: Vec<String> = env.iter().map(|(k, v)| format!("{k}={}", shell_quote(v))).collect();
-        super::logs::say(&format!("waiting for external node `{}`; start it with this environment:", p.id));
-        super::logs::say_raw(&format!("  {}\n", line.join(" ")));
+        let text = format!("waiting for external node `{}`; start it with this environment:", p.id);
+        let notice = super::notice::Notice::info("external-waiting", text).about(p.id.clone());
+        super::notice::say(&notice.with_detail(vec![line.join(" ")]));
         let env: serde_json::Map<String, serde_json::Value> =
             env.into_iter().map(|(k, v)| (k.to_string(), serde_json::Value::from(v))).collect();
         json.push(serde_json::json!({

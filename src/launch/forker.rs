@@ -231,6 +231,7 @@ pub fn forkserver_main() -> ! {
         width: 0,
         colour_stdout: false,
         colour_stderr: false,
+        json: false,
     });
     serve(style)
 }
@@ -298,8 +299,8 @@ fn serve(style: Style) -> ! {
                         match fork_node(&req.identity, &req.kind, &req.base_dir) {
                             Ok(f) => {
                                 children.insert(f.pid);
-                                relay.add(f.stdout, style.prefix(&id, req.node_index, Dest::Stdout), Dest::Stdout);
-                                relay.add(f.stderr, style.prefix(&id, req.node_index, Dest::Stderr), Dest::Stderr);
+                                relay.add(f.stdout, style.framing(&id, req.node_index, Dest::Stdout), Dest::Stdout);
+                                relay.add(f.stderr, style.framing(&id, req.node_index, Dest::Stderr), Dest::Stderr);
                                 Reply::Forked { id, pid: f.pid }
                             }
                             Err(e) => Reply::Failed { id, error: format!("fork failed: {e}") },

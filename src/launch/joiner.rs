@@ -87,7 +87,8 @@ fn await_coordinator(
                 Incoming::Host(_, Ok(Link::End { code, error, run })) if run == opts.run => {
                     if let Some(error) = error {
                         let coordinator = &t.hosts[Topology::COORDINATOR].name;
-                        super::logs::say(&format!("the run failed (reported by host `{coordinator}`): {error}"));
+                        let text = format!("the run failed (reported by host `{coordinator}`): {error}");
+                        super::notice::say(&super::notice::Notice::error("run-failed", text));
                     }
                     return Ok(Some(code));
                 }
@@ -195,7 +196,7 @@ fn apply(
                     unsafe { libc::kill(pid as libc::pid_t, libc::SIGTERM) };
                 }
             }
-            MemberAction::Say(text) => super::logs::say(&text),
+            MemberAction::Say(notice) => super::notice::say(&notice),
             MemberAction::Finish(result) => return Some(*result),
         }
     }

@@ -1,6 +1,8 @@
 //! Node output: every line a node writes on stdout or stderr reaches the launcher's own
-//! stdout or stderr prefixed with `name.replica |` (coloured on a terminal), whole lines at a
-//! time, so the output of many processes interleaves only between lines.
+//! stdout or stderr prefixed with `name.replica |` (coloured on a terminal), or with
+//! `--log-format json` as a JSON object (`"event": "output"`, its stream, node, replica and
+//! line), whole lines at a time, so the output of many processes interleaves only between
+//! lines.
 //!
 //! [`Relay`] is a set of pipes being read; it is driven by `poll(2)` and needs no thread, so
 //! the forkserver (single-threaded by design) relays its children's output with it, and the
@@ -30,7 +32,8 @@ impl Dest {
     }
 }
 
-/// How prefixes look: padded to the longest replica id, coloured or not per destination.
+/// How node lines look: prefixes padded to the longest replica id, coloured or not per
+/// destination; or JSON objects.
 #[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct Style {
     /// The width ids are padded to.
@@ -39,23 +42,39 @@ pub struct Style {
     pub colour_stdout: bool,
     /// Colour prefixes on stderr.
     pub colour_stderr: bool,
+    /// Each line a JSON object instead (`--log-format json`).
+    #[serde(default)]
+    pub json: bool,
 }
 
 impl Style {
-    /// The style for this launcher's outputs: colour where they are terminals (and
-    /// `NO_COLOR` is unset).
+    /// The style for this launcher's outputs: JSON in the JSON log format; else colour
+    /// where they are terminals (and `NO_COLOR` is unset).
     pub fn detect(width: usize) -> Style {
         use std::io::IsTerminal;
-        let colour = std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty());
+        let json = super::notice::format() == super::notice::LogFormat::Json;
+        let colour = !json && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty());
         Style {
             width,
             colour_stdout: colour && io::stdout().is_terminal(),
             colour_stderr: colour && io::stderr().is_terminal(),
+            json,
         }
     }
 
-    /// The prefix of replica `id` of the `node_index`-th node, for `dest`.
-    pub fn prefix(&self, id: &str, node_index: usize, dest: Dest) -> Vec<u8> {
+    /// What goes around each line of replica `id` of the `node_index`-th node, for `dest`.
+    pub fn framing(&self, id: &str, node_index: usize, dest: Dest) -> Framing {
+        if self.json {
+            let (node, replica) = super::notice::split_id(Some(id));
+            let stream = match dest {
+                Dest::Stdout => "stdout",
+                Dest::Stderr => "stderr",
+            };
+            let fields = serde_json::json!({ "stream": stream, "node": node, "replica": replica });
+            // The object's fields without its braces, to go between the time and the line.
+            let fields = fields.to_string();
+            return Framing::Json(fields.as_bytes()[1..fields.len() - 1].to_vec());
+        }
         let colour = match dest {
             Dest::Stdout => self.colour_stdout,
             Dest::Stderr => self.colour_stderr,
@@ -64,16 +83,34 @@ impl Style {
         if colour {
             // Six distinct ANSI colours, one per node in turn.
             let code = 31 + (node_index % 6);
-            format!("\x1b[{code}m{text}\x1b[0m ").into_bytes()
+            Framing::Prefix(format!("\x1b[{code}m{text}\x1b[0m ").into_bytes())
         } else {
-            format!("{text} ").into_bytes()
+            Framing::Prefix(format!("{text} ").into_bytes())
         }
+    }
+}
+
+/// What goes around each line of a relayed pipe.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Framing {
+    /// This prefix before it (none: the lines are passed on as they are, from a fork server
+    /// that framed them already).
+    Prefix(Vec<u8>),
+    /// A JSON object around it, with these fields (`"stream":...,"node":...,"replica":...`)
+    /// beside the time, the level, the event and the line.
+    Json(Vec<u8>),
+}
+
+impl Framing {
+    /// Lines passed on as they are.
+    pub fn none() -> Framing {
+        Framing::Prefix(Vec::new())
     }
 }
 
 struct Stream {
     fd: OwnedFd,
-    prefix: Vec<u8>,
+    framing: Framing,
     partial: Vec<u8>,
     dest: Dest,
 }
@@ -89,9 +126,9 @@ pub struct Relay {
 }
 
 impl Relay {
-    /// Relay what arrives on `fd` (the read end of a pipe) to `dest`, each line after `prefix`.
-    pub fn add(&mut self, fd: OwnedFd, prefix: Vec<u8>, dest: Dest) {
-        self.streams.push(Stream { fd, prefix, partial: Vec::new(), dest });
+    /// Relay what arrives on `fd` (the read end of a pipe) to `dest`, each line framed so.
+    pub fn add(&mut self, fd: OwnedFd, framing: Framing, dest: Dest) {
+        self.streams.push(Stream { fd, framing, partial: Vec::new(), dest });
     }
 
     /// Hide `progress` while writing node lines, so they do not garble it.
@@ -140,7 +177,7 @@ impl Relay {
                 let dest = s.dest;
                 if !s.partial.is_empty() {
                     s.partial.push(b'\n');
-                    emit(&mut self.out, &s.prefix, &s.partial);
+                    emit(&mut self.out, &s.framing, &s.partial);
                     s.partial.clear();
                     self.write_out(dest);
                 }
@@ -150,13 +187,13 @@ impl Relay {
             s.partial.extend_from_slice(&self.buf[..n as usize]);
             let dest = s.dest;
             if let Some(last) = s.partial.iter().rposition(|&b| b == b'\n') {
-                emit(&mut self.out, &s.prefix, &s.partial[..=last]);
+                emit(&mut self.out, &s.framing, &s.partial[..=last]);
                 s.partial.drain(..=last);
             }
             // A line longer than this goes out in pieces rather than growing without bound.
             if s.partial.len() >= 1 << 20 {
                 s.partial.push(b'\n');
-                emit(&mut self.out, &s.prefix, &s.partial);
+                emit(&mut self.out, &s.framing, &s.partial);
                 s.partial.clear();
             }
             if !self.out.is_empty() {
@@ -169,11 +206,28 @@ impl Relay {
     }
 }
 
-/// Append each line of `lines` (which ends in a newline) to `out` after `prefix`.
-fn emit(out: &mut Vec<u8>, prefix: &[u8], lines: &[u8]) {
+/// Append each line of `lines` (which ends in a newline) to `out`, framed.
+fn emit(out: &mut Vec<u8>, framing: &Framing, lines: &[u8]) {
+    let ts = match framing {
+        Framing::Prefix(_) => String::new(),
+        Framing::Json(_) => super::notice::rfc3339_millis(std::time::SystemTime::now()),
+    };
     for line in lines.split_inclusive(|&b| b == b'\n') {
-        out.extend_from_slice(prefix);
-        out.extend_from_slice(line);
+        match framing {
+            Framing::Prefix(prefix) => {
+                out.extend_from_slice(prefix);
+                out.extend_from_slice(line);
+            }
+            Framing::Json(fields) => {
+                let text = String::from_utf8_lossy(line.strip_suffix(b"\n").unwrap_or(line));
+                let text = serde_json::Value::from(text.into_owned()).to_string();
+                out.extend_from_slice(format!("{{\"ts\":\"{ts}\",\"level\":\"info\",\"event\":\"output\",").as_bytes());
+                out.extend_from_slice(fields);
+                out.extend_from_slice(b",\"line\":");
+                out.extend_from_slice(text.as_bytes());
+                out.extend_from_slice(b"}\n");
+            }
+        }
     }
 }
 
@@ -205,7 +259,7 @@ pub fn pipe() -> io::Result<(OwnedFd, OwnedFd)> {
 
 /// The launcher's relay: a thread polling every node's pipes, with a channel to add more.
 pub struct RelayThread {
-    add: mpsc::Sender<(OwnedFd, Vec<u8>, Dest)>,
+    add: mpsc::Sender<(OwnedFd, Framing, Dest)>,
     wake: OwnedFd,
     handle: JoinHandle<()>,
     done: mpsc::Receiver<()>,
@@ -215,7 +269,7 @@ impl RelayThread {
     /// Start the thread; it hides `progress` (if any) while it writes.
     pub fn start(progress: Option<indicatif::MultiProgress>) -> io::Result<RelayThread> {
         let (wake_r, wake_w) = pipe()?;
-        let (add, rx) = mpsc::channel::<(OwnedFd, Vec<u8>, Dest)>();
+        let (add, rx) = mpsc::channel::<(OwnedFd, Framing, Dest)>();
         let (done_tx, done) = mpsc::channel::<()>();
         let handle = std::thread::Builder::new().name("relay".into()).spawn(move || {
             // Dropped when the thread ends, however it ends: `finish` waits for that.
@@ -252,7 +306,7 @@ impl RelayThread {
                     let r = unsafe { libc::read(wake_r.as_raw_fd(), b.as_mut_ptr().cast(), b.len()) };
                     loop {
                         match rx.try_recv() {
-                            Ok((fd, prefix, dest)) => relay.add(fd, prefix, dest),
+                            Ok((fd, framing, dest)) => relay.add(fd, framing, dest),
                             Err(mpsc::TryRecvError::Empty) => break,
                             Err(mpsc::TryRecvError::Disconnected) => {
                                 closing.get_or_insert_with(Instant::now);
@@ -272,9 +326,9 @@ impl RelayThread {
         Ok(RelayThread { add, wake: wake_w, handle, done })
     }
 
-    /// Relay `fd` from now on.
-    pub fn add(&self, fd: OwnedFd, prefix: Vec<u8>, dest: Dest) {
-        if self.add.send((fd, prefix, dest)).is_ok() {
+    /// Relay `fd` from now on, each line framed so.
+    pub fn add(&self, fd: OwnedFd, framing: Framing, dest: Dest) {
+        if self.add.send((fd, framing, dest)).is_ok() {
             write_all(self.wake.as_raw_fd(), b"+");
         }
     }
@@ -290,16 +344,4 @@ impl RelayThread {
             let _ = handle.join();
         }
     }
-}
-
-/// Say `text` on stderr as the launcher's own line (`procnet: text`). A stderr that is gone
-/// (`procnet run t.toml 2>&1 | head`) leaves nowhere to say anything: nothing panics.
-pub fn say(text: &str) {
-    say_raw(&format!("procnet: {text}\n"));
-}
-
-/// Write `text` on stderr as it is, whole; nothing panics if stderr is gone.
-pub fn say_raw(text: &str) {
-    use std::io::Write;
-    let _ = std::io::stderr().lock().write_all(text.as_bytes());
 }

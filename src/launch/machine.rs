@@ -30,6 +30,7 @@ pub use hosts::Members;
 pub use replica::{Life, Progress, Replica};
 
 use super::link::Link;
+use super::notice::Notice;
 use super::outcome::{Outcome, ReplicaReport, RunError};
 use super::plan::{HostId, Plan, ReplicaId, Starter};
 use crate::topology::Topology;
@@ -71,7 +72,7 @@ pub enum Action {
     /// Send a message to another host's launcher.
     Link(HostId, Link),
     /// Say a line on stderr, as the launcher's.
-    Say(String),
+    Say(Notice),
     /// The run is over, with this result.
     Finish(Box<Result<Outcome, RunError>>),
 }
@@ -103,7 +104,7 @@ pub struct Run<'t> {
     /// After a first signal: which one, and when the grace period ends.
     stopping: Option<(i32, Instant)>,
     /// Replicas that died mid-stream and were restarted, one line each.
-    incomplete: Vec<String>,
+    incomplete: Vec<(String, String)>,
     /// Edges that delivered fewer records than were sent, explained by invalid frames.
     unreceived: Vec<String>,
     members: Members,
@@ -210,6 +211,16 @@ impl<'t> Run<'t> {
         sum_stats(self.replicas.iter().filter(|r| r.node == node).map(|r| &r.latest))
     }
 
+    /// Every replica, in the plan's order (for the metrics).
+    pub fn replicas(&self) -> &[Replica] {
+        &self.replicas
+    }
+
+    /// How many times the run rolled back so far.
+    pub fn rollbacks(&self) -> u32 {
+        self.rollbacks
+    }
+
     /// The other hosts' launchers.
     pub fn members(&self) -> &Members {
         &self.members
@@ -251,8 +262,8 @@ impl<'t> Run<'t> {
         self.actions.push(Action::Tell(r, msg));
     }
 
-    fn say(&mut self, text: String) {
-        self.actions.push(Action::Say(text));
+    fn say(&mut self, notice: Notice) {
+        self.actions.push(Action::Say(notice));
     }
 
     fn finish(&mut self, result: Result<Outcome, RunError>) {
@@ -300,10 +311,13 @@ impl<'t> Run<'t> {
         // The first: ask every node to stop. Sources end their streams, the rest drains,
         // sinks and tallies flush; nodes that do not finish in time are killed.
         self.stopping = Some((signal, now + self.limits.grace));
-        self.say(format!(
-            "{}: stopping gracefully within {} s (send it again to kill at once)",
-            super::status::signal_name(signal),
-            self.limits.grace.as_secs_f64()
+        self.say(Notice::warn(
+            "signal",
+            format!(
+                "{}: stopping gracefully within {} s (send it again to kill at once)",
+                super::status::signal_name(signal),
+                self.limits.grace.as_secs_f64()
+            ),
         ));
         for r in self.plan.ids() {
             if self.replica(r).streaming() {
@@ -348,7 +362,9 @@ impl<'t> Run<'t> {
                     self.start(r, now);
                     let replica = self.replica(r);
                     let max = self.t.nodes[replica.node].restart.max_restarts;
-                    self.say(format!("restarted node `{}` (restart {} of {max})", replica.id, replica.restarts));
+                    let text = format!("restarted node `{}` (restart {} of {max})", replica.id, replica.restarts);
+                    let id = replica.id.clone();
+                    self.say(Notice::info("replica-restarted", text).about(id));
                 }
                 Life::Dying { status, at, until } if until <= now => self.decide_exit(now, r, status, at, None)?,
                 _ => {}
@@ -358,7 +374,8 @@ impl<'t> Run<'t> {
             && !self.replicas.iter().any(|r| matches!(r.life, Life::Restarting { .. } | Life::Recalled))
         {
             self.rolling_back = false;
-            self.say(format!("rollback {}: every node started again from the beginning", self.rollbacks));
+            let text = format!("rollback {}: every node started again from the beginning", self.rollbacks);
+            self.say(Notice::info("rollback-done", text));
         }
         Ok(())
     }
@@ -409,7 +426,8 @@ impl<'t> Run<'t> {
             }
             hosts::Heard::Signal(signal) => {
                 let name = &self.t.hosts[h.0].name;
-                self.say(format!("host `{name}` got {}", super::status::signal_name(signal)));
+                let text = format!("host `{name}` got {}", super::status::signal_name(signal));
+                self.say(Notice::warn("signal", text).on_host(name.clone()));
                 self.on_signal(now, signal)?;
             }
             hosts::Heard::Nothing => {}

@@ -9,6 +9,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, Instant};
 
 use super::link::{Link, BEAT, HOST_TIMEOUT};
+use super::notice::Notice;
 use super::outcome::RunError;
 use super::plan::{Plan, ReplicaId};
 use crate::topology::Topology;
@@ -55,7 +56,7 @@ pub enum MemberAction {
     /// Kill replica `0`'s process now (a rollback).
     Kill(ReplicaId),
     /// Say a line on stderr.
-    Say(String),
+    Say(Notice),
     /// The run is over for this host: exit with the run's status, or fail.
     Finish(Box<Result<u8, RunError>>),
 }
@@ -166,8 +167,8 @@ impl<'t> Member<'t> {
         self.actions.push(MemberAction::Finish(Box::new(result)));
     }
 
-    fn say(&mut self, text: String) {
-        self.actions.push(MemberAction::Say(text));
+    fn say(&mut self, notice: Notice) {
+        self.actions.push(MemberAction::Say(notice));
     }
 
     /// Send `msg` now and with every heartbeat after.
@@ -196,11 +197,12 @@ impl<'t> Member<'t> {
         }
         // The coordinator stops the whole run gracefully and ends this host with it.
         self.interrupted = true;
-        self.say(format!(
+        let text = format!(
             "{}: asking the coordinator (host `{}`) to stop the run (send it again to kill this host's nodes at once)",
             super::status::signal_name(signal),
             self.coordinator()
-        ));
+        );
+        self.say(Notice::warn("signal", text));
         self.report(Link::Interrupt { signal });
         Ok(None)
     }
@@ -215,7 +217,8 @@ impl<'t> Member<'t> {
                 let (me, coordinator) = (&self.t.hosts[self.host].name, self.coordinator());
                 let text =
                     format!("host `{me}` joined the run coordinated by host `{coordinator}` ({})", self.endpoint);
-                self.say(text);
+                let me = me.clone();
+                self.say(Notice::info("host-joined", text).on_host(me));
             }
             Link::Watch { id, pid } if !self.gone.contains(&id) => {
                 self.watched.insert(id, pid);
@@ -225,10 +228,11 @@ impl<'t> Member<'t> {
                     // One line per rollback, at its first start on this host.
                     if self.attempts.iter().all(|&a| a < attempt) {
                         let coordinator = self.coordinator();
-                        self.say(format!(
+                        let text = format!(
                             "host `{coordinator}` rolled the run back: starting this host's nodes again (attempt \
                              {attempt})"
-                        ));
+                        );
+                        self.say(Notice::warn("rollback", text));
                     }
                     self.attempts[r.0] = attempt;
                     self.actions.push(MemberAction::Start { replica: r, restart, attempt, bind, pub_ports });
@@ -252,7 +256,8 @@ impl<'t> Member<'t> {
                 }
                 self.actions.push(MemberAction::Send(Link::Ended));
                 if let Some(error) = error {
-                    self.say(format!("the run failed (reported by host `{}`): {error}", self.coordinator()));
+                    let text = format!("the run failed (reported by host `{}`): {error}", self.coordinator());
+                    self.say(Notice::error("run-failed", text));
                 }
                 return Ok(Some(code));
             }
@@ -358,7 +363,7 @@ mod tests {
         assert!(matches!(sent(&first)[..], [Link::Join { pid: 42, run: 1, .. }]), "{first:?}");
         let welcome = m.handle(now, MemberEvent::Link(Link::Welcome { run: 1 }));
         assert!(
-            matches!(&welcome[..], [MemberAction::Say(s)] if s.contains("host `b` joined the run coordinated by host `a`"))
+            matches!(&welcome[..], [MemberAction::Say(s)] if s.message.contains("host `b` joined the run coordinated by host `a`"))
         );
         let src = plan.find("src.0").expect("src.0");
         let exited = m.handle(now, MemberEvent::Exited(src, 0));
@@ -397,7 +402,7 @@ mod tests {
         let started = m.handle(now, start(1));
         assert!(
             matches!(&started[..], [MemberAction::Say(s), MemberAction::Start { attempt: 1, .. }]
-            if s.contains("rolled the run back")),
+            if s.message.contains("rolled the run back") && s.event == "rollback"),
             "{started:?}"
         );
         // Repeated with heartbeats: started once; the old attempt's kill is stale.

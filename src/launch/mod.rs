@@ -11,8 +11,10 @@
 //!   killing), `coordinator` and `joiner` (the two main loops);
 //! - around them: `conservation` (every edge balances), `outcome` (what a run produced),
 //!   `outputs` (output files into place or aside), `external` (what external replicas need),
-//!   `link` (the messages between launchers), `logs`, `progress`, `report`, `signals`,
-//!   `spawn`, `fork`, `forker`, `watchdog`, `os`; [`sweep`]: the points of `--sweep`.
+//!   `link` (the messages between launchers), `logs` (node output), [`notice`] (the
+//!   launcher's own lines, as text or JSON), `progress`, `report`, [`metrics`] (the counters
+//!   for Prometheus), `signals`, `spawn`, `fork`, `forker`, `watchdog`, `os`; [`sweep`]: the
+//!   points of `--sweep`.
 
 mod conservation;
 mod control;
@@ -26,6 +28,8 @@ mod link;
 mod logs;
 mod machine;
 mod member;
+pub mod metrics;
+pub mod notice;
 pub mod options;
 mod os;
 mod outcome;

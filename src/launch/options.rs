@@ -22,6 +22,8 @@ pub struct RunOptions {
     pub run: u32,
     /// The secret the run's tcp sockets ask for (`runtime/zap.rs`).
     pub secret: Secret,
+    /// Where the run's counters go (`--metrics`, `--metrics-file`), if anywhere.
+    pub metrics: Option<super::metrics::Exporter>,
 }
 
 /// Where a run's secret comes from.
@@ -58,6 +60,7 @@ impl Default for RunOptions {
             placement: Placement::All,
             run: 1,
             secret: Secret::PerRun,
+            metrics: None,
         }
     }
 }

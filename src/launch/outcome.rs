@@ -3,6 +3,7 @@
 use std::fmt;
 use std::time::Duration;
 
+use super::notice::Notice;
 use crate::exit_codes;
 use crate::wire::Stats;
 
@@ -38,9 +39,10 @@ pub struct Outcome {
     pub startup: Duration,
     /// Every replica, in topology order.
     pub replicas: Vec<ReplicaReport>,
-    /// Replicas that died mid-stream and were restarted, one line each: every node finished,
-    /// but records in flight may have been lost, so the result is not trustworthy.
-    pub incomplete: Vec<String>,
+    /// Replicas that died mid-stream and were restarted, one line each (with the replica's
+    /// id): every node finished, but records in flight may have been lost, so the result is
+    /// not trustworthy.
+    pub incomplete: Vec<(String, String)>,
     /// Edges whose readers received fewer records than were sent, the difference lost with
     /// invalid frames they counted (so the run exits 65 for them already), one line each.
     pub unreceived: Vec<String>,
@@ -73,16 +75,21 @@ impl Outcome {
 
     /// One line per replica that shed records for subscribers that chose `drop = true`:
     /// not an error, but never silent.
-    pub fn shed_report(&self) -> Vec<String> {
+    pub fn shed_report(&self) -> Vec<Notice> {
         self.replicas
             .iter()
             .filter(|r| r.stats.dropped > 0)
-            .map(|r| format!("node `{}` dropped {} records for subscribers with `drop = true`", r.id, r.stats.dropped))
+            .map(|r| {
+                let text =
+                    format!("node `{}` dropped {} records for subscribers with `drop = true`", r.id, r.stats.dropped);
+                Notice::warn("records-dropped", text).about(r.id.clone())
+            })
             .collect()
     }
 
-    /// One line per replica that rejected input, naming it, counting, and giving reasons.
-    pub fn rejected_report(&self) -> Vec<String> {
+    /// One line per replica that rejected input, naming it, counting, and giving reasons
+    /// (the notice's detail); then one per edge that delivered less for it.
+    pub fn rejected_report(&self) -> Vec<Notice> {
         let mut lines = Vec::new();
         for r in self.replicas.iter().filter(|r| r.stats.invalid_frames + r.stats.bad_records > 0) {
             let mut parts = Vec::new();
@@ -100,10 +107,10 @@ impl Outcome {
                     if r.stats.bad_records == 1 { "" } else { "s" }
                 ));
             }
-            lines.push(format!("node `{}` dropped {}", r.id, parts.join(" and ")));
-            lines.extend(r.notes.iter().map(|n| format!("  {n}")));
+            let text = format!("node `{}` dropped {}", r.id, parts.join(" and "));
+            lines.push(Notice::warn("records-rejected", text).about(r.id.clone()).with_reasons(r.notes.clone()));
         }
-        lines.extend(self.unreceived.iter().cloned());
+        lines.extend(self.unreceived.iter().map(|edge| Notice::warn("records-rejected", edge.clone())));
         lines
     }
 }
@@ -214,6 +221,21 @@ impl RunError {
     /// The error and its causes, in one line: `failed to bind `x`: Address in use`.
     pub fn chain(&self) -> String {
         error_chain(self)
+    }
+
+    /// The line that says this error at the end: its chain, with an event named after its
+    /// kind, and the replica or host it names.
+    pub fn notice(&self) -> Notice {
+        let text = self.chain();
+        match self {
+            RunError::NodeFailed { id, .. } => Notice::error("node-failed", text).about(id.clone()),
+            RunError::Spawn { id, .. } => Notice::error("spawn-failed", text).about(id.clone()),
+            RunError::Startup { .. } => Notice::error("startup-timeout", text),
+            RunError::Host { host, .. } => Notice::error("host-failed", text).on_host(host.clone()),
+            RunError::Imbalance(_) => Notice::error("imbalance", text),
+            RunError::Interrupted { .. } => Notice::error("interrupted", text),
+            RunError::Setup(_) | RunError::System { .. } => Notice::error("launcher-failed", text),
+        }
     }
 
     /// The launcher's exit status for this failure (`crate::exit_codes`).

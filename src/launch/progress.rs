@@ -21,9 +21,9 @@ pub struct Progress {
 }
 
 impl Progress {
-    /// A line per node, if stderr is a terminal.
+    /// A line per node, if stderr is a terminal (and the launcher's lines are text).
     pub fn for_terminal(t: &Topology) -> Option<Progress> {
-        if !std::io::stderr().is_terminal() {
+        if !std::io::stderr().is_terminal() || super::notice::format() == super::notice::LogFormat::Json {
             return None;
         }
         let multi = MultiProgress::with_draw_target(ProgressDrawTarget::stderr_with_hz(10));

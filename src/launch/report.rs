@@ -40,7 +40,7 @@ struct Report<'a> {
     records_rejected: u64,
     records_dropped: u64,
     /// Replicas that died mid-stream and were restarted: the result may be incomplete.
-    incomplete: &'a [String],
+    incomplete: Vec<&'a str>,
     /// How many times the run rolled back after a failure (and every node started again).
     rollbacks: u32,
     /// For each rollback, seconds from the failed replica's exit to every replica started
@@ -273,7 +273,7 @@ fn report<'a>(topology: &'a Topology, outcome: &'a Outcome) -> Report<'a> {
         startup_s: outcome.startup.as_secs_f64(),
         records_rejected: outcome.rejected(),
         records_dropped: outcome.replicas.iter().map(|r| r.stats.dropped).sum(),
-        incomplete: &outcome.incomplete,
+        incomplete: outcome.incomplete.iter().map(|(_, note)| note.as_str()).collect(),
         rollbacks: outcome.rollbacks,
         recovery_s: outcome.recoveries.iter().map(Duration::as_secs_f64).collect(),
         nodes: node_lines(topology, outcome),

@@ -1,13 +1,14 @@
 //! `procnet run` as a whole: where this launcher stands (one host, `--local`, `--host NAME`,
 //! `--coordinate`), the options that follow from the topology (the start-up timeout with
 //! external nodes, the run's secret, stdin), one run or an experiment of `--repeat K`, what
-//! is said after each run, and the report.
+//! is said after each run, the report, and the metrics (`--metrics`, `--metrics-file`).
 
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use super::logs::say;
+use super::metrics::{Exporter, MetricsError};
+use super::notice::{say, LogFormat, Notice};
 use super::options::{Placement, RunOptions, Secret};
 use super::outcome::{error_chain, Outcome, RunError};
 use crate::exit_codes;
@@ -38,6 +39,10 @@ pub struct Request {
     pub report: Option<PathBuf>,
     /// `--repeat K`.
     pub repeat: u32,
+    /// `--metrics ADDRESS`: serve the run's counters over HTTP there.
+    pub metrics: Option<std::net::SocketAddr>,
+    /// `--metrics-file PATH`: write them there.
+    pub metrics_file: Option<PathBuf>,
 }
 
 /// Why `procnet run` did not get to its result.
@@ -54,6 +59,8 @@ pub enum SessionError {
         /// Why not.
         source: std::io::Error,
     },
+    /// The metrics file could not be written at the end.
+    Metrics(MetricsError),
 }
 
 impl std::fmt::Display for SessionError {
@@ -62,6 +69,7 @@ impl std::fmt::Display for SessionError {
             SessionError::Usage(why) => f.write_str(why),
             SessionError::Run(e) => e.fmt(f),
             SessionError::Report { path, .. } => write!(f, "failed to write the report `{}`", path.display()),
+            SessionError::Metrics(e) => e.fmt(f),
         }
     }
 }
@@ -72,6 +80,7 @@ impl std::error::Error for SessionError {
             SessionError::Usage(_) => None,
             SessionError::Run(e) => e.source(),
             SessionError::Report { source, .. } => Some(source),
+            SessionError::Metrics(e) => e.source(),
         }
     }
 }
@@ -82,7 +91,17 @@ impl SessionError {
         match self {
             SessionError::Usage(_) => exit_codes::USAGE,
             SessionError::Run(e) => e.exit_code(),
-            SessionError::Report { .. } => exit_codes::NODE_FAILED,
+            SessionError::Report { .. } | SessionError::Metrics(_) => exit_codes::NODE_FAILED,
+        }
+    }
+
+    /// The line that says this error at the end (see [`RunError::notice`]).
+    pub fn notice(&self) -> Notice {
+        match self {
+            SessionError::Usage(_) => Notice::error("usage", self.chain()),
+            SessionError::Run(e) => e.notice(),
+            SessionError::Report { .. } => Notice::error("report-failed", self.chain()),
+            SessionError::Metrics(_) => Notice::error("metrics-file-failed", self.chain()),
         }
     }
 
@@ -126,7 +145,8 @@ pub fn sweep(
     let mut ended = Ok(exit_codes::OK);
     let n = points.len();
     for (i, (point, t)) in points.into_iter().enumerate() {
-        say(&format!("sweep point {} of {n}: {}", i + 1, super::sweep::describe(&point)));
+        let text = format!("sweep point {} of {n}: {}", i + 1, super::sweep::describe(&point));
+        say(&Notice::info("sweep-point", text));
         let t = if req.local { t.localized() } else { t };
         let (_, opts) = options(&t, req)?;
         let (outcomes, point_ended) = coordinate(&t, opts, req);
@@ -186,6 +206,7 @@ fn options(t: &Topology, req: &Request) -> Result<(Placement, RunOptions), Sessi
         None => Duration::from_secs(30),
     };
     let secret = secret(placement)?;
+    let metrics = exporter(t, placement, req)?;
     let opts = RunOptions {
         startup_timeout,
         grace: req.grace,
@@ -193,8 +214,33 @@ fn options(t: &Topology, req: &Request) -> Result<(Placement, RunOptions), Sessi
         placement,
         run: 1,
         secret,
+        metrics,
     };
     Ok((placement, opts))
+}
+
+/// The metrics of `--metrics` and `--metrics-file`, bound and written once here, before any
+/// node starts: a busy port or a file that cannot be written is a usage error. Only the
+/// coordinator has them (it sees every host's replicas).
+fn exporter(t: &Topology, placement: Placement, req: &Request) -> Result<Option<Exporter>, SessionError> {
+    if req.metrics.is_none() && req.metrics_file.is_none() {
+        return Ok(None);
+    }
+    if !placement.coordinates() {
+        let coordinator = &t.hosts[Topology::COORDINATOR].name;
+        let text = format!(
+            "the metrics are served and written by the coordinator (`--host {coordinator}`); ignoring `--metrics` and \
+             `--metrics-file` here"
+        );
+        say(&Notice::warn("flag-ignored", text));
+        return Ok(None);
+    }
+    let exporter =
+        Exporter::new(t, req.metrics, req.metrics_file.clone()).map_err(|e| SessionError::Usage(error_chain(&e)))?;
+    if let Some(address) = exporter.address() {
+        say(&Notice::info("metrics-serving", format!("serving metrics at http://{address}/metrics")));
+    }
+    Ok(Some(exporter))
 }
 
 /// Which replicas this launcher starts.
@@ -265,10 +311,9 @@ fn secret(placement: Placement) -> Result<Secret, SessionError> {
 fn coordinate(t: &Topology, mut opts: RunOptions, req: &Request) -> (Vec<Outcome>, Result<u8, SessionError>) {
     let mut outcomes = Vec::new();
     let mut ended = Ok(exit_codes::OK);
+    let mut metrics_failed = None;
     for i in 1..=req.repeat {
-        if req.repeat > 1 {
-            say(&format!("run {i} of {}", req.repeat));
-        }
+        say(&run_started(t, i, req.repeat));
         opts.run = i;
         ended = match super::run(t, &opts) {
             Ok(outcome) => {
@@ -278,62 +323,89 @@ fn coordinate(t: &Topology, mut opts: RunOptions, req: &Request) -> (Vec<Outcome
             }
             Err(e) => Err(SessionError::Run(e)),
         };
+        // After each run: the file shows it finished, in the figures of the report.
+        if let Some(Err(e)) = opts.metrics.as_ref().map(Exporter::write_file) {
+            metrics_failed.get_or_insert(e);
+        }
         if !matches!(ended, Ok(exit_codes::OK)) {
             break;
         }
     }
+    let ended = match (ended, metrics_failed) {
+        (Ok(_), Some(e)) => Err(SessionError::Metrics(e)),
+        (ended, _) => ended,
+    };
     (outcomes, ended)
+}
+
+/// The line that says run `i` of `repeat` starts: said with a `--repeat`, else only in JSON.
+fn run_started(t: &Topology, i: u32, repeat: u32) -> Notice {
+    if repeat > 1 {
+        Notice::info("run-started", format!("run {i} of {repeat}"))
+    } else {
+        Notice::info("run-started", format!("run `{}` started", t.name)).json_only()
+    }
 }
 
 /// Say what a finished run dropped or lost (and, on a terminal, its table); its exit status.
 fn tell(t: &Topology, outcome: &Outcome) -> u8 {
-    if std::io::stderr().is_terminal() {
-        super::logs::say_raw(&super::report_table(t, outcome));
+    if std::io::stderr().is_terminal() && super::notice::format() == LogFormat::Text {
+        super::notice::say_raw(&super::report_table(t, outcome));
     }
-    for line in outcome.shed_report() {
-        say(&line);
+    for notice in outcome.shed_report() {
+        say(&notice);
     }
     if !outcome.incomplete.is_empty() {
-        for line in &outcome.incomplete {
-            say(line);
+        for (id, line) in &outcome.incomplete {
+            say(&Notice::warn("records-lost", line.clone()).about(id.clone()));
         }
         let n = outcome.incomplete.len();
-        say(&format!(
-            "run `{}` finished, but {n} replica{} died mid-stream: the result may be incomplete",
-            t.name,
-            if n == 1 { "" } else { "s" }
+        say(&Notice::warn(
+            "run-incomplete",
+            format!(
+                "run `{}` finished, but {n} replica{} died mid-stream: the result may be incomplete",
+                t.name,
+                if n == 1 { "" } else { "s" }
+            ),
         ));
     } else {
         let rejected = outcome.rejected_report();
-        for line in &rejected {
-            say(line);
+        for notice in &rejected {
+            say(notice);
         }
         if !rejected.is_empty() {
-            say(&format!(
-                "run `{}` finished, but dropped {} invalid frames or records: results are incomplete",
-                t.name,
-                outcome.rejected()
+            say(&Notice::warn(
+                "run-incomplete",
+                format!(
+                    "run `{}` finished, but dropped {} invalid frames or records: results are incomplete",
+                    t.name,
+                    outcome.rejected()
+                ),
             ));
         }
     }
-    outcome.exit_code()
+    let code = outcome.exit_code();
+    let text = format!("run `{}` finished in {:.3} s with exit status {code}", t.name, outcome.elapsed.as_secs_f64());
+    say(&Notice::info("run-finished", text).json_only());
+    code
 }
 
 /// Host `host`'s share of the run(s), joined to the first host's launcher.
 fn join(t: &Topology, opts: &RunOptions, host: usize, req: &Request) -> Result<u8, SessionError> {
     let coordinator = &t.hosts[Topology::COORDINATOR].name;
     if !t.runs_on(host) {
-        say(&format!("host `{}` runs no node of topology `{}`: nothing to do here", t.hosts[host].name, t.name));
+        let text = format!("host `{}` runs no node of topology `{}`: nothing to do here", t.hosts[host].name, t.name);
+        say(&Notice::info("host-idle", text).on_host(t.hosts[host].name.clone()));
         return Ok(exit_codes::OK);
     }
     if req.report.is_some() {
-        say(&format!("the report is written by the coordinator (`--host {coordinator}`); ignoring `--report` here"));
+        let text =
+            format!("the report is written by the coordinator (`--host {coordinator}`); ignoring `--report` here");
+        say(&Notice::warn("flag-ignored", text));
     }
     let mut code = exit_codes::OK;
     for i in 1..=req.repeat {
-        if req.repeat > 1 {
-            say(&format!("run {i} of {}", req.repeat));
-        }
+        say(&run_started(t, i, req.repeat));
         let opts = RunOptions { run: i, ..opts.clone() };
         code = super::join(t, &opts).map_err(SessionError::Run)?;
         if code != exit_codes::OK {

@@ -120,7 +120,9 @@ impl Node {
         // Only this run's processes get in (and, with `[hosts]`, only from declared hosts):
         // the handler starts before any socket is bound.
         let binds_tcp = identity.bind.iter().chain(identity.pub_ports.values()).any(|e| e.starts_with("tcp://"));
-        let zap = if access.guards() && binds_tcp { Some(Zap::start(&ctx, &access, &identity.id())?) } else { None };
+        let who = identity.id();
+        let refused = move |text: &str| eprintln!("{who}: {text}");
+        let zap = if access.guards() && binds_tcp { Some(Zap::start(&ctx, &access, refused)?) } else { None };
         input.set_access(access.clone());
         if let Some(ep) = identity.bind.as_deref() {
             input.bind(&ctx, ep)?;

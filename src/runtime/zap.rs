@@ -103,17 +103,22 @@ pub struct Zap {
 }
 
 impl Zap {
-    /// Start answering ZAP requests in `ctx` by `access`. `who` names this process in the
-    /// line printed for a refused peer.
-    pub fn start(ctx: &zmq::Context, access: &Access, who: &str) -> Result<Zap, NodeError> {
+    /// Start answering ZAP requests in `ctx` by `access`; `refused` says the line about a
+    /// refused peer (`refused a connection from ADDRESS: why`), once per peer and reason, as
+    /// this process says its lines.
+    pub fn start(
+        ctx: &zmq::Context,
+        access: &Access,
+        refused: impl Fn(&str) + Send + 'static,
+    ) -> Result<Zap, NodeError> {
         let socket = ctx.socket(zmq::REP).map_err(NodeError::zmq("create the ZAP socket"))?;
         socket.bind(ENDPOINT).map_err(NodeError::zmq("bind the ZAP handler"))?;
         socket.set_rcvtimeo(TICK_MS).map_err(NodeError::zmq("set the ZAP socket's timeout"))?;
         let stop = Arc::new(AtomicBool::new(false));
-        let (access, who, flag) = (access.clone(), who.to_string(), Arc::clone(&stop));
+        let (access, flag) = (access.clone(), Arc::clone(&stop));
         let thread = std::thread::Builder::new()
             .name("procnet-zap".into())
-            .spawn(move || serve(&socket, &access, &who, &flag))
+            .spawn(move || serve(&socket, &access, &refused, &flag))
             .map_err(NodeError::io("start the ZAP handler"))?;
         Ok(Zap { stop, thread: Some(thread) })
     }
@@ -129,7 +134,7 @@ impl Drop for Zap {
 }
 
 /// Answer requests until told to stop or the context ends.
-fn serve(socket: &zmq::Socket, access: &Access, who: &str, stop: &AtomicBool) {
+fn serve(socket: &zmq::Socket, access: &Access, refused: &dyn Fn(&str), stop: &AtomicBool) {
     let mut named = HashSet::new();
     while !stop.load(Ordering::Relaxed) {
         let parts = match socket.recv_multipart(0) {
@@ -150,7 +155,7 @@ fn serve(socket: &zmq::Socket, access: &Access, who: &str, stop: &AtomicBool) {
         let verdict = access.admits(peer, password);
         if let Err(why) = verdict {
             if named.insert((address.clone(), why)) {
-                eprintln!("{who}: refused a connection from {address}: {why}");
+                refused(&format!("refused a connection from {address}: {why}"));
             }
         }
         let (code, text): (&[u8], &[u8]) = match verdict {

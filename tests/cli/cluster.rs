@@ -492,6 +492,38 @@ fn repeated_runs_span_the_hosts() {
     assert_eq!(text.lines().filter(|l| l.contains(",count,")).count(), 3, "{text}");
 }
 
+/// The coordinator's metrics span the hosts: every replica with its host, equal to the
+/// report at the end; a joining host given `--metrics` says the coordinator serves them.
+#[test]
+fn metrics_of_a_run_over_three_hosts_are_the_coordinators() {
+    let s = util::Scratch::new();
+    let file = loopback_cluster(&s, &topology("data/pages.jsonl"));
+    let (prom, report) = (s.path("procnet.prom"), s.path("report.json"));
+    let port = free_port();
+    let coordinator = ["--metrics-file", prom.to_str().expect("utf-8"), "--report", report.to_str().expect("utf-8")];
+    // Only b is given `--metrics` too (the coordinator, a, last, as `start_three` does).
+    let c = launcher(&file, "c", port, &["--repeat", "2"]).start();
+    let b = launcher(&file, "b", port, &["--repeat", "2", "--metrics", "0"]).start();
+    let a = launcher(&file, "a", port, &[&["--repeat", "2"][..], &coordinator].concat()).start();
+    let (a, b, _) = finish_three((a, b, c));
+    assert!(b.stderr.contains("the metrics are served and written by the coordinator (`--host a`)"), "{}", b.stderr);
+    assert!(!a.stderr.contains("serving metrics"), "{}", a.stderr);
+    let end = util::prometheus::parse(&s, &std::fs::read_to_string(&prom).expect("the metrics file"));
+    let report = read_json(&report);
+    for run in [1, 2] {
+        end.assert_equals_report(run, &report["runs"][run as usize - 1]);
+    }
+    let mut placed: Vec<String> = end
+        .samples("procnet_records_in")
+        .iter()
+        .filter(|(l, _)| l["run"] == "1")
+        .map(|(l, _)| format!("{}@{}", l["node"].as_str().unwrap_or_default(), l["host"].as_str().unwrap_or_default()))
+        .collect();
+    placed.sort();
+    let want = ["count@c", "pages@a", "python@b", "python@b", "python@c", "python@c"];
+    assert_eq!(placed, want, "every replica of every host, with its host:\n{}", end.text);
+}
+
 /// `bind = "0.0.0.0"` (a host behind NAT, whose declared address is not its own): its
 /// nodes bind every interface, and peers are still given the declared address.
 #[test]

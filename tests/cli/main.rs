@@ -15,6 +15,7 @@ mod util {
     pub mod harness;
     pub mod http;
     pub mod os;
+    pub mod prometheus;
     pub mod scratch;
     pub mod seed;
     pub mod venv;
@@ -37,8 +38,10 @@ mod failures;
 mod fetch;
 mod hardening;
 mod invalid;
+mod json_logs;
 mod launcher;
 mod lines_limits;
+mod metrics;
 mod node_env;
 mod overrides;
 mod progress;

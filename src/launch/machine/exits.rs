@@ -7,6 +7,7 @@ use std::time::{Duration, Instant};
 
 use super::replica::{Life, Progress};
 use super::{Run, LAST_WORDS};
+use crate::launch::notice::Notice;
 use crate::launch::outcome::RunError;
 use crate::launch::plan::ReplicaId;
 use crate::topology::Restart;
@@ -64,8 +65,9 @@ impl Run<'_> {
                 replica.id,
                 crate::launch::status::describe_status(status)
             );
+            let id = replica.id.clone();
             self.replica_mut(r).life = Life::Exited { status, at };
-            self.say(text);
+            self.say(Notice::warn("exited-after-release", text).about(id));
             return Ok(());
         }
         let how = match (&failed, status == 0, &replica.progress) {
@@ -113,8 +115,8 @@ impl Run<'_> {
             if let Some(why) = &self.no_rollback {
                 note.push_str(&format!("; the run does not roll back: {why}"));
             }
-            self.say(note.clone());
-            self.incomplete.push(note);
+            self.say(Notice::warn("records-lost", note.clone()).about(id.clone()));
+            self.incomplete.push((id.clone(), note));
         }
         if !restartable {
             self.replica_mut(r).life = Life::Exited { status, at };
@@ -150,7 +152,8 @@ impl Run<'_> {
         replica.latest = Stats::default();
         let (id, restarts, node) = (replica.id.clone(), replica.restarts, replica.node);
         let max = t.nodes[node].restart.max_restarts;
-        self.say(format!("node `{id}` {how}; restarting it in {} ms ({restarts} of {max})", delay.as_millis()));
+        let text = format!("node `{id}` {how}; restarting it in {} ms ({restarts} of {max})", delay.as_millis());
+        self.say(Notice::warn("restart-scheduled", text).about(id.clone()));
         if mid_stream {
             for d in self.plan.ids() {
                 let down = self.replica(d);

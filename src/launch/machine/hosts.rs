@@ -6,6 +6,7 @@ use std::time::{Duration, Instant};
 
 use super::Action;
 use crate::launch::link::{Link, BEAT, HOST_TIMEOUT};
+use crate::launch::notice::Notice;
 use crate::launch::outcome::RunError;
 use crate::launch::plan::HostId;
 use crate::topology::Topology;
@@ -148,6 +149,8 @@ impl Members {
                 m.joined = Some(now);
                 m.pid = Some(pid);
                 out.push(Action::Link(h, Link::Welcome { run }));
+                let text = format!("host `{name}` joined the run (its launcher's pid is {pid})");
+                out.push(Action::Say(Notice::info("host-joined", text).on_host(name.clone()).json_only()));
             }
             Link::Exited { id, status, attempt } => return Ok(Heard::Exited { id, status, attempt }),
             // Repeated with every heartbeat: one signal per host.

@@ -7,6 +7,7 @@ use std::time::Instant;
 use super::replica::{Finished, Life, Progress};
 use super::wiring::wiring;
 use super::Run;
+use crate::launch::notice::Notice;
 use crate::launch::outcome::RunError;
 use crate::launch::plan::{advertised, ReplicaId, Starter};
 use crate::wire::Message;
@@ -74,12 +75,13 @@ impl Run<'_> {
             }
             Message::Hello { input, publish, ports, pid, .. } if !replica.joined() => {
                 if attempt.is_none() && replica.attempt() > 0 {
-                    self.say(format!(
+                    let text = format!(
                         "node `{id}` names no attempt in its control routing id (`{id}#{}`, docs/protocol.md §3.1), \
                          as nodes written for an earlier protocol do: a late message from its killed process cannot \
                          be told from its new one's, so exactness after this restart rests on that node",
                         replica.attempt()
-                    ));
+                    );
+                    self.say(Notice::warn("no-attempt-in-id", text).about(id.clone()));
                 }
                 self.replica_mut(r).suffixed = attempt.is_some();
                 self.on_hello(r, input, publish, ports, pid);
@@ -170,6 +172,8 @@ impl Run<'_> {
                 let msg = wiring(t, &self.replicas, w.0);
                 self.tell(w, msg);
             }
+            let text = format!("every replica said hello: wiring {} replicas", self.replicas.len());
+            self.say(Notice::info("network-wired", text).json_only());
         }
     }
 
@@ -200,7 +204,10 @@ impl Run<'_> {
                 }
             }
         } else if self.replicas.iter().all(|x| x.ready()) {
-            self.ready_at = Some(self.now.duration_since(self.started));
+            let ready_at = self.now.duration_since(self.started);
+            self.ready_at = Some(ready_at);
+            let text = format!("every replica is ready: streaming started (ready in {:.3} s)", ready_at.as_secs_f64());
+            self.say(Notice::info("network-started", text).json_only());
             for w in self.plan.ids() {
                 let replica = self.replica_mut(w);
                 if !replica.streaming() && !replica.done() {

@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 use super::replica::{Life, Progress};
 use super::Run;
 use crate::launch::link::Link;
+use crate::launch::notice::Notice;
 use crate::launch::plan::{Plan, ReplicaId, Starter};
 use crate::nodes::Kind;
 use crate::topology::{Delivery, Restart, Runner, Topology};
@@ -89,7 +90,8 @@ impl Run<'_> {
             self.rollbacks,
             failed.restarts,
         );
-        self.say(text);
+        let id = failed.id.clone();
+        self.say(Notice::warn("rollback", text).about(id));
         let resume_at = self.resume_at;
         for d in self.plan.ids() {
             if t.is_service(self.replica(d).node) {

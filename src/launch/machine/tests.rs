@@ -240,7 +240,7 @@ fn at_most_once_restarts_one_replica_mid_stream_with_notices_both_ways() {
     assert!(finished_none(&decided), "{decided:?}");
     // Its consumer stops checking its counts; the run says so.
     assert_eq!(told(&plan, &decided, "restarted"), ["count.0"]);
-    assert!(decided.iter().any(|a| matches!(a, Action::Say(s) if s.contains("restarting it in 100 ms (1 of 3)"))));
+    assert!(decided.iter().any(|a| matches!(a, Action::Say(s) if s.message.contains("restarting it in 100 ms (1 of 3)") && s.event == "restart-scheduled")));
     // A stale message from the dead replica is ignored.
     assert!(h.done("keep.1", 1, 1).is_empty());
     let restarted = h.after(Duration::from_millis(100));
@@ -358,7 +358,7 @@ fn a_first_signal_stops_gracefully_and_a_second_kills() {
     let first = h.on(Event::Signal(2));
     assert_eq!(told(&plan, &first, "stop"), ["src.0", "keep.0", "keep.1", "count.0"]);
     assert!(first.iter().any(
-        |a| matches!(a, Action::Say(s) if s == "SIGINT: stopping gracefully within 5 s (send it again to kill at once)")
+        |a| matches!(a, Action::Say(s) if s.message == "SIGINT: stopping gracefully within 5 s (send it again to kill at once)")
     ));
     assert!(finished_none(&first));
     assert_eq!(failure(h.on(Event::Signal(2))), "interrupted by SIGINT: nodes killed");
@@ -465,7 +465,9 @@ fn a_hosts_replica_exit_and_signal_count_as_ours() {
     let _ = h.on(Event::Link(HostId(2), join(&t, "c", 42)));
     let _ = h.start_all();
     let signal = h.on(Event::Link(HostId(2), Link::Interrupt { signal: 2 }));
-    assert!(signal.iter().any(|a| matches!(a, Action::Say(s) if s == "host `c` got SIGINT")));
+    assert!(signal
+        .iter()
+        .any(|a| matches!(a, Action::Say(s) if s.message == "host `c` got SIGINT" && s.host.as_deref() == Some("c"))));
     assert_eq!(told(&plan, &signal, "stop"), ["src.0", "count.0"]);
     let _ = h.on(Event::Link(HostId(1), Link::Exited { id: "src.0".into(), status: KILLED, attempt: 0 }));
     let why = failure(h.after(super::LAST_WORDS));
@@ -517,7 +519,7 @@ fn exactly_once_a_failure_mid_stream_rolls_the_whole_run_back() {
     // Every other replica of the data path is killed; nobody is told to relax its counts.
     assert_eq!(kills(&plan, &decided), ["src.0", "keep.0", "count.0"]);
     assert!(told(&plan, &decided, "restarted").is_empty());
-    assert!(decided.iter().any(|a| matches!(a, Action::Say(s) if s.contains("rolling the run back"))), "{decided:?}");
+    assert!(decided.iter().any(|a| matches!(a, Action::Say(s) if s.message.contains("rolling the run back") && s.event == "rollback" && s.replica.is_some())), "{decided:?}");
     // A stale message from a recalled replica is ignored.
     assert!(h.done("count.0", 1, 0).is_empty());
     // Nobody starts again before every recalled replica has exited, whatever the time.
@@ -531,7 +533,7 @@ fn exactly_once_a_failure_mid_stream_rolls_the_whole_run_back() {
     assert_eq!(starts(&plan, &restarted), want);
     assert!(restarted
         .iter()
-        .any(|a| matches!(a, Action::Say(s) if s.contains("rollback 1: every node started again"))));
+        .any(|a| matches!(a, Action::Say(s) if s.message.contains("rollback 1: every node started again"))));
 }
 
 #[test]
@@ -599,7 +601,7 @@ fn a_message_of_an_earlier_attempt_is_stale_even_after_the_new_one_joined() {
     // that exactness after the restart rests on it.
     let hello = h.hello("count.0");
     assert!(
-        hello.iter().any(|a| matches!(a, Action::Say(s) if s.starts_with("node `count.0` names no attempt"))),
+        hello.iter().any(|a| matches!(a, Action::Say(s) if s.message.starts_with("node `count.0` names no attempt"))),
         "{hello:?}"
     );
 }
@@ -691,7 +693,7 @@ fn a_run_that_cannot_roll_back_says_why_and_fails_as_at_most_once() {
         let decided = h.after(super::LAST_WORDS);
         assert!(kills(&plan, &decided).is_empty(), "{decided:?}");
         let said: Vec<&String> =
-            decided.iter().filter_map(|a| if let Action::Say(s) = a { Some(s) } else { None }).collect();
+            decided.iter().filter_map(|a| if let Action::Say(s) = a { Some(&s.message) } else { None }).collect();
         assert!(said.iter().any(|s| s.contains("records in flight may be lost") && s.contains(why)), "{said:?}");
     }
 }
@@ -748,7 +750,7 @@ fn a_replica_released_while_its_last_words_are_awaited_leaves_the_result_whole()
     let decided = h.after(super::LAST_WORDS);
     assert!(kills(&plan, &decided).is_empty(), "{decided:?}");
     assert!(
-        decided.iter().any(|a| matches!(a, Action::Say(s) if s.contains("after its stream was complete"))),
+        decided.iter().any(|a| matches!(a, Action::Say(s) if s.message.contains("after its stream was complete"))),
         "{decided:?}"
     );
     let mut end = Vec::new();
@@ -833,7 +835,7 @@ fn over_several_hosts_a_rollback_kills_and_starts_each_hosts_replicas_through_it
     ));
     let _ = h.on(Event::Link(HostId(2), Link::Exited { id: "count.0".into(), status: KILLED, attempt: 1 }));
     let again = h.after(super::LAST_WORDS);
-    assert!(again.iter().any(|a| matches!(a, Action::Say(s) if s.contains("rollback 2"))), "{again:?}");
+    assert!(again.iter().any(|a| matches!(a, Action::Say(s) if s.message.contains("rollback 2"))), "{again:?}");
 }
 
 /// A little more than a heartbeat's interval.
