@@ -127,7 +127,20 @@ fn run_measured(s: &Scratch, file: &Path, timeout: Duration) -> Measured {
         std::thread::yield_now();
     }
     let code = if libc::WIFEXITED(status) { libc::WEXITSTATUS(status) } else { -1 };
-    Measured { code, stdout: fs::read_to_string(&out).unwrap_or_default(), stderr, peak_kib: usage.ru_maxrss }
+    Measured { code, stdout: tail(&out), stderr, peak_kib: usage.ru_maxrss }
+}
+
+/// The last lines of the file at `path` (its last MiB at most): a run that printed hundreds
+/// of megabytes must not grow this process, whose peak would count in the next run's (a
+/// forked child's peak starts at its parent's size).
+fn tail(path: &Path) -> String {
+    use std::io::{Read, Seek, SeekFrom};
+    let Ok(mut f) = fs::File::open(path) else { return String::new() };
+    let len = f.metadata().map_or(0, |m| m.len());
+    let _ = f.seek(SeekFrom::Start(len.saturating_sub(MB as u64)));
+    let mut bytes = Vec::new();
+    let _ = f.read_to_end(&mut bytes);
+    String::from_utf8_lossy(&bytes).into_owned()
 }
 
 fn flood_topology(s: &Scratch, shape: &str, then: &str) -> std::path::PathBuf {
