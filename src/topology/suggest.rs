@@ -25,6 +25,7 @@ pub fn did_you_mean<'a>(word: &str, candidates: impl IntoIterator<Item = &'a str
     if lower_len > MAX_WORD {
         return None;
     }
+    let letters = Letters::of(&lower);
     let mut best: Option<(usize, &str)> = None;
     for c in candidates {
         if c.eq_ignore_ascii_case(word) {
@@ -37,9 +38,10 @@ pub fn did_you_mean<'a>(word: &str, candidates: impl IntoIterator<Item = &'a str
         let allowed = if c.len() <= 3 { 1 } else { 2.max(c.len() / 3) };
         // Below `len.max(word)`: a word is never "close" to one it shares nothing with.
         let limit = allowed.min(len.max(lower_len) - 1);
-        // The lengths alone bound the distance from below: most candidates stop here.
-        let gap = lower_len.abs_diff(len);
-        if gap > limit || best.is_some_and(|(d, _)| d <= gap) {
+        // Cheap lower bounds of the distance first, the lengths then the letters: most
+        // candidates stop here, and the full distance is computed for the few that do not.
+        let beaten = |bound: usize| bound > limit || best.is_some_and(|(d, _)| d <= bound);
+        if beaten(lower_len.abs_diff(len)) || beaten(letters.distance_to(c)) {
             continue;
         }
         let d = strsim::osa_distance(&lower, c);
@@ -48,6 +50,37 @@ pub fn did_you_mean<'a>(word: &str, candidates: impl IntoIterator<Item = &'a str
         }
     }
     best.map(|(_, c)| c)
+}
+
+/// How many of each letter a word holds, counted in 64 classes (letters in one class count
+/// as one): a lower bound of the distance to another word, in one pass over it.
+struct Letters([i32; 64]);
+
+impl Letters {
+    fn class(c: char) -> usize {
+        c as usize % 64
+    }
+
+    fn of(word: &str) -> Letters {
+        let mut counts = [0; 64];
+        for c in word.chars() {
+            counts[Self::class(c)] += 1;
+        }
+        Letters(counts)
+    }
+
+    /// At most the optimal string alignment distance to `other`: an insertion or a deletion
+    /// changes one count by one, a substitution two counts by one each (one up, one down), a
+    /// swap none; so the distance is at least the larger of the two words' surpluses.
+    /// (Merging letters into classes only lowers the surpluses.)
+    fn distance_to(&self, other: &str) -> usize {
+        let mut counts = self.0;
+        for c in other.chars() {
+            counts[Self::class(c)] -= 1;
+        }
+        let (mine, theirs) = counts.iter().fold((0, 0), |(m, t), &n| if n > 0 { (m + n, t) } else { (m, t - n) });
+        mine.max(theirs) as usize
+    }
 }
 
 /// `items` joined with `, `, at most [`MAX_LISTED`] of them, then `and N more`.
@@ -118,6 +151,21 @@ mod tests {
     fn the_closest_wins_and_ties_go_to_the_first() {
         assert_eq!(did_you_mean("fetchs", ["fetch", "fetches"]), Some("fetch"));
         assert_eq!(did_you_mean("sourc", ["source", "sources"]), Some("source"));
+    }
+
+    // The letter counts may only skip candidates the full distance would refuse.
+    #[test]
+    fn the_letter_bound_is_at_most_the_distance() {
+        let words =
+            ["", "a", "ab", "ba", "abc", "cab", "replicas", "rpelicas", "Grüße", "grusse", "a!", "!a", "aaaa", "bbb"];
+        for a in words {
+            for b in words {
+                let bound = Letters::of(a).distance_to(b);
+                assert!(bound <= strsim::osa_distance(a, b), "{a:?} {b:?}: {bound}");
+            }
+        }
+        assert_eq!(Letters::of("replicas").distance_to("rpelicas"), 0, "a swap changes no count");
+        assert_eq!(Letters::of("abc").distance_to("xyz"), 3);
     }
 
     #[test]
