@@ -31,11 +31,13 @@ run-topology: release $(NEEDS_VENV) ## Run TOPOLOGY (default topologies/demo.tom
 	$(PROCNET) check $(TOPOLOGY)
 	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(PROCNET) run $(RUN_LOCAL) $(TOPOLOGY)
 
-venv: $(VENV)/.installed ## Create the Python virtualenv: the procnet package (python/), pyzmq, msgpack, pytest, kubernetes-validate
+venv: $(VENV)/.installed ## Create the Python virtualenv: the procnet package (python/), pyzmq, msgpack, pytest, kubernetes-validate, jsonschema
 
-$(VENV)/.installed: python/pyproject.toml
+# Also made again when this file changes, as the packages are listed here (jsonschema: the
+# tests validate topologies against topology.schema.json).
+$(VENV)/.installed: python/pyproject.toml Makefile
 	test -x $(PYTHON) || python3 -m venv $(VENV)
-	$(PYTHON) -m pip install -q --disable-pip-version-check -e python/ pytest kubernetes-validate
+	$(PYTHON) -m pip install -q --disable-pip-version-check -e python/ pytest kubernetes-validate jsonschema
 	touch $@
 
 test: venv programs ## Build and run every test: Rust (unit, golden, through the real binary), Python (pytest), then the multi-host harness where it can run

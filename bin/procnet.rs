@@ -107,6 +107,12 @@ enum Command {
         #[command(subcommand)]
         what: ExportCommand,
     },
+    /// Print the JSON Schema of topology files, for editors.
+    ///
+    /// With taplo (Even Better TOML in VS Code), a topology gets completion, hover docs and
+    /// checks as you type; docs/topology.md says how to associate it. The repository ships
+    /// it as `topology.schema.json`.
+    Schema,
 }
 
 /// `--set`, for every command that loads a topology.
@@ -188,6 +194,7 @@ fn main() -> ExitCode {
         Command::Export { what: ExportCommand::K8s { file, set, image, namespace, output } } => {
             export_k8s(&file, &set.set, image, namespace, output.as_deref())
         }
+        Command::Schema => out(&topology::json_schema_text()),
     })
 }
 

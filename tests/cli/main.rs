@@ -44,6 +44,7 @@ mod overrides;
 mod progress;
 mod pubsub;
 mod python;
+mod schema;
 mod stdio;
 mod topologies;
 mod variables;
