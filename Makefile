@@ -9,7 +9,7 @@ VENV := target/venv
 PYTHON := $(VENV)/bin/python
 
 .DEFAULT_GOAL := help
-.PHONY: help build release venv run-topology test test-python fuzz chaos lint fmt check-topologies bench bench-pipeline bench-startup bench-report clean
+.PHONY: help build release venv run-topology test test-python fuzz chaos lint fmt check-topologies man bench bench-pipeline bench-startup bench-report clean
 
 help: ## List the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  make %-18s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -80,6 +80,10 @@ lint: ## clippy with -D warnings, and rustfmt --check
 
 fmt: ## Format the code
 	$(CARGO) fmt
+
+# The pages come from the binary's own command line (`procnet man`), so they always match it.
+man: build ## Write the manual pages into target/man/man1 (read them with `man -M target/man procnet`)
+	target/debug/procnet man --dir target/man/man1
 
 check-topologies: build ## Validate every topology under topologies/
 	@for f in topologies/*.toml; do target/debug/procnet check $$f > /dev/null || exit 1; echo "ok $$f"; done

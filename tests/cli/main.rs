@@ -45,6 +45,7 @@ mod progress;
 mod pubsub;
 mod python;
 mod schema;
+mod shell;
 mod stdio;
 mod topologies;
 mod variables;
