@@ -9,7 +9,7 @@ VENV := target/venv
 PYTHON := $(VENV)/bin/python
 
 .DEFAULT_GOAL := help
-.PHONY: help build release venv run-topology test test-python fuzz chaos lint fmt check-topologies bench bench-pipeline bench-startup bench-report clean
+.PHONY: help build release venv run-topology test test-python fuzz chaos lint fmt check-topologies man bench bench-pipeline bench-startup bench-report clean
 
 help: ## List the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  make %-18s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -31,12 +31,14 @@ run-topology: release $(NEEDS_VENV) ## Run TOPOLOGY (default topologies/demo.tom
 	$(PROCNET) check $(TOPOLOGY)
 	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(PROCNET) run $(RUN_LOCAL) $(TOPOLOGY)
 
-venv: $(VENV)/.installed ## Create the Python virtualenv: the procnet package (python/), pyzmq, msgpack, pytest, kubernetes-validate, prometheus_client
+venv: $(VENV)/.installed ## Create the Python virtualenv: the procnet package (python/), pyzmq, msgpack, pytest, kubernetes-validate, prometheus_client, jsonschema
 
-# The Makefile too: a package added to the line below reaches an existing virtualenv.
+# Also made again when this file changes, as the packages are listed here (prometheus_client:
+# the tests parse --metrics with it; jsonschema: they validate topologies against
+# topology.schema.json).
 $(VENV)/.installed: python/pyproject.toml Makefile
 	test -x $(PYTHON) || python3 -m venv $(VENV)
-	$(PYTHON) -m pip install -q --disable-pip-version-check -e python/ pytest kubernetes-validate prometheus_client
+	$(PYTHON) -m pip install -q --disable-pip-version-check -e python/ pytest kubernetes-validate prometheus_client jsonschema
 	touch $@
 
 test: venv programs ## Build and run every test: Rust (unit, golden, through the real binary), Python (pytest), then the multi-host harness where it can run
@@ -79,6 +81,10 @@ lint: ## clippy with -D warnings, and rustfmt --check
 
 fmt: ## Format the code
 	$(CARGO) fmt
+
+# The pages come from the binary's own command line (`procnet man`), so they always match it.
+man: build ## Write the manual pages into target/man/man1 (read them with `man -M target/man procnet`)
+	target/debug/procnet man --dir target/man/man1
 
 check-topologies: build ## Validate every topology under topologies/
 	@for f in topologies/*.toml; do target/debug/procnet check $$f > /dev/null || exit 1; echo "ok $$f"; done

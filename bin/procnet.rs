@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Duration;
 
-use clap::{Args, Parser, Subcommand};
+use clap::{Args, CommandFactory, Parser, Subcommand};
 use procnet::exit_codes;
 use procnet::launch;
 use procnet::launch::notice::{self, LogFormat, Notice};
@@ -147,6 +147,32 @@ enum Command {
         #[command(subcommand)]
         what: ExportCommand,
     },
+    /// Print the JSON Schema of topology files, for editors.
+    ///
+    /// With taplo (Even Better TOML in VS Code), a topology gets completion, hover docs and
+    /// checks as you type; docs/topology.md says how to associate it. The repository ships
+    /// it as `topology.schema.json`.
+    Schema,
+    /// Print a completion script for a shell.
+    ///
+    /// For bash: `procnet completions bash > ~/.local/share/bash-completion/completions/procnet`;
+    /// the README says where the others go.
+    Completions {
+        /// The shell to complete in.
+        #[arg(value_name = "SHELL")]
+        shell: clap_complete::Shell,
+    },
+    /// Print the manual page (roff).
+    ///
+    /// `procnet man | man -l -` reads procnet(1); with `--dir`, it and one page per command
+    /// (procnet-run(1), ...) are written into DIR instead: `procnet man --dir
+    /// ~/.local/share/man/man1`.
+    Man {
+        /// Write procnet.1 and a page per command into DIR (created if missing), e.g.
+        /// ~/.local/share/man/man1.
+        #[arg(long, value_name = "DIR")]
+        dir: Option<PathBuf>,
+    },
 }
 
 /// `--set`, for every command that loads a topology.
@@ -240,6 +266,9 @@ fn main() -> ExitCode {
         Command::Export { what: ExportCommand::K8s { file, set, image, namespace, output } } => {
             export_k8s(&file, &set.set, image, namespace, output.as_deref())
         }
+        Command::Schema => out(&topology::json_schema_text()),
+        Command::Completions { shell } => completions(shell),
+        Command::Man { dir } => man(dir.as_deref()),
     })
 }
 
@@ -442,4 +471,104 @@ fn export_k8s(
             exit_codes::NODE_FAILED
         }
     }
+}
+
+/// `procnet completions SHELL`: the script on stdout.
+fn completions(shell: clap_complete::Shell) -> u8 {
+    // The generators offer hidden commands too: the ones procnet runs itself (`node`,
+    // `forkserver`) are left out of the command they are given.
+    let cli = Cli::command();
+    let mut cmd = clap::Command::new("procnet")
+        .version(env!("CARGO_PKG_VERSION"))
+        .about(env!("CARGO_PKG_DESCRIPTION"))
+        .subcommand_required(true)
+        .subcommands(cli.get_subcommands().filter(|s| !s.is_hide_set()).cloned());
+    let mut script = Vec::new();
+    clap_complete::generate(shell, &mut cmd, "procnet", &mut script);
+    out(&String::from_utf8_lossy(&script))
+}
+
+/// What procnet(1) says besides `--help`: a description, and the exit statuses.
+const MAN_DESCRIPTION: &str = "procnet runs a process network from one topology file (TOML): nodes, \
+    built-in kinds or any program, each with its replicas (processes), wired directly to each other over \
+    ZeroMQ PUSH/PULL and PUB/SUB, with no broker. `procnet run` starts, wires and supervises every \
+    replica and exits 0 only when every record went through; `procnet check` validates a topology and \
+    shows its nodes and edges. The topology format is docs/topology.md in procnet's repository, the \
+    built-in nodes docs/nodes.md; `procnet schema` gives editors its JSON Schema.";
+
+/// The exit statuses, as README.md lists them.
+const EXIT_STATUSES: &[(u8, &str)] = &[
+    (
+        exit_codes::OK,
+        "Every node finished its stream and exited 0, and no invalid frame or record was dropped (records a \
+         `drop = true` subscriber lost are counted and reported, not a failure).",
+    ),
+    (
+        exit_codes::NODE_FAILED,
+        "A node failed (an error, a non-zero exit, a crash, a start-up timeout), or a replica died mid-stream \
+         and was restarted; the node and cause are named.",
+    ),
+    (exit_codes::USAGE, "A usage error on the command line."),
+    (
+        exit_codes::DATA_DROPPED,
+        "Every node finished, but invalid frames or records were dropped, each named and counted on stderr: the \
+         result is incomplete.",
+    ),
+    (exit_codes::INVALID_TOPOLOGY, "The topology is invalid or unreadable; nothing was started."),
+    (exit_codes::INTERRUPTED, "Interrupted by Ctrl-C (SIGINT): nodes were asked to stop, then killed after --grace."),
+    (exit_codes::TERMINATED, "Stopped by SIGTERM, the same way."),
+];
+
+/// procnet(1): clap's sections, with the description and the exit statuses.
+fn main_page(cmd: clap::Command, w: &mut Vec<u8>) -> std::io::Result<()> {
+    use clap_mangen::roff::{roman, Roff};
+    let man = clap_mangen::Man::new(cmd.long_about(MAN_DESCRIPTION));
+    man.render_title(w)?;
+    man.render_name_section(w)?;
+    man.render_synopsis_section(w)?;
+    man.render_description_section(w)?;
+    man.render_options_section(w)?;
+    man.render_subcommands_section(w)?;
+    let mut roff = Roff::default();
+    roff.control("SH", ["EXIT STATUS"]);
+    for (code, meaning) in EXIT_STATUSES {
+        roff.control("TP", []).text([roman(code.to_string())]).text([roman(*meaning)]);
+    }
+    roff.to_writer(w)?;
+    man.render_version_section(w)
+}
+
+/// `procnet man`: procnet(1) on stdout, or it and a page per command into `dir`.
+fn man(dir: Option<&Path>) -> u8 {
+    // `procnet help` is `--help`: no page of its own.
+    let mut cmd = Cli::command().disable_help_subcommand(true);
+    cmd.build();
+    let mut page = Vec::new();
+    if let Err(e) = main_page(cmd.clone(), &mut page) {
+        say!("procnet: failed to render the manual page: {e}");
+        return exit_codes::NODE_FAILED;
+    }
+    let Some(dir) = dir else {
+        return out(&String::from_utf8_lossy(&page));
+    };
+    let written = std::fs::create_dir_all(dir).and_then(|()| {
+        std::fs::write(dir.join("procnet.1"), &page)?;
+        command_pages(&cmd, dir)
+    });
+    match written {
+        Ok(()) => exit_codes::OK,
+        Err(e) => {
+            say!("procnet: failed to write the manual pages into `{}`: {e}", dir.display());
+            exit_codes::NODE_FAILED
+        }
+    }
+}
+
+/// A page per visible command under `cmd`, named after it (`procnet-export-k8s.1`).
+fn command_pages(cmd: &clap::Command, dir: &Path) -> std::io::Result<()> {
+    for sub in cmd.get_subcommands().filter(|s| !s.is_hide_set()) {
+        clap_mangen::Man::new(sub.clone()).generate_to(dir)?;
+        command_pages(sub, dir)?;
+    }
+    Ok(())
 }

@@ -28,6 +28,16 @@
 //! kinds read their options with what the topology reads its file with (the stages are
 //! listed in [`topology`]'s docs).
 
+// Linux only: no node may outlive its launcher (prctl(PR_SET_PDEATHSIG)), the fork server
+// reaps through a signalfd, and the launcher reads /proc for its processes' threads,
+// descriptors and environments. Elsewhere the build stops here, saying so, rather than with
+// errors about missing libc items.
+#[cfg(not(target_os = "linux"))]
+compile_error!(
+    "procnet runs on Linux only: it uses prctl(PR_SET_PDEATHSIG) so that no node outlives its launcher, \
+     a signalfd in its fork server, and /proc to find its processes' threads, descriptors and environments"
+);
+
 pub mod exit_codes;
 pub mod export;
 pub mod http;

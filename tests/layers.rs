@@ -31,6 +31,7 @@ const STAGES: &[&str] = &[
     "compile",
     "load",
     "summary",
+    "schema",
 ];
 
 /// How many of [`STAGES`] come before `nodes`, which may import them.

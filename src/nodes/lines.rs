@@ -33,6 +33,11 @@ pub enum Format {
     Jsonl,
 }
 
+impl Format {
+    /// The values of `format`, in order.
+    pub const NAMES: &'static [&'static str] = &["text", "jsonl"];
+}
+
 /// Options of a `lines` node.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -53,7 +58,7 @@ impl LinesConfig {
     pub fn from_table(t: &Table<'_, '_>, base_dir: &std::path::Path, diags: &mut Diagnostics) -> Option<Self> {
         t.require("path", "give the file to read, relative to the topology file, or \"-\" for stdin", diags);
         let path = t.non_empty_str("path", diags);
-        let format = match t.choice("format", &["text", "jsonl"], diags).as_ref().map(|s| s.get_ref().as_str()) {
+        let format = match t.choice("format", Format::NAMES, diags).as_ref().map(|s| s.get_ref().as_str()) {
             Some("jsonl") => Format::Jsonl,
             _ => Format::Text,
         };

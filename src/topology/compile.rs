@@ -27,10 +27,10 @@ use super::syntax;
 use crate::nodes::{Kind, StdioConfig, StdioFormat, BUILTINS};
 
 /// Keys a `command` node accepts besides [`NODE_KEYS`] when it has `stdio`.
-const STDIO_KEYS: &[&str] = &["stdio", "field"];
+pub(super) const STDIO_KEYS: &[&str] = &["stdio", "field"];
 
 /// Keys every node accepts, whatever it runs.
-const NODE_KEYS: &[&str] = &[
+pub(super) const NODE_KEYS: &[&str] = &[
     "kind",
     "command",
     "external",
@@ -44,15 +44,19 @@ const NODE_KEYS: &[&str] = &[
     "max_message_bytes",
     "host",
 ];
-const TOP_KEYS: &[&str] = &["name", "delivery", "defaults", "hosts", "nodes"];
-const DEFAULT_KEYS: &[&str] = &["transport", "start", "restart", "max_restarts", "max_message_bytes"];
+/// Keys of the file's top level.
+pub(super) const TOP_KEYS: &[&str] = &["name", "delivery", "defaults", "hosts", "nodes"];
+/// Keys of `[defaults]`.
+pub(super) const DEFAULT_KEYS: &[&str] = &["transport", "start", "restart", "max_restarts", "max_message_bytes"];
 /// Bounds of `max_message_bytes`: a full batch (64 KiB, closed after the record that reaches
 /// it) with its last record must fit, and libzmq takes an int64.
-const MESSAGE_BYTES: (i64, i64) = (1 << 20, 1 << 40);
-const RESTARTS: &[&str] = &["never", "on-failure"];
+pub(super) const MESSAGE_BYTES: (i64, i64) = (1 << 20, 1 << 40);
+/// The values of `restart`.
+pub(super) const RESTARTS: &[&str] = &["never", "on-failure"];
 /// More restarts than this is a crash loop, not a policy.
 pub const MAX_RESTARTS: i64 = 100;
-const TRANSPORTS: &[&str] = &["ipc", "tcp"];
+/// The values of `transport`.
+pub(super) const TRANSPORTS: &[&str] = &["ipc", "tcp"];
 /// More replicas than this is almost certainly a typo, and would exhaust the machine.
 pub const MAX_REPLICAS: i64 = crate::limits::MAX_REPLICAS as i64;
 

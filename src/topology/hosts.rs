@@ -28,7 +28,8 @@ use super::port::Pattern;
 use super::raw::{Span, Table};
 use super::suggest::{did_you_mean, elide};
 
-const HOST_KEYS: &[&str] = &["address", "bind"];
+/// Keys of a host's table.
+pub(super) const HOST_KEYS: &[&str] = &["address", "bind"];
 
 /// Read `[hosts]`, if present.
 pub(super) fn read_hosts(top: &Table<'_, '_>, diags: &mut Diagnostics) -> Vec<Host> {

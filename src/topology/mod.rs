@@ -21,6 +21,7 @@
 //!    diagnostics of its own.
 //! 10. `compile`: the one raw-to-validated conversion, calling all of the above.
 //! 11. `load`, `summary`: reading a file and compiling it; the summary and graph of a model.
+//! 12. `schema`: the JSON Schema of topology files, for editors, from the compiler's key lists.
 
 mod checks;
 pub mod compile;
@@ -38,6 +39,7 @@ mod port;
 mod ports;
 mod process;
 pub mod raw;
+mod schema;
 mod suggest;
 mod summary;
 mod syntax;
@@ -50,4 +52,5 @@ pub use model::{
 pub use names::MAX_NAME_CHARS;
 pub use overrides::Override;
 pub use port::{Pattern, Port, TopicRule};
+pub use schema::{json_schema, json_schema_text};
 pub use summary::{dot, summary};

@@ -14,9 +14,12 @@ use super::port::{Pattern, Port, TopicRule};
 use super::raw::{Span, Table};
 use super::suggest::{did_you_mean, elide};
 
-const PATTERNS: &[&str] = &["push", "pub"];
-const PORT_KEYS: &[&str] = &["pattern", "topic_field", "topic"];
-const INPUT_KEYS: &[&str] = &["from", "topics", "drop"];
+/// The values of a port's pattern.
+pub(super) const PATTERNS: &[&str] = &["push", "pub"];
+/// Keys of a port written as a table.
+pub(super) const PORT_KEYS: &[&str] = &["pattern", "topic_field", "topic"];
+/// Keys of an input written as a table.
+pub(super) const INPUT_KEYS: &[&str] = &["from", "topics", "drop"];
 
 /// The ports of a node: `defaults` (its kind's, or `out` for a command), changed or, for a
 /// command node, replaced by `outputs`. Returns the ports and those declared in `outputs`.

@@ -1,7 +1,8 @@
 //! Help for a misspelt name: the likely intended one ("did you mean"), lists of the known
 //! ones, and user text shortened for messages. Each is bounded in time and memory whatever
-//! the file holds: a suggestion compares at most [`MAX_WORD`] characters with a banded
-//! distance, and a list names at most [`MAX_LISTED`] items.
+//! the file holds: a suggestion compares words of at most [`MAX_WORD`] characters (with
+//! `strsim`'s optimal string alignment distance), and a list names at most [`MAX_LISTED`]
+//! items.
 
 /// Words longer than this get no suggestion: no name or key is that long (names are at most
 /// [`super::names::MAX_NAME_CHARS`]), so such a word is no typo of one.
@@ -12,18 +13,20 @@ pub const MAX_LISTED: usize = 16;
 pub const MAX_QUOTED: usize = 40;
 
 /// The closest of `candidates` to `word`, if it is close enough to be a typo: the same word
-/// in another case, or a few edits away (a swap of two neighbours counts as one edit; short
-/// words allow one edit only, so `udp` does not suggest `tcp`).
+/// in another case, or a few edits away (insertions, deletions, substitutions, and a swap of
+/// two neighbours, each one edit: the optimal string alignment distance; short words allow
+/// one edit only, so `udp` does not suggest `tcp`). Ties go to the first candidate.
 pub fn did_you_mean<'a>(word: &str, candidates: impl IntoIterator<Item = &'a str>) -> Option<&'a str> {
     if word.len() > MAX_WORD * 4 {
         return None;
     }
-    let lower: Vec<char> = word.to_lowercase().chars().collect();
-    if lower.len() > MAX_WORD {
+    let lower = word.to_lowercase();
+    let lower_len = lower.chars().count();
+    if lower_len > MAX_WORD {
         return None;
     }
+    let letters = Letters::of(&lower);
     let mut best: Option<(usize, &str)> = None;
-    let mut rows = Rows::default();
     for c in candidates {
         if c.eq_ignore_ascii_case(word) {
             return Some(c);
@@ -34,67 +37,49 @@ pub fn did_you_mean<'a>(word: &str, candidates: impl IntoIterator<Item = &'a str
         }
         let allowed = if c.len() <= 3 { 1 } else { 2.max(c.len() / 3) };
         // Below `len.max(word)`: a word is never "close" to one it shares nothing with.
-        let limit = allowed.min(len.max(lower.len()) - 1);
-        if lower.len().abs_diff(len) > limit || best.is_some_and(|(d, _)| d <= lower.len().abs_diff(len)) {
+        let limit = allowed.min(len.max(lower_len) - 1);
+        // Cheap lower bounds of the distance first, the lengths then the letters: most
+        // candidates stop here, and the full distance is computed for the few that do not.
+        let beaten = |bound: usize| bound > limit || best.is_some_and(|(d, _)| d <= bound);
+        if beaten(lower_len.abs_diff(len)) || beaten(letters.distance_to(c)) {
             continue;
         }
-        if let Some(d) = rows.distance(&lower, c, limit) {
-            if best.is_none_or(|(b, _)| d < b) {
-                best = Some((d, c));
-            }
+        let d = strsim::osa_distance(&lower, c);
+        if d <= limit && best.is_none_or(|(b, _)| d < b) {
+            best = Some((d, c));
         }
     }
     best.map(|(_, c)| c)
 }
 
-/// The three rows of the optimal string alignment table, reused from one candidate to the
-/// next.
-#[derive(Default)]
-struct Rows {
-    before: Vec<usize>,
-    previous: Vec<usize>,
-    current: Vec<usize>,
-    b: Vec<char>,
-}
+/// How many of each letter a word holds, counted in 64 classes (letters in one class count
+/// as one): a lower bound of the distance to another word, in one pass over it.
+struct Letters([i32; 64]);
 
-impl Rows {
-    /// The optimal string alignment distance of `a` and `b` (insertions, deletions,
-    /// substitutions and swaps of neighbours each cost one) if it is at most `limit`.
-    fn distance(&mut self, a: &[char], b: &str, limit: usize) -> Option<usize> {
-        self.b.clear();
-        self.b.extend(b.chars());
-        let b = &self.b;
-        let n = b.len();
-        let big = usize::MAX / 2;
-        for row in [&mut self.before, &mut self.previous, &mut self.current] {
-            row.clear();
-            row.resize(n + 1, big);
+impl Letters {
+    fn class(c: char) -> usize {
+        c as usize % 64
+    }
+
+    fn of(word: &str) -> Letters {
+        let mut counts = [0; 64];
+        for c in word.chars() {
+            counts[Self::class(c)] += 1;
         }
-        for (j, cell) in self.previous.iter_mut().enumerate() {
-            *cell = j;
+        Letters(counts)
+    }
+
+    /// At most the optimal string alignment distance to `other`: an insertion or a deletion
+    /// changes one count by one, a substitution two counts by one each (one up, one down), a
+    /// swap none; so the distance is at least the larger of the two words' surpluses.
+    /// (Merging letters into classes only lowers the surpluses.)
+    fn distance_to(&self, other: &str) -> usize {
+        let mut counts = self.0;
+        for c in other.chars() {
+            counts[Self::class(c)] -= 1;
         }
-        for i in 1..=a.len() {
-            self.current.fill(big);
-            self.current[0] = i;
-            let mut row_min = self.current[0];
-            // Only cells within `limit` of the diagonal can stay within `limit`.
-            let (lo, hi) = (i.saturating_sub(limit).max(1), (i + limit).min(n));
-            for j in lo..=hi {
-                let cost = usize::from(a[i - 1] != b[j - 1]);
-                let mut best = (self.previous[j] + 1).min(self.current[j - 1] + 1).min(self.previous[j - 1] + cost);
-                if i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1] {
-                    best = best.min(self.before[j - 2] + 1);
-                }
-                self.current[j] = best;
-                row_min = row_min.min(best);
-            }
-            if row_min > limit {
-                return None;
-            }
-            std::mem::swap(&mut self.before, &mut self.previous);
-            std::mem::swap(&mut self.previous, &mut self.current);
-        }
-        Some(self.previous[n]).filter(|&d| d <= limit)
+        let (mine, theirs) = counts.iter().fold((0, 0), |(m, t), &n| if n > 0 { (m + n, t) } else { (m, t - n) });
+        mine.max(theirs) as usize
     }
 }
 
@@ -133,10 +118,54 @@ mod tests {
         assert_eq!(did_you_mean("", ["b", ""]), Some(""));
     }
 
+    // The suggestions a topology's typos get, pinned through the move to `strsim`: keys,
+    // kinds and values as the compiler lists them.
+    #[test]
+    fn typical_typos_get_their_key() {
+        let node_keys = ["kind", "command", "inputs", "replicas", "transport", "start", "restart", "max_restarts"];
+        assert_eq!(did_you_mean("replica", node_keys), Some("replicas"));
+        assert_eq!(did_you_mean("input", node_keys), Some("inputs"));
+        assert_eq!(did_you_mean("max_restart", node_keys), Some("max_restarts"));
+        assert_eq!(did_you_mean("Kind", node_keys), Some("kind"));
+        assert_eq!(did_you_mean("comand", node_keys), Some("command"));
+        assert_eq!(did_you_mean("restrat", node_keys), Some("restart"), "a swap of neighbours is one edit");
+        assert_eq!(did_you_mean("stat", node_keys), Some("start"));
+        assert_eq!(did_you_mean("replicaz", node_keys), Some("replicas"));
+        let fetch = ["url_field", "concurrency", "timeout_ms", "retries", "max_body_bytes", "user_agent"];
+        assert_eq!(did_you_mean("concurency", fetch), Some("concurrency"));
+        assert_eq!(did_you_mean("timeout", fetch), Some("timeout_ms"));
+        assert_eq!(did_you_mean("useragent", fetch), Some("user_agent"));
+        let kinds = ["lines", "fetch", "filter", "tally", "sink", "serve"];
+        assert_eq!(did_you_mean("fitler", kinds), Some("filter"));
+        assert_eq!(did_you_mean("line", kinds), Some("lines"));
+        assert_eq!(did_you_mean("server", kinds), Some("serve"));
+        assert_eq!(did_you_mean("count", kinds), None);
+        assert_eq!(did_you_mean("on_failure", ["never", "on-failure"]), Some("on-failure"));
+        assert_eq!(did_you_mean("forkserve", ["spawn", "fork", "forkserver"]), Some("forkserver"));
+        assert_eq!(did_you_mean("exactly_once", ["exactly-once", "at-most-once"]), Some("exactly-once"));
+        assert_eq!(did_you_mean("json", ["text", "jsonl"]), Some("jsonl"));
+        assert_eq!(did_you_mean("nodse", ["nodes"]), Some("nodes"));
+    }
+
     #[test]
     fn the_closest_wins_and_ties_go_to_the_first() {
         assert_eq!(did_you_mean("fetchs", ["fetch", "fetches"]), Some("fetch"));
         assert_eq!(did_you_mean("sourc", ["source", "sources"]), Some("source"));
+    }
+
+    // The letter counts may only skip candidates the full distance would refuse.
+    #[test]
+    fn the_letter_bound_is_at_most_the_distance() {
+        let words =
+            ["", "a", "ab", "ba", "abc", "cab", "replicas", "rpelicas", "Grüße", "grusse", "a!", "!a", "aaaa", "bbb"];
+        for a in words {
+            for b in words {
+                let bound = Letters::of(a).distance_to(b);
+                assert!(bound <= strsim::osa_distance(a, b), "{a:?} {b:?}: {bound}");
+            }
+        }
+        assert_eq!(Letters::of("replicas").distance_to("rpelicas"), 0, "a swap changes no count");
+        assert_eq!(Letters::of("abc").distance_to("xyz"), 3);
     }
 
     #[test]

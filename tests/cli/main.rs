@@ -47,6 +47,8 @@ mod overrides;
 mod progress;
 mod pubsub;
 mod python;
+mod schema;
+mod shell;
 mod stdio;
 mod sweep;
 mod topologies;
