@@ -41,7 +41,7 @@ fn bash_completes_commands_and_flags() {
     assert_eq!(complete(&script, "procnet run --re"), ["--report", "--repeat"]);
     assert_eq!(complete(&script, "procnet check --s"), ["--set"]);
     let commands = complete(&script, "procnet ");
-    for c in ["run", "check", "graph", "export", "schema", "completions", "man"] {
+    for c in ["run", "check", "graph", "plot", "export", "schema", "completions", "man"] {
         assert!(commands.contains(&c.to_string()), "`procnet ` offers `{c}`: {commands:?}");
     }
     // The commands procnet runs itself are hidden from `--help`, and from completion.
@@ -76,7 +76,7 @@ fn the_manual_page_has_its_sections_and_commands() {
     for section in [".TH procnet 1", ".SH NAME", ".SH SYNOPSIS", ".SH DESCRIPTION", ".SH SUBCOMMANDS", "EXIT STATUS"] {
         assert!(page.contains(section), "`{section}` in:\n{page}");
     }
-    for command in ["run", "check", "graph", "export", "schema", "completions", "man"] {
+    for command in ["run", "check", "graph", "plot", "export", "schema", "completions", "man"] {
         assert!(page.contains(&format!("procnet\\-{command}(1)")), "procnet-{command}(1) in:\n{page}");
     }
     assert!(!page.contains("forkserver") && !page.contains("procnet\\-node"), "no hidden command in:\n{page}");
@@ -101,6 +101,7 @@ fn man_dir_writes_a_page_per_command_and_they_render() {
             "procnet-export.1",
             "procnet-graph.1",
             "procnet-man.1",
+            "procnet-plot.1",
             "procnet-run.1",
             "procnet-schema.1",
             "procnet.1"
