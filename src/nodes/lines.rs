@@ -1,6 +1,8 @@
 //! `lines`: a source that reads a file (or stdin) and emits one record per non-empty line,
-//! as `{field: line}` (text) or the line's JSON object (jsonl). Replicas share the file: the
-//! replica `r` of `n` reads lines `r, r+n, r+2n, ...`, so parsing scales with replicas.
+//! as `{field: line}` (text) or the line's JSON object (jsonl). Replicas share the file: a
+//! regular file is split into `n` byte ranges, and replica `r` reads the lines that start in
+//! the `r`-th (so reading and parsing both scale with replicas); another file (a FIFO) is read
+//! whole by each, replica `r` of `n` keeping lines `r, r+n, r+2n, ...`.
 
 use std::fs::File;
 use std::io::{self, BufRead, BufReader, Read};
@@ -105,11 +107,15 @@ impl LinesConfig {
     fn run_mapped(&self, node: &mut Node, map: &memmap2::Mmap, name: &str) -> Result<(), NodeError> {
         let data: &[u8] = map;
         let mut share = Share::new(node);
-        let mut pos = 0;
+        // This replica's range: the lines that start in it, whole (docs/nodes.md).
+        let (mut pos, stop) = split(data, share.replica, share.replicas);
+        share.split = share.replicas > 1;
+        share.replica = 0;
+        share.replicas = 1;
         // The pages read so far are released every RELEASE_BYTES: they stay in the page
         // cache but leave this process, so its memory does not grow with the file.
-        let mut released = 0;
-        while pos < data.len() {
+        let mut released = pos / PAGE * PAGE;
+        while pos < stop {
             if share.lineno.is_multiple_of(STOP_CHECK_LINES) && node.stop_requested()? {
                 return Ok(());
             }
@@ -130,6 +136,7 @@ impl LinesConfig {
                 }
             };
             let line = if end - pos > share.max_line { Line::TooLong(end - pos) } else { Line::Read(&data[pos..end]) };
+            share.at = pos;
             self.line(node, &mut share, line, name)?;
             pos = end + 1;
             if pos - released >= RELEASE_BYTES {
@@ -202,7 +209,7 @@ impl LinesConfig {
             Line::Read(line) => trim_newline(line),
             Line::TooLong(n) => {
                 let why = format!("a line of {n} bytes, more than a message may carry ({} bytes)", share.max_line);
-                node.bad_record(format!("{name}:{}: {why}", share.lineno));
+                node.bad_record(format!("{}: {why}", share.place(name)));
                 return Ok(());
             }
         };
@@ -212,7 +219,7 @@ impl LinesConfig {
         // Encoded straight into the outgoing batch. serde_json reads JSON to 127 levels, so
         // every record is within the 128 that receivers must accept (protocol.md §7).
         if let Err(why) = node.send_with("out", |out| self.record(text, out, share.max_line))? {
-            node.bad_record(format!("{name}:{}: {why}", share.lineno));
+            node.bad_record(format!("{}: {why}", share.place(name)));
         }
         Ok(())
     }
@@ -270,6 +277,38 @@ struct Share {
     replicas: u64,
     lineno: u64,
     max_line: usize,
+    /// Whether this replica reads a byte range of the file (its line numbers are then the
+    /// range's, so a line is named by where it starts).
+    split: bool,
+    /// Where the line being read starts, in a mapped file.
+    at: usize,
+}
+
+impl Share {
+    /// Where the line being read is, for a message: `file:line`, or `file, byte N` in a split.
+    fn place(&self, name: &str) -> String {
+        if self.split {
+            format!("{name}, the line at byte {}", self.at)
+        } else {
+            format!("{name}:{}", self.lineno)
+        }
+    }
+}
+
+/// Replica `r` of `n`'s share of `data`: (where its first line starts, where lines stop
+/// starting for it). Range `r` is the bytes `len*r/n .. len*(r+1)/n`; a replica reads every
+/// line that starts in its range (to that line's end, past the range if need be), so each line
+/// is read by exactly one replica whatever the lengths of the lines: one longer than a range,
+/// a file without a final newline, a file of one line.
+fn split(data: &[u8], r: u64, n: u64) -> (usize, usize) {
+    let len = data.len() as u128;
+    let bound = |i: u64| (len * u128::from(i) / u128::from(n.max(1))) as usize;
+    // The first line start at or after byte `at`: 0, or just after a newline.
+    let line_start = |at: usize| match at {
+        0 => 0,
+        at => memchr::memchr(b'\n', &data[at - 1..]).map_or(data.len(), |i| at + i),
+    };
+    (line_start(bound(r)), line_start(bound(r + 1)))
 }
 
 impl Share {
@@ -281,7 +320,14 @@ impl Share {
         let max_line = id
             .max_message_bytes
             .map_or(usize::MAX, |b| usize::try_from(b).unwrap_or(usize::MAX).saturating_sub(BATCH_BYTES + RECORD_ROOM));
-        Share { replica: u64::from(id.replica), replicas: u64::from(id.replicas), lineno: 0, max_line }
+        Share {
+            replica: u64::from(id.replica),
+            replicas: u64::from(id.replicas),
+            lineno: 0,
+            max_line,
+            split: false,
+            at: 0,
+        }
     }
 }
 
@@ -305,4 +351,48 @@ fn map(file: &File) -> Option<memmap2::Mmap> {
 fn trim_newline(line: &[u8]) -> &[u8] {
     let line = line.strip_suffix(b"\n").unwrap_or(line);
     line.strip_suffix(b"\r").unwrap_or(line)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::split;
+
+    /// The lines each of `n` replicas reads of `data`, by where they start.
+    fn shares(data: &[u8], n: u64) -> Vec<Vec<usize>> {
+        (0..n)
+            .map(|r| {
+                let (mut pos, stop) = split(data, r, n);
+                let mut starts = Vec::new();
+                while pos < stop {
+                    starts.push(pos);
+                    pos = memchr::memchr(b'\n', &data[pos..]).map_or(data.len(), |i| pos + i + 1);
+                }
+                starts
+            })
+            .collect()
+    }
+
+    #[test]
+    fn every_line_is_read_by_exactly_one_replica_whatever_the_lengths() {
+        let long = format!("{}\n", "x".repeat(3 << 20));
+        let cases: Vec<Vec<u8>> = vec![
+            b"a\nbb\nccc\ndddd\n".to_vec(),
+            b"no final newline\nlast".to_vec(),
+            b"one line".to_vec(),
+            b"\n\n\n".to_vec(),
+            format!("a\n{long}b\n{long}").into_bytes(),
+            (0..1000).map(|i| format!("{}\n", "y".repeat(i % 37))).collect::<String>().into_bytes(),
+        ];
+        for data in &cases {
+            let all: Vec<usize> = shares(data, 1).concat();
+            for n in [2, 3, 4, 7, 16] {
+                let split = shares(data, n);
+                assert_eq!(split.concat(), all, "{n} replicas of {} bytes", data.len());
+            }
+        }
+        // A line longer than a range: the replicas whose range it covers read nothing.
+        let data = format!("a\n{long}b\n").into_bytes();
+        let got = shares(&data, 4);
+        assert_eq!(got.iter().filter(|s| s.is_empty()).count(), 2, "{got:?}");
+    }
 }

@@ -558,3 +558,53 @@ fn a_source_reading_a_terminal_is_refused_before_anything_starts() {
     assert!(r.stdout.contains("exit=2"), "{}", r.stdout);
     assert!(!r.stdout.contains("count.0"), "nothing may start: {}", r.stdout);
 }
+
+/// A regular file is split into byte ranges, one per replica: each line is read by exactly
+/// one replica however long the lines are (one of 3 MB across several ranges), with or
+/// without a final newline, with fewer lines than replicas, or none.
+#[test]
+fn a_replicated_source_splits_its_file_into_ranges_exactly() {
+    let s = Scratch::new();
+    let long = "x".repeat(3 << 20);
+    let mut lines: Vec<String> = (0..500).map(|i| format!("short {i}")).collect();
+    lines.insert(250, long.clone());
+    let files = [
+        ("long.txt", format!("{}\n", lines.join("\n"))),
+        ("no-final-newline.txt", lines.join("\n")),
+        ("one-line.txt", "only\n".to_string()),
+        ("two-lines.txt", format!("{long}\nend")),
+        ("empty.txt", String::new()),
+    ];
+    for (name, text) in &files {
+        s.write(name, text);
+        for replicas in [2, 3, 5] {
+            let toml = format!(
+                r#"
+                [nodes.src]
+                kind = "lines"
+                path = "{name}"
+                replicas = {replicas}
+                [nodes.out]
+                kind = "sink"
+                inputs = ["src"]
+                path = "out.jsonl"
+                "#
+            );
+            run_ok(&s, &toml);
+            let out = std::fs::read_to_string(s.path("out.jsonl")).expect("out");
+            let mut got: Vec<String> = out
+                .lines()
+                .map(|l| {
+                    serde_json::from_str::<serde_json::Value>(l).expect("json")["line"]
+                        .as_str()
+                        .expect("str")
+                        .to_string()
+                })
+                .collect();
+            let mut want: Vec<String> = text.lines().filter(|l| !l.is_empty()).map(str::to_string).collect();
+            got.sort();
+            want.sort();
+            assert!(got == want, "{name} over {replicas} replicas: {} lines, want {}", got.len(), want.len());
+        }
+    }
+}
