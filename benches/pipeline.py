@@ -432,10 +432,13 @@ replicas = {cat}
 """
 
 
-def topology(name, input_path, replicas, what, delivery="exactly-once", cat=0):
+def topology(name, input_path, replicas, what, delivery="exactly-once", cat=0, sources=1):
     path = WORK / f"{name}.toml"
     text = TOPOLOGY.format(name=name, input=os.path.relpath(input_path, WORK),
                            replicas=replicas, what=what, delivery=delivery)
+    if sources > 1:
+        # The source split into byte ranges, one per replica (docs/nodes.md).
+        text = text.replace('format = "jsonl"\n', f'format = "jsonl"\nreplicas = {sources}\n', 1)
     if cat:
         text = text.replace('inputs = ["docs"]', 'inputs = ["cat"]') + CAT_STAGE.format(cat=cat)
     path.write_text(text)
@@ -779,7 +782,7 @@ def main():
     ap.add_argument("--only", nargs="+", choices=("docs", "records", "flat"),
                     default=["docs", "records", "flat"], help="parts to run (default all)")
     ap.add_argument("--programs", nargs="+", default=None,
-                    help="programs of the docs part (default: procnet procnet-amo procnet-cat p0 p1 p2 p3 p4 p5)")
+                    help="programs of the docs part (default: procnet procnet-split procnet-amo procnet-cat p0 p1 p2 p3 p4 p5)")
     ap.add_argument("--workers", type=int, default=2, help="peer workers and procnet filter replicas")
     ap.add_argument("--interval", type=float, default=0.05, help="memory sampling interval, s")
     ap.add_argument("--hang-s", type=float, default=5.0,
@@ -835,8 +838,12 @@ def main():
                             f"{args.docs} docs, filter x{args.workers}, at most once", "at-most-once")
         topo_cat = topology("pipeline-docs-cat", corpus, args.workers,
                             f"{args.docs} docs, cat x2 (stdio), filter x{args.workers}", cat=2)
+        topo_split = topology("pipeline-docs-split", corpus, args.workers,
+                              f"{args.docs} docs, lines x2 (split), filter x{args.workers}", sources=2)
         all_programs = {
             "procnet": Program("procnet", None, f"lines x1 -> filter x{w} -> tally x1", procnet=topo),
+            "procnet-split": Program("procnet, split source", None,
+                                     f"lines x2 (byte ranges) -> filter x{w} -> tally x1", procnet=topo_split),
             "procnet-cat": Program("procnet, cat stage", None,
                                    f"lines x1 -> `cat` x2 (stdio) -> filter x{w} -> tally x1", procnet=topo_cat),
             "procnet-amo": Program("procnet, at most once", None,
