@@ -138,25 +138,30 @@ pub fn to_json(topology: &Topology, runs: &[Outcome]) -> String {
 /// is the JSON array of the `--set` flags' `PATH=VALUE`s (the same in every row).
 pub fn to_csv(topology: &Topology, runs: &[Outcome]) -> String {
     let mut out = String::from("run,node,replicas,received,sent,elapsed_s,startup_s,records_per_s,overrides,result\n");
-    let overrides = csv_field(&serde_json::to_string(&topology.overrides).expect("strings serialize"));
     for (i, o) in runs.iter().enumerate() {
-        for n in node_lines(topology, o) {
-            let result = n.result.map(|r| r.to_string()).unwrap_or_default();
-            out.push_str(&format!(
-                "{},{},{},{},{},{:.6},{:.6},{},{overrides},{}\n",
-                i + 1,
-                csv_field(n.node),
-                n.replicas,
-                n.received,
-                n.sent,
-                o.elapsed.as_secs_f64(),
-                o.startup.as_secs_f64(),
-                n.records_per_s,
-                csv_field(&result)
-            ));
-        }
+        csv_rows(&mut out, &format!("{}", i + 1), topology, o);
     }
     out
+}
+
+/// One CSV row per node of run `outcome` of `topology`, each starting with `lead` (its run
+/// columns) and ending with the overrides and the node's result.
+fn csv_rows(out: &mut String, lead: &str, topology: &Topology, outcome: &Outcome) {
+    let overrides = csv_field(&serde_json::to_string(&topology.overrides).expect("strings serialize"));
+    for n in node_lines(topology, outcome) {
+        let result = n.result.map(|r| r.to_string()).unwrap_or_default();
+        out.push_str(&format!(
+            "{lead},{},{},{},{},{:.6},{:.6},{},{overrides},{}\n",
+            csv_field(n.node),
+            n.replicas,
+            n.received,
+            n.sent,
+            outcome.elapsed.as_secs_f64(),
+            outcome.startup.as_secs_f64(),
+            n.records_per_s,
+            csv_field(&result)
+        ));
+    }
 }
 
 /// A swept value as JSON: a number or a boolean as such (`2`, `true`), anything else as the
@@ -207,23 +212,7 @@ pub fn sweep_to_csv(runs: &[Swept]) -> String {
     );
     for (i, r) in runs.iter().enumerate() {
         let point = csv_field(&serde_json::Value::Object(params(&r.point)).to_string());
-        let overrides = csv_field(&serde_json::to_string(&r.topology.overrides).expect("strings serialize"));
-        for n in node_lines(&r.topology, &r.outcome) {
-            let result = n.result.map(|v| v.to_string()).unwrap_or_default();
-            out.push_str(&format!(
-                "{},{point},{},{},{},{},{},{:.6},{:.6},{},{overrides},{}\n",
-                i + 1,
-                r.repeat,
-                csv_field(n.node),
-                n.replicas,
-                n.received,
-                n.sent,
-                r.outcome.elapsed.as_secs_f64(),
-                r.outcome.startup.as_secs_f64(),
-                n.records_per_s,
-                csv_field(&result)
-            ));
-        }
+        csv_rows(&mut out, &format!("{},{point},{}", i + 1, r.repeat), &r.topology, &r.outcome);
     }
     out
 }

@@ -227,19 +227,23 @@ impl LinesConfig {
     /// Append the record of one line to `out`, refused past `max_bytes`.
     fn record(&self, text: &[u8], out: &mut Vec<u8>, max_bytes: usize) -> Result<(), String> {
         match self.format {
-            Format::Text => {
-                let start = out.len();
-                let mut rec = Record::new();
-                rec.insert(self.field.as_str(), String::from_utf8_lossy(text).into_owned());
-                crate::wire::write_record(out, &rec);
-                if out.len() - start > max_bytes {
-                    return Err(format!("the record would be larger than {max_bytes} bytes"));
-                }
-                Ok(())
-            }
+            Format::Text => text_record(&self.field, text, out, max_bytes),
             Format::Jsonl => json_to_record_bytes(text, out, max_bytes),
         }
     }
+}
+
+/// Append the record `{field: text}` (invalid UTF-8 replaced) to `out`, refused past
+/// `max_bytes`: a text line as a record, here and for a program over stdio.
+pub(crate) fn text_record(field: &str, text: &[u8], out: &mut Vec<u8>, max_bytes: usize) -> Result<(), String> {
+    let start = out.len();
+    let mut rec = Record::new();
+    rec.insert(field, String::from_utf8_lossy(text).into_owned());
+    crate::wire::write_record(out, &rec);
+    if out.len() - start > max_bytes {
+        return Err(format!("the record would be larger than {max_bytes} bytes"));
+    }
+    Ok(())
 }
 
 /// A line as read: its bytes, or only its length when it is longer than a record may be.

@@ -24,7 +24,6 @@ use std::time::{Duration, Instant};
 use serde::{Deserialize, Serialize};
 
 use crate::record::text;
-use crate::record::Record;
 use crate::runtime::{BatchEvent, Node, NodeError, Waker};
 
 /// How records and lines map onto each other.
@@ -172,8 +171,11 @@ impl StdioConfig {
         let start = out.len();
         match self.format {
             StdioFormat::Jsonl => {
-                text::write_json(rec.bytes(), out)
-                    .map_err(|e| format!("a record could not be written as JSON: {e}"))?;
+                if let Err(e) = text::write_json(rec.bytes(), out) {
+                    // Nothing of a record that failed half-way reaches the program.
+                    out.truncate(start);
+                    return Err(format!("a record could not be written as JSON: {e}"));
+                }
             }
             StdioFormat::Lines => {
                 let Some(value) = rec.get(&self.field).filter(|v| !v.is_nil()) else {
@@ -191,10 +193,6 @@ impl StdioConfig {
                 }
                 out.extend_from_slice(&text);
             }
-        }
-        if out[start..].contains(&b'\n') {
-            out.truncate(start);
-            return Err("a record's JSON text holds a line break".into());
         }
         out.push(b'\n');
         Ok(())
@@ -226,12 +224,9 @@ impl StdioConfig {
                 }
                 node.send_with("out", |out| crate::record::json_to_record_bytes(line, out, max))?
             }
-            StdioFormat::Lines => node.send_with("out", |out| {
-                let mut rec = Record::new();
-                rec.insert(self.field.as_str(), String::from_utf8_lossy(line).into_owned());
-                crate::wire::write_record(out, &rec);
-                Ok::<(), String>(())
-            })?,
+            StdioFormat::Lines => {
+                node.send_with("out", |out| super::lines::text_record(&self.field, line, out, max))?
+            }
         };
         if let Err(why) = sent {
             node.bad_record(format!("line {n} of its stdout: {why}"));
